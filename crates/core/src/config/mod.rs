@@ -1,0 +1,409 @@
+//! Typed, layered configuration: defaults → optional TOML file → environment
+//! (`RESTOREFLOW__SECTION__KEY=value`), then [`Settings::validate`].
+
+mod secret;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use secret::Secret;
+
+/// Prefix of environment variables read by [`Settings::load`].
+pub const ENV_PREFIX: &str = "RESTOREFLOW";
+
+/// Errors raised while loading or validating configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A source could not be read or a value has the wrong type.
+    #[error("cannot load configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value parsed but makes no sense.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Every setting of every service; each service reads the sections it needs.
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Settings {
+    /// The REST gateway.
+    pub gateway: GatewaySettings,
+    /// The synthetic-data service.
+    pub synthetic_data: SyntheticDataSettings,
+    /// Metadata database.
+    pub database: DatabaseSettings,
+    /// Object storage.
+    pub storage: StorageSettings,
+    /// Message bus.
+    pub bus: BusSettings,
+    /// Job leases and recovery.
+    pub jobs: JobSettings,
+    /// Logging.
+    pub telemetry: TelemetrySettings,
+}
+
+/// Settings of the REST gateway.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewaySettings {
+    /// Address the HTTP server binds (`127.0.0.1:0` picks a free port).
+    pub http_addr: String,
+    /// API key required on mutating routes. Must be set.
+    pub api_key: Option<Secret>,
+    /// Largest accepted request body for uploads, in bytes.
+    pub max_upload_bytes: u64,
+    /// Largest accepted JSON body, in bytes.
+    pub max_json_bytes: u64,
+    /// Per-request timeout, in seconds (streaming downloads are exempt).
+    pub request_timeout_secs: u64,
+    /// gRPC endpoint of the synthetic-data service.
+    pub synthetic_data_url: String,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            http_addr: "127.0.0.1:8000".into(),
+            api_key: None,
+            max_upload_bytes: 64 * 1024 * 1024,
+            max_json_bytes: 1024 * 1024,
+            request_timeout_secs: 60,
+            synthetic_data_url: "http://127.0.0.1:50051".into(),
+        }
+    }
+}
+
+/// Settings of the synthetic-data service.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SyntheticDataSettings {
+    /// Address the gRPC server binds.
+    pub grpc_addr: String,
+    /// Largest `num_images` one job may ask for.
+    pub max_images: u32,
+    /// Whether this process also runs the job worker.
+    pub worker: bool,
+    /// Extra font directories searched besides the system fonts.
+    pub font_dirs: Vec<PathBuf>,
+}
+
+impl Default for SyntheticDataSettings {
+    fn default() -> Self {
+        Self {
+            grpc_addr: "127.0.0.1:50051".into(),
+            max_images: 10_000,
+            worker: true,
+            font_dirs: Vec::new(),
+        }
+    }
+}
+
+/// Metadata database settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// `sqlite://path?mode=rwc` (embedded) or `postgres://user@host/db`.
+    pub url: Secret,
+    /// Connection pool size.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("sqlite://restoreflow.db?mode=rwc"),
+            max_connections: 10,
+        }
+    }
+}
+
+/// Which object-store adapter to use.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// A local directory (embedded default).
+    Local,
+    /// An S3-compatible server (MinIO in deployment).
+    S3,
+}
+
+/// Object storage settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageSettings {
+    /// Adapter.
+    pub backend: StorageBackend,
+    /// Root directory of the local store.
+    pub local_root: PathBuf,
+    /// Prepended to every bucket name (isolates tests and tenants).
+    pub bucket_prefix: String,
+    /// S3 endpoint such as `http://minio:9000`; empty uses AWS.
+    pub s3_endpoint: String,
+    /// S3 region the server checks signatures against.
+    pub s3_region: String,
+    /// Access key id.
+    pub s3_access_key_id: String,
+    /// Secret access key.
+    pub s3_secret_access_key: Secret,
+    /// Multipart part size for streamed uploads, in bytes (≥ 5 MiB).
+    pub multipart_part_bytes: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            backend: StorageBackend::Local,
+            local_root: PathBuf::from("objects"),
+            bucket_prefix: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: Secret::new(""),
+            multipart_part_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Which bus adapter to use.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BusBackend {
+    /// In-process channels (embedded default).
+    Memory,
+    /// RabbitMQ over AMQP 0.9.1.
+    Amqp,
+}
+
+/// Message bus settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BusSettings {
+    /// Adapter.
+    pub backend: BusBackend,
+    /// `amqp://user:pass@host:5672/%2f`.
+    pub url: Secret,
+    /// Prepended to every queue name (isolates tests and environments).
+    pub queue_prefix: String,
+    /// Unacked deliveries per consumer. Jobs are acked once claimed in the
+    /// database, so 1 is right for long work.
+    pub prefetch: u16,
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        Self {
+            backend: BusBackend::Memory,
+            url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            queue_prefix: "restoreflow.".into(),
+            prefetch: 1,
+        }
+    }
+}
+
+/// Job lease and recovery settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobSettings {
+    /// A claimed job whose lease is older than this is considered abandoned.
+    pub lease_secs: u64,
+    /// How often a running job renews its lease.
+    pub heartbeat_secs: u64,
+    /// How often workers look for queued or abandoned jobs the bus did not deliver.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            lease_secs: 60,
+            heartbeat_secs: 15,
+            sweep_interval_secs: 15,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    /// `tracing` env-filter directive.
+    pub filter: String,
+    /// Format of stdout logs.
+    pub format: LogFormat,
+    /// Also write daily-rotated log files here.
+    pub log_dir: Option<PathBuf>,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: LogFormat::Text,
+            log_dir: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` if given, then `RESTOREFLOW__*` variables from `env`,
+    /// and validates the result. Pass `std::env::vars()` in binaries and a map in tests.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        let mut builder = config::Config::builder()
+            .add_source(config::Config::try_from(&Settings::default())?);
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("synthetic_data.font_dirs")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks cross-field rules that types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        for (name, addr) in [
+            ("gateway.http_addr", &self.gateway.http_addr),
+            ("synthetic_data.grpc_addr", &self.synthetic_data.grpc_addr),
+        ] {
+            if addr.parse::<SocketAddr>().is_err() {
+                return invalid(format!("{name} must be host:port, got {addr:?}"));
+            }
+        }
+        if self.gateway.max_upload_bytes == 0 || self.gateway.max_json_bytes == 0 {
+            return invalid("gateway body limits must be positive".into());
+        }
+        if self.gateway.request_timeout_secs == 0 {
+            return invalid("gateway.request_timeout_secs must be positive".into());
+        }
+        let url = self.database.url.expose();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return invalid("database.url must start with sqlite: or postgres://".into());
+        }
+        if self.storage.backend == StorageBackend::S3 {
+            if self.storage.s3_access_key_id.is_empty()
+                || self.storage.s3_secret_access_key.expose().is_empty()
+            {
+                return invalid("storage.s3_access_key_id and s3_secret_access_key are required for the s3 backend".into());
+            }
+            if self.storage.multipart_part_bytes < 5 * 1024 * 1024 {
+                return invalid("storage.multipart_part_bytes must be at least 5 MiB (S3 minimum)".into());
+            }
+        }
+        if !self
+            .storage
+            .bucket_prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return invalid("storage.bucket_prefix may hold only a-z, 0-9 and '-'".into());
+        }
+        if self.bus.prefetch == 0 {
+            return invalid("bus.prefetch must be at least 1".into());
+        }
+        if self.jobs.heartbeat_secs == 0 || self.jobs.heartbeat_secs * 2 > self.jobs.lease_secs {
+            return invalid("jobs.heartbeat_secs must be positive and at most half of jobs.lease_secs".into());
+        }
+        if self.synthetic_data.max_images == 0 {
+            return invalid("synthetic_data.max_images must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.gateway.http_addr, "127.0.0.1:8000");
+        assert_eq!(s.storage.backend, StorageBackend::Local);
+        assert_eq!(s.bus.backend, BusBackend::Memory);
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rf.toml");
+        std::fs::write(
+            &file,
+            "[gateway]\nhttp_addr = \"0.0.0.0:9000\"\nmax_upload_bytes = 10\n[bus]\nbackend = \"amqp\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            Some(&file),
+            env(&[
+                ("RESTOREFLOW__GATEWAY__MAX_UPLOAD_BYTES", "2048"),
+                ("RESTOREFLOW__STORAGE__BUCKET_PREFIX", "t1-"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.gateway.http_addr, "0.0.0.0:9000");
+        assert_eq!(s.gateway.max_upload_bytes, 2048);
+        assert_eq!(s.bus.backend, BusBackend::Amqp);
+        assert_eq!(s.storage.bucket_prefix, "t1-");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected_with_the_key_name() {
+        let err = Settings::load(None, env(&[("RESTOREFLOW__GATEWAY__HTTP_ADDR", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gateway.http_addr"), "{err}");
+        let err = Settings::load(None, env(&[("RESTOREFLOW__STORAGE__BACKEND", "s3")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("s3_access_key_id"), "{err}");
+        assert!(Settings::load(None, env(&[("RESTOREFLOW__BUS__PREFETCH", "lots")])).is_err());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Settings::load(
+            None,
+            env(&[("RESTOREFLOW__GATEWAY__API_KEY", "very-secret-key")]),
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("very-secret-key"));
+        assert_eq!(s.gateway.api_key.unwrap().expose(), "very-secret-key");
+    }
+}

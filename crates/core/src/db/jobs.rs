@@ -1,0 +1,503 @@
+//! Job repository: the lifecycle every job kind shares.
+//!
+//! queued → running (claimed with a lease) → completed | failed | cancelled.
+//! Claims and terminal transitions are conditional updates, so two workers can
+//! never both own a job and a terminal state is written once.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::DbError;
+use super::entity::{dataset, job, job_event};
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// Claimed by a worker.
+    Running,
+    /// Finished successfully.
+    Completed,
+    /// Finished with an error.
+    Failed,
+    /// Stopped on request.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// Every status.
+    pub const ALL: [JobStatus; 5] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    /// Database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the database spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// No further transitions.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// What a job does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Synthetic pair generation.
+    Synthetic,
+    /// Layer 2 training.
+    TrainingLayer2,
+    /// Model evaluation.
+    Evaluation,
+    /// Layer 1 evaluation.
+    Layer1Evaluation,
+}
+
+impl JobKind {
+    /// Every kind.
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Synthetic,
+        JobKind::TrainingLayer2,
+        JobKind::Evaluation,
+        JobKind::Layer1Evaluation,
+    ];
+
+    /// Database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synthetic => "synthetic",
+            Self::TrainingLayer2 => "training_layer2",
+            Self::Evaluation => "evaluation",
+            Self::Layer1Evaluation => "layer1_evaluation",
+        }
+    }
+
+    /// Parses the database spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// Inserts a queued job and its first event.
+#[tracing::instrument(skip(db, params), err)]
+pub async fn create_job(
+    db: &DatabaseConnection,
+    kind: JobKind,
+    params: Value,
+) -> Result<job::Model, DbError> {
+    let now = Utc::now();
+    let id = uuid::Uuid::new_v4().to_string();
+    let model = job::ActiveModel {
+        id: Set(id.clone()),
+        kind: Set(kind.as_str().into()),
+        status: Set(JobStatus::Queued.as_str().into()),
+        params: Set(params),
+        progress: Set(0.0),
+        attempts: Set(0),
+        error: Set(None),
+        result: Set(None),
+        lease_owner: Set(None),
+        lease_expires_at: Set(None),
+        cancel_requested: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+        started_at: Set(None),
+        finished_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    append_event(db, &id, "status", serde_json::json!({"status": "queued"})).await?;
+    Ok(model)
+}
+
+/// A job by id.
+pub async fn get_job(db: &DatabaseConnection, id: &str) -> Result<Option<job::Model>, DbError> {
+    Ok(job::Entity::find_by_id(id.to_string()).one(db).await?)
+}
+
+/// A job by id, or `NotFound`.
+pub async fn require_job(db: &DatabaseConnection, id: &str) -> Result<job::Model, DbError> {
+    get_job(db, id)
+        .await?
+        .ok_or_else(|| DbError::NotFound(format!("job {id}")))
+}
+
+/// Newest jobs first, optionally filtered.
+pub async fn list_jobs(
+    db: &DatabaseConnection,
+    kind: Option<JobKind>,
+    status: Option<JobStatus>,
+    limit: u64,
+    offset: u64,
+) -> Result<Vec<job::Model>, DbError> {
+    let mut q = job::Entity::find();
+    if let Some(k) = kind {
+        q = q.filter(job::Column::Kind.eq(k.as_str()));
+    }
+    if let Some(s) = status {
+        q = q.filter(job::Column::Status.eq(s.as_str()));
+    }
+    Ok(q.order_by_desc(job::Column::CreatedAt)
+        .order_by_desc(job::Column::Id)
+        .limit(limit)
+        .offset(offset)
+        .all(db)
+        .await?)
+}
+
+/// Number of jobs of a kind in each status.
+pub async fn count_by_status(
+    db: &DatabaseConnection,
+    kind: JobKind,
+) -> Result<Vec<(JobStatus, u64)>, DbError> {
+    let mut out = Vec::new();
+    for s in JobStatus::ALL {
+        let n = job::Entity::find()
+            .filter(job::Column::Kind.eq(kind.as_str()))
+            .filter(job::Column::Status.eq(s.as_str()))
+            .count(db)
+            .await?;
+        out.push((s, n));
+    }
+    Ok(out)
+}
+
+/// Claims a job for `worker` if it is queued, or running with an expired lease.
+/// Returns the claimed row, or `None` if someone else holds it or it is done.
+#[tracing::instrument(skip(db), err)]
+pub async fn claim_job(
+    db: &DatabaseConnection,
+    id: &str,
+    worker: &str,
+    lease: Duration,
+) -> Result<Option<job::Model>, DbError> {
+    let now = Utc::now();
+    let claimable = Condition::any()
+        .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
+        .add(
+            Condition::all()
+                .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+                .add(job::Column::LeaseExpiresAt.lt(now)),
+        );
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(JobStatus::Running.as_str()))
+        .col_expr(job::Column::LeaseOwner, Expr::value(worker))
+        .col_expr(job::Column::LeaseExpiresAt, Expr::value(now + lease))
+        .col_expr(job::Column::Attempts, Expr::col(job::Column::Attempts).add(1))
+        .col_expr(
+            job::Column::StartedAt,
+            Func::coalesce([Expr::col(job::Column::StartedAt).into(), Expr::value(now)]).into(),
+        )
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::CancelRequested.eq(false))
+        .filter(claimable)
+        .exec(db)
+        .await?;
+    if res.rows_affected != 1 {
+        return Ok(None);
+    }
+    let model = require_job(db, id).await?;
+    append_event(
+        db,
+        id,
+        "status",
+        serde_json::json!({"status": "running", "worker": worker, "attempt": model.attempts}),
+    )
+    .await?;
+    Ok(Some(model))
+}
+
+/// Extends the lease. Returns the row if `worker` still owns the running job
+/// (check `cancel_requested` on it), `None` if the lease was lost.
+pub async fn heartbeat(
+    db: &DatabaseConnection,
+    id: &str,
+    worker: &str,
+    lease: Duration,
+) -> Result<Option<job::Model>, DbError> {
+    let now = Utc::now();
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::LeaseExpiresAt, Expr::value(now + lease))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(owned_by(id, worker))
+        .exec(db)
+        .await?;
+    if res.rows_affected != 1 {
+        return Ok(None);
+    }
+    get_job(db, id).await
+}
+
+fn owned_by(id: &str, worker: &str) -> Condition {
+    Condition::all()
+        .add(job::Column::Id.eq(id))
+        .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .add(job::Column::LeaseOwner.eq(worker))
+}
+
+/// Records progress (0..=100) and a progress event carrying `detail`.
+pub async fn set_progress(
+    db: &DatabaseConnection,
+    id: &str,
+    worker: &str,
+    progress: f64,
+    detail: Value,
+) -> Result<bool, DbError> {
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::Progress, Expr::value(progress.clamp(0.0, 100.0)))
+        .col_expr(job::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(owned_by(id, worker))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 1 {
+        let mut payload = serde_json::json!({"progress": progress});
+        if let (Value::Object(p), Value::Object(d)) = (&mut payload, detail) {
+            p.extend(d);
+        }
+        append_event(db, id, "progress", payload).await?;
+    }
+    Ok(res.rows_affected == 1)
+}
+
+/// Moves a running job owned by `worker` to a terminal status, once.
+pub async fn finish_job(
+    db: &DatabaseConnection,
+    id: &str,
+    worker: &str,
+    status: JobStatus,
+    result: Option<Value>,
+    error: Option<String>,
+) -> Result<bool, DbError> {
+    debug_assert!(status.is_terminal());
+    let now = Utc::now();
+    let mut update = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(status.as_str()))
+        .col_expr(job::Column::Error, Expr::value(error.clone()))
+        .col_expr(job::Column::Result, Expr::value(result))
+        .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(job::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .col_expr(job::Column::FinishedAt, Expr::value(now));
+    if status == JobStatus::Completed {
+        update = update.col_expr(job::Column::Progress, Expr::value(100.0));
+    }
+    let res = update.filter(owned_by(id, worker)).exec(db).await?;
+    if res.rows_affected == 1 {
+        let mut payload = serde_json::json!({"status": status.as_str()});
+        if let Some(e) = error {
+            payload["error"] = Value::String(e);
+        }
+        append_event(db, id, "status", payload).await?;
+    }
+    Ok(res.rows_affected == 1)
+}
+
+/// Asks a job to stop: a queued job is cancelled at once, a running one is
+/// flagged and stops at its next checkpoint. Finished jobs cannot be cancelled.
+pub async fn request_cancel(db: &DatabaseConnection, id: &str) -> Result<job::Model, DbError> {
+    let now = Utc::now();
+    let queued = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(JobStatus::Cancelled.as_str()))
+        .col_expr(job::Column::CancelRequested, Expr::value(true))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .col_expr(job::Column::FinishedAt, Expr::value(now))
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::Status.eq(JobStatus::Queued.as_str()))
+        .exec(db)
+        .await?;
+    if queued.rows_affected == 1 {
+        append_event(db, id, "status", serde_json::json!({"status": "cancelled"})).await?;
+        return require_job(db, id).await;
+    }
+    let running = job::Entity::update_many()
+        .col_expr(job::Column::CancelRequested, Expr::value(true))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .exec(db)
+        .await?;
+    let job = require_job(db, id).await?;
+    if running.rows_affected == 1 {
+        append_event(db, id, "status", serde_json::json!({"status": "cancel_requested"})).await?;
+        return Ok(job);
+    }
+    Err(DbError::Conflict(format!(
+        "job {id} is already {} and cannot be cancelled",
+        job.status
+    )))
+}
+
+/// Ids of jobs of `kind` that a worker should pick up without a bus message:
+/// queued for longer than `grace`, or running with an expired lease.
+pub async fn find_claimable(
+    db: &DatabaseConnection,
+    kind: JobKind,
+    grace: Duration,
+    limit: u64,
+) -> Result<Vec<String>, DbError> {
+    let now = Utc::now();
+    let rows = job::Entity::find()
+        .filter(job::Column::Kind.eq(kind.as_str()))
+        .filter(job::Column::CancelRequested.eq(false))
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
+                        .add(job::Column::CreatedAt.lt(now - grace)),
+                )
+                .add(
+                    Condition::all()
+                        .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+                        .add(job::Column::LeaseExpiresAt.lt(now)),
+                ),
+        )
+        .order_by_asc(job::Column::CreatedAt)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|j| j.id).collect())
+}
+
+/// Appends an event to a job's history.
+pub async fn append_event(
+    db: &DatabaseConnection,
+    job_id: &str,
+    kind: &str,
+    payload: Value,
+) -> Result<job_event::Model, DbError> {
+    Ok(job_event::ActiveModel {
+        job_id: Set(job_id.to_string()),
+        kind: Set(kind.to_string()),
+        payload: Set(payload),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?)
+}
+
+/// Events of a job with id greater than `after`, oldest first.
+pub async fn list_events(
+    db: &DatabaseConnection,
+    job_id: &str,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<job_event::Model>, DbError> {
+    Ok(job_event::Entity::find()
+        .filter(job_event::Column::JobId.eq(job_id))
+        .filter(job_event::Column::Id.gt(after))
+        .order_by_asc(job_event::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Inserts a dataset row, replacing one with the same id (a resumed job
+/// regenerates the same dataset).
+pub async fn replace_dataset(
+    db: &DatabaseConnection,
+    row: dataset::Model,
+) -> Result<dataset::Model, DbError> {
+    dataset::Entity::delete_by_id(row.id.clone()).exec(db).await?;
+    let active: dataset::ActiveModel = row.into();
+    Ok(active.reset_all().insert(db).await?)
+}
+
+/// Newest datasets first.
+pub async fn list_datasets(
+    db: &DatabaseConnection,
+    limit: u64,
+    offset: u64,
+) -> Result<Vec<dataset::Model>, DbError> {
+    Ok(dataset::Entity::find()
+        .order_by_desc(dataset::Column::CreatedAt)
+        .limit(limit)
+        .offset(offset)
+        .all(db)
+        .await?)
+}
+
+/// Number of datasets and the sum of their pairs.
+pub async fn dataset_totals(db: &DatabaseConnection) -> Result<(u64, u64), DbError> {
+    let rows = dataset::Entity::find().all(db).await?;
+    let pairs = rows.iter().map(|d| d.num_pairs.max(0) as u64).sum();
+    Ok((rows.len() as u64, pairs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sqlite() -> (tempfile::TempDir, DatabaseConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = crate::db::connect(&url, 2).await.unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn lifecycle_claims_once_and_finishes_once() {
+        let (_d, db) = sqlite().await;
+        let job = create_job(&db, JobKind::Synthetic, serde_json::json!({"n": 1})).await.unwrap();
+        assert_eq!(job.status, "queued");
+        let lease = Duration::seconds(30);
+        let claimed = claim_job(&db, &job.id, "w1", lease).await.unwrap().unwrap();
+        assert_eq!(claimed.attempts, 1);
+        assert!(claimed.started_at.is_some());
+        assert!(claim_job(&db, &job.id, "w2", lease).await.unwrap().is_none());
+        assert!(set_progress(&db, &job.id, "w1", 50.0, serde_json::json!({"done": 1})).await.unwrap());
+        assert!(!set_progress(&db, &job.id, "w2", 60.0, Value::Null).await.unwrap());
+        assert!(finish_job(&db, &job.id, "w1", JobStatus::Completed, Some(serde_json::json!({"ok": true})), None).await.unwrap());
+        assert!(!finish_job(&db, &job.id, "w1", JobStatus::Failed, None, Some("late".into())).await.unwrap());
+        let done = require_job(&db, &job.id).await.unwrap();
+        assert_eq!(done.status, "completed");
+        assert_eq!(done.progress, 100.0);
+        let kinds: Vec<String> = list_events(&db, &job.id, 0, 100).await.unwrap().into_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, ["status", "status", "progress", "status"]);
+        assert!(request_cancel(&db, &job.id).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn expired_lease_is_reclaimable_and_cancel_works() {
+        let (_d, db) = sqlite().await;
+        let job = create_job(&db, JobKind::Synthetic, Value::Null).await.unwrap();
+        claim_job(&db, &job.id, "dead-worker", Duration::milliseconds(-1)).await.unwrap().unwrap();
+        let ids = find_claimable(&db, JobKind::Synthetic, Duration::zero(), 10).await.unwrap();
+        assert_eq!(ids, vec![job.id.clone()]);
+        let again = claim_job(&db, &job.id, "w2", Duration::seconds(30)).await.unwrap().unwrap();
+        assert_eq!(again.attempts, 2);
+        assert!(heartbeat(&db, &job.id, "dead-worker", Duration::seconds(30)).await.unwrap().is_none());
+        let flagged = request_cancel(&db, &job.id).await.unwrap();
+        assert!(flagged.cancel_requested);
+        let queued = create_job(&db, JobKind::Synthetic, Value::Null).await.unwrap();
+        assert_eq!(request_cancel(&db, &queued.id).await.unwrap().status, "cancelled");
+        assert!(claim_job(&db, &queued.id, "w", Duration::seconds(5)).await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,57 @@
+//! Conversions from database rows to the shared protobuf messages.
+
+use restoreflow_proto::v1;
+
+use super::entity::{job, job_event};
+use super::{JobKind, JobStatus};
+
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// A job row as the shared `Job` message.
+pub fn job_to_proto(j: &job::Model) -> v1::Job {
+    let kind = match JobKind::parse(&j.kind) {
+        Some(JobKind::Synthetic) => v1::JobKind::Synthetic,
+        Some(JobKind::TrainingLayer2) => v1::JobKind::TrainingLayer2,
+        Some(JobKind::Evaluation) => v1::JobKind::Evaluation,
+        Some(JobKind::Layer1Evaluation) => v1::JobKind::Layer1Evaluation,
+        None => v1::JobKind::Unspecified,
+    };
+    let status = match JobStatus::parse(&j.status) {
+        Some(JobStatus::Queued) => v1::JobStatus::Queued,
+        Some(JobStatus::Running) => v1::JobStatus::Running,
+        Some(JobStatus::Completed) => v1::JobStatus::Completed,
+        Some(JobStatus::Failed) => v1::JobStatus::Failed,
+        Some(JobStatus::Cancelled) => v1::JobStatus::Cancelled,
+        None => v1::JobStatus::Unspecified,
+    };
+    v1::Job {
+        id: j.id.clone(),
+        kind: kind as i32,
+        status: status as i32,
+        params: Some(restoreflow_proto::json_to_struct(&j.params)),
+        progress: j.progress,
+        attempts: j.attempts.max(0) as u32,
+        error: j.error.clone(),
+        result: j.result.as_ref().map(restoreflow_proto::json_to_struct),
+        created_at: Some(timestamp(j.created_at)),
+        updated_at: Some(timestamp(j.updated_at)),
+        started_at: j.started_at.map(timestamp),
+        finished_at: j.finished_at.map(timestamp),
+    }
+}
+
+/// A job event row as the shared `JobEvent` message.
+pub fn event_to_proto(e: &job_event::Model) -> v1::JobEvent {
+    v1::JobEvent {
+        id: e.id,
+        job_id: e.job_id.clone(),
+        kind: e.kind.clone(),
+        payload: Some(restoreflow_proto::json_to_struct(&e.payload)),
+        created_at: Some(timestamp(e.created_at)),
+    }
+}

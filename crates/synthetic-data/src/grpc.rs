@@ -1,0 +1,152 @@
+//! The `SyntheticDataService` gRPC implementation.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use restoreflow_core::bus::queues;
+use restoreflow_core::db::{self, JobKind, JobStatus};
+use restoreflow_core::storage::{Bucket, list_all};
+use restoreflow_core::{Backends, ErrorCode};
+use restoreflow_proto::v1::{self, synthetic_data_service_server::SyntheticDataService};
+use restoreflow_synth::{Family, FontLibrary, Pipeline};
+use tonic::{Request, Response, Status};
+
+use crate::params::{Degradation, GenerateParams, Invalid};
+
+/// Largest image accepted by `Degrade`, in bytes (the gateway enforces its own limit first).
+pub const MAX_DEGRADE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Shared state of the gRPC handlers.
+pub struct SyntheticGrpc {
+    pub(crate) backends: Backends,
+    pub(crate) fonts: Arc<FontLibrary>,
+    pub(crate) max_images: u32,
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    tracing::error!(error = %e, "internal error");
+    ErrorCode::Internal.status("internal error")
+}
+
+fn from_db(e: db::DbError) -> Status {
+    match e.code() {
+        ErrorCode::Internal => internal(e),
+        code => code.status(e.to_string()),
+    }
+}
+
+/// Message of the job wake-up published on the bus.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct JobMessage {
+    /// The job to claim.
+    pub job_id: String,
+}
+
+#[tonic::async_trait]
+impl SyntheticDataService for SyntheticGrpc {
+    #[tracing::instrument(skip(self, request), err)]
+    async fn generate(&self, request: Request<v1::GenerateRequest>) -> Result<Response<v1::Job>, Status> {
+        let params = GenerateParams::from_request(request.get_ref(), self.max_images)?;
+        let value = serde_json::to_value(&params).map_err(internal)?;
+        let job = db::create_job(&self.backends.db, JobKind::Synthetic, value)
+            .await
+            .map_err(from_db)?;
+        let msg = serde_json::to_vec(&JobMessage { job_id: job.id.clone() }).map_err(internal)?;
+        // The row is the truth: if the wake-up is lost, the worker's sweep still finds the job.
+        if let Err(e) = self.backends.bus.publish(queues::SYNTHETIC, &msg).await {
+            tracing::warn!(job_id = %job.id, error = %e, "publish failed; the recovery sweep will pick the job up");
+        }
+        Ok(Response::new(db::job_to_proto(&job)))
+    }
+
+    async fn list_presets(
+        &self,
+        _request: Request<v1::ListPresetsRequest>,
+    ) -> Result<Response<v1::ListPresetsResponse>, Status> {
+        let presets = restoreflow_synth::presets()
+            .into_iter()
+            .map(|p| v1::Preset {
+                name: p.name.to_string(),
+                description: p.description.to_string(),
+                steps: p
+                    .pipeline
+                    .steps
+                    .iter()
+                    .map(|s| v1::DegradationStep {
+                        family: s.family.name().to_string(),
+                        probability: s.probability,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let families = Family::ALL
+            .iter()
+            .map(|f| v1::Family {
+                name: f.name().to_string(),
+                description: f.description().to_string(),
+            })
+            .collect();
+        Ok(Response::new(v1::ListPresetsResponse { presets, families }))
+    }
+
+    #[tracing::instrument(skip(self, request), fields(bytes = request.get_ref().image.len()), err)]
+    async fn degrade(
+        &self,
+        request: Request<v1::DegradeRequest>,
+    ) -> Result<Response<v1::DegradeResponse>, Status> {
+        let r = request.into_inner();
+        if r.image.is_empty() {
+            return Err(ErrorCode::InvalidArgument.status("image is empty"));
+        }
+        if r.image.len() > MAX_DEGRADE_BYTES {
+            return Err(ErrorCode::PayloadTooLarge.status(format!(
+                "image is larger than {MAX_DEGRADE_BYTES} bytes"
+            )));
+        }
+        let pipeline: Pipeline = Degradation::from_request(&r.preset, &r.degradation_type)?.pipeline()?;
+        let seed = r.seed.unwrap_or_else(rand::random);
+        let out = tokio::task::spawn_blocking(move || {
+            let img = restoreflow_synth::decode_image(&r.image).map_err(|e| Invalid(e.to_string()))?;
+            let degraded = pipeline.apply(&img, seed);
+            let png = restoreflow_synth::encode_png(&degraded.image).map_err(|e| Invalid(e.to_string()))?;
+            Ok::<_, Invalid>((png, degraded.applied))
+        })
+        .await
+        .map_err(internal)??;
+        Ok(Response::new(v1::DegradeResponse {
+            png: out.0,
+            applied_json: serde_json::to_string(&out.1).map_err(internal)?,
+            seed,
+        }))
+    }
+
+    async fn get_stats(
+        &self,
+        _request: Request<v1::GetStatsRequest>,
+    ) -> Result<Response<v1::SyntheticStats>, Status> {
+        let b = &self.backends;
+        let (datasets, pairs) = db::dataset_totals(&b.db).await.map_err(from_db)?;
+        let store_err = |e: restoreflow_core::storage::StorageError| e.code().status(e.to_string());
+        let clean = list_all(b.store.as_ref(), Bucket::TrainingData, "clean/").await.map_err(store_err)?;
+        let degraded = list_all(b.store.as_ref(), Bucket::TrainingData, "degraded/").await.map_err(store_err)?;
+        let clean_names: HashSet<&str> = clean.iter().filter_map(|o| o.key.strip_prefix("clean/")).collect();
+        let matched = degraded
+            .iter()
+            .filter_map(|o| o.key.strip_prefix("degraded/"))
+            .filter(|n| clean_names.contains(n))
+            .count();
+        let counts = db::count_by_status(&b.db, JobKind::Synthetic).await.map_err(from_db)?;
+        let count = |s: JobStatus| counts.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
+        Ok(Response::new(v1::SyntheticStats {
+            datasets,
+            pairs_recorded: pairs,
+            clean_objects: clean.len() as u64,
+            degraded_objects: degraded.len() as u64,
+            matched_pairs: matched as u64,
+            jobs_queued: count(JobStatus::Queued),
+            jobs_running: count(JobStatus::Running),
+            jobs_completed: count(JobStatus::Completed),
+            jobs_failed: count(JobStatus::Failed),
+        }))
+    }
+}

@@ -1,0 +1,142 @@
+//! The synthetic-data service.
+//!
+//! Serves `restoreflow.v1.SyntheticDataService` over gRPC (with health and
+//! reflection) and runs the generation worker: jobs arrive as database rows
+//! woken by `jobs.synthetic` bus messages; each job renders clean pages and
+//! degraded twins with `restoreflow-synth` on all cores, writes PNG pairs to
+//! `training-data/{clean,degraded}/` with matching names, ground-truth text and
+//! a manifest to `synthetic-data/{dataset}/`, and records a dataset row.
+//!
+//! Run alone with `restoreflow serve synthetic-data`, or inside `restoreflow up`.
+
+mod grpc;
+mod params;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use restoreflow_core::shutdown::CancellationToken;
+use restoreflow_core::{BackendError, Backends, Settings};
+use restoreflow_proto::v1::synthetic_data_service_server::SyntheticDataServiceServer;
+use restoreflow_synth::FontLibrary;
+use tokio::net::TcpListener;
+
+pub use grpc::{JobMessage, MAX_DEGRADE_BYTES, SyntheticGrpc};
+pub use params::{DEFAULT_HEIGHT, DEFAULT_WIDTH, Degradation, GenerateParams, pair_seed};
+pub use worker::Worker;
+
+/// Errors while building or running the service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A backend could not be connected.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// No usable fonts.
+    #[error(transparent)]
+    Fonts(#[from] restoreflow_synth::SynthError),
+    /// Binding the listener failed.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("grpc server error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not be built.
+    #[error("grpc reflection error: {0}")]
+    Reflection(#[from] tonic_reflection_error::Error),
+}
+
+mod tonic_reflection_error {
+    pub use tonic_reflection::server::Error;
+}
+
+/// A built, bound, not yet running synthetic-data service.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    grpc: SyntheticGrpc,
+    worker: Option<Worker>,
+}
+
+impl Application {
+    /// Connects backends from settings, then [`Application::build_with`].
+    pub async fn build(settings: Settings) -> Result<Self, ServiceError> {
+        let backends = Backends::connect(&settings).await?;
+        Self::build_with(settings, backends).await
+    }
+
+    /// Builds on already connected backends (shared in the embedded mode) and
+    /// binds the gRPC port (port 0 picks a free one).
+    pub async fn build_with(settings: Settings, backends: Backends) -> Result<Self, ServiceError> {
+        let cfg = settings.synthetic_data.clone();
+        let dirs = cfg.font_dirs.clone();
+        let fonts = tokio::task::spawn_blocking(move || {
+            if dirs.is_empty() {
+                FontLibrary::system()
+            } else {
+                FontLibrary::from_dirs(&dirs).or_else(|_| FontLibrary::system())
+            }
+        })
+        .await
+        .map_err(|e| restoreflow_synth::SynthError::NoFonts(e.to_string()))??;
+        let fonts = Arc::new(fonts);
+        tracing::info!(families = ?fonts.family_names(), "fonts loaded");
+        let listener = TcpListener::bind(&cfg.grpc_addr)
+            .await
+            .map_err(|source| ServiceError::Bind { addr: cfg.grpc_addr.clone(), source })?;
+        let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
+            addr: cfg.grpc_addr.clone(),
+            source,
+        })?;
+        let worker = cfg
+            .worker
+            .then(|| Worker::new(backends.clone(), fonts.clone(), settings.jobs.clone()));
+        Ok(Self {
+            listener,
+            addr,
+            grpc: SyntheticGrpc {
+                backends,
+                fonts,
+                max_images: cfg.max_images,
+            },
+            worker,
+        })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves gRPC and runs the worker until `shutdown` is cancelled.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
+        let (reporter, health) = restoreflow_core::grpc::health();
+        reporter
+            .set_serving::<SyntheticDataServiceServer<SyntheticGrpc>>()
+            .await;
+        let reflection = restoreflow_core::grpc::reflection()?;
+        let worker = self
+            .worker
+            .map(|w| tokio::spawn(w.run(shutdown.clone())));
+        tracing::info!(addr = %self.addr, "synthetic-data grpc listening");
+        let result = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(SyntheticDataServiceServer::new(self.grpc))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(self.listener),
+                shutdown.clone().cancelled_owned(),
+            )
+            .await;
+        shutdown.cancel();
+        if let Some(w) = worker {
+            let _ = w.await;
+        }
+        result.map_err(ServiceError::from)
+    }
+}

@@ -1,0 +1,203 @@
+//! Validation of generation requests, shared by the gRPC handler and the worker.
+
+use restoreflow_proto::{ErrorCode, v1};
+use restoreflow_synth::{Family, MAX_SIZE, MIN_SIZE, Pipeline};
+use serde::{Deserialize, Serialize};
+
+/// Default page width (a 640x832 page is the benchmark size).
+pub const DEFAULT_WIDTH: u32 = 640;
+/// Default page height.
+pub const DEFAULT_HEIGHT: u32 = 832;
+/// Accepted dataset splits.
+pub const SPLITS: [&str; 3] = ["train", "validation", "test"];
+
+/// A request rejected with a message the caller can act on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<Invalid> for tonic::Status {
+    fn from(e: Invalid) -> Self {
+        ErrorCode::InvalidArgument.status(e.0)
+    }
+}
+
+/// Which degradations to apply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "name", rename_all = "snake_case")]
+pub enum Degradation {
+    /// A named preset.
+    Preset(String),
+    /// One family, always applied.
+    Family(Family),
+}
+
+impl Degradation {
+    /// Resolves to a concrete pipeline.
+    pub fn pipeline(&self) -> Result<Pipeline, Invalid> {
+        match self {
+            Degradation::Preset(p) => Pipeline::preset(p).map_err(|e| Invalid(e.to_string())),
+            Degradation::Family(f) => Ok(Pipeline::single(*f)),
+        }
+    }
+
+    /// Short label stored with datasets.
+    pub fn label(&self) -> String {
+        match self {
+            Degradation::Preset(p) => p.clone(),
+            Degradation::Family(f) => format!("family:{}", f.name()),
+        }
+    }
+
+    /// From the request's `preset` / `degradation_type` pair (both empty → `mixed`).
+    /// `degradation_type` may name a family or, for convenience, a preset.
+    pub fn from_request(preset: &str, degradation_type: &str) -> Result<Self, Invalid> {
+        let (preset, kind) = (preset.trim(), degradation_type.trim());
+        let d = match (preset.is_empty(), kind.is_empty()) {
+            (false, false) => {
+                return Err(Invalid(
+                    "give either preset or degradation_type, not both".into(),
+                ));
+            }
+            (true, true) => Degradation::Preset("mixed".into()),
+            (false, true) => Degradation::Preset(preset.to_string()),
+            (true, false) => match kind.parse::<Family>() {
+                Ok(f) => Degradation::Family(f),
+                Err(family_err) => {
+                    if Pipeline::preset(kind).is_ok() {
+                        Degradation::Preset(kind.to_string())
+                    } else {
+                        return Err(Invalid(format!(
+                            "unknown degradation_type {kind:?}: {family_err}; presets are {}",
+                            restoreflow_synth::presets()
+                                .iter()
+                                .map(|p| p.name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
+                    }
+                }
+            },
+        };
+        d.pipeline()?;
+        Ok(d)
+    }
+}
+
+/// A validated generation request, stored as the job's params.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerateParams {
+    /// Number of pairs.
+    pub num_images: u32,
+    /// Degradations.
+    pub degradation: Degradation,
+    /// Base seed; pair `i` uses a seed derived from it.
+    pub seed: u64,
+    /// Page width.
+    pub width: u32,
+    /// Page height.
+    pub height: u32,
+    /// Dataset split.
+    pub split: String,
+}
+
+impl GenerateParams {
+    /// Validates a request; a missing seed is drawn at random and recorded.
+    pub fn from_request(r: &v1::GenerateRequest, max_images: u32) -> Result<Self, Invalid> {
+        if r.num_images == 0 {
+            return Err(Invalid("num_images must be at least 1".into()));
+        }
+        if r.num_images > max_images {
+            return Err(Invalid(format!(
+                "num_images must be at most {max_images}, got {}",
+                r.num_images
+            )));
+        }
+        let width = r.width.unwrap_or(DEFAULT_WIDTH);
+        let height = r.height.unwrap_or(DEFAULT_HEIGHT);
+        for (name, v) in [("width", width), ("height", height)] {
+            if !(MIN_SIZE..=MAX_SIZE).contains(&v) {
+                return Err(Invalid(format!(
+                    "{name} must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {v}"
+                )));
+            }
+        }
+        let split = if r.split.trim().is_empty() {
+            "train".to_string()
+        } else {
+            r.split.trim().to_string()
+        };
+        if !SPLITS.contains(&split.as_str()) {
+            return Err(Invalid(format!(
+                "split must be one of {}, got {split:?}",
+                SPLITS.join(", ")
+            )));
+        }
+        Ok(Self {
+            num_images: r.num_images,
+            degradation: Degradation::from_request(&r.preset, &r.degradation_type)?,
+            seed: r.seed.unwrap_or_else(rand::random),
+            width,
+            height,
+            split,
+        })
+    }
+}
+
+/// Seed of pair `index` of a dataset with base seed `seed` (splitmix64), so
+/// every pair is reproducible on its own and independent of batching.
+pub fn pair_seed(seed: u64, index: u64) -> u64 {
+    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(n: u32) -> v1::GenerateRequest {
+        v1::GenerateRequest {
+            num_images: n,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let p = GenerateParams::from_request(&req(3), 100).unwrap();
+        assert_eq!((p.width, p.height), (DEFAULT_WIDTH, DEFAULT_HEIGHT));
+        assert_eq!(p.degradation, Degradation::Preset("mixed".into()));
+        assert_eq!(p.split, "train");
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_wrong() {
+        let msg = |r: v1::GenerateRequest| GenerateParams::from_request(&r, 100).unwrap_err().0;
+        assert!(msg(req(0)).contains("at least 1"));
+        assert!(msg(req(101)).contains("at most 100"));
+        assert!(msg(v1::GenerateRequest { width: Some(10), ..req(1) }).contains("width"));
+        assert!(msg(v1::GenerateRequest { height: Some(5000), ..req(1) }).contains("height"));
+        assert!(msg(v1::GenerateRequest { preset: "nope".into(), ..req(1) }).contains("nope"));
+        assert!(msg(v1::GenerateRequest { degradation_type: "nope".into(), ..req(1) }).contains("nope"));
+        assert!(msg(v1::GenerateRequest { split: "x".into(), ..req(1) }).contains("split"));
+        assert!(msg(v1::GenerateRequest { preset: "light".into(), degradation_type: "jpeg".into(), ..req(1) }).contains("not both"));
+    }
+
+    #[test]
+    fn degradation_type_accepts_families_and_presets() {
+        let family = Family::ALL[0];
+        let d = Degradation::from_request("", family.name()).unwrap();
+        assert_eq!(d, Degradation::Family(family));
+        assert_eq!(Degradation::from_request("", "heavy").unwrap(), Degradation::Preset("heavy".into()));
+    }
+
+    #[test]
+    fn pair_seeds_differ_and_repeat() {
+        assert_eq!(pair_seed(7, 3), pair_seed(7, 3));
+        let seeds: std::collections::HashSet<u64> = (0..1000).map(|i| pair_seed(7, i)).collect();
+        assert_eq!(seeds.len(), 1000);
+    }
+}
