@@ -1,14 +1,12 @@
 //! The `SyntheticDataService` gRPC implementation.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-
 use restoreflow_core::bus::queues;
 use restoreflow_core::db::{self, JobKind, JobStatus};
 use restoreflow_core::storage::{Bucket, list_all};
 use restoreflow_core::{Backends, ErrorCode};
 use restoreflow_proto::v1::{self, synthetic_data_service_server::SyntheticDataService};
-use restoreflow_synth::{Family, FontLibrary, Pipeline};
+use restoreflow_synth::{Family, Pipeline};
 use tonic::{Request, Response, Status};
 
 use crate::params::{Degradation, GenerateParams, Invalid};
@@ -19,7 +17,6 @@ pub const MAX_DEGRADE_BYTES: usize = 64 * 1024 * 1024;
 /// Shared state of the gRPC handlers.
 pub struct SyntheticGrpc {
     pub(crate) backends: Backends,
-    pub(crate) fonts: Arc<FontLibrary>,
     pub(crate) max_images: u32,
 }
 

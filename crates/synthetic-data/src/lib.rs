@@ -101,7 +101,6 @@ impl Application {
             addr,
             grpc: SyntheticGrpc {
                 backends,
-                fonts,
                 max_images: cfg.max_images,
             },
             worker,

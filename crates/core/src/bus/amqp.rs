@@ -43,6 +43,13 @@ impl AmqpBus {
         })
     }
 
+    /// Closes the connection; unacked deliveries go back to their queues.
+    pub async fn close(&self) {
+        if let Err(e) = self.conn.close(200, "closing".into()).await {
+            tracing::debug!(error = %e, "amqp close");
+        }
+    }
+
     async fn confirming_channel(conn: &Connection) -> Result<Channel, BusError> {
         let ch = conn.create_channel().await.map_err(broker)?;
         ch.confirm_select(ConfirmSelectOptions::default())
@@ -61,6 +68,14 @@ impl AmqpBus {
             durable: true,
             ..Default::default()
         };
+        if name.ends_with(DEAD_LETTER_SUFFIX) {
+            // A dead-letter queue is a plain durable queue.
+            let q = ch
+                .queue_declare(name.into(), durable, FieldTable::default())
+                .await
+                .map_err(broker)?;
+            return Ok(q.message_count());
+        }
         let dead = format!("{name}{DEAD_LETTER_SUFFIX}");
         ch.queue_declare(dead.as_str().into(), durable, FieldTable::default())
             .await

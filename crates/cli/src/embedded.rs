@@ -1,0 +1,138 @@
+//! The embedded mode: all services in one process on local backends.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use restoreflow_core::config::{BusBackend, Secret, StorageBackend};
+use restoreflow_core::shutdown::CancellationToken;
+use restoreflow_core::{Backends, Settings};
+
+/// Options of `restoreflow up`.
+#[derive(Clone, Debug)]
+pub struct EmbeddedOptions {
+    /// Where the database, objects, logs and API key live.
+    pub data_dir: PathBuf,
+    /// Gateway address; `None` keeps the configured one (127.0.0.1:8000).
+    pub http_addr: Option<String>,
+}
+
+/// Settings for the embedded mode rooted at `data_dir` (absolute).
+pub fn embedded_settings(mut base: Settings, data_dir: &Path) -> Settings {
+    base.database.url = Secret::new(format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("restoreflow.db").display()
+    ));
+    base.storage.backend = StorageBackend::Local;
+    base.storage.local_root = data_dir.join("objects");
+    base.bus.backend = BusBackend::Memory;
+    base.telemetry.log_dir = Some(data_dir.join("logs"));
+    base.synthetic_data.grpc_addr = "127.0.0.1:0".into();
+    base
+}
+
+/// The API key kept in `data_dir/api-key`, created on first start.
+pub fn load_or_create_api_key(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("api-key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let key = existing.trim().to_string();
+        if key.len() >= 16 {
+            return Ok(key);
+        }
+    }
+    let key = format!("rf_{}", hex::encode(rand::random::<[u8; 24]>()));
+    std::fs::write(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(key)
+}
+
+/// Every service, built and bound, ready to run.
+pub struct Embedded {
+    gateway: restoreflow_gateway::Application,
+    synthetic: restoreflow_synthetic_data::Application,
+    /// Effective settings.
+    pub settings: Settings,
+    /// The API key for mutating routes.
+    pub api_key: String,
+    /// Absolute data directory.
+    pub data_dir: PathBuf,
+}
+
+impl Embedded {
+    /// Creates the data dir, connects the embedded backends and binds every port.
+    pub async fn build(base: Settings, opts: EmbeddedOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&opts.data_dir)
+            .with_context(|| format!("cannot create data dir {}", opts.data_dir.display()))?;
+        let data_dir = opts.data_dir.canonicalize()?;
+        let mut settings = embedded_settings(base, &data_dir);
+        if let Some(addr) = opts.http_addr {
+            settings.gateway.http_addr = addr;
+        }
+        let api_key = match &settings.gateway.api_key {
+            Some(k) => k.expose().to_string(),
+            None => load_or_create_api_key(&data_dir)?,
+        };
+        settings.gateway.api_key = Some(Secret::new(api_key.clone()));
+        settings.validate()?;
+        let backends = Backends::connect(&settings).await?;
+        let synthetic =
+            restoreflow_synthetic_data::Application::build_with(settings.clone(), backends.clone())
+                .await?;
+        settings.gateway.synthetic_data_url = format!("http://{}", synthetic.grpc_addr());
+        let gateway = restoreflow_gateway::Application::build_with(settings.clone(), backends).await?;
+        Ok(Self { gateway, synthetic, settings, api_key, data_dir })
+    }
+
+    /// The gateway's bound address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.gateway.http_addr()
+    }
+
+    /// What `up` prints: where everything is.
+    pub fn banner(&self) -> String {
+        let http = self.http_addr();
+        format!(
+            "restoreflow is up (embedded mode)\n\
+             \x20 Gateway:    http://{http}\n\
+             \x20 API docs:   http://{http}/docs\n\
+             \x20 API key:    {key}\n\
+             \x20 Data dir:   {data}\n\
+             \x20 Database:   {db}\n\
+             \x20 Objects:    {objects}\n\
+             \x20 Logs:       {logs}\n\
+             \x20 gRPC synthetic-data: {grpc}\n\
+             Send the key as the X-API-Key header on POST/PUT requests. Press Ctrl-C to stop.",
+            key = self.api_key,
+            data = self.data_dir.display(),
+            db = self.data_dir.join("restoreflow.db").display(),
+            objects = self.data_dir.join("objects").display(),
+            logs = self.data_dir.join("logs").display(),
+            grpc = self.synthetic.grpc_addr(),
+        )
+    }
+
+    /// Runs every service until `shutdown`; stops all of them if one fails.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let synth = tokio::spawn(self.synthetic.run_until_stopped(shutdown.clone()));
+        let gw = tokio::spawn(self.gateway.run_until_stopped(shutdown.clone()));
+        let (s, g) = tokio::join!(
+            async {
+                let r = synth.await;
+                shutdown.cancel();
+                r
+            },
+            async {
+                let r = gw.await;
+                shutdown.cancel();
+                r
+            }
+        );
+        s??;
+        g??;
+        Ok(())
+    }
+}

@@ -1,0 +1,11 @@
+//! The `restoreflow` command.
+//!
+//! - `restoreflow up [--data-dir DIR]`: every service in one process on the
+//!   embedded defaults (SQLite, a local object store and logs under the data
+//!   dir, an in-process bus). Prints where things are and the API key.
+//! - `restoreflow serve <service>`: one service against the configured
+//!   backends (PostgreSQL, RabbitMQ, S3), configured by file and environment.
+
+mod embedded;
+
+pub use embedded::{Embedded, EmbeddedOptions, embedded_settings, load_or_create_api_key};

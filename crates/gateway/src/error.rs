@@ -1,0 +1,186 @@
+//! One JSON error shape for every failure: `{"error": {"code", "message", "details"}}`.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::multipart::MultipartError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use restoreflow_core::ErrorCode;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An API error; converts into the JSON error shape.
+#[derive(Debug)]
+pub struct ApiError {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable message (never internals for 5xx).
+    pub message: String,
+    /// Optional structured details.
+    pub details: Option<serde_json::Value>,
+}
+
+/// The error body, as documented in the OpenAPI spec.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorInner,
+}
+
+/// Fields of an error.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorInner {
+    /// Stable code such as `invalid_argument` or `not_found`.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// Structured details, when any.
+    pub details: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    /// An error with a code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// A 400.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    /// A 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    /// Adds details.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// A 5xx whose cause is logged but not returned.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(ErrorCode::Internal, "internal error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.http_status();
+        let body = ErrorBody {
+            error: ErrorInner {
+                code: self.code.as_str().to_string(),
+                message: self.message,
+                details: self.details,
+            },
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        resp.extensions_mut().insert(self.code);
+        resp
+    }
+}
+
+fn code_for_status(status: StatusCode) -> ErrorCode {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::InvalidArgument,
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        Self::new(code_for_status(r.status()), r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::new(code_for_status(r.status()), r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::new(code_for_status(r.status()), r.body_text())
+    }
+}
+
+impl From<MultipartError> for ApiError {
+    fn from(r: MultipartError) -> Self {
+        Self::new(code_for_status(r.status()), r.body_text())
+    }
+}
+
+impl From<axum::extract::multipart::MultipartRejection> for ApiError {
+    fn from(r: axum::extract::multipart::MultipartRejection) -> Self {
+        Self::new(code_for_status(r.status()), r.body_text())
+    }
+}
+
+impl From<restoreflow_core::storage::StorageError> for ApiError {
+    fn from(e: restoreflow_core::storage::StorageError) -> Self {
+        match e.code() {
+            ErrorCode::Internal => Self::internal(e),
+            ErrorCode::Unavailable => {
+                tracing::error!(error = %e, "storage unavailable");
+                Self::new(ErrorCode::Unavailable, "object storage is unavailable")
+            }
+            code => Self::new(code, e.to_string()),
+        }
+    }
+}
+
+impl From<restoreflow_core::db::DbError> for ApiError {
+    fn from(e: restoreflow_core::db::DbError) -> Self {
+        match e.code() {
+            ErrorCode::Internal => Self::internal(e),
+            ErrorCode::Unavailable => {
+                tracing::error!(error = %e, "database unavailable");
+                Self::new(ErrorCode::Unavailable, "database is unavailable")
+            }
+            code => Self::new(code, e.to_string()),
+        }
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(s: tonic::Status) -> Self {
+        match ErrorCode::from_grpc(s.code()) {
+            ErrorCode::Internal => Self::internal(format!("downstream: {s}")),
+            ErrorCode::Unavailable => {
+                tracing::error!(status = %s, "downstream service unavailable");
+                Self::new(ErrorCode::Unavailable, "a backend service is unavailable")
+            }
+            code => Self::new(code, s.message().to_string()),
+        }
+    }
+}
+
+/// `Json<T>` whose rejections use the shared error shape.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// `Query<T>` whose rejections use the shared error shape.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// `Path<T>` whose rejections use the shared error shape.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}

@@ -1,0 +1,158 @@
+//! The restoreflow REST gateway.
+//!
+//! An axum application that validates requests, authenticates mutating ones
+//! with an API key, and fronts the services: generic job routes read the
+//! metadata database, `/files` streams objects, `/synthetic/*` calls the
+//! synthetic-data service over gRPC. OpenAPI 3.1 at `/openapi.json`, Swagger UI
+//! (vendored, works offline) at `/docs`, Prometheus metrics at `/metrics`.
+//!
+//! Run alone with `restoreflow serve gateway`, or inside `restoreflow up`.
+
+mod auth;
+mod error;
+mod metrics;
+mod openapi;
+mod routes;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use restoreflow_core::shutdown::CancellationToken;
+use restoreflow_core::{BackendError, Backends, ErrorCode, Settings};
+use restoreflow_proto::v1::synthetic_data_service_client::SyntheticDataServiceClient;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use auth::API_KEY_HEADER;
+pub use error::{ApiError, ErrorBody};
+pub use openapi::ApiDoc;
+pub use state::AppState;
+
+/// Errors while building or running the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A backend could not be connected.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// Bad downstream URL.
+    #[error("invalid synthetic-data url: {0}")]
+    Url(String),
+    /// Binding or serving failed.
+    #[error("http server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A built, bound, not yet running gateway.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+}
+
+impl Application {
+    /// Connects backends from settings, then [`Application::build_with`].
+    pub async fn build(settings: Settings) -> Result<Self, GatewayError> {
+        let backends = Backends::connect(&settings).await?;
+        Self::build_with(settings, backends).await
+    }
+
+    /// Builds on connected backends and binds the HTTP port (0 picks a free one).
+    pub async fn build_with(settings: Settings, backends: Backends) -> Result<Self, GatewayError> {
+        let gw = settings.gateway.clone();
+        let channel = tonic::transport::Endpoint::from_shared(gw.synthetic_data_url.clone())
+            .map_err(|e| GatewayError::Url(e.to_string()))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let state = AppState {
+            backends,
+            synthetic: SyntheticDataServiceClient::new(channel.clone())
+                .max_decoding_message_size(256 * 1024 * 1024)
+                .max_encoding_message_size(256 * 1024 * 1024),
+            synthetic_channel: channel,
+            settings: Arc::new(gw.clone()),
+        };
+        let listener = TcpListener::bind(&gw.http_addr).await?;
+        let addr = listener.local_addr()?;
+        Ok(Self { listener, addr, router: router(state) })
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), GatewayError> {
+        tracing::info!(addr = %self.addr, "gateway listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await?;
+        Ok(())
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see /docs")
+}
+
+/// The full route table with middleware; public for router-level tests.
+pub fn router(state: AppState) -> Router {
+    let _ = metrics::handle();
+    let limits = state.settings.clone();
+    let timeout = Duration::from_secs(limits.request_timeout_secs);
+    // Routes with bounded work get the request timeout and the JSON body limit.
+    let bounded = Router::new()
+        .route("/health", get(routes::health::health))
+        .route("/jobs", get(routes::jobs::list_jobs))
+        .route("/jobs/{id}", get(routes::jobs::get_job))
+        .route("/jobs/{id}/events", get(routes::jobs::list_events))
+        .route("/jobs/{id}/cancel", post(routes::jobs::cancel_job))
+        .route("/synthetic/generate", post(routes::synthetic::generate))
+        .route("/synthetic/presets", get(routes::synthetic::presets))
+        .route("/synthetic/stats", get(routes::synthetic::stats))
+        .route("/synthetic/datasets", get(routes::synthetic::datasets))
+        .route("/files/{bucket}", get(routes::files::list))
+        .route(
+            "/synthetic/degrade",
+            post(routes::synthetic::degrade)
+                .layer(DefaultBodyLimit::max(limits.max_upload_bytes as usize)),
+        )
+        .layer(DefaultBodyLimit::max(limits.max_json_bytes as usize))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            timeout,
+        ));
+    // Streams: a download or upload may legitimately take longer than the timeout.
+    let streams = Router::new().route(
+        "/files/{bucket}/{*key}",
+        get(routes::files::download).put(routes::files::upload),
+    );
+    Router::new()
+        .merge(bounded)
+        .merge(streams)
+        .route("/metrics", get(metrics::render))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::new(
+                ErrorCode::Internal,
+                "internal error",
+            ))
+        }))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}

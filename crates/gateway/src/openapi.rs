@@ -1,0 +1,39 @@
+//! The OpenAPI 3.1 document served at `/openapi.json` (Swagger UI at `/docs`).
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{files, health, jobs, synthetic};
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "restoreflow", description = "Document-image restoration: synthetic data, training, models, reports."),
+    paths(
+        health::health,
+        jobs::list_jobs, jobs::get_job, jobs::list_events, jobs::cancel_job,
+        synthetic::generate, synthetic::presets, synthetic::degrade, synthetic::stats, synthetic::datasets,
+        files::list, files::download, files::upload,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorInner)),
+    modifiers(&ApiKeyAuth),
+    tags(
+        (name = "system", description = "health and metrics"),
+        (name = "jobs", description = "every asynchronous job"),
+        (name = "synthetic", description = "synthetic document pairs"),
+        (name = "files", description = "objects in the product's buckets"),
+    )
+)]
+pub struct ApiDoc;
+
+struct ApiKeyAuth;
+
+impl Modify for ApiKeyAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(crate::auth::API_KEY_HEADER))),
+        );
+    }
+}

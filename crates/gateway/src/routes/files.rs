@@ -1,0 +1,163 @@
+//! Object routes: paginated listing, streamed download, size-limited upload.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use restoreflow_core::ErrorCode;
+use restoreflow_core::storage::{Bucket, ObjectMeta, validate_key, validate_prefix};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+
+/// Query of `GET /files/{bucket}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only keys starting with this.
+    pub prefix: Option<String>,
+    /// Page size, 1..=1000 (default 100).
+    pub limit: Option<u32>,
+    /// `next_token` of the previous page.
+    pub continuation_token: Option<String>,
+}
+
+/// An object in a listing.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ObjectView {
+    /// Key within the bucket.
+    pub key: String,
+    /// Bytes.
+    pub size: u64,
+    /// Last modified.
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A page of objects.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ObjectList {
+    /// Bucket.
+    pub bucket: String,
+    /// Prefix used.
+    pub prefix: String,
+    /// Objects in key order.
+    pub objects: Vec<ObjectView>,
+    /// Pass as `continuation_token` for the next page; absent on the last page.
+    pub next_token: Option<String>,
+}
+
+fn bucket(name: &str) -> Result<Bucket, ApiError> {
+    name.parse::<Bucket>().map_err(ApiError::from)
+}
+
+/// Lists objects one page at a time (no cap: follow `next_token`).
+#[utoipa::path(get, path = "/files/{bucket}", tag = "files",
+    params(("bucket" = String, Path, description = "training-data, models, training-outputs, synthetic-data or evaluation"), ListQuery),
+    responses((status = 200, body = ObjectList), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<ApiJson<ObjectList>, ApiError> {
+    let b = bucket(&name)?;
+    let prefix = q.prefix.unwrap_or_default();
+    validate_prefix(&prefix)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let page = state
+        .backends
+        .store
+        .list(b, &prefix, q.continuation_token.as_deref(), limit)
+        .await?;
+    Ok(ApiJson(ObjectList {
+        bucket: b.to_string(),
+        prefix,
+        objects: page
+            .objects
+            .into_iter()
+            .map(|o| ObjectView { key: o.key, size: o.size, last_modified: o.last_modified })
+            .collect(),
+        next_token: page.next_token,
+    }))
+}
+
+/// Streams an object.
+#[utoipa::path(get, path = "/files/{bucket}/{key}", tag = "files",
+    params(("bucket" = String, Path), ("key" = String, Path, description = "object key, may contain '/'")),
+    responses((status = 200, description = "the object's bytes"), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn download(
+    State(state): State<AppState>,
+    ApiPath((name, key)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let b = bucket(&name)?;
+    validate_key(&key)?;
+    let obj = state.backends.store.get(b, &key).await?;
+    let ct = obj
+        .meta
+        .content_type
+        .clone()
+        .filter(|c| c != "binary/octet-stream" && !c.is_empty())
+        .unwrap_or_else(|| restoreflow_core::storage::content_type_for(&key).to_string());
+    let mut resp = Body::from_stream(obj.stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(&ct).map_err(ApiError::internal)?);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(obj.meta.size));
+    let file = key.rsplit('/').next().unwrap_or(&key).replace('"', "");
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{file}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+/// Streams the request body into an object, refusing bodies over the
+/// configured limit (nothing is stored then).
+#[utoipa::path(put, path = "/files/{bucket}/{key}", tag = "files",
+    params(("bucket" = String, Path), ("key" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    security(("api_key" = [])),
+    responses((status = 201, body = ObjectView), (status = 400, body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody)))]
+pub async fn upload(
+    State(state): State<AppState>,
+    ApiPath((name, key)): ApiPath<(String, String)>,
+    req: Request,
+) -> Result<(StatusCode, ApiJson<ObjectView>), ApiError> {
+    let b = bucket(&name)?;
+    validate_key(&key)?;
+    let limit = state.settings.max_upload_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("upload is larger than the limit of {limit} bytes"),
+        ));
+    }
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| restoreflow_core::storage::content_type_for(&key))
+        .to_string();
+    let stream = req
+        .into_body()
+        .into_data_stream()
+        .map_err(std::io::Error::other);
+    let meta: ObjectMeta = state
+        .backends
+        .store
+        .put_stream(b, &key, Box::pin(stream), &ct, Some(limit))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(ObjectView { key: meta.key, size: meta.size, last_modified: meta.last_modified }),
+    ))
+}

@@ -1,0 +1,100 @@
+//! `GET /health`: really checks the database, the bus, storage and the
+//! synthetic-data service.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+/// One dependency's check.
+#[derive(Serialize, ToSchema)]
+pub struct Check {
+    /// Whether it answered correctly.
+    pub ok: bool,
+    /// Round-trip time.
+    pub latency_ms: f64,
+    /// Adapter in use (`postgres`, `sqlite`, `s3`, `local`, `amqp`, `memory`, `grpc`).
+    pub backend: String,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Health of the gateway and what it depends on.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when every check passed, else `degraded`.
+    pub status: String,
+    /// Crate version.
+    pub version: String,
+    /// Per-dependency results.
+    pub checks: std::collections::BTreeMap<String, Check>,
+}
+
+async fn timed<F, E>(backend: &str, fut: F) -> Check
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let start = Instant::now();
+    let res = tokio::time::timeout(Duration::from_secs(5), fut).await;
+    let error = match res {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("timed out after 5 s".into()),
+    };
+    Check {
+        ok: error.is_none(),
+        latency_ms: start.elapsed().as_secs_f64() * 1000.0,
+        backend: backend.to_string(),
+        error,
+    }
+}
+
+/// Checks every dependency; 200 when all are fine, 503 otherwise.
+#[utoipa::path(get, path = "/health", tag = "system",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    use sea_orm::ConnectionTrait;
+    let b = &state.backends;
+    let db_backend = format!("{:?}", b.db.get_database_backend()).to_lowercase();
+    let mut grpc = tonic_health::pb::health_client::HealthClient::new(state.synthetic_channel.clone());
+    let (database, bus, storage, synthetic) = tokio::join!(
+        timed(&db_backend, restoreflow_core::db::ping(&b.db)),
+        timed(b.bus.backend(), b.bus.health()),
+        timed(b.store.backend(), b.store.health()),
+        timed("grpc", async move {
+            let resp = grpc
+                .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+                .await
+                .map_err(|s| s.message().to_string())?;
+            match resp.into_inner().status() {
+                tonic_health::pb::health_check_response::ServingStatus::Serving => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }),
+    );
+    let checks: std::collections::BTreeMap<String, Check> = [
+        ("database", database),
+        ("bus", bus),
+        ("storage", storage),
+        ("synthetic_data", synthetic),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let ok = checks.values().all(|c| c.ok);
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (
+        status,
+        Json(Health {
+            status: if ok { "ok" } else { "degraded" }.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            checks,
+        }),
+    )
+}

@@ -1,0 +1,6 @@
+//! Route table.
+
+pub mod files;
+pub mod health;
+pub mod jobs;
+pub mod synthetic;

@@ -1,0 +1,343 @@
+//! Synthetic-data routes; the synthetic-data service does the work over gRPC.
+
+use axum::extract::{Multipart, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use restoreflow_core::db;
+use restoreflow_proto::v1;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::state::AppState;
+
+/// Body of `POST /synthetic/generate`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateBody {
+    /// Pairs to generate (1..=configured maximum, 10,000 by default).
+    pub num_images: u32,
+    /// A degradation family (e.g. `gaussian_noise`) or a preset name.
+    pub degradation_type: Option<String>,
+    /// A preset: `light`, `scan`, `photo`, `heavy`, `mixed` (default).
+    pub preset: Option<String>,
+    /// Base seed; random (and recorded) when absent.
+    pub seed: Option<u64>,
+    /// Page width in pixels (64..=4096, default 640).
+    pub width: Option<u32>,
+    /// Page height in pixels (64..=4096, default 832).
+    pub height: Option<u32>,
+    /// `train` (default), `validation` or `test`.
+    pub split: Option<String>,
+}
+
+/// Answer of `POST /synthetic/generate`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    /// The queued job.
+    pub job_id: String,
+    /// Always `queued`.
+    pub status: String,
+    /// Where to poll.
+    pub status_url: String,
+}
+
+/// Queues a generation job and returns at once.
+#[utoipa::path(post, path = "/synthetic/generate", tag = "synthetic", request_body = GenerateBody,
+    security(("api_key" = [])),
+    responses((status = 202, body = Accepted), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)))]
+pub async fn generate(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<GenerateBody>,
+) -> Result<(StatusCode, ApiJson<Accepted>), ApiError> {
+    let req = v1::GenerateRequest {
+        num_images: body.num_images,
+        preset: body.preset.unwrap_or_default(),
+        degradation_type: body.degradation_type.unwrap_or_default(),
+        seed: body.seed,
+        width: body.width,
+        height: body.height,
+        split: body.split.unwrap_or_default(),
+    };
+    let job = state.synthetic.clone().generate(req).await?.into_inner();
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(Accepted {
+            status_url: format!("/jobs/{}", job.id),
+            job_id: job.id,
+            status: "queued".into(),
+        }),
+    ))
+}
+
+/// A preset step.
+#[derive(Serialize, ToSchema)]
+pub struct StepView {
+    /// Family name.
+    pub family: String,
+    /// Chance of being applied to a page.
+    pub probability: f32,
+}
+
+/// A named preset.
+#[derive(Serialize, ToSchema)]
+pub struct PresetView {
+    /// Name.
+    pub name: String,
+    /// What it imitates.
+    pub description: String,
+    /// Its families.
+    pub steps: Vec<StepView>,
+}
+
+/// A degradation family.
+#[derive(Serialize, ToSchema)]
+pub struct FamilyView {
+    /// Name (usable as `degradation_type`).
+    pub name: String,
+    /// What it imitates.
+    pub description: String,
+}
+
+/// Presets and families.
+#[derive(Serialize, ToSchema)]
+pub struct PresetList {
+    /// Named presets.
+    pub presets: Vec<PresetView>,
+    /// Every degradation family.
+    pub families: Vec<FamilyView>,
+}
+
+/// Lists presets and degradation families.
+#[utoipa::path(get, path = "/synthetic/presets", tag = "synthetic",
+    responses((status = 200, body = PresetList)))]
+pub async fn presets(State(state): State<AppState>) -> Result<ApiJson<PresetList>, ApiError> {
+    let r = state
+        .synthetic
+        .clone()
+        .list_presets(v1::ListPresetsRequest {})
+        .await?
+        .into_inner();
+    Ok(ApiJson(PresetList {
+        presets: r
+            .presets
+            .into_iter()
+            .map(|p| PresetView {
+                name: p.name,
+                description: p.description,
+                steps: p
+                    .steps
+                    .into_iter()
+                    .map(|s| StepView { family: s.family, probability: s.probability })
+                    .collect(),
+            })
+            .collect(),
+        families: r
+            .families
+            .into_iter()
+            .map(|f| FamilyView { name: f.name, description: f.description })
+            .collect(),
+    }))
+}
+
+/// Options of `POST /synthetic/degrade` (as query parameters or form fields).
+#[derive(Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
+pub struct DegradeQuery {
+    /// Preset name (default `mixed`).
+    pub preset: Option<String>,
+    /// One family (or a preset name).
+    pub degradation_type: Option<String>,
+    /// Seed; random when absent (echoed in `X-Restoreflow-Seed`).
+    pub seed: Option<u64>,
+}
+
+/// Multipart form of `POST /synthetic/degrade`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DegradeForm {
+    /// The image (PNG, JPEG).
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    image: String,
+    /// Preset name.
+    preset: Option<String>,
+    /// Family or preset name.
+    degradation_type: Option<String>,
+    /// Seed.
+    seed: Option<u64>,
+}
+
+/// Degrades one uploaded image and returns the PNG; the applied degradations
+/// (with sampled parameters) come back in `X-Restoreflow-Degradations`.
+#[utoipa::path(post, path = "/synthetic/degrade", tag = "synthetic", params(DegradeQuery),
+    request_body(content = DegradeForm, content_type = "multipart/form-data"),
+    security(("api_key" = [])),
+    responses((status = 200, content_type = "image/png", description = "degraded PNG"),
+        (status = 400, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
+pub async fn degrade(
+    State(state): State<AppState>,
+    ApiQuery(mut q): ApiQuery<DegradeQuery>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let mut multipart = multipart?;
+    let mut image: Option<bytes::Bytes> = None;
+    while let Some(field) = multipart.next_field().await? {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "image" | "file" => image = Some(field.bytes().await?),
+            "preset" => q.preset = Some(field.text().await?),
+            "degradation_type" => q.degradation_type = Some(field.text().await?),
+            "seed" => {
+                let text = field.text().await?;
+                q.seed = Some(text.trim().parse().map_err(|_| {
+                    ApiError::invalid(format!("seed must be a non-negative integer, got {text:?}"))
+                })?);
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unexpected form field {other:?}; expected image, preset, degradation_type, seed"
+                )));
+            }
+        }
+    }
+    let image = image.ok_or_else(|| ApiError::invalid("missing form field \"image\""))?;
+    let r = state
+        .synthetic
+        .clone()
+        .degrade(v1::DegradeRequest {
+            image: image.to_vec(),
+            preset: q.preset.unwrap_or_default(),
+            degradation_type: q.degradation_type.unwrap_or_default(),
+            seed: q.seed,
+        })
+        .await?
+        .into_inner();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png".to_string()),
+            (header::HeaderName::from_static("x-restoreflow-degradations"), r.applied_json),
+            (header::HeaderName::from_static("x-restoreflow-seed"), r.seed.to_string()),
+        ],
+        r.png,
+    )
+        .into_response())
+}
+
+/// What synthetic data exists.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct StatsView {
+    /// Datasets recorded.
+    pub datasets: u64,
+    /// Pairs recorded across datasets.
+    pub pairs_recorded: u64,
+    /// Objects under `training-data/clean/`.
+    pub clean_objects: u64,
+    /// Objects under `training-data/degraded/`.
+    pub degraded_objects: u64,
+    /// Clean objects with a degraded twin of the same name.
+    pub matched_pairs: u64,
+    /// Generation jobs by status.
+    pub jobs: JobCounts,
+}
+
+/// Job counts by status.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct JobCounts {
+    /// Waiting.
+    pub queued: u64,
+    /// Running.
+    pub running: u64,
+    /// Done.
+    pub completed: u64,
+    /// Failed.
+    pub failed: u64,
+}
+
+/// Counts datasets, stored pairs and generation jobs.
+#[utoipa::path(get, path = "/synthetic/stats", tag = "synthetic",
+    responses((status = 200, body = StatsView)))]
+pub async fn stats(State(state): State<AppState>) -> Result<ApiJson<StatsView>, ApiError> {
+    let s = state.synthetic.clone().get_stats(v1::GetStatsRequest {}).await?.into_inner();
+    Ok(ApiJson(StatsView {
+        datasets: s.datasets,
+        pairs_recorded: s.pairs_recorded,
+        clean_objects: s.clean_objects,
+        degraded_objects: s.degraded_objects,
+        matched_pairs: s.matched_pairs,
+        jobs: JobCounts {
+            queued: s.jobs_queued,
+            running: s.jobs_running,
+            completed: s.jobs_completed,
+            failed: s.jobs_failed,
+        },
+    }))
+}
+
+/// A dataset row.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct DatasetView {
+    /// Id (also the file-name prefix of its pairs).
+    pub id: String,
+    /// Producing job.
+    pub job_id: Option<String>,
+    /// Preset or `family:<name>`.
+    pub degradation: String,
+    /// Split.
+    pub split: String,
+    /// Base seed.
+    pub seed: i64,
+    /// Pairs.
+    pub num_pairs: i32,
+    /// Width.
+    pub width: i32,
+    /// Height.
+    pub height: i32,
+    /// `bucket/key` of the manifest.
+    pub manifest_key: String,
+    /// sha256 over per-file hashes.
+    pub content_hash: String,
+    /// Created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Paging of `GET /synthetic/datasets`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DatasetQuery {
+    /// 1..=200 (default 50).
+    pub limit: Option<u64>,
+    /// Rows to skip.
+    pub offset: Option<u64>,
+}
+
+/// Lists datasets, newest first.
+#[utoipa::path(get, path = "/synthetic/datasets", tag = "synthetic", params(DatasetQuery),
+    responses((status = 200, body = Vec<DatasetView>)))]
+pub async fn datasets(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<DatasetQuery>,
+) -> Result<ApiJson<Vec<DatasetView>>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 200"));
+    }
+    let rows = db::list_datasets(&state.backends.db, limit, q.offset.unwrap_or(0)).await?;
+    Ok(ApiJson(
+        rows.into_iter()
+            .map(|d| DatasetView {
+                id: d.id,
+                job_id: d.job_id,
+                degradation: d.degradation,
+                split: d.split,
+                seed: d.seed,
+                num_pairs: d.num_pairs,
+                width: d.width,
+                height: d.height,
+                manifest_key: d.manifest_key,
+                content_hash: d.content_hash,
+                created_at: d.created_at,
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,21 @@
+//! Shared state of the handlers.
+
+use std::sync::Arc;
+
+use restoreflow_core::Backends;
+use restoreflow_core::config::GatewaySettings;
+use restoreflow_proto::v1::synthetic_data_service_client::SyntheticDataServiceClient;
+use tonic::transport::Channel;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Metadata, objects, bus.
+    pub backends: Backends,
+    /// The synthetic-data service.
+    pub synthetic: SyntheticDataServiceClient<Channel>,
+    /// Channel to the synthetic-data service (for its gRPC health).
+    pub synthetic_channel: Channel,
+    /// Gateway settings (limits, key).
+    pub settings: Arc<GatewaySettings>,
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test of restoreflow on a fresh machine: makes sure PostgreSQL and
+# RabbitMQ are up, installs and starts the S3 server (Garage), then runs the
+# whole workspace's tests (unit tests and end-to-end tests on embedded and real
+# backends).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
+if ! pg_up; then
+  echo "postgresql: starting"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  for _ in $(seq 1 50); do pg_up && break; sleep 0.2; done
+fi
+pg_up || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+
+amqp_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! amqp_up; then
+  echo "rabbitmq: starting"
+  rabbitmq-server -detached || true
+  for _ in $(seq 1 150); do amqp_up && break; sleep 0.2; done
+fi
+amqp_up || { echo "RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
+
+./scripts/garage.sh
+
+# Leftover test databases from earlier runs.
+psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
+  "SELECT datname FROM pg_database WHERE datname LIKE 'rf_test_%'" 2>/dev/null |
+  while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; done
+
+export RESTOREFLOW_TEST_PG_URL="${RESTOREFLOW_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export RESTOREFLOW_TEST_AMQP_URL="${RESTOREFLOW_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+export RESTOREFLOW_TEST_S3_ENDPOINT="${RESTOREFLOW_TEST_S3_ENDPOINT:-http://127.0.0.1:3900}"
+
+cargo test --workspace --locked "$@"

@@ -1,0 +1,8 @@
+//! End-to-end tests: the services over HTTP and gRPC on the embedded backends
+//! and on real PostgreSQL, RabbitMQ and S3.
+
+mod bad_input;
+mod bus;
+mod storage;
+mod synthetic;
+mod system;

@@ -1,0 +1,198 @@
+//! Generating synthetic pairs through the gateway, end to end.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use restoreflow_core::storage::{Bucket, get_bytes, list_all};
+use restoreflow_tests::{Kind, TestApp, sha256};
+use serde_json::{Value, json};
+
+/// Generates `n` pairs and checks everything a user and a trainer rely on:
+/// listing with pagination, matching names, downloads, manifest hashes, the
+/// dataset row and the stats. Returns the finished job.
+async fn generate_and_verify(app: &TestApp, n: u64, width: u32, height: u32) -> Value {
+    let id = app
+        .generate(json!({"num_images": n, "preset": "mixed", "seed": 42, "width": width, "height": height}))
+        .await;
+    let job = app.wait_job(&id, Duration::from_secs(240)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["progress"], 100.0);
+    assert!(job["started_at"].is_string() && job["finished_at"].is_string());
+    let result = &job["result"];
+    let dataset = result["dataset_id"].as_str().expect("dataset id").to_string();
+    assert_eq!(result["num_pairs"], n);
+
+    // Listing pages through every key (page size 7 forces several pages).
+    let clean: BTreeSet<String> = app
+        .list_keys("training-data", &format!("clean/{dataset}_"), 7)
+        .await
+        .into_iter()
+        .map(|k| k.trim_start_matches("clean/").to_string())
+        .collect();
+    let degraded: BTreeSet<String> = app
+        .list_keys("training-data", &format!("degraded/{dataset}_"), 7)
+        .await
+        .into_iter()
+        .map(|k| k.trim_start_matches("degraded/").to_string())
+        .collect();
+    assert_eq!(clean.len() as u64, n);
+    assert_eq!(clean, degraded, "clean and degraded names must match");
+
+    // The manifest's hashes match the bytes served by the gateway.
+    let (status, manifest) = app.get_bytes(&format!("/files/synthetic-data/{dataset}/manifest.json")).await;
+    assert_eq!(status, 200);
+    let manifest: Value = serde_json::from_slice(&manifest).expect("manifest is JSON");
+    assert_eq!(manifest["seed"], 42);
+    assert_eq!(manifest["content_hash"], result["content_hash"]);
+    let pairs = manifest["pairs"].as_array().expect("pairs");
+    assert_eq!(pairs.len() as u64, n);
+    for p in pairs {
+        let name = p["name"].as_str().unwrap();
+        assert!(clean.contains(name), "{name} not listed");
+        let (s, c) = app.get_bytes(&format!("/files/training-data/clean/{name}")).await;
+        assert_eq!(s, 200);
+        let (s, d) = app.get_bytes(&format!("/files/training-data/degraded/{name}")).await;
+        assert_eq!(s, 200);
+        assert_eq!(sha256(&c), p["clean_sha256"].as_str().unwrap(), "{name} clean hash");
+        assert_eq!(sha256(&d), p["degraded_sha256"].as_str().unwrap(), "{name} degraded hash");
+        assert_ne!(c, d, "degraded must differ from clean");
+        let ci = image::load_from_memory(&c).expect("clean is an image");
+        let di = image::load_from_memory(&d).expect("degraded is an image");
+        assert_eq!((ci.width(), ci.height()), (width, height));
+        assert_eq!((di.width(), di.height()), (width, height), "pairs stay aligned");
+        assert!(!p["degradations"].as_array().unwrap().is_empty(), "degradations recorded");
+        // Ground-truth text exists for OCR metrics.
+        let text_key = p["text_key"].as_str().unwrap().trim_start_matches("synthetic-data/");
+        let (s, t) = app.get_bytes(&format!("/files/synthetic-data/{text_key}")).await;
+        assert_eq!(s, 200);
+        assert!(String::from_utf8_lossy(&t).split_whitespace().count() > 20);
+    }
+
+    // The content hash is recomputable from the manifest entries.
+    let mut lines: Vec<String> = pairs
+        .iter()
+        .map(|p| format!("{} {} {}\n", p["name"].as_str().unwrap(), p["clean_sha256"].as_str().unwrap(), p["degraded_sha256"].as_str().unwrap()))
+        .collect();
+    lines.sort();
+    assert_eq!(sha256(lines.concat().as_bytes()), manifest["content_hash"].as_str().unwrap());
+
+    let (status, datasets) = app.get_json("/synthetic/datasets").await;
+    assert_eq!(status, 200);
+    let row = datasets.as_array().unwrap().iter().find(|d| d["id"] == dataset.as_str()).expect("dataset row");
+    assert_eq!(row["num_pairs"], n);
+    assert_eq!(row["content_hash"], manifest["content_hash"]);
+    job
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_generates_twenty_pairs_that_can_be_listed_and_downloaded() {
+    let app = TestApp::spawn(Kind::Embedded).await;
+    generate_and_verify(&app, 20, 640, 832).await;
+    let (status, stats) = app.get_json("/synthetic/stats").await;
+    assert_eq!(status, 200);
+    assert_eq!(stats["matched_pairs"], 20);
+    assert_eq!(stats["datasets"], 1);
+    assert_eq!(stats["jobs"]["completed"], 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_backends_store_pairs_in_s3_and_jobs_in_postgres() {
+    let app = TestApp::spawn(Kind::Real).await;
+    let job = generate_and_verify(&app, 12, 320, 416).await;
+    let dataset = job["result"]["dataset_id"].as_str().unwrap();
+
+    // Look at S3 directly, not through the gateway.
+    let store = app.backends.store.as_ref();
+    assert_eq!(store.backend(), "s3");
+    let clean = list_all(store, Bucket::TrainingData, &format!("clean/{dataset}_")).await.unwrap();
+    let degraded = list_all(store, Bucket::TrainingData, &format!("degraded/{dataset}_")).await.unwrap();
+    assert_eq!(clean.len(), 12);
+    let names = |v: &[restoreflow_core::storage::ObjectMeta], p: &str| -> BTreeSet<String> {
+        v.iter().map(|o| o.key.trim_start_matches(p).to_string()).collect()
+    };
+    assert_eq!(names(&clean, "clean/"), names(&degraded, "degraded/"));
+    let manifest = get_bytes(store, Bucket::SyntheticData, &format!("{dataset}/manifest.json"), 1 << 24).await.unwrap();
+    let manifest: Value = serde_json::from_slice(&manifest).unwrap();
+    for p in manifest["pairs"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let bytes = get_bytes(store, Bucket::TrainingData, &format!("degraded/{name}"), 1 << 26).await.unwrap();
+        assert_eq!(restoreflow_tests::sha256(&bytes), p["degraded_sha256"].as_str().unwrap());
+    }
+
+    // The job row and its events live in PostgreSQL.
+    let db = &app.backends.db;
+    assert_eq!(format!("{:?}", sea_orm::ConnectionTrait::get_database_backend(db)), "Postgres");
+    let row = restoreflow_core::db::require_job(db, job["id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(row.status, "completed");
+    assert_eq!(row.attempts, 1);
+    let events = restoreflow_core::db::list_events(db, &row.id, 0, 100).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "progress"));
+    assert_eq!(events.last().unwrap().payload["status"], "completed");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_without_a_bus_message_is_recovered_by_the_sweep() {
+    let app = TestApp::spawn(Kind::Real).await;
+    // As if the gateway had crashed between the insert and the publish.
+    let params = json!({"num_images": 2, "degradation": {"type": "family", "name": "gaussian_blur"},
+        "seed": 5, "width": 128, "height": 160, "split": "train"});
+    let job = restoreflow_core::db::create_job(&app.backends.db, restoreflow_core::db::JobKind::Synthetic, params)
+        .await
+        .unwrap();
+    let done = app.wait_job(&job.id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["result"]["num_pairs"], 2);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_restart_on_the_same_data_dir_keeps_everything() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let app = TestApp::spawn_embedded(dir.clone()).await;
+    let key = app.api_key.clone();
+    let id = app.generate(json!({"num_images": 3, "preset": "light", "width": 128, "height": 160})).await;
+    let job = app.wait_job(&id, Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "completed");
+    app.stop().await;
+
+    let again = TestApp::spawn_embedded(dir).await;
+    assert_eq!(again.api_key, key, "the API key survives restarts");
+    let (status, job2) = again.get_json(&format!("/jobs/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(job2["status"], "completed");
+    assert_eq!(again.list_keys("training-data", "clean/", 100).await.len(), 3);
+    let (_, stats) = again.get_json("/synthetic/stats").await;
+    assert_eq!(stats["datasets"], 1);
+    again.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelling_a_running_job_removes_its_partial_pairs() {
+    let app = TestApp::spawn(Kind::Embedded).await;
+    let id = app.generate(json!({"num_images": 400, "width": 640, "height": 832})).await;
+    // Wait until it is running with some pairs stored.
+    loop {
+        let (_, job) = app.get_json(&format!("/jobs/{id}")).await;
+        if job["status"] == "running" && job["progress"].as_f64().unwrap() > 0.0 {
+            break;
+        }
+        assert_ne!(job["status"], "completed", "job finished before it could be cancelled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = app
+        .http
+        .post(app.url(&format!("/jobs/{id}/cancel")))
+        .header("x-api-key", &app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let job = app.wait_job(&id, Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "cancelled");
+    assert!(app.list_keys("training-data", "", 1000).await.is_empty(), "partial pairs removed");
+    let (status, err) = app.post_json(&format!("/jobs/{id}/cancel"), &json!({})).await;
+    assert_eq!(status, 409, "{err}");
+    app.stop().await;
+}
