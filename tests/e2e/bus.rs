@@ -6,7 +6,8 @@ use restoreflow_core::bus::{AmqpBus, Bus};
 use restoreflow_tests::unique;
 
 fn url() -> String {
-    std::env::var("RESTOREFLOW_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("RESTOREFLOW_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 async fn next(c: &mut Box<dyn restoreflow_core::bus::Consumer>) -> restoreflow_core::bus::Delivery {

@@ -10,7 +10,10 @@ use restoreflow_tests::{Kind, TestApp, s3_store, sha256, unique};
 async fn s3_listing_paginates_past_1000_keys() {
     let store = s3_store(&unique());
     store.ensure_buckets().await.unwrap();
-    store.ensure_buckets().await.expect("bucket creation is idempotent");
+    store
+        .ensure_buckets()
+        .await
+        .expect("bucket creation is idempotent");
     store.health().await.unwrap();
     let n = 1005;
     futures::stream::iter(0..n)
@@ -18,7 +21,12 @@ async fn s3_listing_paginates_past_1000_keys() {
             let store = store.clone();
             async move {
                 store
-                    .put(Bucket::Evaluation, &format!("many/{i:05}.txt"), Bytes::from(i.to_string()), "text/plain")
+                    .put(
+                        Bucket::Evaluation,
+                        &format!("many/{i:05}.txt"),
+                        Bytes::from(i.to_string()),
+                        "text/plain",
+                    )
                     .await
                     .unwrap()
             }
@@ -26,9 +34,15 @@ async fn s3_listing_paginates_past_1000_keys() {
         .buffer_unordered(32)
         .collect::<Vec<_>>()
         .await;
-    let first = store.list(Bucket::Evaluation, "many/", None, 1000).await.unwrap();
+    let first = store
+        .list(Bucket::Evaluation, "many/", None, 1000)
+        .await
+        .unwrap();
     assert_eq!(first.objects.len(), 1000);
-    assert!(first.next_token.is_some(), "a full page must offer a continuation");
+    assert!(
+        first.next_token.is_some(),
+        "a full page must offer a continuation"
+    );
     let all = list_all(&store, Bucket::Evaluation, "many/").await.unwrap();
     assert_eq!(all.len(), n);
     assert_eq!(all.last().unwrap().key, "many/01004.txt");
@@ -48,26 +62,53 @@ async fn s3_large_objects_stream_as_multipart_and_limits_store_nothing() {
     let c2 = Bytes::from(chunk.clone());
     let body = futures::stream::iter((0..chunks).map(move |_| Ok(c2.clone()))).boxed();
     let meta = store
-        .put_stream(Bucket::Models, "layer_2/big.safetensors", body, "application/octet-stream", None)
+        .put_stream(
+            Bucket::Models,
+            "layer_2/big.safetensors",
+            body,
+            "application/octet-stream",
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(meta.size, expected.len() as u64);
-    let head = store.head(Bucket::Models, "layer_2/big.safetensors").await.unwrap().unwrap();
+    let head = store
+        .head(Bucket::Models, "layer_2/big.safetensors")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(head.size, expected.len() as u64);
-    let got = get_bytes(&store, Bucket::Models, "layer_2/big.safetensors", 1 << 30).await.unwrap();
+    let got = get_bytes(&store, Bucket::Models, "layer_2/big.safetensors", 1 << 30)
+        .await
+        .unwrap();
     assert_eq!(sha256(&got), sha256(&expected));
 
     // Over the limit after the first part: the multipart upload is aborted.
     let c3 = Bytes::from(chunk);
     let body = futures::stream::iter((0..chunks).map(move |_| Ok(c3.clone()))).boxed();
     let err = store
-        .put_stream(Bucket::Models, "layer_2/too-big.bin", body, "application/octet-stream", Some(7 * 1024 * 1024))
+        .put_stream(
+            Bucket::Models,
+            "layer_2/too-big.bin",
+            body,
+            "application/octet-stream",
+            Some(7 * 1024 * 1024),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StorageError::TooLarge { .. }), "{err}");
-    assert!(store.head(Bucket::Models, "layer_2/too-big.bin").await.unwrap().is_none());
+    assert!(
+        store
+            .head(Bucket::Models, "layer_2/too-big.bin")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
-    store.delete(Bucket::Models, "layer_2/big.safetensors").await.unwrap();
+    store
+        .delete(Bucket::Models, "layer_2/big.safetensors")
+        .await
+        .unwrap();
     assert!(matches!(
         store.get(Bucket::Models, "layer_2/big.safetensors").await,
         Err(StorageError::NotFound { .. })
@@ -77,7 +118,11 @@ async fn s3_large_objects_stream_as_multipart_and_limits_store_nothing() {
 async fn upload_download_and_degrade(app: &TestApp) {
     let png = {
         let img = image::RgbImage::from_fn(96, 80, |x, y| {
-            if (x / 8 + y / 8) % 2 == 0 { image::Rgb([20, 20, 20]) } else { image::Rgb([240, 240, 235]) }
+            if (x / 8 + y / 8) % 2 == 0 {
+                image::Rgb([20, 20, 20])
+            } else {
+                image::Rgb([240, 240, 235])
+            }
         });
         let mut out = std::io::Cursor::new(Vec::new());
         img.write_to(&mut out, image::ImageFormat::Png).unwrap();
@@ -93,17 +138,30 @@ async fn upload_download_and_degrade(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let r = app.http.get(app.url("/files/training-data/clean/uploaded_00001.png")).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/files/training-data/clean/uploaded_00001.png"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/png");
     assert_eq!(r.bytes().await.unwrap().as_ref(), png.as_slice());
-    let stored = get_bytes(app.backends.store.as_ref(), Bucket::TrainingData, "clean/uploaded_00001.png", 1 << 20)
-        .await
-        .unwrap();
+    let stored = get_bytes(
+        app.backends.store.as_ref(),
+        Bucket::TrainingData,
+        "clean/uploaded_00001.png",
+        1 << 20,
+    )
+    .await
+    .unwrap();
     assert_eq!(stored.as_ref(), png.as_slice());
 
     let form = reqwest::multipart::Form::new()
-        .part("image", reqwest::multipart::Part::bytes(png.clone()).file_name("page.png"))
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(png.clone()).file_name("page.png"),
+        )
         .text("degradation_type", "salt_pepper")
         .text("seed", "9");
     let r = app
@@ -122,7 +180,10 @@ async fn upload_download_and_degrade(app: &TestApp) {
     assert_eq!(applied[0]["family"], "salt_pepper");
     let out = image::load_from_memory(&r.bytes().await.unwrap()).unwrap();
     assert_eq!((out.width(), out.height()), (96, 80));
-    assert_ne!(out.to_rgb8().into_raw(), image::load_from_memory(&png).unwrap().to_rgb8().into_raw());
+    assert_ne!(
+        out.to_rgb8().into_raw(),
+        image::load_from_memory(&png).unwrap().to_rgb8().into_raw()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -143,7 +204,12 @@ async fn upload_download_and_degrade_on_real_backends() {
 async fn s3_rejects_keys_that_escape_the_bucket() {
     let store = s3_store(&unique());
     let err = store
-        .put(Bucket::TrainingData, "../x", Bytes::from_static(b"x"), "text/plain")
+        .put(
+            Bucket::TrainingData,
+            "../x",
+            Bytes::from_static(b"x"),
+            "text/plain",
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StorageError::InvalidKey { .. }));

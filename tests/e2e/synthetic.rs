@@ -19,7 +19,10 @@ async fn generate_and_verify(app: &TestApp, n: u64, width: u32, height: u32) -> 
     assert_eq!(job["progress"], 100.0);
     assert!(job["started_at"].is_string() && job["finished_at"].is_string());
     let result = &job["result"];
-    let dataset = result["dataset_id"].as_str().expect("dataset id").to_string();
+    let dataset = result["dataset_id"]
+        .as_str()
+        .expect("dataset id")
+        .to_string();
     assert_eq!(result["num_pairs"], n);
 
     // Listing pages through every key (page size 7 forces several pages).
@@ -39,7 +42,9 @@ async fn generate_and_verify(app: &TestApp, n: u64, width: u32, height: u32) -> 
     assert_eq!(clean, degraded, "clean and degraded names must match");
 
     // The manifest's hashes match the bytes served by the gateway.
-    let (status, manifest) = app.get_bytes(&format!("/files/synthetic-data/{dataset}/manifest.json")).await;
+    let (status, manifest) = app
+        .get_bytes(&format!("/files/synthetic-data/{dataset}/manifest.json"))
+        .await;
     assert_eq!(status, 200);
     let manifest: Value = serde_json::from_slice(&manifest).expect("manifest is JSON");
     assert_eq!(manifest["seed"], 42);
@@ -49,21 +54,45 @@ async fn generate_and_verify(app: &TestApp, n: u64, width: u32, height: u32) -> 
     for p in pairs {
         let name = p["name"].as_str().unwrap();
         assert!(clean.contains(name), "{name} not listed");
-        let (s, c) = app.get_bytes(&format!("/files/training-data/clean/{name}")).await;
+        let (s, c) = app
+            .get_bytes(&format!("/files/training-data/clean/{name}"))
+            .await;
         assert_eq!(s, 200);
-        let (s, d) = app.get_bytes(&format!("/files/training-data/degraded/{name}")).await;
+        let (s, d) = app
+            .get_bytes(&format!("/files/training-data/degraded/{name}"))
+            .await;
         assert_eq!(s, 200);
-        assert_eq!(sha256(&c), p["clean_sha256"].as_str().unwrap(), "{name} clean hash");
-        assert_eq!(sha256(&d), p["degraded_sha256"].as_str().unwrap(), "{name} degraded hash");
+        assert_eq!(
+            sha256(&c),
+            p["clean_sha256"].as_str().unwrap(),
+            "{name} clean hash"
+        );
+        assert_eq!(
+            sha256(&d),
+            p["degraded_sha256"].as_str().unwrap(),
+            "{name} degraded hash"
+        );
         assert_ne!(c, d, "degraded must differ from clean");
         let ci = image::load_from_memory(&c).expect("clean is an image");
         let di = image::load_from_memory(&d).expect("degraded is an image");
         assert_eq!((ci.width(), ci.height()), (width, height));
-        assert_eq!((di.width(), di.height()), (width, height), "pairs stay aligned");
-        assert!(!p["degradations"].as_array().unwrap().is_empty(), "degradations recorded");
+        assert_eq!(
+            (di.width(), di.height()),
+            (width, height),
+            "pairs stay aligned"
+        );
+        assert!(
+            !p["degradations"].as_array().unwrap().is_empty(),
+            "degradations recorded"
+        );
         // Ground-truth text exists for OCR metrics.
-        let text_key = p["text_key"].as_str().unwrap().trim_start_matches("synthetic-data/");
-        let (s, t) = app.get_bytes(&format!("/files/synthetic-data/{text_key}")).await;
+        let text_key = p["text_key"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("synthetic-data/");
+        let (s, t) = app
+            .get_bytes(&format!("/files/synthetic-data/{text_key}"))
+            .await;
         assert_eq!(s, 200);
         assert!(String::from_utf8_lossy(&t).split_whitespace().count() > 20);
     }
@@ -71,14 +100,29 @@ async fn generate_and_verify(app: &TestApp, n: u64, width: u32, height: u32) -> 
     // The content hash is recomputable from the manifest entries.
     let mut lines: Vec<String> = pairs
         .iter()
-        .map(|p| format!("{} {} {}\n", p["name"].as_str().unwrap(), p["clean_sha256"].as_str().unwrap(), p["degraded_sha256"].as_str().unwrap()))
+        .map(|p| {
+            format!(
+                "{} {} {}\n",
+                p["name"].as_str().unwrap(),
+                p["clean_sha256"].as_str().unwrap(),
+                p["degraded_sha256"].as_str().unwrap()
+            )
+        })
         .collect();
     lines.sort();
-    assert_eq!(sha256(lines.concat().as_bytes()), manifest["content_hash"].as_str().unwrap());
+    assert_eq!(
+        sha256(lines.concat().as_bytes()),
+        manifest["content_hash"].as_str().unwrap()
+    );
 
     let (status, datasets) = app.get_json("/synthetic/datasets").await;
     assert_eq!(status, 200);
-    let row = datasets.as_array().unwrap().iter().find(|d| d["id"] == dataset.as_str()).expect("dataset row");
+    let row = datasets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == dataset.as_str())
+        .expect("dataset row");
     assert_eq!(row["num_pairs"], n);
     assert_eq!(row["content_hash"], manifest["content_hash"]);
     job
@@ -105,28 +149,58 @@ async fn real_backends_store_pairs_in_s3_and_jobs_in_postgres() {
     // Look at S3 directly, not through the gateway.
     let store = app.backends.store.as_ref();
     assert_eq!(store.backend(), "s3");
-    let clean = list_all(store, Bucket::TrainingData, &format!("clean/{dataset}_")).await.unwrap();
-    let degraded = list_all(store, Bucket::TrainingData, &format!("degraded/{dataset}_")).await.unwrap();
+    let clean = list_all(store, Bucket::TrainingData, &format!("clean/{dataset}_"))
+        .await
+        .unwrap();
+    let degraded = list_all(store, Bucket::TrainingData, &format!("degraded/{dataset}_"))
+        .await
+        .unwrap();
     assert_eq!(clean.len(), 12);
     let names = |v: &[restoreflow_core::storage::ObjectMeta], p: &str| -> BTreeSet<String> {
-        v.iter().map(|o| o.key.trim_start_matches(p).to_string()).collect()
+        v.iter()
+            .map(|o| o.key.trim_start_matches(p).to_string())
+            .collect()
     };
     assert_eq!(names(&clean, "clean/"), names(&degraded, "degraded/"));
-    let manifest = get_bytes(store, Bucket::SyntheticData, &format!("{dataset}/manifest.json"), 1 << 24).await.unwrap();
+    let manifest = get_bytes(
+        store,
+        Bucket::SyntheticData,
+        &format!("{dataset}/manifest.json"),
+        1 << 24,
+    )
+    .await
+    .unwrap();
     let manifest: Value = serde_json::from_slice(&manifest).unwrap();
     for p in manifest["pairs"].as_array().unwrap() {
         let name = p["name"].as_str().unwrap();
-        let bytes = get_bytes(store, Bucket::TrainingData, &format!("degraded/{name}"), 1 << 26).await.unwrap();
-        assert_eq!(restoreflow_tests::sha256(&bytes), p["degraded_sha256"].as_str().unwrap());
+        let bytes = get_bytes(
+            store,
+            Bucket::TrainingData,
+            &format!("degraded/{name}"),
+            1 << 26,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            restoreflow_tests::sha256(&bytes),
+            p["degraded_sha256"].as_str().unwrap()
+        );
     }
 
     // The job row and its events live in PostgreSQL.
     let db = &app.backends.db;
-    assert_eq!(format!("{:?}", sea_orm::ConnectionTrait::get_database_backend(db)), "Postgres");
-    let row = restoreflow_core::db::require_job(db, job["id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(
+        format!("{:?}", sea_orm::ConnectionTrait::get_database_backend(db)),
+        "Postgres"
+    );
+    let row = restoreflow_core::db::require_job(db, job["id"].as_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(row.status, "completed");
     assert_eq!(row.attempts, 1);
-    let events = restoreflow_core::db::list_events(db, &row.id, 0, 100).await.unwrap();
+    let events = restoreflow_core::db::list_events(db, &row.id, 0, 100)
+        .await
+        .unwrap();
     assert!(events.iter().any(|e| e.kind == "progress"));
     assert_eq!(events.last().unwrap().payload["status"], "completed");
     app.stop().await;
@@ -138,9 +212,13 @@ async fn a_job_without_a_bus_message_is_recovered_by_the_sweep() {
     // As if the gateway had crashed between the insert and the publish.
     let params = json!({"num_images": 2, "degradation": {"type": "family", "name": "gaussian_blur"},
         "seed": 5, "width": 128, "height": 160, "split": "train"});
-    let job = restoreflow_core::db::create_job(&app.backends.db, restoreflow_core::db::JobKind::Synthetic, params)
-        .await
-        .unwrap();
+    let job = restoreflow_core::db::create_job(
+        &app.backends.db,
+        restoreflow_core::db::JobKind::Synthetic,
+        params,
+    )
+    .await
+    .unwrap();
     let done = app.wait_job(&job.id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["result"]["num_pairs"], 2);
@@ -152,7 +230,9 @@ async fn embedded_restart_on_the_same_data_dir_keeps_everything() {
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let app = TestApp::spawn_embedded(dir.clone()).await;
     let key = app.api_key.clone();
-    let id = app.generate(json!({"num_images": 3, "preset": "light", "width": 128, "height": 160})).await;
+    let id = app
+        .generate(json!({"num_images": 3, "preset": "light", "width": 128, "height": 160}))
+        .await;
     let job = app.wait_job(&id, Duration::from_secs(60)).await;
     assert_eq!(job["status"], "completed");
     app.stop().await;
@@ -162,7 +242,10 @@ async fn embedded_restart_on_the_same_data_dir_keeps_everything() {
     let (status, job2) = again.get_json(&format!("/jobs/{id}")).await;
     assert_eq!(status, 200);
     assert_eq!(job2["status"], "completed");
-    assert_eq!(again.list_keys("training-data", "clean/", 100).await.len(), 3);
+    assert_eq!(
+        again.list_keys("training-data", "clean/", 100).await.len(),
+        3
+    );
     let (_, stats) = again.get_json("/synthetic/stats").await;
     assert_eq!(stats["datasets"], 1);
     again.stop().await;
@@ -171,14 +254,19 @@ async fn embedded_restart_on_the_same_data_dir_keeps_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancelling_a_running_job_removes_its_partial_pairs() {
     let app = TestApp::spawn(Kind::Embedded).await;
-    let id = app.generate(json!({"num_images": 400, "width": 640, "height": 832})).await;
+    let id = app
+        .generate(json!({"num_images": 400, "width": 640, "height": 832}))
+        .await;
     // Wait until it is running with some pairs stored.
     loop {
         let (_, job) = app.get_json(&format!("/jobs/{id}")).await;
         if job["status"] == "running" && job["progress"].as_f64().unwrap() > 0.0 {
             break;
         }
-        assert_ne!(job["status"], "completed", "job finished before it could be cancelled");
+        assert_ne!(
+            job["status"], "completed",
+            "job finished before it could be cancelled"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let r = app
@@ -191,8 +279,13 @@ async fn cancelling_a_running_job_removes_its_partial_pairs() {
     assert_eq!(r.status(), 200);
     let job = app.wait_job(&id, Duration::from_secs(60)).await;
     assert_eq!(job["status"], "cancelled");
-    assert!(app.list_keys("training-data", "", 1000).await.is_empty(), "partial pairs removed");
-    let (status, err) = app.post_json(&format!("/jobs/{id}/cancel"), &json!({})).await;
+    assert!(
+        app.list_keys("training-data", "", 1000).await.is_empty(),
+        "partial pairs removed"
+    );
+    let (status, err) = app
+        .post_json(&format!("/jobs/{id}/cancel"), &json!({}))
+        .await;
     assert_eq!(status, 409, "{err}");
     app.stop().await;
 }

@@ -16,25 +16,57 @@ async fn check_system_routes(app: &TestApp, db: &str, storage: &str, bus: &str) 
     let (status, spec) = app.get_json("/openapi.json").await;
     assert_eq!(status, 200);
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in ["/synthetic/generate", "/synthetic/presets", "/synthetic/degrade", "/synthetic/stats",
-        "/jobs/{id}", "/files/{bucket}", "/files/{bucket}/{key}", "/health"] {
-        assert!(spec["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    for path in [
+        "/synthetic/generate",
+        "/synthetic/presets",
+        "/synthetic/degrade",
+        "/synthetic/stats",
+        "/jobs/{id}",
+        "/files/{bucket}",
+        "/files/{bucket}/{key}",
+        "/health",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
     }
     let docs = app.http.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
-    assert!(docs.text().await.unwrap().contains("swagger"), "Swagger UI is served");
-    let js = app.http.get(app.url("/docs/swagger-ui-bundle.js")).send().await.unwrap();
+    assert!(
+        docs.text().await.unwrap().contains("swagger"),
+        "Swagger UI is served"
+    );
+    let js = app
+        .http
+        .get(app.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(js.status(), 200, "Swagger UI assets are vendored");
 
     let (status, presets) = app.get_json("/synthetic/presets").await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = presets["presets"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = presets["presets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     for p in ["light", "scan", "photo", "heavy", "mixed"] {
         assert!(names.contains(&p), "preset {p} missing");
     }
     assert!(presets["families"].as_array().unwrap().len() >= 20);
 
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
 }
 
@@ -53,17 +85,27 @@ async fn check_grpc(app: &TestApp) {
     assert_eq!(resp.status, 1, "SERVING");
     let mut client = SyntheticDataServiceClient::new(channel);
     let err = client
-        .generate(v1::GenerateRequest { num_images: 0, ..Default::default() })
+        .generate(v1::GenerateRequest {
+            num_images: 0,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("num_images"));
     let err = client
-        .degrade(v1::DegradeRequest { image: b"nope".to_vec(), ..Default::default() })
+        .degrade(v1::DegradeRequest {
+            image: b"nope".to_vec(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    let presets = client.list_presets(v1::ListPresetsRequest {}).await.unwrap().into_inner();
+    let presets = client
+        .list_presets(v1::ListPresetsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert!(presets.families.len() >= 20);
 }
 
@@ -74,7 +116,9 @@ fn tonic_health_client(
 }
 
 fn tonic_health_check(service: &str) -> restoreflow_tests::grpc_health::HealthCheckRequest {
-    restoreflow_tests::grpc_health::HealthCheckRequest { service: service.into() }
+    restoreflow_tests::grpc_health::HealthCheckRequest {
+        service: service.into(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -46,9 +46,14 @@ pub fn unique() -> String {
 /// Settings pointing at the real backends, isolated by `tag`. Creates the database.
 pub async fn real_settings(tag: &str) -> Settings {
     let mut s = Settings::default();
-    let admin = env_or("RESTOREFLOW_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres");
+    let admin = env_or(
+        "RESTOREFLOW_TEST_PG_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    );
     let db_name = format!("rf_test_{tag}");
-    let conn = Database::connect(&admin).await.expect("PostgreSQL is reachable");
+    let conn = Database::connect(&admin)
+        .await
+        .expect("PostgreSQL is reachable");
     conn.execute(Statement::from_string(
         conn.get_database_backend(),
         format!("CREATE DATABASE {db_name}"),
@@ -60,7 +65,10 @@ pub async fn real_settings(tag: &str) -> Settings {
     s.database.url = Secret::new(format!("{base}/{db_name}"));
     s.database.max_connections = 5;
     s.bus.backend = BusBackend::Amqp;
-    s.bus.url = Secret::new(env_or("RESTOREFLOW_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"));
+    s.bus.url = Secret::new(env_or(
+        "RESTOREFLOW_TEST_AMQP_URL",
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+    ));
     s.bus.queue_prefix = format!("t{tag}.");
     s.storage = s3_settings(tag);
     s
@@ -73,7 +81,10 @@ pub fn s3_settings(tag: &str) -> restoreflow_core::config::StorageSettings {
         bucket_prefix: format!("t{tag}-"),
         s3_endpoint: env_or("RESTOREFLOW_TEST_S3_ENDPOINT", "http://127.0.0.1:3900"),
         s3_access_key_id: env_or("RESTOREFLOW_TEST_S3_ACCESS_KEY", TEST_S3_ACCESS_KEY),
-        s3_secret_access_key: Secret::new(env_or("RESTOREFLOW_TEST_S3_SECRET_KEY", TEST_S3_SECRET_KEY)),
+        s3_secret_access_key: Secret::new(env_or(
+            "RESTOREFLOW_TEST_S3_SECRET_KEY",
+            TEST_S3_SECRET_KEY,
+        )),
         ..Default::default()
     };
     st.multipart_part_bytes = 5 * 1024 * 1024;
@@ -131,7 +142,10 @@ impl TestApp {
         tune(&mut base);
         let app = Embedded::build(
             base,
-            EmbeddedOptions { data_dir: dir.path().to_path_buf(), http_addr: Some("127.0.0.1:0".into()) },
+            EmbeddedOptions {
+                data_dir: dir.path().to_path_buf(),
+                http_addr: Some("127.0.0.1:0".into()),
+            },
         )
         .await
         .expect("embedded system builds");
@@ -144,7 +158,9 @@ impl TestApp {
         let token = shutdown.clone();
         let synthetic_grpc = settings.gateway.synthetic_data_url.clone();
         let task = tokio::spawn(async move {
-            app.run_until_stopped(token).await.expect("embedded system runs");
+            app.run_until_stopped(token)
+                .await
+                .expect("embedded system runs");
         });
         let t = TestApp {
             base: base_url,
@@ -179,7 +195,12 @@ impl TestApp {
         let t1 = shutdown.clone();
         let t2 = shutdown.clone();
         let tasks = vec![
-            tokio::spawn(async move { synth.run_until_stopped(t1).await.expect("synthetic-data runs") }),
+            tokio::spawn(async move {
+                synth
+                    .run_until_stopped(t1)
+                    .await
+                    .expect("synthetic-data runs")
+            }),
             tokio::spawn(async move { gateway.run_until_stopped(t2).await.expect("gateway runs") }),
         ];
         let backends = Backends::connect(&settings).await.expect("backends");
@@ -266,7 +287,10 @@ impl TestApp {
         loop {
             let (status, job) = self.get_json(&format!("/jobs/{id}")).await;
             assert_eq!(status, 200, "{job}");
-            if matches!(job["status"].as_str(), Some("completed" | "failed" | "cancelled")) {
+            if matches!(
+                job["status"].as_str(),
+                Some("completed" | "failed" | "cancelled")
+            ) {
                 return job;
             }
             assert!(Instant::now() < deadline, "job {id} did not finish: {job}");
@@ -300,7 +324,9 @@ impl TestApp {
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

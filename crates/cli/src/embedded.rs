@@ -83,8 +83,15 @@ impl Embedded {
             restoreflow_synthetic_data::Application::build_with(settings.clone(), backends.clone())
                 .await?;
         settings.gateway.synthetic_data_url = format!("http://{}", synthetic.grpc_addr());
-        let gateway = restoreflow_gateway::Application::build_with(settings.clone(), backends).await?;
-        Ok(Self { gateway, synthetic, settings, api_key, data_dir })
+        let gateway =
+            restoreflow_gateway::Application::build_with(settings.clone(), backends).await?;
+        Ok(Self {
+            gateway,
+            synthetic,
+            settings,
+            api_key,
+            data_dir,
+        })
     }
 
     /// The gateway's bound address.

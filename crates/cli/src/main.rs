@@ -7,7 +7,11 @@ use restoreflow::{Embedded, EmbeddedOptions};
 use restoreflow_core::{Settings, shutdown, telemetry};
 
 #[derive(Parser)]
-#[command(name = "restoreflow", version, about = "Trains document-image restoration models automatically")]
+#[command(
+    name = "restoreflow",
+    version,
+    about = "Trains document-image restoration models automatically"
+)]
 struct Cli {
     /// TOML configuration file (environment variables RESTOREFLOW__SECTION__KEY override it).
     #[arg(long, global = true, env = "RESTOREFLOW_CONFIG")]
@@ -49,7 +53,14 @@ async fn main() -> anyhow::Result<()> {
             let mut settings = settings;
             settings.telemetry.log_dir = Some(data_dir.join("logs"));
             let _guard = telemetry::init(&settings.telemetry);
-            let app = Embedded::build(settings, EmbeddedOptions { data_dir, http_addr: addr }).await?;
+            let app = Embedded::build(
+                settings,
+                EmbeddedOptions {
+                    data_dir,
+                    http_addr: addr,
+                },
+            )
+            .await?;
             println!("{}", app.banner());
             app.run_until_stopped(shutdown::signal_token()).await?;
             println!("restoreflow stopped");

@@ -38,7 +38,11 @@ impl Backends {
     /// Connects every port, runs migrations and creates the buckets.
     #[tracing::instrument(skip(settings), err)]
     pub async fn connect(settings: &Settings) -> Result<Self, BackendError> {
-        let db = db::connect(settings.database.url.expose(), settings.database.max_connections).await?;
+        let db = db::connect(
+            settings.database.url.expose(),
+            settings.database.max_connections,
+        )
+        .await?;
         let store: Arc<dyn ObjectStore> = match settings.storage.backend {
             StorageBackend::Local => Arc::new(LocalStore::new(
                 settings.storage.local_root.clone(),

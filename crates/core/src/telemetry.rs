@@ -12,11 +12,11 @@ pub struct TelemetryGuard {
 /// Installs the global subscriber. Calling it twice is harmless (the second
 /// call keeps the first subscriber), so tests may call it freely.
 pub fn init(settings: &TelemetrySettings) -> TelemetryGuard {
-    let filter = || {
-        EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"))
-    };
+    let filter = || EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let stdout = match settings.format {
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_filter(filter()).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_filter(filter())
+            .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_filter(filter())

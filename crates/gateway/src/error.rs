@@ -1,7 +1,7 @@
 //! One JSON error shape for every failure: `{"error": {"code", "message", "details"}}`.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::multipart::MultipartError;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use restoreflow_core::ErrorCode;

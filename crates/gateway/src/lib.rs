@@ -83,7 +83,11 @@ impl Application {
         };
         let listener = TcpListener::bind(&gw.http_addr).await?;
         let addr = listener.local_addr()?;
-        Ok(Self { listener, addr, router: router(state) })
+        Ok(Self {
+            listener,
+            addr,
+            router: router(state),
+        })
     }
 
     /// The bound HTTP address.
@@ -143,7 +147,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::new(

@@ -45,7 +45,10 @@ pub async fn track(req: Request, next: Next) -> Response {
 pub async fn render() -> Response {
     let body = handle().map(|h| h.render()).unwrap_or_default();
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         body,
     )
         .into_response()

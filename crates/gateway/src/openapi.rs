@@ -33,7 +33,9 @@ impl Modify for ApiKeyAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(crate::auth::API_KEY_HEADER))),
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
+                crate::auth::API_KEY_HEADER,
+            ))),
         );
     }
 }

@@ -1,12 +1,12 @@
 //! The `SyntheticDataService` gRPC implementation.
 
-use std::collections::HashSet;
 use restoreflow_core::bus::queues;
 use restoreflow_core::db::{self, JobKind, JobStatus};
 use restoreflow_core::storage::{Bucket, list_all};
 use restoreflow_core::{Backends, ErrorCode};
 use restoreflow_proto::v1::{self, synthetic_data_service_server::SyntheticDataService};
 use restoreflow_synth::{Family, Pipeline};
+use std::collections::HashSet;
 use tonic::{Request, Response, Status};
 
 use crate::params::{Degradation, GenerateParams, Invalid};
@@ -42,13 +42,19 @@ pub struct JobMessage {
 #[tonic::async_trait]
 impl SyntheticDataService for SyntheticGrpc {
     #[tracing::instrument(skip(self, request), err)]
-    async fn generate(&self, request: Request<v1::GenerateRequest>) -> Result<Response<v1::Job>, Status> {
+    async fn generate(
+        &self,
+        request: Request<v1::GenerateRequest>,
+    ) -> Result<Response<v1::Job>, Status> {
         let params = GenerateParams::from_request(request.get_ref(), self.max_images)?;
         let value = serde_json::to_value(&params).map_err(internal)?;
         let job = db::create_job(&self.backends.db, JobKind::Synthetic, value)
             .await
             .map_err(from_db)?;
-        let msg = serde_json::to_vec(&JobMessage { job_id: job.id.clone() }).map_err(internal)?;
+        let msg = serde_json::to_vec(&JobMessage {
+            job_id: job.id.clone(),
+        })
+        .map_err(internal)?;
         // The row is the truth: if the wake-up is lost, the worker's sweep still finds the job.
         if let Err(e) = self.backends.bus.publish(queues::SYNTHETIC, &msg).await {
             tracing::warn!(job_id = %job.id, error = %e, "publish failed; the recovery sweep will pick the job up");
@@ -96,16 +102,18 @@ impl SyntheticDataService for SyntheticGrpc {
             return Err(ErrorCode::InvalidArgument.status("image is empty"));
         }
         if r.image.len() > MAX_DEGRADE_BYTES {
-            return Err(ErrorCode::PayloadTooLarge.status(format!(
-                "image is larger than {MAX_DEGRADE_BYTES} bytes"
-            )));
+            return Err(ErrorCode::PayloadTooLarge
+                .status(format!("image is larger than {MAX_DEGRADE_BYTES} bytes")));
         }
-        let pipeline: Pipeline = Degradation::from_request(&r.preset, &r.degradation_type)?.pipeline()?;
+        let pipeline: Pipeline =
+            Degradation::from_request(&r.preset, &r.degradation_type)?.pipeline()?;
         let seed = r.seed.unwrap_or_else(rand::random);
         let out = tokio::task::spawn_blocking(move || {
-            let img = restoreflow_synth::decode_image(&r.image).map_err(|e| Invalid(e.to_string()))?;
+            let img =
+                restoreflow_synth::decode_image(&r.image).map_err(|e| Invalid(e.to_string()))?;
             let degraded = pipeline.apply(&img, seed);
-            let png = restoreflow_synth::encode_png(&degraded.image).map_err(|e| Invalid(e.to_string()))?;
+            let png = restoreflow_synth::encode_png(&degraded.image)
+                .map_err(|e| Invalid(e.to_string()))?;
             Ok::<_, Invalid>((png, degraded.applied))
         })
         .await
@@ -124,15 +132,24 @@ impl SyntheticDataService for SyntheticGrpc {
         let b = &self.backends;
         let (datasets, pairs) = db::dataset_totals(&b.db).await.map_err(from_db)?;
         let store_err = |e: restoreflow_core::storage::StorageError| e.code().status(e.to_string());
-        let clean = list_all(b.store.as_ref(), Bucket::TrainingData, "clean/").await.map_err(store_err)?;
-        let degraded = list_all(b.store.as_ref(), Bucket::TrainingData, "degraded/").await.map_err(store_err)?;
-        let clean_names: HashSet<&str> = clean.iter().filter_map(|o| o.key.strip_prefix("clean/")).collect();
+        let clean = list_all(b.store.as_ref(), Bucket::TrainingData, "clean/")
+            .await
+            .map_err(store_err)?;
+        let degraded = list_all(b.store.as_ref(), Bucket::TrainingData, "degraded/")
+            .await
+            .map_err(store_err)?;
+        let clean_names: HashSet<&str> = clean
+            .iter()
+            .filter_map(|o| o.key.strip_prefix("clean/"))
+            .collect();
         let matched = degraded
             .iter()
             .filter_map(|o| o.key.strip_prefix("degraded/"))
             .filter(|n| clean_names.contains(n))
             .count();
-        let counts = db::count_by_status(&b.db, JobKind::Synthetic).await.map_err(from_db)?;
+        let counts = db::count_by_status(&b.db, JobKind::Synthetic)
+            .await
+            .map_err(from_db)?;
         let count = |s: JobStatus| counts.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
         Ok(Response::new(v1::SyntheticStats {
             datasets,

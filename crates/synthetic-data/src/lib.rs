@@ -86,9 +86,13 @@ impl Application {
         .map_err(|e| restoreflow_synth::SynthError::NoFonts(e.to_string()))??;
         let fonts = Arc::new(fonts);
         tracing::info!(families = ?fonts.family_names(), "fonts loaded");
-        let listener = TcpListener::bind(&cfg.grpc_addr)
-            .await
-            .map_err(|source| ServiceError::Bind { addr: cfg.grpc_addr.clone(), source })?;
+        let listener =
+            TcpListener::bind(&cfg.grpc_addr)
+                .await
+                .map_err(|source| ServiceError::Bind {
+                    addr: cfg.grpc_addr.clone(),
+                    source,
+                })?;
         let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
             addr: cfg.grpc_addr.clone(),
             source,
@@ -119,9 +123,7 @@ impl Application {
             .set_serving::<SyntheticDataServiceServer<SyntheticGrpc>>()
             .await;
         let reflection = restoreflow_core::grpc::reflection()?;
-        let worker = self
-            .worker
-            .map(|w| tokio::spawn(w.run(shutdown.clone())));
+        let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
         tracing::info!(addr = %self.addr, "synthetic-data grpc listening");
         let result = tonic::transport::Server::builder()
             .add_service(health)

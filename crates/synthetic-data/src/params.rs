@@ -178,12 +178,49 @@ mod tests {
         let msg = |r: v1::GenerateRequest| GenerateParams::from_request(&r, 100).unwrap_err().0;
         assert!(msg(req(0)).contains("at least 1"));
         assert!(msg(req(101)).contains("at most 100"));
-        assert!(msg(v1::GenerateRequest { width: Some(10), ..req(1) }).contains("width"));
-        assert!(msg(v1::GenerateRequest { height: Some(5000), ..req(1) }).contains("height"));
-        assert!(msg(v1::GenerateRequest { preset: "nope".into(), ..req(1) }).contains("nope"));
-        assert!(msg(v1::GenerateRequest { degradation_type: "nope".into(), ..req(1) }).contains("nope"));
-        assert!(msg(v1::GenerateRequest { split: "x".into(), ..req(1) }).contains("split"));
-        assert!(msg(v1::GenerateRequest { preset: "light".into(), degradation_type: "jpeg".into(), ..req(1) }).contains("not both"));
+        assert!(
+            msg(v1::GenerateRequest {
+                width: Some(10),
+                ..req(1)
+            })
+            .contains("width")
+        );
+        assert!(
+            msg(v1::GenerateRequest {
+                height: Some(5000),
+                ..req(1)
+            })
+            .contains("height")
+        );
+        assert!(
+            msg(v1::GenerateRequest {
+                preset: "nope".into(),
+                ..req(1)
+            })
+            .contains("nope")
+        );
+        assert!(
+            msg(v1::GenerateRequest {
+                degradation_type: "nope".into(),
+                ..req(1)
+            })
+            .contains("nope")
+        );
+        assert!(
+            msg(v1::GenerateRequest {
+                split: "x".into(),
+                ..req(1)
+            })
+            .contains("split")
+        );
+        assert!(
+            msg(v1::GenerateRequest {
+                preset: "light".into(),
+                degradation_type: "jpeg".into(),
+                ..req(1)
+            })
+            .contains("not both")
+        );
     }
 
     #[test]
@@ -191,7 +228,10 @@ mod tests {
         let family = Family::ALL[0];
         let d = Degradation::from_request("", family.name()).unwrap();
         assert_eq!(d, Degradation::Family(family));
-        assert_eq!(Degradation::from_request("", "heavy").unwrap(), Degradation::Preset("heavy".into()));
+        assert_eq!(
+            Degradation::from_request("", "heavy").unwrap(),
+            Degradation::Preset("heavy".into())
+        );
     }
 
     #[test]

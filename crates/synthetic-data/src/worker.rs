@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
+use restoreflow_core::Backends;
 use restoreflow_core::bus::queues;
 use restoreflow_core::config::JobSettings;
 use restoreflow_core::db::{self, JobKind, JobStatus, entity::dataset, entity::job};
 use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_core::storage::{Bucket, ObjectStore};
-use restoreflow_core::Backends;
 use restoreflow_synth::FontLibrary;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -67,8 +67,16 @@ pub struct Worker {
 impl Worker {
     /// A worker with a unique id.
     pub fn new(backends: Backends, fonts: Arc<FontLibrary>, jobs: JobSettings) -> Self {
-        let id = format!("synthetic-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        Self { backends, fonts, jobs, id }
+        let id = format!(
+            "synthetic-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        Self {
+            backends,
+            fonts,
+            jobs,
+            id,
+        }
     }
 
     /// Consumes wake-ups and sweeps for orphaned jobs until `shutdown`.
@@ -155,7 +163,8 @@ impl Worker {
         let mut written = Vec::new();
         let outcome = self.generate(&job, &stop, &mut written).await;
         heartbeat.abort();
-        let lease_lost = heartbeat.await.ok() == Some(true) || matches!(outcome, Err(Stop::LeaseLost));
+        let lease_lost =
+            heartbeat.await.ok() == Some(true) || matches!(outcome, Err(Stop::LeaseLost));
         let (status, result, error) = match outcome {
             Ok(result) => (JobStatus::Completed, Some(result), None),
             Err(_) if lease_lost => {
@@ -202,9 +211,15 @@ impl Worker {
                     _ = tick.tick() => {}
                 }
                 match db::heartbeat(&db, &id, &worker, lease).await {
-                    Ok(Some(j)) if j.cancel_requested => { stop.cancel(); return false; }
+                    Ok(Some(j)) if j.cancel_requested => {
+                        stop.cancel();
+                        return false;
+                    }
                     Ok(Some(_)) => {}
-                    Ok(None) => { stop.cancel(); return true; }
+                    Ok(None) => {
+                        stop.cancel();
+                        return true;
+                    }
                     Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
                 }
             }
@@ -219,7 +234,10 @@ impl Worker {
     ) -> Result<serde_json::Value, Stop> {
         let params: GenerateParams = serde_json::from_value(job.params.clone())
             .map_err(|e| Stop::Failed(format!("job params are not a generation request: {e}")))?;
-        let pipeline = params.degradation.pipeline().map_err(|e| Stop::Failed(e.0))?;
+        let pipeline = params
+            .degradation
+            .pipeline()
+            .map_err(|e| Stop::Failed(e.0))?;
         let pipeline = Arc::new(pipeline);
         // Derived from the job id so a resumed attempt overwrites the same keys.
         let dataset_id = format!("syn-{}", &job.id.replace('-', "")[..12]);
@@ -250,13 +268,22 @@ impl Worker {
                 "eta_seconds": (total - start) as f64 / rate.max(1e-9),
             });
             let progress = 100.0 * start as f64 / total as f64;
-            match db::set_progress(&self.backends.db, &job.id, &self.id, progress.min(99.9), detail).await {
+            match db::set_progress(
+                &self.backends.db,
+                &job.id,
+                &self.id,
+                progress.min(99.9),
+                detail,
+            )
+            .await
+            {
                 Ok(true) => {}
                 Ok(false) => return Err(Stop::LeaseLost),
                 Err(e) => return Err(Stop::Failed(format!("cannot record progress: {e}"))),
             }
         }
-        self.finish_dataset(job, &params, &dataset_id, records, written).await
+        self.finish_dataset(job, &params, &dataset_id, records, written)
+            .await
     }
 
     async fn render_batch(
@@ -277,7 +304,9 @@ impl Worker {
                     let s = pair_seed(seed, i);
                     let pair = restoreflow_synth::generate_pair(&fonts, &pipeline, w, h, s)
                         .map_err(|e| Stop::Failed(format!("pair {i}: {e}")))?;
-                    let enc = |img| restoreflow_synth::encode_png(img).map_err(|e| Stop::Failed(e.to_string()));
+                    let enc = |img| {
+                        restoreflow_synth::encode_png(img).map_err(|e| Stop::Failed(e.to_string()))
+                    };
                     Ok(Encoded {
                         index: i,
                         seed: s,
@@ -317,9 +346,24 @@ impl Worker {
         };
         let store: &dyn ObjectStore = self.backends.store.as_ref();
         let uploads = [
-            (Bucket::TrainingData, clean_key, Bytes::from(pair.clean), "image/png"),
-            (Bucket::TrainingData, degraded_key, Bytes::from(pair.degraded), "image/png"),
-            (Bucket::SyntheticData, text_key, Bytes::from(pair.text), "text/plain; charset=utf-8"),
+            (
+                Bucket::TrainingData,
+                clean_key,
+                Bytes::from(pair.clean),
+                "image/png",
+            ),
+            (
+                Bucket::TrainingData,
+                degraded_key,
+                Bytes::from(pair.degraded),
+                "image/png",
+            ),
+            (
+                Bucket::SyntheticData,
+                text_key,
+                Bytes::from(pair.text),
+                "text/plain; charset=utf-8",
+            ),
         ];
         for (bucket, key, body, ct) in uploads {
             written.push((bucket, key.clone()));
@@ -359,12 +403,18 @@ impl Worker {
             "degraded_prefix": format!("{}/degraded/{dataset_id}_", Bucket::TrainingData),
         });
         let mut manifest = summary.clone();
-        manifest["pairs"] = serde_json::to_value(&records).map_err(|e| Stop::Failed(e.to_string()))?;
+        manifest["pairs"] =
+            serde_json::to_value(&records).map_err(|e| Stop::Failed(e.to_string()))?;
         let body = serde_json::to_vec_pretty(&manifest).map_err(|e| Stop::Failed(e.to_string()))?;
         written.push((Bucket::SyntheticData, manifest_key.clone()));
         self.backends
             .store
-            .put(Bucket::SyntheticData, &manifest_key, Bytes::from(body), "application/json")
+            .put(
+                Bucket::SyntheticData,
+                &manifest_key,
+                Bytes::from(body),
+                "application/json",
+            )
             .await
             .map_err(|e| Stop::Failed(format!("cannot store manifest: {e}")))?;
         let row = dataset::Model {
@@ -386,11 +436,10 @@ impl Worker {
             .await
             .map_err(|e| Stop::Failed(format!("cannot record dataset: {e}")))?;
         let mut result = summary;
-        result["manifest_key"] = serde_json::Value::String(format!("{}/{manifest_key}", Bucket::SyntheticData));
-        result["pairs"] = serde_json::to_value(
-            records.iter().map(|r| &r.name).collect::<Vec<_>>(),
-        )
-        .map_err(|e| Stop::Failed(e.to_string()))?;
+        result["manifest_key"] =
+            serde_json::Value::String(format!("{}/{manifest_key}", Bucket::SyntheticData));
+        result["pairs"] = serde_json::to_value(records.iter().map(|r| &r.name).collect::<Vec<_>>())
+            .map_err(|e| Stop::Failed(e.to_string()))?;
         Ok(result)
     }
 
@@ -410,7 +459,10 @@ fn content_hash(records: &[PairRecord]) -> String {
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut h = Sha256::new();
     for r in sorted {
-        h.update(format!("{} {} {}\n", r.name, r.clean_sha256, r.degraded_sha256));
+        h.update(format!(
+            "{} {} {}\n",
+            r.name, r.clean_sha256, r.degraded_sha256
+        ));
     }
     hex::encode(h.finalize())
 }

@@ -81,7 +81,10 @@ impl AmqpBus {
             .await
             .map_err(broker)?;
         let mut args = FieldTable::default();
-        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("".into()),
+        );
         args.insert(
             "x-dead-letter-routing-key".into(),
             AMQPValue::LongString(dead.as_str().into()),
@@ -99,7 +102,10 @@ struct AmqpAcker(lapin::Acker);
 #[async_trait]
 impl Acker for AmqpAcker {
     async fn ack(&self) -> Result<(), BusError> {
-        self.0.ack(BasicAckOptions::default()).await.map_err(broker)?;
+        self.0
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(broker)?;
         Ok(())
     }
     async fn reject(&self) -> Result<(), BusError> {
@@ -131,9 +137,10 @@ struct AmqpConsumer {
 impl Consumer for AmqpConsumer {
     async fn next(&mut self) -> Option<Result<Delivery, BusError>> {
         let d = self.inner.next().await?;
-        Some(d.map_err(broker).map(|d| {
-            Delivery::new(d.data, d.redelivered, Box::new(AmqpAcker(d.acker)))
-        }))
+        Some(
+            d.map_err(broker)
+                .map(|d| Delivery::new(d.data, d.redelivered, Box::new(AmqpAcker(d.acker)))),
+        )
     }
 }
 
@@ -168,7 +175,9 @@ impl Bus for AmqpBus {
         if confirm.is_ack() {
             Ok(())
         } else {
-            Err(BusError::Publish(format!("broker did not confirm message to {name}")))
+            Err(BusError::Publish(format!(
+                "broker did not confirm message to {name}"
+            )))
         }
     }
 

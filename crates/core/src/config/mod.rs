@@ -268,8 +268,8 @@ impl Settings {
             .into_iter()
             .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
             .collect();
-        let mut builder = config::Config::builder()
-            .add_source(config::Config::try_from(&Settings::default())?);
+        let mut builder =
+            config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).required(true));
         }
@@ -305,7 +305,10 @@ impl Settings {
             return invalid("gateway.request_timeout_secs must be positive".into());
         }
         let url = self.database.url.expose();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return invalid("database.url must start with sqlite: or postgres://".into());
         }
         if self.storage.backend == StorageBackend::S3 {
@@ -315,7 +318,9 @@ impl Settings {
                 return invalid("storage.s3_access_key_id and s3_secret_access_key are required for the s3 backend".into());
             }
             if self.storage.multipart_part_bytes < 5 * 1024 * 1024 {
-                return invalid("storage.multipart_part_bytes must be at least 5 MiB (S3 minimum)".into());
+                return invalid(
+                    "storage.multipart_part_bytes must be at least 5 MiB (S3 minimum)".into(),
+                );
             }
         }
         if !self
@@ -330,7 +335,9 @@ impl Settings {
             return invalid("bus.prefetch must be at least 1".into());
         }
         if self.jobs.heartbeat_secs == 0 || self.jobs.heartbeat_secs * 2 > self.jobs.lease_secs {
-            return invalid("jobs.heartbeat_secs must be positive and at most half of jobs.lease_secs".into());
+            return invalid(
+                "jobs.heartbeat_secs must be positive and at most half of jobs.lease_secs".into(),
+            );
         }
         if self.synthetic_data.max_images == 0 {
             return invalid("synthetic_data.max_images must be positive".into());

@@ -205,10 +205,16 @@ pub async fn claim_job(
                 .add(job::Column::LeaseExpiresAt.lt(now)),
         );
     let res = job::Entity::update_many()
-        .col_expr(job::Column::Status, Expr::value(JobStatus::Running.as_str()))
+        .col_expr(
+            job::Column::Status,
+            Expr::value(JobStatus::Running.as_str()),
+        )
         .col_expr(job::Column::LeaseOwner, Expr::value(worker))
         .col_expr(job::Column::LeaseExpiresAt, Expr::value(now + lease))
-        .col_expr(job::Column::Attempts, Expr::col(job::Column::Attempts).add(1))
+        .col_expr(
+            job::Column::Attempts,
+            Expr::col(job::Column::Attempts).add(1),
+        )
         .col_expr(
             job::Column::StartedAt,
             Func::coalesce([Expr::col(job::Column::StartedAt).into(), Expr::value(now)]).into(),
@@ -270,7 +276,10 @@ pub async fn set_progress(
     detail: Value,
 ) -> Result<bool, DbError> {
     let res = job::Entity::update_many()
-        .col_expr(job::Column::Progress, Expr::value(progress.clamp(0.0, 100.0)))
+        .col_expr(
+            job::Column::Progress,
+            Expr::value(progress.clamp(0.0, 100.0)),
+        )
         .col_expr(job::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(owned_by(id, worker))
         .exec(db)
@@ -301,7 +310,10 @@ pub async fn finish_job(
         .col_expr(job::Column::Error, Expr::value(error.clone()))
         .col_expr(job::Column::Result, Expr::value(result))
         .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(job::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(
+            job::Column::LeaseExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
         .col_expr(job::Column::FinishedAt, Expr::value(now));
     if status == JobStatus::Completed {
@@ -323,7 +335,10 @@ pub async fn finish_job(
 pub async fn request_cancel(db: &DatabaseConnection, id: &str) -> Result<job::Model, DbError> {
     let now = Utc::now();
     let queued = job::Entity::update_many()
-        .col_expr(job::Column::Status, Expr::value(JobStatus::Cancelled.as_str()))
+        .col_expr(
+            job::Column::Status,
+            Expr::value(JobStatus::Cancelled.as_str()),
+        )
         .col_expr(job::Column::CancelRequested, Expr::value(true))
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
         .col_expr(job::Column::FinishedAt, Expr::value(now))
@@ -344,7 +359,13 @@ pub async fn request_cancel(db: &DatabaseConnection, id: &str) -> Result<job::Mo
         .await?;
     let job = require_job(db, id).await?;
     if running.rows_affected == 1 {
-        append_event(db, id, "status", serde_json::json!({"status": "cancel_requested"})).await?;
+        append_event(
+            db,
+            id,
+            "status",
+            serde_json::json!({"status": "cancel_requested"}),
+        )
+        .await?;
         return Ok(job);
     }
     Err(DbError::Conflict(format!(
@@ -425,7 +446,9 @@ pub async fn replace_dataset(
     db: &DatabaseConnection,
     row: dataset::Model,
 ) -> Result<dataset::Model, DbError> {
-    dataset::Entity::delete_by_id(row.id.clone()).exec(db).await?;
+    dataset::Entity::delete_by_id(row.id.clone())
+        .exec(db)
+        .await?;
     let active: dataset::ActiveModel = row.into();
     Ok(active.reset_all().insert(db).await?)
 }
@@ -465,21 +488,63 @@ mod tests {
     #[tokio::test]
     async fn lifecycle_claims_once_and_finishes_once() {
         let (_d, db) = sqlite().await;
-        let job = create_job(&db, JobKind::Synthetic, serde_json::json!({"n": 1})).await.unwrap();
+        let job = create_job(&db, JobKind::Synthetic, serde_json::json!({"n": 1}))
+            .await
+            .unwrap();
         assert_eq!(job.status, "queued");
         let lease = Duration::seconds(30);
         let claimed = claim_job(&db, &job.id, "w1", lease).await.unwrap().unwrap();
         assert_eq!(claimed.attempts, 1);
         assert!(claimed.started_at.is_some());
-        assert!(claim_job(&db, &job.id, "w2", lease).await.unwrap().is_none());
-        assert!(set_progress(&db, &job.id, "w1", 50.0, serde_json::json!({"done": 1})).await.unwrap());
-        assert!(!set_progress(&db, &job.id, "w2", 60.0, Value::Null).await.unwrap());
-        assert!(finish_job(&db, &job.id, "w1", JobStatus::Completed, Some(serde_json::json!({"ok": true})), None).await.unwrap());
-        assert!(!finish_job(&db, &job.id, "w1", JobStatus::Failed, None, Some("late".into())).await.unwrap());
+        assert!(
+            claim_job(&db, &job.id, "w2", lease)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            set_progress(&db, &job.id, "w1", 50.0, serde_json::json!({"done": 1}))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !set_progress(&db, &job.id, "w2", 60.0, Value::Null)
+                .await
+                .unwrap()
+        );
+        assert!(
+            finish_job(
+                &db,
+                &job.id,
+                "w1",
+                JobStatus::Completed,
+                Some(serde_json::json!({"ok": true})),
+                None
+            )
+            .await
+            .unwrap()
+        );
+        assert!(
+            !finish_job(
+                &db,
+                &job.id,
+                "w1",
+                JobStatus::Failed,
+                None,
+                Some("late".into())
+            )
+            .await
+            .unwrap()
+        );
         let done = require_job(&db, &job.id).await.unwrap();
         assert_eq!(done.status, "completed");
         assert_eq!(done.progress, 100.0);
-        let kinds: Vec<String> = list_events(&db, &job.id, 0, 100).await.unwrap().into_iter().map(|e| e.kind).collect();
+        let kinds: Vec<String> = list_events(&db, &job.id, 0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
         assert_eq!(kinds, ["status", "status", "progress", "status"]);
         assert!(request_cancel(&db, &job.id).await.is_err());
     }
@@ -487,17 +552,42 @@ mod tests {
     #[tokio::test]
     async fn expired_lease_is_reclaimable_and_cancel_works() {
         let (_d, db) = sqlite().await;
-        let job = create_job(&db, JobKind::Synthetic, Value::Null).await.unwrap();
-        claim_job(&db, &job.id, "dead-worker", Duration::milliseconds(-1)).await.unwrap().unwrap();
-        let ids = find_claimable(&db, JobKind::Synthetic, Duration::zero(), 10).await.unwrap();
+        let job = create_job(&db, JobKind::Synthetic, Value::Null)
+            .await
+            .unwrap();
+        claim_job(&db, &job.id, "dead-worker", Duration::milliseconds(-1))
+            .await
+            .unwrap()
+            .unwrap();
+        let ids = find_claimable(&db, JobKind::Synthetic, Duration::zero(), 10)
+            .await
+            .unwrap();
         assert_eq!(ids, vec![job.id.clone()]);
-        let again = claim_job(&db, &job.id, "w2", Duration::seconds(30)).await.unwrap().unwrap();
+        let again = claim_job(&db, &job.id, "w2", Duration::seconds(30))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(again.attempts, 2);
-        assert!(heartbeat(&db, &job.id, "dead-worker", Duration::seconds(30)).await.unwrap().is_none());
+        assert!(
+            heartbeat(&db, &job.id, "dead-worker", Duration::seconds(30))
+                .await
+                .unwrap()
+                .is_none()
+        );
         let flagged = request_cancel(&db, &job.id).await.unwrap();
         assert!(flagged.cancel_requested);
-        let queued = create_job(&db, JobKind::Synthetic, Value::Null).await.unwrap();
-        assert_eq!(request_cancel(&db, &queued.id).await.unwrap().status, "cancelled");
-        assert!(claim_job(&db, &queued.id, "w", Duration::seconds(5)).await.unwrap().is_none());
+        let queued = create_job(&db, JobKind::Synthetic, Value::Null)
+            .await
+            .unwrap();
+        assert_eq!(
+            request_cancel(&db, &queued.id).await.unwrap().status,
+            "cancelled"
+        );
+        assert!(
+            claim_job(&db, &queued.id, "w", Duration::seconds(5))
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -92,7 +92,9 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), DbError> {
 }
 
 fn sqlite_path(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then(|| path.to_string())
 }
@@ -103,7 +105,10 @@ mod tests {
 
     #[test]
     fn sqlite_paths_are_extracted() {
-        assert_eq!(sqlite_path("sqlite://data/x.db?mode=rwc").as_deref(), Some("data/x.db"));
+        assert_eq!(
+            sqlite_path("sqlite://data/x.db?mode=rwc").as_deref(),
+            Some("data/x.db")
+        );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://h/db"), None);
     }

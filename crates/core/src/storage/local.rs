@@ -129,8 +129,14 @@ impl ObjectStore for LocalStore {
         body: Bytes,
         content_type: &str,
     ) -> Result<ObjectMeta, StorageError> {
-        self.put_stream(bucket, key, super::stream_from_bytes(body), content_type, None)
-            .await
+        self.put_stream(
+            bucket,
+            key,
+            super::stream_from_bytes(body),
+            content_type,
+            None,
+        )
+        .await
     }
 
     async fn put_stream(
@@ -271,27 +277,62 @@ mod tests {
         store.health().await.unwrap();
         for i in 0..25 {
             store
-                .put(Bucket::TrainingData, &format!("clean/{i:03}.png"), Bytes::from(vec![i as u8; 10]), "image/png")
+                .put(
+                    Bucket::TrainingData,
+                    &format!("clean/{i:03}.png"),
+                    Bytes::from(vec![i as u8; 10]),
+                    "image/png",
+                )
                 .await
                 .unwrap();
         }
         store
-            .put(Bucket::TrainingData, "degraded/000.png", Bytes::from_static(b"x"), "image/png")
+            .put(
+                Bucket::TrainingData,
+                "degraded/000.png",
+                Bytes::from_static(b"x"),
+                "image/png",
+            )
             .await
             .unwrap();
-        let first = store.list(Bucket::TrainingData, "clean/", None, 10).await.unwrap();
+        let first = store
+            .list(Bucket::TrainingData, "clean/", None, 10)
+            .await
+            .unwrap();
         assert_eq!(first.objects.len(), 10);
         assert_eq!(first.objects[0].key, "clean/000.png");
         let second = store
-            .list(Bucket::TrainingData, "clean/", first.next_token.as_deref(), 10)
+            .list(
+                Bucket::TrainingData,
+                "clean/",
+                first.next_token.as_deref(),
+                10,
+            )
             .await
             .unwrap();
         assert_eq!(second.objects[0].key, "clean/010.png");
-        assert_eq!(list_all(&store, Bucket::TrainingData, "clean/").await.unwrap().len(), 25);
-        let got = get_bytes(&store, Bucket::TrainingData, "clean/007.png", 100).await.unwrap();
+        assert_eq!(
+            list_all(&store, Bucket::TrainingData, "clean/")
+                .await
+                .unwrap()
+                .len(),
+            25
+        );
+        let got = get_bytes(&store, Bucket::TrainingData, "clean/007.png", 100)
+            .await
+            .unwrap();
         assert_eq!(&got[..], &[7u8; 10]);
-        store.delete(Bucket::TrainingData, "clean/007.png").await.unwrap();
-        assert!(store.head(Bucket::TrainingData, "clean/007.png").await.unwrap().is_none());
+        store
+            .delete(Bucket::TrainingData, "clean/007.png")
+            .await
+            .unwrap();
+        assert!(
+            store
+                .head(Bucket::TrainingData, "clean/007.png")
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(matches!(
             store.get(Bucket::TrainingData, "clean/007.png").await,
             Err(StorageError::NotFound { .. })
@@ -303,15 +344,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path(), "");
         store.ensure_buckets().await.unwrap();
-        let chunks = futures::stream::iter((0..10).map(|_| Ok(Bytes::from(vec![0u8; 100])))).boxed();
+        let chunks =
+            futures::stream::iter((0..10).map(|_| Ok(Bytes::from(vec![0u8; 100])))).boxed();
         let err = store
-            .put_stream(Bucket::Evaluation, "big.bin", chunks, "application/octet-stream", Some(500))
+            .put_stream(
+                Bucket::Evaluation,
+                "big.bin",
+                chunks,
+                "application/octet-stream",
+                Some(500),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, StorageError::TooLarge { limit: 500 }));
-        assert!(store.head(Bucket::Evaluation, "big.bin").await.unwrap().is_none());
-        assert!(list_all(&store, Bucket::Evaluation, "").await.unwrap().is_empty());
-        assert_eq!(std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
+        assert!(
+            store
+                .head(Bucket::Evaluation, "big.bin")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            list_all(&store, Bucket::Evaluation, "")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(),
+            0
+        );
     }
 
     #[tokio::test]
@@ -320,7 +382,12 @@ mod tests {
         let store = LocalStore::new(dir.path(), "");
         store.ensure_buckets().await.unwrap();
         let err = store
-            .put(Bucket::Models, "../escape.txt", Bytes::from_static(b"x"), "text/plain")
+            .put(
+                Bucket::Models,
+                "../escape.txt",
+                Bytes::from_static(b"x"),
+                "text/plain",
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, StorageError::InvalidKey { .. }));

@@ -39,7 +39,9 @@ pub enum StorageError {
         reason: &'static str,
     },
     /// Not one of the product's buckets.
-    #[error("unknown bucket {0:?}; buckets are training-data, models, training-outputs, synthetic-data, evaluation")]
+    #[error(
+        "unknown bucket {0:?}; buckets are training-data, models, training-outputs, synthetic-data, evaluation"
+    )]
     UnknownBucket(String),
     /// No such object.
     #[error("object {bucket}/{key} not found")]
@@ -317,7 +319,12 @@ mod tests {
             assert!(validate_key(bad).is_err(), "{bad:?} accepted");
         }
         assert!(validate_key(&"k".repeat(1025)).is_err());
-        for good in ["clean/p_00001.png", "a", "models/layer_2/x.safetensors", "a..b/c"] {
+        for good in [
+            "clean/p_00001.png",
+            "a",
+            "models/layer_2/x.safetensors",
+            "a..b/c",
+        ] {
             assert!(validate_key(good).is_ok(), "{good:?} rejected");
         }
         assert!(validate_prefix("").is_ok());

@@ -247,7 +247,9 @@ impl ObjectStore for S3Store {
                 .bucket(self.bucket(b))
                 .send()
                 .await
-                .map_err(|e| StorageError::Backend(format!("bucket {b}: {}", DisplayErrorContext(e))))?;
+                .map_err(|e| {
+                    StorageError::Backend(format!("bucket {b}: {}", DisplayErrorContext(e)))
+                })?;
         }
         Ok(())
     }
@@ -263,7 +265,13 @@ impl ObjectStore for S3Store {
         validate_key(key)?;
         if body.len() > self.part_bytes {
             return self
-                .put_stream(bucket, key, super::stream_from_bytes(body), content_type, None)
+                .put_stream(
+                    bucket,
+                    key,
+                    super::stream_from_bytes(body),
+                    content_type,
+                    None,
+                )
                 .await;
         }
         self.put_single(bucket, key, body, content_type).await
@@ -292,7 +300,11 @@ impl ObjectStore for S3Store {
                     }
                 }
                 Some(Err(e)) => return Err(StorageError::Body(e.to_string())),
-                None => return self.put_single(bucket, key, buf.freeze(), content_type).await,
+                None => {
+                    return self
+                        .put_single(bucket, key, buf.freeze(), content_type)
+                        .await;
+                }
             }
         }
         let first = buf.split_to(self.part_bytes).freeze();

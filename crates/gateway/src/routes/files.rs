@@ -80,7 +80,11 @@ pub async fn list(
         objects: page
             .objects
             .into_iter()
-            .map(|o| ObjectView { key: o.key, size: o.size, last_modified: o.last_modified })
+            .map(|o| ObjectView {
+                key: o.key,
+                size: o.size,
+                last_modified: o.last_modified,
+            })
             .collect(),
         next_token: page.next_token,
     }))
@@ -105,7 +109,10 @@ pub async fn download(
         .unwrap_or_else(|| restoreflow_core::storage::content_type_for(&key).to_string());
     let mut resp = Body::from_stream(obj.stream).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(&ct).map_err(ApiError::internal)?);
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&ct).map_err(ApiError::internal)?,
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(obj.meta.size));
     let file = key.rsplit('/').next().unwrap_or(&key).replace('"', "");
     if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{file}\"")) {
@@ -158,6 +165,10 @@ pub async fn upload(
         .await?;
     Ok((
         StatusCode::CREATED,
-        ApiJson(ObjectView { key: meta.key, size: meta.size, last_modified: meta.last_modified }),
+        ApiJson(ObjectView {
+            key: meta.key,
+            size: meta.size,
+            last_modified: meta.last_modified,
+        }),
     ))
 }

@@ -62,14 +62,17 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     use sea_orm::ConnectionTrait;
     let b = &state.backends;
     let db_backend = format!("{:?}", b.db.get_database_backend()).to_lowercase();
-    let mut grpc = tonic_health::pb::health_client::HealthClient::new(state.synthetic_channel.clone());
+    let mut grpc =
+        tonic_health::pb::health_client::HealthClient::new(state.synthetic_channel.clone());
     let (database, bus, storage, synthetic) = tokio::join!(
         timed(&db_backend, restoreflow_core::db::ping(&b.db)),
         timed(b.bus.backend(), b.bus.health()),
         timed(b.store.backend(), b.store.health()),
         timed("grpc", async move {
             let resp = grpc
-                .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
                 .await
                 .map_err(|s| s.message().to_string())?;
             match resp.into_inner().status() {
@@ -88,7 +91,11 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let ok = checks.values().all(|c| c.ok);
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(Health {

@@ -129,14 +129,20 @@ pub async fn presets(State(state): State<AppState>) -> Result<ApiJson<PresetList
                 steps: p
                     .steps
                     .into_iter()
-                    .map(|s| StepView { family: s.family, probability: s.probability })
+                    .map(|s| StepView {
+                        family: s.family,
+                        probability: s.probability,
+                    })
                     .collect(),
             })
             .collect(),
         families: r
             .families
             .into_iter()
-            .map(|f| FamilyView { name: f.name, description: f.description })
+            .map(|f| FamilyView {
+                name: f.name,
+                description: f.description,
+            })
             .collect(),
     }))
 }
@@ -216,8 +222,14 @@ pub async fn degrade(
     Ok((
         [
             (header::CONTENT_TYPE, "image/png".to_string()),
-            (header::HeaderName::from_static("x-restoreflow-degradations"), r.applied_json),
-            (header::HeaderName::from_static("x-restoreflow-seed"), r.seed.to_string()),
+            (
+                header::HeaderName::from_static("x-restoreflow-degradations"),
+                r.applied_json,
+            ),
+            (
+                header::HeaderName::from_static("x-restoreflow-seed"),
+                r.seed.to_string(),
+            ),
         ],
         r.png,
     )
@@ -258,7 +270,12 @@ pub struct JobCounts {
 #[utoipa::path(get, path = "/synthetic/stats", tag = "synthetic",
     responses((status = 200, body = StatsView)))]
 pub async fn stats(State(state): State<AppState>) -> Result<ApiJson<StatsView>, ApiError> {
-    let s = state.synthetic.clone().get_stats(v1::GetStatsRequest {}).await?.into_inner();
+    let s = state
+        .synthetic
+        .clone()
+        .get_stats(v1::GetStatsRequest {})
+        .await?
+        .into_inner();
     Ok(ApiJson(StatsView {
         datasets: s.datasets,
         pairs_recorded: s.pairs_recorded,

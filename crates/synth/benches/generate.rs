@@ -1,0 +1,184 @@
+//! Throughput of clean+degraded pair generation at 640x832 with the `mixed`
+//! preset, single-threaded and on all cores, printed as a markdown table.
+//!
+//! Run with `cargo bench -p restoreflow-synth --bench generate`. To compare
+//! with Augraphy, point `AUGRAPHY_PYTHON` at a python with augraphy installed
+//! and `AUGRAPHY_BENCH` at the peer script (`../shared/bench/augraphy_bench.py`
+//! relative to the project root); it runs before and after our measurements.
+
+use std::error::Error;
+use std::process::Command;
+use std::time::Instant;
+
+use restoreflow_synth::{
+    Family, FontLibrary, Pipeline, generate_batch, generate_pair, render_page,
+};
+
+const WIDTH: u32 = 640;
+const HEIGHT: u32 = 832;
+const PEER_PAGES: &str = "8";
+
+struct Row {
+    mode: String,
+    threads: usize,
+    pairs: usize,
+    seconds: f64,
+}
+
+impl Row {
+    fn print(&self) {
+        let per_s = self.pairs as f64 / self.seconds;
+        println!(
+            "| {} | {} | {} | {:.3} | {:.1} | {:.2} |",
+            self.mode,
+            self.threads,
+            self.pairs,
+            self.seconds,
+            per_s,
+            1000.0 / per_s
+        );
+    }
+}
+
+/// Runs the Augraphy peer script once; `None` when it is not configured.
+fn peer_seconds_per_page() -> Option<Result<f64, Box<dyn Error>>> {
+    let python = std::env::var_os("AUGRAPHY_PYTHON")?;
+    let script = std::env::var_os("AUGRAPHY_BENCH")?;
+    let run = || -> Result<f64, Box<dyn Error>> {
+        let out = Command::new(python)
+            .arg(script)
+            .args([PEER_PAGES, &WIDTH.to_string(), &HEIGHT.to_string()])
+            .output()?;
+        if !out.status.success() {
+            return Err(format!("peer failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+        let stdout = String::from_utf8(out.stdout)?;
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'))
+            .ok_or("no JSON line")?;
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        v["median_s_per_page"]
+            .as_f64()
+            .ok_or_else(|| "missing median_s_per_page".into())
+    };
+    Some(run())
+}
+
+fn time_batch(
+    pool: &rayon::ThreadPool,
+    fonts: &FontLibrary,
+    pipeline: &Pipeline,
+    seeds: &[u64],
+) -> f64 {
+    let start = Instant::now();
+    let out = pool.install(|| generate_batch(fonts, pipeline, WIDTH, HEIGHT, seeds));
+    let secs = start.elapsed().as_secs_f64();
+    assert!(out.iter().all(Result::is_ok), "640x832 is a valid size");
+    secs
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let fonts = FontLibrary::system()?;
+    let pipeline = Pipeline::preset("mixed")?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pairs: usize = std::env::var("SYNTH_BENCH_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let seeds: Vec<u64> = (0..pairs as u64).collect();
+
+    let peer_before = peer_seconds_per_page().transpose()?;
+
+    // Warm up caches, the corpus index and the allocator.
+    for seed in 0..8 {
+        generate_pair(&fonts, &pipeline, WIDTH, HEIGHT, 1_000_000 + seed)?;
+    }
+    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let all = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+
+    let mut rows = Vec::new();
+    let start = Instant::now();
+    for &seed in &seeds {
+        render_page(&fonts, WIDTH, HEIGHT, seed)?;
+    }
+    rows.push(Row {
+        mode: "render only".into(),
+        threads: 1,
+        pairs,
+        seconds: start.elapsed().as_secs_f64(),
+    });
+    rows.push(Row {
+        mode: "render + mixed degrade".into(),
+        threads: 1,
+        pairs,
+        seconds: time_batch(&single, &fonts, &pipeline, &seeds),
+    });
+    rows.push(Row {
+        mode: "render + mixed degrade".into(),
+        threads,
+        pairs,
+        seconds: time_batch(&all, &fonts, &pipeline, &seeds),
+    });
+
+    let peer_after = peer_seconds_per_page().transpose()?;
+    let families = per_family_ms(&fonts)?;
+
+    println!("restoreflow-synth pair generation, {WIDTH}x{HEIGHT}, preset `mixed`\n");
+    println!("| mode | threads | pairs | seconds | pairs/s | ms/pair |");
+    println!("|---|---|---|---|---|---|");
+    for row in &rows {
+        row.print();
+    }
+    match (peer_before, peer_after) {
+        (Some(before), Some(after)) => {
+            let median = (before + after) / 2.0;
+            let peer_pages = 2 * PEER_PAGES.parse::<usize>()?;
+            Row {
+                mode: "augraphy default pipeline (degrade only, peer)".into(),
+                threads: 1,
+                pairs: peer_pages,
+                seconds: median * peer_pages as f64,
+            }
+            .print();
+            let ours = rows[1].seconds / pairs as f64;
+            println!(
+                "\npeer median s/page: {before:.3} before, {after:.3} after; \
+                 single-thread speed-up vs augraphy: {:.0}x ({} threads: {:.0}x)",
+                median / ours,
+                threads,
+                median / (rows[2].seconds / pairs as f64)
+            );
+        }
+        _ => println!(
+            "\nAugraphy comparison skipped: set AUGRAPHY_PYTHON (a python with augraphy \
+             installed) and AUGRAPHY_BENCH (path to augraphy_bench.py) to enable it."
+        ),
+    }
+    println!("\nper-family cost on one {WIDTH}x{HEIGHT} page, single thread\n");
+    println!("| family | ms/apply |");
+    println!("|---|---|");
+    for (family, ms) in families {
+        println!("| {} | {ms:.2} |", family.name());
+    }
+    Ok(())
+}
+
+/// Mean milliseconds of each family applied alone (probability 1).
+fn per_family_ms(fonts: &FontLibrary) -> Result<Vec<(Family, f64)>, Box<dyn Error>> {
+    const REPS: u64 = 10;
+    let page = render_page(fonts, WIDTH, HEIGHT, 7)?.image;
+    let mut out = Vec::new();
+    for &family in Family::ALL {
+        let pipeline = Pipeline::single(family);
+        let start = Instant::now();
+        for seed in 0..REPS {
+            std::hint::black_box(pipeline.apply(&page, seed));
+        }
+        out.push((family, start.elapsed().as_secs_f64() * 1000.0 / REPS as f64));
+    }
+    Ok(out)
+}

@@ -1,0 +1,491 @@
+//! The paper itself: aged texture, stains, coffee rings and watermark stamps.
+
+use image::RgbImage;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::util::{Field, SUM4_STD, clamp_f, random_bytes, smoothstep, sum4, uniform};
+
+/// Aged paper: a colour tint, low-frequency mottling and fine grain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct PaperTexture {
+    /// Per-channel multiplier of the paper colour.
+    pub tint: [f64; 3],
+    /// Standard deviation of the fine grain in levels.
+    pub grain: f64,
+    /// Relative amplitude of the mottling.
+    pub mottle: f64,
+    /// Size of mottling blobs in pixels.
+    pub mottle_size: f64,
+}
+
+impl PaperTexture {
+    pub fn sample(rng: &mut ChaCha8Rng) -> Self {
+        // Old paper yellows: blue drops most, red least.
+        let age = rng.random_range(0.0..0.12);
+        let tint = [
+            uniform(rng, 0.97, 1.0),
+            crate::degrade::util::r3(1.0 - age * 0.45),
+            crate::degrade::util::r3(1.0 - age),
+        ];
+        Self {
+            tint,
+            grain: uniform(rng, 2.0, 9.0),
+            mottle: uniform(rng, 0.01, 0.06),
+            mottle_size: uniform(rng, 12.0, 80.0),
+        }
+    }
+}
+
+pub(super) fn paper_texture(img: &mut RgbImage, p: &PaperTexture, rng: &mut ChaCha8Rng) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let field = Field::new(rng, w, h, p.mottle_size as f32);
+    // Everything below is 16.16 fixed point: one gain per pixel and channel,
+    // gain = tint * shade + grain / 255. Grain lives in the paper, so like
+    // the tint it scales with the pixel and vanishes on black ink.
+    let tint = p.tint.map(|t| (t * 65536.0) as i64);
+    let grain = (p.grain / f64::from(SUM4_STD) / 255.0 * 65536.0) as i64;
+    let mut mottle = vec![0f32; w];
+    let mut shade = vec![0i64; w];
+    let mut bytes = Vec::new();
+    for (y, row) in img.chunks_exact_mut(w * 3).enumerate() {
+        field.row(y, &mut mottle);
+        for (s, m) in shade.iter_mut().zip(&mottle) {
+            *s = ((1.0 + p.mottle as f32 * m) * 65536.0) as i64;
+        }
+        random_bytes(rng, &mut bytes, w * 4);
+        for ((px, s), b) in row
+            .chunks_exact_mut(3)
+            .zip(&shade)
+            .zip(bytes.chunks_exact(4))
+        {
+            let n = i64::from(sum4(b)) * grain;
+            for (v, t) in px.iter_mut().zip(tint) {
+                let gain = ((t * s) >> 16) + n;
+                *v = ((i64::from(*v) * gain + 32768) >> 16).clamp(0, 255) as u8;
+            }
+        }
+    }
+}
+
+/// Translucent blotches with irregular outlines and darker dried rims.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct Stains {
+    /// The individual blotches.
+    pub blots: Vec<Blot>,
+}
+
+/// One stain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct Blot {
+    pub cx: f64,
+    pub cy: f64,
+    pub rx: f64,
+    pub ry: f64,
+    /// Opacity of the stain body (0..1).
+    pub strength: f64,
+    /// Multiplicative colour of the stain, per channel in 0..1.
+    pub color: [f64; 3],
+}
+
+impl Stains {
+    pub fn sample(rng: &mut ChaCha8Rng, w: u32, h: u32) -> Self {
+        let (w, h) = (f64::from(w), f64::from(h));
+        let size = w.min(h);
+        let n = rng.random_range(1..=4);
+        let blots = (0..n)
+            .map(|_| {
+                let r = uniform(rng, size * 0.04, size * 0.18).max(1.0);
+                let brown = uniform(rng, 0.35, 0.75);
+                Blot {
+                    cx: uniform(rng, 0.0, w),
+                    cy: uniform(rng, 0.0, h),
+                    rx: r,
+                    ry: crate::degrade::util::r3(r * rng.random_range(0.6..1.4)),
+                    strength: uniform(rng, 0.15, 0.45),
+                    color: [brown + 0.15, brown, crate::degrade::util::r3(brown * 0.6)]
+                        .map(|c: f64| c.min(1.0)),
+                }
+            })
+            .collect();
+        Self { blots }
+    }
+}
+
+pub(super) fn stains(img: &mut RgbImage, p: &Stains, rng: &mut ChaCha8Rng) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let buf: &mut [u8] = img;
+    for blot in &p.blots {
+        let (rx, ry) = (blot.rx.max(1.0) as f32, blot.ry.max(1.0) as f32);
+        let field = Field::new(rng, w, h, rx.min(ry) * 0.5);
+        let x0 = (blot.cx as f32 - rx * 1.4).max(0.0) as usize;
+        let x1 = ((blot.cx as f32 + rx * 1.4) as usize).min(w);
+        let y0 = (blot.cy as f32 - ry * 1.4).max(0.0) as usize;
+        let y1 = ((blot.cy as f32 + ry * 1.4) as usize).min(h);
+        let color = blot.color.map(|c| c as f32);
+        for y in y0..y1 {
+            let dy = (y as f32 - blot.cy as f32) / ry;
+            for x in x0..x1 {
+                let dx = (x as f32 - blot.cx as f32) / rx;
+                // Perturbing the radius with smooth noise makes the outline ragged.
+                let rho = (dx * dx + dy * dy).sqrt() + 0.25 * field.at(x, y);
+                if rho >= 1.05 {
+                    continue;
+                }
+                let body = 1.0 - smoothstep(0.8, 1.0, rho);
+                let rim = (-((rho - 0.93) / 0.05).powi(2)).exp();
+                let a = (blot.strength as f32 * (0.7 * body + 0.6 * rim)).min(0.95);
+                let i = (y * w + x) * 3;
+                for c in 0..3 {
+                    let v = f32::from(buf[i + c]);
+                    buf[i + c] = clamp_f(v * (1.0 - a + a * color[c]));
+                }
+            }
+        }
+    }
+}
+
+/// A ring left by the wet base of a cup.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct CoffeeRing {
+    pub cx: f64,
+    pub cy: f64,
+    pub radius: f64,
+    /// Width of the ring's dark edge in pixels.
+    pub ring_width: f64,
+    /// Opacity of the ring edge (0..1).
+    pub darkness: f64,
+    /// Opacity of the faint interior wash (0..1).
+    pub fill: f64,
+    /// Multiplicative colour of the coffee, per channel in 0..1.
+    pub color: [f64; 3],
+}
+
+impl CoffeeRing {
+    pub fn sample(rng: &mut ChaCha8Rng, w: u32, h: u32) -> Self {
+        let (w, h) = (f64::from(w), f64::from(h));
+        let size = w.min(h);
+        Self {
+            cx: uniform(rng, w * 0.1, w * 0.9),
+            cy: uniform(rng, h * 0.1, h * 0.9),
+            radius: uniform(rng, size * 0.08, size * 0.22).max(2.0),
+            ring_width: uniform(rng, 1.5, 6.0),
+            darkness: uniform(rng, 0.25, 0.6),
+            fill: uniform(rng, 0.0, 0.12),
+            color: [
+                uniform(rng, 0.55, 0.7),
+                uniform(rng, 0.38, 0.5),
+                uniform(rng, 0.2, 0.32),
+            ],
+        }
+    }
+}
+
+pub(super) fn coffee_ring(img: &mut RgbImage, p: &CoffeeRing, rng: &mut ChaCha8Rng) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let buf: &mut [u8] = img;
+    let r = p.radius.max(1.0) as f32;
+    let rw = p.ring_width.max(0.5) as f32;
+    let wobble = Field::new(rng, w, h, r * 0.6);
+    let fade = Field::new(rng, w, h, r * 0.4);
+    let reach = r + rw * 4.0 + r * 0.05;
+    let x0 = (p.cx as f32 - reach).max(0.0) as usize;
+    let x1 = ((p.cx as f32 + reach) as usize).min(w);
+    let y0 = (p.cy as f32 - reach).max(0.0) as usize;
+    let y1 = ((p.cy as f32 + reach) as usize).min(h);
+    let color = p.color.map(|c| c as f32);
+    for y in y0..y1 {
+        let dy = y as f32 - p.cy as f32;
+        for x in x0..x1 {
+            let dx = x as f32 - p.cx as f32;
+            let d = (dx * dx + dy * dy).sqrt() + r * 0.05 * wobble.at(x, y);
+            // Coffee dries darkest at the outer edge of the ring.
+            let edge = (-((d - r) / rw).powi(2)).exp();
+            let inner = if d < r { p.fill as f32 } else { 0.0 };
+            let strength = 0.55 + 0.45 * fade.at(x, y);
+            let a = ((p.darkness as f32 * edge + inner) * strength).clamp(0.0, 0.95);
+            if a <= 0.002 {
+                continue;
+            }
+            let i = (y * w + x) * 3;
+            for c in 0..3 {
+                let v = f32::from(buf[i + c]);
+                buf[i + c] = clamp_f(v * (1.0 - a + a * color[c]));
+            }
+        }
+    }
+}
+
+/// Words used for watermark stamps.
+const STAMPS: &[&str] = &["DRAFT", "COPY", "CONFIDENTIAL", "SAMPLE", "VOID", "ARCHIVE"];
+
+/// A large, semi-transparent diagonal stamp.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct Watermark {
+    pub text: String,
+    /// Rotation in degrees (positive is counter-clockwise).
+    pub angle_deg: f64,
+    /// Opacity (0..1).
+    pub opacity: f64,
+    /// Stamp colour.
+    pub color: [u8; 3],
+    /// Text length as a fraction of the page diagonal (letters are capped
+    /// at about a third of the page's short side in height).
+    pub span: f64,
+}
+
+impl Watermark {
+    pub fn sample(rng: &mut ChaCha8Rng) -> Self {
+        let colors = [
+            [120, 120, 120],
+            [200, 40, 40],
+            [40, 70, 180],
+            [150, 150, 150],
+        ];
+        let sign = if rng.random_bool(0.8) { 1.0 } else { -1.0 };
+        Self {
+            text: STAMPS[rng.random_range(0..STAMPS.len())].to_owned(),
+            angle_deg: sign * uniform(rng, 20.0, 60.0),
+            opacity: uniform(rng, 0.1, 0.3),
+            color: colors[rng.random_range(0..colors.len())],
+            span: uniform(rng, 0.5, 0.85),
+        }
+    }
+}
+
+/// 5x7 capital letters for the stamp words, one string per row.
+fn glyph(c: char) -> [&'static str; 7] {
+    match c {
+        'A' => [
+            ".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#",
+        ],
+        'C' => [
+            ".###.", "#...#", "#....", "#....", "#....", "#...#", ".###.",
+        ],
+        'D' => [
+            "####.", "#...#", "#...#", "#...#", "#...#", "#...#", "####.",
+        ],
+        'E' => [
+            "#####", "#....", "#....", "####.", "#....", "#....", "#####",
+        ],
+        'F' => [
+            "#####", "#....", "#....", "####.", "#....", "#....", "#....",
+        ],
+        'H' => [
+            "#...#", "#...#", "#...#", "#####", "#...#", "#...#", "#...#",
+        ],
+        'I' => [
+            ".###.", "..#..", "..#..", "..#..", "..#..", "..#..", ".###.",
+        ],
+        'L' => [
+            "#....", "#....", "#....", "#....", "#....", "#....", "#####",
+        ],
+        'M' => [
+            "#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#",
+        ],
+        'N' => [
+            "#...#", "##..#", "#.#.#", "#..##", "#...#", "#...#", "#...#",
+        ],
+        'O' => [
+            ".###.", "#...#", "#...#", "#...#", "#...#", "#...#", ".###.",
+        ],
+        'P' => [
+            "####.", "#...#", "#...#", "####.", "#....", "#....", "#....",
+        ],
+        'R' => [
+            "####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#",
+        ],
+        'S' => [
+            ".####", "#....", "#....", ".###.", "....#", "....#", "####.",
+        ],
+        'T' => [
+            "#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#..",
+        ],
+        'V' => [
+            "#...#", "#...#", "#...#", "#...#", "#...#", ".#.#.", "..#..",
+        ],
+        'Y' => [
+            "#...#", "#...#", ".#.#.", "..#..", "..#..", "..#..", "..#..",
+        ],
+        _ => ["....."; 7],
+    }
+}
+
+pub(super) fn watermark(img: &mut RgbImage, p: &Watermark, _rng: &mut ChaCha8Rng) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let buf: &mut [u8] = img;
+    // Rasterise the word into a cell bitmap with one empty cell of border.
+    let chars: Vec<char> = p.text.chars().collect();
+    let (bw, bh) = (chars.len() * 6 + 1, 9);
+    let mut bitmap = vec![0f32; bw * bh];
+    for (k, &c) in chars.iter().enumerate() {
+        for (row, bits) in glyph(c).iter().enumerate() {
+            for (col, b) in bits.bytes().enumerate() {
+                if b == b'#' {
+                    bitmap[(row + 1) * bw + 1 + k * 6 + col] = 1.0;
+                }
+            }
+        }
+    }
+    let diag = ((w * w + h * h) as f32).sqrt();
+    // Short words would otherwise grow letters taller than the page is wide.
+    let cell = (p.span as f32 * diag / bw as f32)
+        .min(w.min(h) as f32 * 0.05)
+        .max(0.5);
+    let (s, c) = (p.angle_deg as f32).to_radians().sin_cos();
+    let (cx, cy) = (w as f32 * 0.5, h as f32 * 0.5);
+    let opacity = p.opacity.clamp(0.0, 1.0) as f32;
+    let color = p.color.map(f32::from);
+    for y in 0..h {
+        let dy = y as f32 - cy;
+        for x in 0..w {
+            let dx = x as f32 - cx;
+            // Rotate the pixel back into the stamp's frame (image y points down).
+            let u = (dx * c - dy * s) / cell + bw as f32 * 0.5 - 0.5;
+            let v = (dx * s + dy * c) / cell + bh as f32 * 0.5 - 0.5;
+            if u < 0.0 || v < 0.0 || u >= (bw - 1) as f32 || v >= (bh - 1) as f32 {
+                continue;
+            }
+            let (iu, iv) = (u as usize, v as usize);
+            let (fu, fv) = (u - iu as f32, v - iv as f32);
+            let at = |a: usize, b: usize| bitmap[b * bw + a];
+            let top = at(iu, iv) + (at(iu + 1, iv) - at(iu, iv)) * fu;
+            let bot = at(iu, iv + 1) + (at(iu + 1, iv + 1) - at(iu, iv + 1)) * fu;
+            // Sharpen the bilinear ramp so edges are soft but not blurry.
+            let cover = smoothstep(0.3, 0.7, top + (bot - top) * fv);
+            if cover <= 0.0 {
+                continue;
+            }
+            let a = opacity * cover;
+            let i = (y * w + x) * 3;
+            for ch in 0..3 {
+                let px = f32::from(buf[i + ch]);
+                // Multiply blend: ink printed over the page, never lighter.
+                buf[i + ch] = clamp_f(px * (1.0 - a + a * color[ch] / 255.0));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::util::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn paper_texture_tints_and_grains_the_paper() {
+        let mut img = flat(120, 120, 255);
+        let p = PaperTexture {
+            tint: [1.0, 0.96, 0.88],
+            grain: 6.0,
+            mottle: 0.03,
+            mottle_size: 30.0,
+        };
+        paper_texture(&mut img, &p, &mut rng(1));
+        let mean_c = |c: usize| img.pixels().map(|p| f64::from(p.0[c])).sum::<f64>() / 14_400.0;
+        assert!(
+            mean_c(0) > mean_c(1) + 5.0 && mean_c(1) > mean_c(2) + 10.0,
+            "yellowed"
+        );
+        assert!(std(&img) > 3.0);
+        // Ink stays dark: grain and tint scale with the paper, not the ink.
+        let mut black = flat(30, 30, 0);
+        paper_texture(&mut black, &p, &mut rng(1));
+        assert!(black.as_raw().iter().all(|&v| v == 0));
+        let mut other = flat(120, 120, 255);
+        paper_texture(&mut other, &p, &mut rng(2));
+        assert_ne!(img, other);
+    }
+
+    #[test]
+    fn stains_darken_and_tint_locally() {
+        let mut img = flat(200, 200, 250);
+        let blot = Blot {
+            cx: 60.0,
+            cy: 60.0,
+            rx: 30.0,
+            ry: 25.0,
+            strength: 0.4,
+            color: [0.8, 0.6, 0.35],
+        };
+        stains(&mut img, &Stains { blots: vec![blot] }, &mut rng(3));
+        let centre = img.get_pixel(60, 60).0;
+        assert!(
+            centre[2] < 220 && centre[0] > centre[2] + 20,
+            "brown centre {centre:?}"
+        );
+        assert_eq!(
+            img.get_pixel(180, 180).0,
+            [250, 250, 250],
+            "far pixels untouched"
+        );
+        let touched = count(&img, |p| p[2] < 245);
+        assert!(touched > 1000 && touched < 6000, "{touched}");
+    }
+
+    #[test]
+    fn coffee_ring_is_darkest_on_the_ring() {
+        let mut img = flat(200, 200, 250);
+        let p = CoffeeRing {
+            cx: 100.0,
+            cy: 100.0,
+            radius: 50.0,
+            ring_width: 3.0,
+            darkness: 0.5,
+            fill: 0.05,
+            color: [0.6, 0.45, 0.3],
+        };
+        coffee_ring(&mut img, &p, &mut rng(4));
+        let ring_mean = (0..360)
+            .step_by(10)
+            .map(|deg| {
+                let t = (deg as f32).to_radians();
+                let (x, y) = (100.0 + 50.0 * t.cos(), 100.0 + 50.0 * t.sin());
+                f64::from(img.get_pixel(x as u32, y as u32).0[2])
+            })
+            .sum::<f64>()
+            / 36.0;
+        let inside = f64::from(img.get_pixel(100, 100).0[2]);
+        assert!(
+            ring_mean < inside - 15.0,
+            "ring {ring_mean} inside {inside}"
+        );
+        assert!(inside < 250.0, "interior wash");
+        assert_eq!(img.get_pixel(5, 5).0, [250, 250, 250]);
+    }
+
+    #[test]
+    fn watermark_is_translucent_and_coloured() {
+        let mut img = flat(300, 200, 255);
+        let p = Watermark {
+            text: "DRAFT".into(),
+            angle_deg: 30.0,
+            opacity: 0.25,
+            color: [200, 40, 40],
+            span: 0.7,
+        };
+        watermark(&mut img, &p, &mut rng(0));
+        let marked = count(&img, |p| p[1] < 250);
+        assert!(marked > 3000, "{marked} pixels stamped");
+        assert!(
+            img.pixels().all(|p| p.0[1] >= 190 && p.0[0] >= p.0[1]),
+            "red, translucent"
+        );
+        assert!(
+            count(&img, |p| u16::from(p[0]) > u16::from(p[1]) + 20) > 1000,
+            "reddish stamp"
+        );
+        assert_eq!(img.get_pixel(2, 2).0, [255, 255, 255]);
+        let mut other = flat(300, 200, 255);
+        watermark(
+            &mut other,
+            &Watermark {
+                text: "VOID".into(),
+                ..p
+            },
+            &mut rng(0),
+        );
+        assert_ne!(img, other);
+    }
+}

@@ -1,0 +1,225 @@
+//! Named pipelines for common acquisition scenarios.
+
+use serde::Serialize;
+
+use super::{Family, Pipeline, Step};
+use crate::SynthError;
+
+/// A named preset with its description and pipeline.
+#[derive(Clone, Debug, Serialize)]
+pub struct PresetInfo {
+    /// Preset name accepted by [`Pipeline::preset`].
+    pub name: &'static str,
+    /// One-line description.
+    pub description: &'static str,
+    /// The steps it runs.
+    pub pipeline: Pipeline,
+}
+
+use Family::*;
+
+/// A preset's name, description and `(family, probability)` steps.
+type Preset = (&'static str, &'static str, &'static [(Family, f32)]);
+
+/// Every preset. Steps are ordered the way
+/// the defects arise physically: printing and ink, paper ageing, then
+/// lighting, optics, sensor noise and finally compression.
+const PRESETS: &[Preset] = &[
+    (
+        "light",
+        "a clean flatbed scan: faint paper tone, slight softness, mild noise and compression",
+        &[
+            (PaperTexture, 0.7),
+            (FadedInk, 0.15),
+            (GaussianBlur, 0.35),
+            (ContrastGamma, 0.4),
+            (GaussianNoise, 0.6),
+            (Jpeg, 0.4),
+        ],
+    ),
+    (
+        "scan",
+        "an office scanner: paper texture, bleed-through, streaks, uneven lamp, noise and jpeg",
+        &[
+            (BleedThrough, 0.3),
+            (PaperTexture, 1.0),
+            (FoldCrease, 0.15),
+            (UnevenIllumination, 0.5),
+            (GaussianBlur, 0.5),
+            (ScannerLines, 0.4),
+            (ContrastGamma, 0.5),
+            (GaussianNoise, 0.7),
+            (SaltPepper, 0.2),
+            (Jpeg, 0.6),
+        ],
+    ),
+    (
+        "photo",
+        "a phone photo of a page: shading and shadows, focus or shake blur, shot noise, jpeg",
+        &[
+            (PaperTexture, 0.6),
+            (UnevenIllumination, 1.0),
+            (Shadow, 0.6),
+            (DefocusBlur, 0.45),
+            (MotionBlur, 0.35),
+            (ContrastGamma, 0.6),
+            (PoissonNoise, 0.8),
+            (LowResolution, 0.25),
+            (Jpeg, 0.9),
+        ],
+    ),
+    (
+        "heavy",
+        "an old, damaged archive copy: stains, bleeding and broken ink, folds, copier and scan artefacts",
+        &[
+            (FadedInk, 0.4),
+            (BrokenStrokes, 0.5),
+            (InkBleed, 0.6),
+            (BleedThrough, 0.6),
+            (PaperTexture, 1.0),
+            (Stains, 0.7),
+            (CoffeeRing, 0.35),
+            (FoldCrease, 0.5),
+            (Photocopy, 0.35),
+            (UnevenIllumination, 0.7),
+            (GaussianBlur, 0.5),
+            (ScannerLines, 0.5),
+            (SpeckleNoise, 0.5),
+            (SaltPepper, 0.4),
+            (Jpeg, 0.8),
+        ],
+    ),
+    (
+        "mixed",
+        "a broad random mix of every family, each sample drawing its own subset",
+        &[
+            (Halftone, 0.05),
+            (FadedInk, 0.2),
+            (BrokenStrokes, 0.2),
+            (InkBleed, 0.2),
+            (BleedThrough, 0.25),
+            (Watermark, 0.1),
+            (PaperTexture, 0.6),
+            (Stains, 0.2),
+            (CoffeeRing, 0.1),
+            (FoldCrease, 0.15),
+            (Photocopy, 0.1),
+            (UnevenIllumination, 0.4),
+            (Shadow, 0.2),
+            (GaussianBlur, 0.3),
+            (MotionBlur, 0.1),
+            (DefocusBlur, 0.1),
+            (LowResolution, 0.1),
+            (ScannerLines, 0.15),
+            (ContrastGamma, 0.35),
+            (GaussianNoise, 0.35),
+            (PoissonNoise, 0.2),
+            (SpeckleNoise, 0.15),
+            (SaltPepper, 0.15),
+            (Jpeg, 0.5),
+        ],
+    ),
+];
+
+fn build(steps: &[(Family, f32)]) -> Pipeline {
+    Pipeline {
+        steps: steps
+            .iter()
+            .map(|&(family, probability)| Step {
+                family,
+                probability,
+            })
+            .collect(),
+    }
+}
+
+/// All presets with their descriptions and pipelines.
+pub fn presets() -> Vec<PresetInfo> {
+    PRESETS
+        .iter()
+        .map(|&(name, description, steps)| PresetInfo {
+            name,
+            description,
+            pipeline: build(steps),
+        })
+        .collect()
+}
+
+/// Comma-separated preset names, for error messages.
+pub(crate) fn preset_list() -> String {
+    PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
+}
+
+impl Pipeline {
+    /// The preset called `name` (`light`, `scan`, `photo`, `heavy`, `mixed`).
+    pub fn preset(name: &str) -> Result<Pipeline, SynthError> {
+        let wanted = name.trim().to_ascii_lowercase();
+        PRESETS
+            .iter()
+            .find(|p| p.0 == wanted)
+            .map(|p| build(p.2))
+            .ok_or_else(|| SynthError::UnknownPreset(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_presets_parse_and_validate() {
+        for name in ["light", "scan", "photo", "heavy", "mixed"] {
+            let p = Pipeline::preset(name).expect("documented preset");
+            Pipeline::new(p.steps.clone()).expect("presets are valid pipelines");
+        }
+        assert_eq!(presets().len(), 5);
+        assert!(presets().iter().all(|p| !p.description.is_empty()));
+    }
+
+    #[test]
+    fn mixed_covers_every_family() {
+        let mixed = Pipeline::preset("mixed").expect("mixed is a preset");
+        for f in Family::ALL {
+            assert!(
+                mixed.steps.iter().any(|s| s.family == *f),
+                "{f:?} missing from mixed"
+            );
+        }
+    }
+
+    #[test]
+    fn mixed_samples_differ_in_their_subsets() {
+        let mixed = Pipeline::preset("mixed").expect("mixed is a preset");
+        let img = image::RgbImage::from_pixel(32, 32, image::Rgb([200, 200, 200]));
+        let subsets: std::collections::HashSet<Vec<Family>> = (0..12)
+            .map(|seed| {
+                mixed
+                    .apply(&img, seed)
+                    .applied
+                    .iter()
+                    .map(|a| a.family)
+                    .collect()
+            })
+            .collect();
+        assert!(subsets.len() > 8, "only {} distinct subsets", subsets.len());
+    }
+
+    #[test]
+    fn unknown_preset_lists_valid_ones() {
+        let err = Pipeline::preset("grainy").unwrap_err();
+        assert!(matches!(&err, SynthError::UnknownPreset(n) if n == "grainy"));
+        let msg = err.to_string();
+        assert!(msg.contains("light") && msg.contains("mixed"), "{msg}");
+    }
+
+    #[test]
+    fn presets_serialise() {
+        let json = serde_json::to_value(presets()).expect("serialises");
+        assert_eq!(json[0]["name"], "light");
+        assert!(
+            json[4]["pipeline"]["steps"]
+                .as_array()
+                .is_some_and(|s| s.len() == 24)
+        );
+    }
+}

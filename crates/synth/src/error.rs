@@ -1,0 +1,35 @@
+//! The one error type of this crate.
+
+use crate::degrade::{family_list, preset_list};
+use crate::{MAX_SIZE, MIN_SIZE};
+
+/// Everything that can go wrong while rendering, degrading or coding images.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    /// No font usable for rendering Latin text was found.
+    #[error("no usable fonts: {0}")]
+    NoFonts(String),
+    /// A width or height outside `MIN_SIZE..=MAX_SIZE`.
+    #[error("size {width}x{height} is outside the allowed range {min}..={max} per side", min = MIN_SIZE, max = MAX_SIZE)]
+    InvalidSize {
+        /// Requested or decoded width in pixels.
+        width: u32,
+        /// Requested or decoded height in pixels.
+        height: u32,
+    },
+    /// A degradation family name that does not exist.
+    #[error("unknown degradation family `{0}` (valid: {list})", list = family_list())]
+    UnknownFamily(String),
+    /// A preset name that does not exist.
+    #[error("unknown preset `{0}` (valid: {list})", list = preset_list())]
+    UnknownPreset(String),
+    /// A pipeline that is empty or has a probability outside `[0, 1]`.
+    #[error("invalid pipeline: {0}")]
+    InvalidPipeline(String),
+    /// Bytes that are not a decodable image.
+    #[error("invalid image: {0}")]
+    InvalidImage(String),
+    /// Encoding an image failed.
+    #[error("image encoding failed: {0}")]
+    Encode(String),
+}
