@@ -33,4 +33,11 @@ export RESTOREFLOW_TEST_PG_URL="${RESTOREFLOW_TEST_PG_URL:-postgres://postgres@1
 export RESTOREFLOW_TEST_AMQP_URL="${RESTOREFLOW_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 export RESTOREFLOW_TEST_S3_ENDPOINT="${RESTOREFLOW_TEST_S3_ENDPOINT:-http://127.0.0.1:3900}"
 
-cargo test --workspace --locked "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# One closing line over every test binary (cargo prints one result per binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -85,6 +85,18 @@ async fn check_generate_rejections(app: &TestApp) {
             "invalid_argument",
             "num_images",
         ),
+        (
+            json!({"num_images": 2, "steps": [{"family": "glitter", "probability": 0.5}]}),
+            400,
+            "invalid_argument",
+            "glitter",
+        ),
+        (
+            json!({"num_images": 2, "steps": [{"family": "jpeg", "probability": 2.0}]}),
+            400,
+            "invalid_argument",
+            "probab",
+        ),
     ];
     for (body, status, code, mention) in cases {
         let (s, v) = app.post_json("/synthetic/generate", &body).await;

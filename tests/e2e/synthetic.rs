@@ -230,11 +230,27 @@ async fn embedded_restart_on_the_same_data_dir_keeps_everything() {
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let app = TestApp::spawn_embedded(dir.clone()).await;
     let key = app.api_key.clone();
+    // A free composition of families rather than a preset.
+    let steps = json!([{"family": "jpeg", "probability": 1.0}, {"family": "salt_pepper", "probability": 1.0}]);
     let id = app
-        .generate(json!({"num_images": 3, "preset": "light", "width": 128, "height": 160}))
+        .generate(json!({"num_images": 3, "steps": steps, "width": 128, "height": 160}))
         .await;
     let job = app.wait_job(&id, Duration::from_secs(60)).await;
-    assert_eq!(job["status"], "completed");
+    assert_eq!(job["status"], "completed", "{job}");
+    let dataset = job["result"]["dataset_id"].as_str().unwrap();
+    let (_, manifest) = app
+        .get_bytes(&format!("/files/synthetic-data/{dataset}/manifest.json"))
+        .await;
+    let manifest: Value = serde_json::from_slice(&manifest).unwrap();
+    for p in manifest["pairs"].as_array().unwrap() {
+        let families: Vec<&str> = p["degradations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["family"].as_str().unwrap())
+            .collect();
+        assert_eq!(families, ["jpeg", "salt_pepper"]);
+    }
     app.stop().await;
 
     let again = TestApp::spawn_embedded(dir).await;

@@ -1,7 +1,7 @@
 //! Validation of generation requests, shared by the gRPC handler and the worker.
 
 use restoreflow_proto::{ErrorCode, v1};
-use restoreflow_synth::{Family, MAX_SIZE, MIN_SIZE, Pipeline};
+use restoreflow_synth::{Family, MAX_SIZE, MIN_SIZE, Pipeline, Step};
 use serde::{Deserialize, Serialize};
 
 /// Default page width (a 640x832 page is the benchmark size).
@@ -23,13 +23,15 @@ impl From<Invalid> for tonic::Status {
 }
 
 /// Which degradations to apply.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", content = "name", rename_all = "snake_case")]
 pub enum Degradation {
     /// A named preset.
     Preset(String),
     /// One family, always applied.
     Family(Family),
+    /// A free composition of families, each applied with its probability.
+    Custom(Vec<Step>),
 }
 
 impl Degradation {
@@ -38,6 +40,9 @@ impl Degradation {
         match self {
             Degradation::Preset(p) => Pipeline::preset(p).map_err(|e| Invalid(e.to_string())),
             Degradation::Family(f) => Ok(Pipeline::single(*f)),
+            Degradation::Custom(steps) => {
+                Pipeline::new(steps.clone()).map_err(|e| Invalid(e.to_string()))
+            }
         }
     }
 
@@ -46,7 +51,41 @@ impl Degradation {
         match self {
             Degradation::Preset(p) => p.clone(),
             Degradation::Family(f) => format!("family:{}", f.name()),
+            Degradation::Custom(steps) => format!("custom:{}", steps.len()),
         }
+    }
+
+    /// From a generation request: a free composition (`steps`), or the
+    /// `preset` / `degradation_type` pair; only one of the three may be given.
+    pub fn from_generate(r: &v1::GenerateRequest) -> Result<Self, Invalid> {
+        if r.steps.is_empty() {
+            return Self::from_request(&r.preset, &r.degradation_type);
+        }
+        if !r.preset.trim().is_empty() || !r.degradation_type.trim().is_empty() {
+            return Err(Invalid(
+                "give one of steps, preset or degradation_type, not several".into(),
+            ));
+        }
+        if r.steps.len() > 64 {
+            return Err(Invalid("steps may hold at most 64 entries".into()));
+        }
+        let steps = r
+            .steps
+            .iter()
+            .map(|s| {
+                let family = s
+                    .family
+                    .parse::<Family>()
+                    .map_err(|e| Invalid(e.to_string()))?;
+                Ok(Step {
+                    family,
+                    probability: s.probability,
+                })
+            })
+            .collect::<Result<Vec<_>, Invalid>>()?;
+        let d = Degradation::Custom(steps);
+        d.pipeline()?;
+        Ok(d)
     }
 
     /// From the request's `preset` / `degradation_type` pair (both empty → `mixed`).
@@ -85,7 +124,7 @@ impl Degradation {
 }
 
 /// A validated generation request, stored as the job's params.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GenerateParams {
     /// Number of pairs.
     pub num_images: u32,
@@ -135,7 +174,7 @@ impl GenerateParams {
         }
         Ok(Self {
             num_images: r.num_images,
-            degradation: Degradation::from_request(&r.preset, &r.degradation_type)?,
+            degradation: Degradation::from_generate(r)?,
             seed: r.seed.unwrap_or_else(rand::random),
             width,
             height,
@@ -169,7 +208,7 @@ mod tests {
     fn defaults_fill_in() {
         let p = GenerateParams::from_request(&req(3), 100).unwrap();
         assert_eq!((p.width, p.height), (DEFAULT_WIDTH, DEFAULT_HEIGHT));
-        assert_eq!(p.degradation, Degradation::Preset("mixed".into()));
+        assert!(matches!(p.degradation, Degradation::Preset(ref n) if n == "mixed"));
         assert_eq!(p.split, "train");
     }
 
@@ -227,10 +266,50 @@ mod tests {
     fn degradation_type_accepts_families_and_presets() {
         let family = Family::ALL[0];
         let d = Degradation::from_request("", family.name()).unwrap();
-        assert_eq!(d, Degradation::Family(family));
-        assert_eq!(
+        assert!(matches!(d, Degradation::Family(f) if f == family));
+        assert!(matches!(
             Degradation::from_request("", "heavy").unwrap(),
-            Degradation::Preset("heavy".into())
+            Degradation::Preset(ref n) if n == "heavy"
+        ));
+    }
+
+    #[test]
+    fn free_compositions_are_validated() {
+        let step = |f: &str, p: f32| v1::DegradationStep {
+            family: f.into(),
+            probability: p,
+        };
+        let ok = GenerateParams::from_request(
+            &v1::GenerateRequest {
+                steps: vec![step("jpeg", 0.5), step("gaussian_blur", 1.0)],
+                ..req(1)
+            },
+            10,
+        )
+        .unwrap();
+        assert!(matches!(ok.degradation, Degradation::Custom(ref s) if s.len() == 2));
+        let msg = |r: v1::GenerateRequest| GenerateParams::from_request(&r, 10).unwrap_err().0;
+        assert!(
+            msg(v1::GenerateRequest {
+                steps: vec![step("glitter", 0.5)],
+                ..req(1)
+            })
+            .contains("glitter")
+        );
+        assert!(
+            msg(v1::GenerateRequest {
+                steps: vec![step("jpeg", 1.5)],
+                ..req(1)
+            })
+            .contains("1.5")
+        );
+        assert!(
+            msg(v1::GenerateRequest {
+                steps: vec![step("jpeg", 0.5)],
+                preset: "light".into(),
+                ..req(1)
+            })
+            .contains("not several")
         );
     }
 

@@ -438,8 +438,6 @@ impl Worker {
         let mut result = summary;
         result["manifest_key"] =
             serde_json::Value::String(format!("{}/{manifest_key}", Bucket::SyntheticData));
-        result["pairs"] = serde_json::to_value(records.iter().map(|r| &r.name).collect::<Vec<_>>())
-            .map_err(|e| Stop::Failed(e.to_string()))?;
         Ok(result)
     }
 

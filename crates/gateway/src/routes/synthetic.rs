@@ -29,6 +29,18 @@ pub struct GenerateBody {
     pub height: Option<u32>,
     /// `train` (default), `validation` or `test`.
     pub split: Option<String>,
+    /// A free composition instead of a preset: each family applied with its probability.
+    pub steps: Option<Vec<StepBody>>,
+}
+
+/// One step of a free composition.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepBody {
+    /// Family name (see `GET /synthetic/presets`).
+    pub family: String,
+    /// Chance in [0, 1] of applying it to a page.
+    pub probability: f32,
 }
 
 /// Answer of `POST /synthetic/generate`.
@@ -59,6 +71,15 @@ pub async fn generate(
         width: body.width,
         height: body.height,
         split: body.split.unwrap_or_default(),
+        steps: body
+            .steps
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| v1::DegradationStep {
+                family: s.family,
+                probability: s.probability,
+            })
+            .collect(),
     };
     let job = state.synthetic.clone().generate(req).await?.into_inner();
     Ok((
