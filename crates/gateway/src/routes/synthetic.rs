@@ -339,6 +339,24 @@ pub struct DatasetView {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
+impl From<restoreflow_core::db::entity::dataset::Model> for DatasetView {
+    fn from(d: restoreflow_core::db::entity::dataset::Model) -> Self {
+        Self {
+            id: d.id,
+            job_id: d.job_id,
+            degradation: d.degradation,
+            split: d.split,
+            seed: d.seed,
+            num_pairs: d.num_pairs,
+            width: d.width,
+            height: d.height,
+            manifest_key: d.manifest_key,
+            content_hash: d.content_hash,
+            created_at: d.created_at,
+        }
+    }
+}
+
 /// Paging of `GET /synthetic/datasets`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -361,21 +379,5 @@ pub async fn datasets(
         return Err(ApiError::invalid("limit must be between 1 and 200"));
     }
     let rows = db::list_datasets(&state.backends.db, limit, q.offset.unwrap_or(0)).await?;
-    Ok(ApiJson(
-        rows.into_iter()
-            .map(|d| DatasetView {
-                id: d.id,
-                job_id: d.job_id,
-                degradation: d.degradation,
-                split: d.split,
-                seed: d.seed,
-                num_pairs: d.num_pairs,
-                width: d.width,
-                height: d.height,
-                manifest_key: d.manifest_key,
-                content_hash: d.content_hash,
-                created_at: d.created_at,
-            })
-            .collect(),
-    ))
+    Ok(ApiJson(rows.into_iter().map(DatasetView::from).collect()))
 }
