@@ -1,0 +1,257 @@
+//! Seeded random patches with identical dihedral augmentation on both sides.
+
+use candle_core::{Device, Tensor};
+use image::RgbImage;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::PageStore;
+use crate::{Error, Result};
+
+/// How many page draws may hit skipped pages in a row before giving up.
+const MAX_DRAWS_PER_ITEM: usize = 1000;
+
+/// Where a sampler is in its random stream: enough to continue it exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamplerState {
+    /// The seed the ChaCha8 stream started from.
+    pub seed: u64,
+    /// Words consumed so far (a `u128`, as a decimal string for JSON).
+    pub word_pos: String,
+}
+
+/// Draws training batches: a page uniformly from the training split, a patch
+/// position uniformly inside it, and one of the 8 dihedral transforms (flips
+/// and 90-degree rotations) applied to both images alike.
+///
+/// All randomness comes from one ChaCha8 stream; [`PatchSampler::state`]
+/// captures its position, so a restored sampler continues the identical
+/// sequence. Unusable pages are drawn and rejected, which consumes the same
+/// randomness whether or not they were already known to be unusable.
+#[derive(Debug, Clone)]
+pub struct PatchSampler {
+    seed: u64,
+    rng: ChaCha8Rng,
+}
+
+/// Maps output position `(row, col)` of a `p x p` patch to its source
+/// position under dihedral transform `t` (0..8: bit 2 flips columns, bits
+/// 0-1 count quarter turns).
+pub fn dihedral_index(t: u8, row: usize, col: usize, p: usize) -> (usize, usize) {
+    let (mut r, mut c) = (row, col);
+    if t & 4 != 0 {
+        c = p - 1 - c;
+    }
+    for _ in 0..(t & 3) {
+        (r, c) = (c, p - 1 - r);
+    }
+    (r, c)
+}
+
+impl PatchSampler {
+    /// A sampler at the start of the stream for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// The current stream position.
+    pub fn state(&self) -> SamplerState {
+        SamplerState {
+            seed: self.seed,
+            word_pos: self.rng.get_word_pos().to_string(),
+        }
+    }
+
+    /// A sampler continuing exactly where `state` was taken.
+    pub fn from_state(state: &SamplerState) -> Result<Self> {
+        let pos: u128 = state
+            .word_pos
+            .parse()
+            .map_err(|_| Error::Checkpoint(format!("bad sampler position {:?}", state.word_pos)))?;
+        let mut s = Self::new(state.seed);
+        s.rng.set_word_pos(pos);
+        Ok(s)
+    }
+
+    /// A batch of `batch` patches of `patch x patch` pixels as
+    /// `(degraded, clean)`, each `[batch, 3, patch, patch]` f32 in `[0, 1]`.
+    ///
+    /// Pages smaller than the patch are extended by repeating their edge pixels.
+    pub fn sample(
+        &mut self,
+        store: &PageStore<'_>,
+        train: &[usize],
+        batch: usize,
+        patch: usize,
+        device: &Device,
+    ) -> Result<(Tensor, Tensor)> {
+        if train.is_empty() {
+            return Err(Error::Data("no training pages".into()));
+        }
+        let plane = patch * patch;
+        let mut deg = vec![0f32; batch * 3 * plane];
+        let mut cln = vec![0f32; batch * 3 * plane];
+        for b in 0..batch {
+            let pair = self.draw_page(store, train)?;
+            let (w, h) = (pair.clean.width() as usize, pair.clean.height() as usize);
+            let x0 = if w > patch {
+                self.rng.random_range(0..=w - patch)
+            } else {
+                0
+            };
+            let y0 = if h > patch {
+                self.rng.random_range(0..=h - patch)
+            } else {
+                0
+            };
+            let t: u8 = self.rng.random_range(0..8);
+            let off = b * 3 * plane;
+            write_patch(
+                &pair.degraded,
+                &mut deg[off..off + 3 * plane],
+                x0,
+                y0,
+                patch,
+                t,
+            );
+            write_patch(
+                &pair.clean,
+                &mut cln[off..off + 3 * plane],
+                x0,
+                y0,
+                patch,
+                t,
+            );
+        }
+        let shape = (batch, 3, patch, patch);
+        Ok((
+            Tensor::from_vec(deg, shape, device)?,
+            Tensor::from_vec(cln, shape, device)?,
+        ))
+    }
+
+    fn draw_page(
+        &mut self,
+        store: &PageStore<'_>,
+        train: &[usize],
+    ) -> Result<std::rc::Rc<super::Pair>> {
+        for _ in 0..MAX_DRAWS_PER_ITEM {
+            let idx = train[self.rng.random_range(0..train.len())];
+            if let Some(p) = store.get(idx) {
+                return Ok(p);
+            }
+        }
+        Err(Error::Data(format!(
+            "{MAX_DRAWS_PER_ITEM} page draws in a row were unusable; skipped: {:?}",
+            store.skipped()
+        )))
+    }
+}
+
+/// Writes one transformed patch, CHW, into `out` (3 * patch * patch values).
+fn write_patch(img: &RgbImage, out: &mut [f32], x0: usize, y0: usize, patch: usize, t: u8) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let raw = img.as_raw();
+    let plane = patch * patch;
+    for r in 0..patch {
+        for c in 0..patch {
+            let (sr, sc) = dihedral_index(t, r, c, patch);
+            let y = (y0 + sr).min(h - 1);
+            let x = (x0 + sc).min(w - 1);
+            let src = (y * w + x) * 3;
+            for ch in 0..3 {
+                out[ch * plane + r * patch + c] = f32::from(raw[src + ch]) / 255.0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::InMemoryPairs;
+
+    fn page(seed: u8) -> RgbImage {
+        RgbImage::from_fn(13, 11, |x, y| {
+            image::Rgb([(x * 17 + y) as u8 ^ seed, (y * 23) as u8, (x + y * 5) as u8])
+        })
+    }
+
+    #[test]
+    fn dihedral_maps_are_distinct_bijections() {
+        let p = 3;
+        let mut seen = Vec::new();
+        for t in 0..8 {
+            let map: Vec<_> = (0..p * p)
+                .map(|i| dihedral_index(t, i / p, i % p, p))
+                .collect();
+            let mut sorted = map.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), p * p, "transform {t} is not a bijection");
+            assert!(!seen.contains(&map), "transform {t} repeats another");
+            seen.push(map);
+        }
+    }
+
+    #[test]
+    fn both_sides_get_the_same_crop_and_transform() {
+        let mut src = InMemoryPairs::new();
+        let clean = page(5);
+        let degraded = RgbImage::from_fn(13, 11, |x, y| {
+            let p = clean.get_pixel(x, y).0;
+            image::Rgb([p[1], p[2], p[0]])
+        });
+        src.push("a", clean, degraded);
+        let store = PageStore::new(&src, 2);
+        let mut s = PatchSampler::new(11);
+        let (d, c) = s.sample(&store, &[0], 6, 8, &Device::Cpu).unwrap();
+        // degraded channel 0 must equal clean channel 1 everywhere.
+        let d0 = d
+            .narrow(1, 0, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let c1 = c
+            .narrow(1, 1, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(d0, c1);
+    }
+
+    #[test]
+    fn restored_state_continues_the_stream() {
+        let mut src = InMemoryPairs::new();
+        src.push("a", page(1), page(1));
+        src.push("b", page(2), page(2));
+        let store = PageStore::new(&src, 2);
+        let mut a = PatchSampler::new(42);
+        a.sample(&store, &[0, 1], 3, 5, &Device::Cpu).unwrap();
+        let mut b = PatchSampler::from_state(&a.state()).unwrap();
+        let (x, _) = a.sample(&store, &[0, 1], 3, 5, &Device::Cpu).unwrap();
+        let (y, _) = b.sample(&store, &[0, 1], 3, 5, &Device::Cpu).unwrap();
+        let x = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(x, y);
+    }
+
+    #[test]
+    fn small_pages_repeat_their_edges() {
+        let mut src = InMemoryPairs::new();
+        src.push("tiny", page(0), page(0));
+        let store = PageStore::new(&src, 1);
+        let (d, _) = PatchSampler::new(0)
+            .sample(&store, &[0], 1, 16, &Device::Cpu)
+            .unwrap();
+        assert_eq!(d.dims(), &[1, 3, 16, 16]);
+    }
+}

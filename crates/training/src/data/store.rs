@@ -1,0 +1,148 @@
+//! A bounded cache of decoded pages in front of a [`PairSource`].
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+use image::RgbImage;
+
+use super::PairSource;
+
+/// One decoded page: `clean` is the target, `degraded` the model input.
+#[derive(Debug)]
+pub struct Pair {
+    /// The ground truth.
+    pub clean: RgbImage,
+    /// The degraded scan.
+    pub degraded: RgbImage,
+}
+
+/// Loads pages on demand and keeps at most `capacity` decoded, evicting the
+/// least recently used. Pages that fail to load or whose two images differ in
+/// size are remembered as skipped, with the reason, and never returned.
+pub struct PageStore<'a> {
+    source: &'a dyn PairSource,
+    capacity: usize,
+    cache: RefCell<VecDeque<(usize, Rc<Pair>)>>,
+    skipped: RefCell<BTreeMap<usize, String>>,
+}
+
+impl<'a> PageStore<'a> {
+    /// A store keeping up to `capacity` pages (at least one).
+    pub fn new(source: &'a dyn PairSource, capacity: usize) -> Self {
+        Self {
+            source,
+            capacity: capacity.max(1),
+            cache: RefCell::new(VecDeque::new()),
+            skipped: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// The underlying source.
+    pub fn source(&self) -> &'a dyn PairSource {
+        self.source
+    }
+
+    /// Page `index`, or `None` when it is (now known to be) unusable.
+    pub fn get(&self, index: usize) -> Option<Rc<Pair>> {
+        if self.skipped.borrow().contains_key(&index) {
+            return None;
+        }
+        {
+            let mut cache = self.cache.borrow_mut();
+            if let Some(pos) = cache.iter().position(|(i, _)| *i == index) {
+                // Move to the back: most recently used.
+                let entry = cache.remove(pos)?;
+                let pair = entry.1.clone();
+                cache.push_back(entry);
+                return Some(pair);
+            }
+        }
+        let pair = match self.source.load(index) {
+            Ok((clean, degraded)) if clean.dimensions() == degraded.dimensions() => {
+                Rc::new(Pair { clean, degraded })
+            }
+            Ok((clean, degraded)) => {
+                let reason = format!(
+                    "size mismatch: clean {}x{}, degraded {}x{}",
+                    clean.width(),
+                    clean.height(),
+                    degraded.width(),
+                    degraded.height()
+                );
+                self.skipped.borrow_mut().insert(index, reason);
+                return None;
+            }
+            Err(e) => {
+                self.skipped
+                    .borrow_mut()
+                    .insert(index, format!("load failed: {e}"));
+                return None;
+            }
+        };
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() >= self.capacity {
+            cache.pop_front();
+        }
+        cache.push_back((index, pair.clone()));
+        Some(pair)
+    }
+
+    /// Pages skipped so far as `(page_id, reason)`, in index order.
+    pub fn skipped(&self) -> Vec<(String, String)> {
+        self.skipped
+            .borrow()
+            .iter()
+            .map(|(&i, r)| (self.source.page_id(i), r.clone()))
+            .collect()
+    }
+
+    /// Number of pages currently decoded in memory.
+    pub fn cached(&self) -> usize {
+        self.cache.borrow().len()
+    }
+
+    /// Loads every listed page once so size mismatches are known up front.
+    pub fn scan(&self, indices: &[usize]) {
+        for &i in indices {
+            let _ = self.get(i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::InMemoryPairs;
+
+    #[test]
+    fn mismatched_pages_are_skipped_with_reason() {
+        let mut src = InMemoryPairs::new();
+        src.push("ok", RgbImage::new(4, 4), RgbImage::new(4, 4));
+        src.push("bad", RgbImage::new(4, 4), RgbImage::new(5, 4));
+        let store = PageStore::new(&src, 4);
+        assert!(store.get(0).is_some());
+        assert!(store.get(1).is_none());
+        assert!(store.get(7).is_none());
+        let skipped = store.skipped();
+        assert_eq!(
+            skipped[0],
+            (
+                "bad".into(),
+                "size mismatch: clean 4x4, degraded 5x4".into()
+            )
+        );
+        assert!(skipped[1].1.starts_with("load failed"));
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let mut src = InMemoryPairs::new();
+        for i in 0..5 {
+            src.push(format!("p{i}"), RgbImage::new(2, 2), RgbImage::new(2, 2));
+        }
+        let store = PageStore::new(&src, 2);
+        store.scan(&[0, 1, 2, 3, 4]);
+        assert_eq!(store.cached(), 2);
+    }
+}
