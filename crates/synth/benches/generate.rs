@@ -4,7 +4,9 @@
 //! Run with `cargo bench -p restoreflow-synth --bench generate`. To compare
 //! with Augraphy, point `AUGRAPHY_PYTHON` at a python with augraphy installed
 //! and `AUGRAPHY_BENCH` at the peer script (`../shared/bench/augraphy_bench.py`
-//! relative to the project root); it runs before and after our measurements.
+//! from the project root; give an absolute path, since cargo runs benches
+//! from the crate directory). It runs before and after our measurements, in
+//! a scratch directory so Augraphy's cache stays out of the repository.
 
 use std::error::Error;
 use std::process::Command;
@@ -45,7 +47,12 @@ fn peer_seconds_per_page() -> Option<Result<f64, Box<dyn Error>>> {
     let python = std::env::var_os("AUGRAPHY_PYTHON")?;
     let script = std::env::var_os("AUGRAPHY_BENCH")?;
     let run = || -> Result<f64, Box<dyn Error>> {
+        // Augraphy writes an `augraphy_cache/` folder into its working
+        // directory; keep that out of the repository.
+        let scratch = tempfile::tempdir()?;
+        let script = std::path::absolute(&script)?;
         let out = Command::new(python)
+            .current_dir(scratch.path())
             .arg(script)
             .args([PEER_PAGES, &WIDTH.to_string(), &HEIGHT.to_string()])
             .output()?;

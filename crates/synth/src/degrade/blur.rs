@@ -45,8 +45,10 @@ impl MotionBlur {
     }
 }
 
-/// Sparse kernel taps `(dx, dy, weight)` with weights summing to `1 << 12`.
-fn line_kernel(length: f32, angle_deg: f32) -> Vec<(isize, isize, u32)> {
+/// Sparse kernel taps `(dx, dy, weight)` with weights summing to 256, so
+/// that 8-bit pixels accumulate in `u16` lanes (twice the vector width of
+/// `u32`); taps under half a step are dropped.
+fn line_kernel(length: f32, angle_deg: f32) -> Vec<(isize, isize, u16)> {
     let (s, c) = angle_deg.to_radians().sin_cos();
     let r = (length * 0.5).ceil() as isize + 1;
     let side = (2 * r + 1) as usize;
@@ -72,21 +74,21 @@ fn line_kernel(length: f32, angle_deg: f32) -> Vec<(isize, isize, u32)> {
         }
     }
     let total: f32 = grid.iter().sum();
-    let mut taps: Vec<(isize, isize, u32)> = grid
+    let mut taps: Vec<(isize, isize, u16)> = grid
         .iter()
         .enumerate()
-        .filter(|(_, v)| **v / total > 0.004)
         .map(|(i, v)| {
             (
                 (i % side) as isize - r,
                 (i / side) as isize - r,
-                (v / total * 4096.0).round() as u32,
+                (v / total * 256.0).round() as u16,
             )
         })
+        .filter(|t| t.2 > 0)
         .collect();
-    let sum: u32 = taps.iter().map(|t| t.2).sum();
+    let sum: u16 = taps.iter().map(|t| t.2).sum();
     if let Some(big) = taps.iter_mut().max_by_key(|t| t.2) {
-        big.2 = (big.2 + 4096).saturating_sub(sum);
+        big.2 = (big.2 + 256).saturating_sub(sum);
     }
     taps
 }
@@ -96,9 +98,9 @@ pub(super) fn motion_blur(img: &mut RgbImage, p: &MotionBlur, _rng: &mut ChaCha8
     let stride = w * 3;
     let taps = line_kernel(p.length as f32, p.angle_deg as f32);
     let src = img.as_raw().clone();
-    let mut acc = vec![0u32; stride];
+    let mut acc = vec![0u16; stride];
     for (y, out) in img.chunks_exact_mut(stride).enumerate() {
-        acc.fill(2048);
+        acc.fill(128);
         for &(dx, dy, wgt) in &taps {
             let sy = (y as isize + dy).clamp(0, h as isize - 1) as usize;
             let row = &src[sy * stride..(sy + 1) * stride];
@@ -112,18 +114,18 @@ pub(super) fn motion_blur(img: &mut RgbImage, p: &MotionBlur, _rng: &mut ChaCha8
                     .iter_mut()
                     .zip(&row[s0..s0 + (hi - lo) * 3])
                 {
-                    *a += wgt * u32::from(v);
+                    *a += wgt * u16::from(v);
                 }
             }
             for x in (0..lo.min(w)).chain(hi.max(lo)..w) {
                 let sx = (x as isize + dx).clamp(0, w as isize - 1) as usize;
                 for c in 0..3 {
-                    acc[x * 3 + c] += wgt * u32::from(row[sx * 3 + c]);
+                    acc[x * 3 + c] += wgt * u16::from(row[sx * 3 + c]);
                 }
             }
         }
         for (o, &a) in out.iter_mut().zip(&acc) {
-            *o = (a >> 12).min(255) as u8;
+            *o = (a >> 8) as u8;
         }
     }
 }
@@ -147,54 +149,87 @@ pub(super) fn defocus_blur(img: &mut RgbImage, p: &DefocusBlur, _rng: &mut ChaCh
     let (w, h) = (img.width() as usize, img.height() as usize);
     let r = p.radius.max(0.5) as f32;
     let pad = r.ceil() as usize + 1;
-    let pw = w + 2 * pad;
-    // Per row: edge-replicated padded pixels and their prefix sums, so each
-    // disc row is a box sum plus two fractional end taps.
-    let mut padded = vec![0u8; pw * 3 * h];
-    let mut prefix = vec![0u32; (pw + 1) * 3 * h];
-    for y in 0..h {
-        let row = &img.as_raw()[y * w * 3..(y + 1) * w * 3];
-        let prow = &mut padded[y * pw * 3..(y + 1) * pw * 3];
-        pad_row(row, prow, w, 3, pad);
-        let pre = &mut prefix[y * (pw + 1) * 3..(y + 1) * (pw + 1) * 3];
-        for i in 0..pw * 3 {
-            pre[i + 3] = pre[i] + u32::from(prow[i]);
-        }
-    }
-    // (dy, whole half-width, fractional end weight /256) per disc row.
-    let rows: Vec<(isize, usize, u32)> = (-(pad as isize)..=pad as isize)
-        .filter_map(|dy| {
-            let hw = (r * r - (dy * dy) as f32).max(-1.0);
+    let stride = w * 3;
+    // The disc, row by row: for |dy| = k, a box of half-width f plus two
+    // end taps of fractional weight fr/16 (the anti-aliased rim). Rows k and
+    // -k are the same filter, so each source row is filtered once per k.
+    let filters: Vec<(usize, u16)> = (0..pad)
+        .map_while(|k| {
+            let hw = r * r - (k * k) as f32;
             (hw >= 0.0).then(|| {
                 let hw = hw.sqrt();
-                (dy, hw.floor() as usize, ((hw - hw.floor()) * 256.0) as u32)
+                (hw.floor() as usize, ((hw - hw.floor()) * 16.0) as u16)
             })
         })
         .collect();
-    let total: u32 = rows
-        .iter()
-        .map(|&(_, f, fr)| 256 * (2 * f as u32 + 1) + 2 * fr)
+    let reach = filters.len() - 1;
+    let total: u32 = (0..=2 * reach)
+        .map(|i| {
+            let (f, fr) = filters[i.abs_diff(reach)];
+            16 * (2 * f as u32 + 1) + 2 * u32::from(fr)
+        })
         .sum();
-    let out: &mut [u8] = img;
-    let mut acc = vec![0u32; w * 3];
+    // Filtered rows for the 2 * reach + 1 source rows around the current
+    // output row, in a ring, each holding one u16 row per k (at most
+    // 16 * 255 * 7 + 15 * 510 for the sampled radii up to 3.5, and below
+    // 65536 up to radius 6, so u16 suffices).
+    let slots = 2 * reach + 1;
+    let block = filters.len() * stride;
+    let mut ring = vec![0u16; slots * block];
+    let mut held = vec![usize::MAX; slots];
+    let mut padded = vec![0u8; (w + 2 * pad) * 3];
+    let data: &mut [u8] = img;
+    let mut acc = vec![0u32; stride];
+    let inv_total = 1.0 / total as f32;
     for y in 0..h {
-        acc.fill(total / 2);
-        for &(dy, f, fr) in &rows {
-            let sy = (y as isize + dy).clamp(0, h as isize - 1) as usize;
-            let pre = &prefix[sy * (pw + 1) * 3..(sy + 1) * (pw + 1) * 3];
-            let prow = &padded[sy * pw * 3..(sy + 1) * pw * 3];
-            // Window [x - f, x + f] in padded coordinates starts at x + pad - f;
-            // f < pad, so the end taps at x + pad - f - 1 and x + pad + f + 1
-            // stay inside the padded row.
-            let (lo, hi, n) = ((pad - f) * 3, (pad + f + 1) * 3, w * 3);
-            let sums = pre[hi..hi + n].iter().zip(&pre[lo..lo + n]);
-            let ends = prow[lo - 3..lo - 3 + n].iter().zip(&prow[hi..hi + n]);
-            for ((a, (s1, s0)), (e0, e1)) in acc.iter_mut().zip(sums).zip(ends) {
-                *a += 256 * (s1 - s0) + fr * (u32::from(*e0) + u32::from(*e1));
+        // Fill the ring before row y is overwritten: every source row is
+        // first needed by output row `sy - reach`, while still intact.
+        for sy in y.saturating_sub(reach)..=(y + reach).min(h - 1) {
+            let slot = sy % slots;
+            if held[slot] == sy {
+                continue;
+            }
+            held[slot] = sy;
+            pad_row(
+                &data[sy * stride..(sy + 1) * stride],
+                &mut padded,
+                w,
+                3,
+                pad,
+            );
+            let out = &mut ring[slot * block..(slot + 1) * block];
+            for (&(f, fr), o) in filters.iter().zip(out.chunks_exact_mut(stride)) {
+                let start = (pad - f) * 3;
+                for (o, &v) in o.iter_mut().zip(&padded[start..start + stride]) {
+                    *o = u16::from(v);
+                }
+                for j in 1..=2 * f {
+                    let off = start + j * 3;
+                    for (o, &v) in o.iter_mut().zip(&padded[off..off + stride]) {
+                        *o += u16::from(v);
+                    }
+                }
+                // f < pad, so both end taps stay inside the padded row.
+                let (e0, e1) = (start - 3, (pad + f + 1) * 3);
+                let ends = padded[e0..e0 + stride].iter().zip(&padded[e1..e1 + stride]);
+                for (o, (&a, &b)) in o.iter_mut().zip(ends) {
+                    *o = 16 * *o + fr * (u16::from(a) + u16::from(b));
+                }
             }
         }
-        for (o, &a) in out[y * w * 3..(y + 1) * w * 3].iter_mut().zip(&acc) {
-            *o = (a / total).min(255) as u8;
+        acc.fill(total / 2);
+        for dy in -(reach as isize)..=reach as isize {
+            let sy = (y as isize + dy).clamp(0, h as isize - 1) as usize;
+            let k = dy.unsigned_abs();
+            let start = (sy % slots) * block + k * stride;
+            for (a, &v) in acc.iter_mut().zip(&ring[start..start + stride]) {
+                *a += u32::from(v);
+            }
+        }
+        // Integer division by a run-time divisor does not vectorise; the
+        // accumulators stay below 2^24, where f32 is exact.
+        for (o, &a) in data[y * stride..(y + 1) * stride].iter_mut().zip(&acc) {
+            *o = (a as f32 * inv_total).min(255.0) as u8;
         }
     }
 }
@@ -217,44 +252,118 @@ impl LowResolution {
 pub(super) fn low_resolution(img: &mut RgbImage, p: &LowResolution, _rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let scale = p.scale.clamp(0.05, 1.0) as f32;
-    let k = gaussian_kernel(0.45 / scale);
-    let mut soft = img.as_raw().clone();
-    convolve_separable(&mut soft, w, h, 3, &k, &k);
     let (sw, sh) = (
         ((w as f32 * scale).round() as usize).max(1),
         ((h as f32 * scale).round() as usize).max(1),
     );
+    // Anti-aliased downsampling: each small pixel is a Gaussian-weighted
+    // average (sigma 0.45 / scale source pixels) around its centre, computed
+    // only where a small pixel lands instead of blurring the whole page.
+    let sigma = 0.45 / scale;
+    let rows = gaussian_taps(h, sh, sigma);
+    let cols = gaussian_taps(w, sw, sigma);
+    let stride = w * 3;
+    let src = img.as_raw();
+    let mut acc = vec![0u16; stride];
     let mut small = vec![0u8; sw * sh * 3];
-    resample(&soft, w, h, &mut small, sw, sh);
-    resample(&small, sw, sh, img, w, h);
+    for (taps, out) in rows.iter().zip(small.chunks_exact_mut(sw * 3)) {
+        acc.fill(128);
+        for &(sy, wgt) in taps {
+            for (a, &v) in acc.iter_mut().zip(&src[sy * stride..(sy + 1) * stride]) {
+                *a += wgt * u16::from(v);
+            }
+        }
+        for (px, taps) in out.chunks_exact_mut(3).zip(&cols) {
+            let mut sum = [128u32; 3];
+            for &(sx, wgt) in taps {
+                for (s, &a) in sum.iter_mut().zip(&acc[sx * 3..sx * 3 + 3]) {
+                    *s += u32::from(wgt) * u32::from(a >> 8);
+                }
+            }
+            for (o, s) in px.iter_mut().zip(sum) {
+                *o = (s >> 8) as u8;
+            }
+        }
+    }
+    upsample_bilinear(&small, sw, sh, img, w, h);
 }
 
-/// Bilinear resampling between interleaved RGB buffers (pixel centres aligned).
-fn resample(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize, dh: usize) {
-    let (fx, fy) = (sw as f32 / dw as f32, sh as f32 / dh as f32);
-    let cols: Vec<(usize, usize, u32)> = (0..dw)
-        .map(|x| {
-            let s = ((x as f32 + 0.5) * fx - 0.5).clamp(0.0, (sw - 1) as f32);
-            let x0 = s as usize;
-            (x0, (x0 + 1).min(sw - 1), ((s - x0 as f32) * 256.0) as u32)
-        })
-        .collect();
-    for y in 0..dh {
-        let s = ((y as f32 + 0.5) * fy - 0.5).clamp(0.0, (sh - 1) as f32);
-        let y0 = s as usize;
-        let y1 = (y0 + 1).min(sh - 1);
-        let ty = ((s - y0 as f32) * 256.0) as u32;
-        let (r0, r1) = (
-            &src[y0 * sw * 3..(y0 + 1) * sw * 3],
-            &src[y1 * sw * 3..(y1 + 1) * sw * 3],
-        );
-        let out = &mut dst[y * dw * 3..(y + 1) * dw * 3];
-        for (x, &(x0, x1, tx)) in cols.iter().enumerate() {
-            for c in 0..3 {
-                let top = u32::from(r0[x0 * 3 + c]) * (256 - tx) + u32::from(r0[x1 * 3 + c]) * tx;
-                let bot = u32::from(r1[x0 * 3 + c]) * (256 - tx) + u32::from(r1[x1 * 3 + c]) * tx;
-                out[x * 3 + c] = ((top * (256 - ty) + bot * ty + (1 << 15)) >> 16) as u8;
+/// Per destination sample, the source taps `(index, weight)` of a
+/// normalised Gaussian centred on its position (pixel centres aligned),
+/// weights summing to 256, edges replicated.
+fn gaussian_taps(src: usize, dst: usize, sigma: f32) -> Vec<Vec<(usize, u16)>> {
+    let ratio = src as f32 / dst as f32;
+    let r = (3.0 * sigma).ceil() as isize + 1;
+    (0..dst)
+        .map(|o| {
+            let centre = (o as f32 + 0.5) * ratio - 0.5;
+            let first = centre.floor() as isize - r + 1;
+            let raw: Vec<(usize, f32)> = (first..first + 2 * r)
+                .map(|i| {
+                    let d = i as f32 - centre;
+                    let idx = i.clamp(0, src as isize - 1) as usize;
+                    (idx, (-d * d / (2.0 * sigma * sigma)).exp())
+                })
+                .collect();
+            let total: f32 = raw.iter().map(|t| t.1).sum();
+            let mut taps: Vec<(usize, u16)> = raw
+                .iter()
+                .map(|&(i, v)| (i, (v / total * 256.0).round() as u16))
+                .filter(|t| t.1 > 0)
+                .collect();
+            let sum: u16 = taps.iter().map(|t| t.1).sum();
+            if let Some(big) = taps.iter_mut().max_by_key(|t| t.1) {
+                big.1 = (big.1 + 256).saturating_sub(sum);
             }
+            taps
+        })
+        .collect()
+}
+
+/// Source index pair and weight (in 1/256) of bilinear interpolation for
+/// each destination sample, pixel centres aligned.
+fn bilinear_taps(src: usize, dst: usize) -> Vec<(usize, usize, u16)> {
+    let f = src as f32 / dst as f32;
+    (0..dst)
+        .map(|x| {
+            let s = ((x as f32 + 0.5) * f - 0.5).clamp(0.0, (src - 1) as f32);
+            let x0 = s as usize;
+            (x0, (x0 + 1).min(src - 1), ((s - x0 as f32) * 256.0) as u16)
+        })
+        .collect()
+}
+
+/// Bilinear upsampling of interleaved RGB: each small row is widened once,
+/// then every output row blends two widened rows (a vectorisable pass).
+fn upsample_bilinear(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize, dh: usize) {
+    let cols = bilinear_taps(sw, dw);
+    let widen = |y: usize, out: &mut [u8]| {
+        let row = &src[y * sw * 3..(y + 1) * sw * 3];
+        for (px, &(x0, x1, t)) in out.chunks_exact_mut(3).zip(&cols) {
+            for c in 0..3 {
+                let (a, b) = (u16::from(row[x0 * 3 + c]), u16::from(row[x1 * 3 + c]));
+                px[c] = ((a * (256 - t) + b * t + 128) >> 8) as u8;
+            }
+        }
+    };
+    let mut upper = vec![0u8; dw * 3];
+    let mut lower = vec![0u8; dw * 3];
+    let mut cached: Option<usize> = None;
+    for ((y0, y1, t), out) in bilinear_taps(sh, dh)
+        .into_iter()
+        .zip(dst.chunks_exact_mut(dw * 3))
+    {
+        if cached != Some(y0) {
+            if cached.is_some_and(|c| c + 1 == y0) {
+                std::mem::swap(&mut upper, &mut lower);
+            } else {
+                widen(y0, &mut upper);
+            }
+            widen(y1, &mut lower);
+            cached = Some(y0);
+        }
+        for ((o, &a), &b) in out.iter_mut().zip(&upper).zip(&lower) {
+            *o = ((u16::from(a) * (256 - t) + u16::from(b) * t + 128) >> 8) as u8;
         }
     }
 }
@@ -321,7 +430,7 @@ mod tests {
     fn line_kernel_is_normalised() {
         for (len, ang) in [(2.5, 0.0), (5.3, 33.0), (9.0, 135.0)] {
             let taps = line_kernel(len, ang);
-            assert_eq!(taps.iter().map(|t| t.2).sum::<u32>(), 4096);
+            assert_eq!(taps.iter().map(|t| t.2).sum::<u16>(), 256);
         }
     }
 

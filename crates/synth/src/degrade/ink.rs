@@ -5,7 +5,10 @@ use image::RgbImage;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::util::{Field, clamp_f, convolve_separable, gaussian_kernel, luma, smoothstep, uniform};
+use super::util::{
+    Field, convolve_separable, expand3, gaussian_kernel, lighten_bytes, luma, scale_bytes,
+    smoothstep, uniform,
+};
 
 /// Ink spreading into the paper fibres around strokes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,12 +74,12 @@ pub(super) fn ink_bleed(img: &mut RgbImage, p: &InkBleed, _rng: &mut ChaCha8Rng)
     min_filter(&mut spread, w, h, p.radius as usize);
     let k = gaussian_kernel(p.softness as f32);
     convolve_separable(&mut spread, w, h, 3, &k, &k);
-    let s = p.strength.clamp(0.0, 1.0) as f32;
-    let lut: Vec<u8> = (0..256)
-        .map(|sp| clamp_f(255.0 - s * (255.0 - sp as f32)))
-        .collect();
+    // Spread ink darkens the paper by `strength` of its own darkness; the
+    // fixed-point form vectorises where a lookup table would not.
+    let s = (p.strength.clamp(0.0, 1.0) * 256.0).round() as u16;
     for (v, &sp) in img.iter_mut().zip(&spread) {
-        *v = (*v).min(lut[usize::from(sp)]);
+        let ink = 255 - ((u16::from(255 - sp) * s + 128) >> 8) as u8;
+        *v = (*v).min(ink);
     }
 }
 
@@ -117,16 +120,20 @@ pub(super) fn bleed_through(img: &mut RgbImage, p: &BleedThrough, _rng: &mut Cha
     }
     let k = gaussian_kernel(p.blur as f32);
     convolve_separable(&mut ghost, w, h, 1, &k, &k);
-    // Multiplier per ghost darkness, in 1/256 steps.
+    // Multiplier per ghost darkness, in 1/256 steps, spread to every byte
+    // so the final pass is a plain vectorisable zip.
     let alpha = p.opacity.clamp(0.0, 1.0) as f32 / 255.0;
     let lut: Vec<u16> = (0..256)
         .map(|g| ((1.0 - alpha * g as f32) * 256.0).round() as u16)
         .collect();
-    for (px, &g) in img.chunks_exact_mut(3).zip(&ghost) {
-        let f = lut[usize::from(g)];
-        for v in px {
-            *v = ((u16::from(*v) * f + 128) >> 8) as u8;
+    let mut gain = vec![0u16; w];
+    let mut gain3 = vec![0u16; w * 3];
+    for (row, ghost_row) in img.chunks_exact_mut(w * 3).zip(ghost.chunks_exact(w)) {
+        for (g, &v) in gain.iter_mut().zip(ghost_row) {
+            *g = lut[usize::from(v)];
         }
+        expand3(&gain, &mut gain3);
+        scale_bytes(row, &gain3);
     }
 }
 
@@ -153,17 +160,18 @@ impl FadedInk {
 
 pub(super) fn faded_ink(img: &mut RgbImage, p: &FadedInk, rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let field = Field::new(rng, w, h, p.patch as f32);
+    let mut field = Field::new(rng, w, h, p.patch as f32);
+    let (fade, variation) = (p.fade as f32, p.variation as f32);
     let mut var = vec![0f32; w];
+    let mut frac = vec![0u16; w];
+    let mut frac3 = vec![0u16; w * 3];
     for (y, row) in img.chunks_exact_mut(w * 3).enumerate() {
         field.row(y, &mut var);
-        for (px, m) in row.chunks_exact_mut(3).zip(&var) {
-            let f = (p.fade as f32 * (1.0 + p.variation as f32 * m)).clamp(0.0, 0.95);
-            for v in px {
-                let x = f32::from(*v);
-                *v = clamp_f(x + (255.0 - x) * f);
-            }
+        for (f, m) in frac.iter_mut().zip(&var) {
+            *f = ((fade * (1.0 + variation * m)).clamp(0.0, 0.95) * 256.0 + 0.5) as u16;
         }
+        expand3(&frac, &mut frac3);
+        lighten_bytes(row, &frac3);
     }
 }
 
@@ -187,7 +195,7 @@ impl BrokenStrokes {
 
 pub(super) fn broken_strokes(img: &mut RgbImage, p: &BrokenStrokes, rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let field = Field::new(rng, w, h, p.gap_size as f32);
+    let mut field = Field::new(rng, w, h, p.gap_size as f32);
     // Interpolated value noise is not uniformly distributed, so the
     // threshold for the requested area fraction is taken from a sample.
     let mut sample: Vec<f32> = (0..4096)
@@ -197,18 +205,15 @@ pub(super) fn broken_strokes(img: &mut RgbImage, p: &BrokenStrokes, rng: &mut Ch
     let q = ((1.0 - p.density.clamp(0.0, 1.0)) * (sample.len() - 1) as f64) as usize;
     let threshold = sample[q];
     let mut noise = vec![0f32; w];
+    let mut frac = vec![0u16; w];
+    let mut frac3 = vec![0u16; w * 3];
     for (y, row) in img.chunks_exact_mut(w * 3).enumerate() {
         field.row(y, &mut noise);
-        for (px, n) in row.chunks_exact_mut(3).zip(&noise) {
-            let gap = smoothstep(threshold - 0.04, threshold + 0.04, *n);
-            if gap <= 0.0 {
-                continue;
-            }
-            for v in px {
-                let x = f32::from(*v);
-                *v = clamp_f(x + (255.0 - x) * gap);
-            }
+        for (f, n) in frac.iter_mut().zip(&noise) {
+            *f = (smoothstep(threshold - 0.04, threshold + 0.04, *n) * 256.0 + 0.5) as u16;
         }
+        expand3(&frac, &mut frac3);
+        lighten_bytes(row, &frac3);
     }
 }
 

@@ -5,7 +5,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::util::{Field, clamp_f, smoothstep, uniform};
+use super::util::{Field, clamp_f, expand3, scale_bytes, smoothstep, uniform};
 
 /// Low-frequency illumination: a linear fall-off plus soft blotches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,19 +42,23 @@ pub(super) fn uneven_illumination(
     let (cx, cy) = (w as f32 * 0.5, h as f32 * 0.5);
     // Projection onto the direction, normalised to [0, 1] over the page.
     let extent = (cx * c.abs() + cy * s.abs()).max(1.0);
-    let field = Field::new(rng, w, h, p.blotch_size as f32);
+    let mut field = Field::new(rng, w, h, p.blotch_size as f32);
+    let (strength, blotch_amp) = (p.strength as f32, p.blotch as f32 * 0.5);
     let mut blotch = vec![0f32; w];
+    let mut gain = vec![0u16; w];
+    let mut gain3 = vec![0u16; w * 3];
     for (y, row) in img.chunks_exact_mut(w * 3).enumerate() {
         field.row(y, &mut blotch);
-        let dy = (y as f32 - cy) * s;
-        for (x, px) in row.chunks_exact_mut(3).enumerate() {
-            let ramp = 0.5 + 0.5 * ((x as f32 - cx) * c + dy) / extent;
-            let f = 1.0 - p.strength as f32 * ramp - p.blotch as f32 * 0.5 * (blotch[x] + 1.0);
-            let gain = (f.clamp(0.0, 1.0) * 256.0) as u16;
-            for v in px {
-                *v = ((u16::from(*v) * gain + 128) >> 8) as u8;
-            }
+        // The ramp is linear in x: its value at x = 0 plus a constant step.
+        let ramp0 = 0.5 + 0.5 * (-cx * c + (y as f32 - cy) * s) / extent;
+        let step = 0.5 * c / extent;
+        for (x, (g, b)) in gain.iter_mut().zip(&blotch).enumerate() {
+            let ramp = ramp0 + step * x as f32;
+            let f = 1.0 - strength * ramp - blotch_amp * (b + 1.0);
+            *g = (f.clamp(0.0, 1.0) * 256.0) as u16;
         }
+        expand3(&gain, &mut gain3);
+        scale_bytes(row, &gain3);
     }
 }
 
@@ -97,6 +101,8 @@ pub(super) fn shadow(img: &mut RgbImage, p: &Shadow, _rng: &mut ChaCha8Rng) {
     // No pixel farther from the edge than this is touched.
     let reach =
         (across * p.depth as f32 * (1.0 + 0.5 * p.slant.abs() as f32) + soft).ceil() as usize;
+    let mut gain = vec![0u16; w];
+    let mut gain3 = vec![0u16; w * 3];
     for (y, row) in img.chunks_exact_mut(w * 3).enumerate() {
         let xs = match p.edge % 4 {
             0 => 0..reach.min(w),
@@ -105,8 +111,8 @@ pub(super) fn shadow(img: &mut RgbImage, p: &Shadow, _rng: &mut ChaCha8Rng) {
             3 if h - 1 - y < reach => 0..w,
             _ => continue,
         };
-        for x in xs {
-            let px = &mut row[x * 3..x * 3 + 3];
+        let span = xs.clone();
+        for (g, x) in gain.iter_mut().zip(xs) {
             let (d, t) = match p.edge % 4 {
                 0 => (x as f32, y as f32),
                 1 => (y as f32, x as f32),
@@ -116,14 +122,11 @@ pub(super) fn shadow(img: &mut RgbImage, p: &Shadow, _rng: &mut ChaCha8Rng) {
             let boundary =
                 across * (p.depth as f32 + p.slant as f32 * (t / along - 0.5) * p.depth as f32);
             let inside = 1.0 - smoothstep(boundary - soft, boundary + soft, d);
-            if inside <= 0.0 {
-                continue;
-            }
-            let f = 1.0 - p.darkness as f32 * inside;
-            for v in px {
-                *v = clamp_f(f32::from(*v) * f);
-            }
+            *g = ((1.0 - p.darkness as f32 * inside) * 256.0 + 0.5) as u16;
         }
+        let n = span.len();
+        expand3(&gain[..n], &mut gain3[..n * 3]);
+        scale_bytes(&mut row[span.start * 3..span.end * 3], &gain3[..n * 3]);
     }
 }
 
@@ -205,16 +208,29 @@ pub(super) fn fold_crease(img: &mut RgbImage, p: &FoldCrease, _rng: &mut ChaCha8
     let (w, h) = (img.width() as usize, img.height() as usize);
     let width = p.width.max(0.5) as f32;
     let reach = width * 8.0;
+    let (size_across, size_along) = if p.vertical { (w, h) } else { (h, w) };
+    let line = |along: usize| {
+        p.position as f32 * size_across as f32
+            + p.tilt as f32 * (along as f32 - size_along as f32 * 0.5)
+    };
+    // Only pixels within `reach` of the crease change; find them per row
+    // instead of testing every pixel of the page.
+    let (first, last) = (line(0), line(size_along.saturating_sub(1)));
+    let (lo, hi) = (first.min(last) - reach, first.max(last) + reach);
     for (y, row) in img.chunks_exact_mut(w * 3).enumerate() {
-        for (x, px) in row.chunks_exact_mut(3).enumerate() {
-            let (across, along, size_across, size_along) = if p.vertical {
-                (x, y, w, h)
-            } else {
-                (y, x, h, w)
-            };
-            let line = p.position as f32 * size_across as f32
-                + p.tilt as f32 * (along as f32 - size_along as f32 * 0.5);
-            let d = across as f32 - line;
+        let xs = if p.vertical {
+            let l = line(y);
+            ((l - reach).max(0.0) as usize).min(w)
+                ..((l + reach).ceil().max(0.0) as usize + 1).min(w)
+        } else if (y as f32) < lo || (y as f32) > hi {
+            continue;
+        } else {
+            0..w
+        };
+        for x in xs {
+            let px = &mut row[x * 3..x * 3 + 3];
+            let (across, along) = if p.vertical { (x, y) } else { (y, x) };
+            let d = across as f32 - line(along);
             if d.abs() > reach {
                 continue;
             }

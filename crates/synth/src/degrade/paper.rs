@@ -5,7 +5,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::util::{Field, SUM4_STD, clamp_f, random_bytes, smoothstep, sum4, uniform};
+use super::util::{FastRng, Field, clamp_f, normal_table, smoothstep, uniform};
 
 /// Aged paper: a colour tint, low-frequency mottling and fine grain.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,31 +40,54 @@ impl PaperTexture {
 
 pub(super) fn paper_texture(img: &mut RgbImage, p: &PaperTexture, rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let field = Field::new(rng, w, h, p.mottle_size as f32);
+    let mut field = Field::new(rng, w, h, p.mottle_size as f32);
     // Everything below is 16.16 fixed point: one gain per pixel and channel,
     // gain = tint * shade + grain / 255. Grain lives in the paper, so like
     // the tint it scales with the pixel and vanishes on black ink.
-    let tint = p.tint.map(|t| (t * 65536.0) as i64);
-    let grain = (p.grain / f64::from(SUM4_STD) / 255.0 * 65536.0) as i64;
+    // Tint in 1/4096 and shade in 1/65536, so their product fits an i32;
+    // the per-byte gains are u16 in 1/16384 steps (up to 4x) so the final
+    // pass multiplies eight lanes at a time.
+    let tint = p.tint.map(|t| (t * 4096.0) as i32);
+    let mottle_amp = p.mottle as f32;
+    let grain = normal_table((p.grain / 255.0 * 16384.0) as f32);
+    let mut fast = FastRng::new(rng);
     let mut mottle = vec![0f32; w];
-    let mut shade = vec![0i64; w];
-    let mut bytes = Vec::new();
+    let mut shade = vec![0i32; w];
+    let mut gains = vec![0u16; w * 3];
+    // Sampled tints, mottle and grain keep every gain within about
+    // [0.8, 1.2] x 16384, so the u16 cast never wraps; a clamp here would
+    // compile to unpredictable branches.
+    let gain = |t: i32, s: i32, n: i32| (((t * s) >> 14) + n) as u16;
     for (y, row) in img.chunks_exact_mut(w * 3).enumerate() {
         field.row(y, &mut mottle);
         for (s, m) in shade.iter_mut().zip(&mottle) {
-            *s = ((1.0 + p.mottle as f32 * m) * 65536.0) as i64;
+            *s = ((1.0 + mottle_amp * m) * 65536.0) as i32;
         }
-        random_bytes(rng, &mut bytes, w * 4);
-        for ((px, s), b) in row
-            .chunks_exact_mut(3)
-            .zip(&shade)
-            .zip(bytes.chunks_exact(4))
-        {
-            let n = i64::from(sum4(b)) * grain;
-            for (v, t) in px.iter_mut().zip(tint) {
-                let gain = ((t * s) >> 16) + n;
-                *v = ((i64::from(*v) * gain + 32768) >> 16).clamp(0, 255) as u8;
+        let mut chunks = gains.chunks_exact_mut(15).zip(shade.chunks_exact(5));
+        for (g, s) in &mut chunks {
+            let mut r = fast.next_u64();
+            for (g, &s) in g.chunks_exact_mut(3).zip(s) {
+                let n = grain[(r & 0xFFF) as usize];
+                r >>= 12;
+                for (gc, t) in g.iter_mut().zip(tint) {
+                    *gc = gain(t, s, n);
+                }
             }
+        }
+        let done = w / 5 * 5;
+        let mut r = fast.next_u64();
+        for (g, &s) in gains[done * 3..].chunks_exact_mut(3).zip(&shade[done..]) {
+            let n = grain[(r & 0xFFF) as usize];
+            r >>= 12;
+            for (gc, t) in g.iter_mut().zip(tint) {
+                *gc = gain(t, s, n);
+            }
+        }
+        for (v, &g) in row.iter_mut().zip(&gains) {
+            // (v * 64) * g / 65536 is 16 v g: a high-half multiply, then
+            // round off the 4 spare bits.
+            let t = (u32::from(*v) * 64 * u32::from(g)) >> 16;
+            *v = ((t + 8) >> 4).min(255) as u8;
         }
     }
 }
@@ -337,9 +360,33 @@ pub(super) fn watermark(img: &mut RgbImage, p: &Watermark, _rng: &mut ChaCha8Rng
     let (cx, cy) = (w as f32 * 0.5, h as f32 * 0.5);
     let opacity = p.opacity.clamp(0.0, 1.0) as f32;
     let color = p.color.map(f32::from);
+    // Columns of a row where a linear coordinate `a + k x` lies in
+    // `[0, limit)`, widened by a pixel so rounding never drops one; the
+    // exact test stays in the loop below.
+    let span = |a: f32, k: f32, limit: f32| -> (f32, f32) {
+        if k.abs() < 1e-9 {
+            return if (0.0..limit).contains(&a) {
+                (0.0, w as f32)
+            } else {
+                (0.0, -1.0)
+            };
+        }
+        let (e0, e1) = (-a / k, (limit - a) / k);
+        (e0.min(e1) - 1.0, e0.max(e1) + 1.0)
+    };
     for y in 0..h {
         let dy = y as f32 - cy;
-        for x in 0..w {
+        // u and v are linear in x along a row: only the stamp's own
+        // columns need the per-pixel work.
+        let u0 = (-cx * c - dy * s) / cell + bw as f32 * 0.5 - 0.5;
+        let v0 = (-cx * s + dy * c) / cell + bh as f32 * 0.5 - 0.5;
+        let (ua, ub) = span(u0, c / cell, (bw - 1) as f32);
+        let (va, vb) = span(v0, s / cell, (bh - 1) as f32);
+        let (lo, hi) = (ua.max(va).max(0.0), ub.min(vb).min(w as f32));
+        if lo >= hi {
+            continue;
+        }
+        for x in lo as usize..(hi.ceil() as usize).min(w) {
             let dx = x as f32 - cx;
             // Rotate the pixel back into the stamp's frame (image y points down).
             let u = (dx * c - dy * s) / cell + bw as f32 * 0.5 - 0.5;

@@ -1,12 +1,12 @@
 //! Reproduction artefacts: JPEG compression, scanner streaks, halftoning
 //! and photocopying.
 
-use image::RgbImage;
+use image::{ImageDecoder, RgbImage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::util::{SUM4_STD, clamp_f, luma, random_bytes, sum4, uniform};
+use super::util::{FastRng, clamp_f, luma, normal_table, random_bytes, uniform};
 
 /// A real JPEG encode/decode round trip.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,20 +32,28 @@ pub(super) fn jpeg(img: &mut RgbImage, p: &Jpeg, _rng: &mut ChaCha8Rng) {
     let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
         return;
     };
-    // Encoding an in-memory RGB8 buffer and decoding our own output cannot
-    // fail in practice; if it ever does, the image is left unchanged rather
-    // than aborting a whole batch.
+    // Encoding an in-memory RGB8 buffer cannot fail in practice; if it ever
+    // does, the image is left unchanged rather than aborting a whole batch.
     if encoder
         .encode(img.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb)
         .is_err()
     {
         return;
     }
-    if let Ok(decoded) = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg) {
-        let decoded = decoded.into_rgb8();
-        if decoded.dimensions() == img.dimensions() {
-            *img = decoded;
-        }
+    // Decode straight into the page's own buffer: no second full-size
+    // allocation (and its page faults) per round trip. Our own baseline
+    // RGB output always decodes to the same size and colour type.
+    let Ok(decoder) = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&bytes)) else {
+        return;
+    };
+    if decoder.dimensions() == (w, h)
+        && decoder.color_type() == image::ColorType::Rgb8
+        && decoder.total_bytes() == img.as_raw().len() as u64
+    {
+        // A failure part-way would leave a partly decoded page, which is
+        // still a valid (if odd) degraded image; it does not happen for
+        // streams we just encoded.
+        let _ = decoder.read_image(img);
     }
 }
 
@@ -96,11 +104,13 @@ impl ScannerLines {
 }
 
 pub(super) fn scanner_lines(img: &mut RgbImage, p: &ScannerLines, rng: &mut ChaCha8Rng) {
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let across = if p.vertical { w } else { h };
-    let mut bytes = Vec::new();
-    random_bytes(rng, &mut bytes, across * 4);
-    let profile: Vec<f32> = (0..across)
+    let w = img.width() as usize;
+    let across = if p.vertical { w } else { img.height() as usize };
+    let z = normal_table(65536.0);
+    let mut fast = FastRng::new(rng);
+    // Each line's change f as an affine map v -> (v * a + b) >> 8: darkening
+    // (f < 0) scales towards black, lightening moves towards white.
+    let affine: Vec<(u32, u32)> = (0..across)
         .map(|i| {
             let streaks: f32 = p
                 .streaks
@@ -111,22 +121,31 @@ pub(super) fn scanner_lines(img: &mut RgbImage, p: &ScannerLines, rng: &mut ChaC
                             .exp()
                 })
                 .sum();
-            streaks + p.gain_noise as f32 * sum4(&bytes[i * 4..i * 4 + 4]) as f32 / SUM4_STD
+            let noise = z[(fast.next_u64() & 0xFFF) as usize] as f32 / 65536.0;
+            let f = (streaks + p.gain_noise as f32 * noise).clamp(-1.0, 1.0);
+            if f < 0.0 {
+                (((1.0 + f) * 256.0).round() as u32, 128)
+            } else {
+                (
+                    ((1.0 - f) * 256.0).round() as u32,
+                    (255.0 * f * 256.0).round() as u32 + 128,
+                )
+            }
         })
         .collect();
-    let apply = |v: &mut u8, f: f32| {
-        let x = f32::from(*v);
-        *v = clamp_f(if f < 0.0 {
-            x * (1.0 + f)
-        } else {
-            x + (255.0 - x) * f
-        });
-    };
-    for (y, row) in img.chunks_exact_mut(w * 3).enumerate() {
-        for (x, px) in row.chunks_exact_mut(3).enumerate() {
-            let f = profile[if p.vertical { x } else { y }];
-            for v in px {
-                apply(v, f);
+    let map = |v: &mut u8, (a, b): (u32, u32)| *v = ((u32::from(*v) * a + b) >> 8).min(255) as u8;
+    if p.vertical {
+        // The same map for every row: expand it to bytes once.
+        let per_byte: Vec<(u32, u32)> = affine.iter().flat_map(|&ab| [ab; 3]).collect();
+        for row in img.chunks_exact_mut(w * 3) {
+            for (v, &ab) in row.iter_mut().zip(&per_byte) {
+                map(v, ab);
+            }
+        }
+    } else {
+        for (row, &ab) in img.chunks_exact_mut(w * 3).zip(&affine) {
+            for v in row {
+                map(v, ab);
             }
         }
     }

@@ -4,8 +4,6 @@
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 
-/// Standard deviation of the sum of four uniform bytes (Irwin-Hall, n = 4).
-pub(super) const SUM4_STD: f32 = 147.80;
 /// Fixed-point scale of convolution kernels: with weights summing to 256,
 /// 255 * 256 + rounding still fits the `u16` accumulators, which process
 /// twice as many lanes per vector instruction as `u32`.
@@ -21,42 +19,178 @@ pub(super) fn uniform(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
     r3(rng.random_range(lo..hi))
 }
 
-/// A centred, roughly normal integer from four random bytes: the sum of
-/// four uniforms is close enough to Gaussian for sensor noise and far
-/// cheaper than exact sampling (std = [`SUM4_STD`]).
-#[inline]
-pub(super) fn sum4(b: &[u8]) -> i32 {
-    i32::from(b[0]) + i32::from(b[1]) + i32::from(b[2]) + i32::from(b[3]) - 510
+/// A wyrand generator seeded from a step's ChaCha8 stream. Bulk pixel
+/// noise needs millions of random bits per image, so the ChaCha8 stream only
+/// seeds this generator, which is several times faster and statistically
+/// ample for image noise. One call yields five 12-bit draws.
+pub(super) struct FastRng(u64);
+
+impl FastRng {
+    pub fn new(rng: &mut ChaCha8Rng) -> Self {
+        Self(rng.next_u64())
+    }
+
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0xA076_1D64_78BD_642F);
+        let t = u128::from(self.0) * u128::from(self.0 ^ 0xE703_7ED1_A0B4_28DB);
+        ((t >> 64) as u64) ^ (t as u64)
+    }
 }
 
-/// Fills `buf` (resized to `len`) with random bytes. Bulk pixel noise needs
-/// megabytes per image, so the step's ChaCha8 stream only seeds a wyrand
-/// generator, which is several times faster and statistically ample here.
+/// Entries of a normal-deviate table; 12 random bits pick one.
+pub(super) const NORMAL_LEN: usize = 4096;
+
+/// Standard normal quantiles at the midpoints of `NORMAL_LEN` equal
+/// probability bins, rescaled to unit variance. Indexing it with uniform
+/// random bits samples a normal distribution (truncated at about 3.5 sigma)
+/// with one table read instead of a transcendental per sample.
+fn standard_normals() -> &'static [f32; NORMAL_LEN] {
+    static TABLE: std::sync::OnceLock<Box<[f32; NORMAL_LEN]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        // Integrate the density on a fine grid and read off each quantile.
+        const STEP: f64 = 1e-4;
+        let density = |z: f64| (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        let mut table = Box::new([0f32; NORMAL_LEN]);
+        let (mut z, mut cdf) = (-6.0f64, 0.0f64);
+        for (i, t) in table.iter_mut().enumerate() {
+            let target = (i as f64 + 0.5) / NORMAL_LEN as f64;
+            while cdf < target {
+                cdf += 0.5 * (density(z) + density(z + STEP)) * STEP;
+                z += STEP;
+            }
+            *t = z as f32;
+        }
+        let var = table.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / NORMAL_LEN as f64;
+        let norm = var.sqrt() as f32;
+        for t in table.iter_mut() {
+            *t /= norm;
+        }
+        table
+    })
+}
+
+/// Normal deviates with standard deviation `std`, rounded to integers;
+/// index with 12 uniform random bits.
+pub(super) fn normal_table(std: f32) -> [i32; NORMAL_LEN] {
+    let mut out = [0i32; NORMAL_LEN];
+    for (o, &z) in out.iter_mut().zip(standard_normals()) {
+        *o = (z * std).round() as i32;
+    }
+    out
+}
+
+/// Adds table-driven noise to every byte: 12-bit indices, five per
+/// generator call, each picking an integer offset from `table`.
+pub(super) fn add_noise(data: &mut [u8], table: &[i32; NORMAL_LEN], rng: &mut FastRng) {
+    let mut chunks = data.chunks_exact_mut(5);
+    for chunk in &mut chunks {
+        let mut r = rng.next_u64();
+        for v in chunk {
+            *v = clamp_u8(i32::from(*v) + table[(r & 0xFFF) as usize]);
+            r >>= 12;
+        }
+    }
+    let mut r = rng.next_u64();
+    for v in chunks.into_remainder() {
+        *v = clamp_u8(i32::from(*v) + table[(r & 0xFFF) as usize]);
+        r >>= 12;
+    }
+}
+
+/// Calls `f(x, pixel, index)` for every pixel of interleaved RGB `data`,
+/// where `x` counts pixels from the start of `data` and `index` is a
+/// uniform 12-bit random number (five per generator call).
+#[inline]
+pub(super) fn for_each_pixel_index(
+    data: &mut [u8],
+    rng: &mut FastRng,
+    mut f: impl FnMut(usize, &mut [u8], usize),
+) {
+    let mut chunks = data.chunks_exact_mut(15);
+    let mut x = 0;
+    for chunk in &mut chunks {
+        let mut r = rng.next_u64();
+        for px in chunk.chunks_exact_mut(3) {
+            f(x, px, (r & 0xFFF) as usize);
+            r >>= 12;
+            x += 1;
+        }
+    }
+    let mut r = rng.next_u64();
+    for px in chunks.into_remainder().chunks_exact_mut(3) {
+        f(x, px, (r & 0xFFF) as usize);
+        r >>= 12;
+        x += 1;
+    }
+}
+
+/// Fills `buf` (resized to `len`) with random bytes from [`FastRng`].
 pub(super) fn random_bytes(rng: &mut ChaCha8Rng, buf: &mut Vec<u8>, len: usize) {
     buf.resize(len, 0);
-    let mut state = rng.next_u64();
-    let mut next = || {
-        state = state.wrapping_add(0xA076_1D64_78BD_642F);
-        let t = u128::from(state) * u128::from(state ^ 0xE703_7ED1_A0B4_28DB);
-        (((t >> 64) as u64) ^ (t as u64)).to_le_bytes()
-    };
+    let mut fast = FastRng::new(rng);
     let mut chunks = buf.chunks_exact_mut(8);
     for chunk in &mut chunks {
-        chunk.copy_from_slice(&next());
+        chunk.copy_from_slice(&fast.next_u64().to_le_bytes());
     }
     let tail = chunks.into_remainder();
-    let last = next();
+    let last = fast.next_u64().to_le_bytes();
     tail.copy_from_slice(&last[..tail.len()]);
 }
 
+/// `CLAMP[i]` is `i - 384` clamped to `0..=255`.
+static CLAMP: [u8; 1024] = {
+    let mut t = [0u8; 1024];
+    let mut i = 0;
+    while i < 1024 {
+        t[i] = if i < 384 {
+            0
+        } else if i > 384 + 255 {
+            255
+        } else {
+            (i - 384) as u8
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Clamps to a byte. Noise pushes white paper past 255 at random, and the
+/// compiler turns a plain clamp into branches that then mispredict about
+/// half the time; a table read is branch-free for the values noise
+/// produces, and the outer clamp only triggers on far-out inputs.
 #[inline]
 pub(super) fn clamp_u8(v: i32) -> u8 {
-    v.clamp(0, 255) as u8
+    CLAMP[(v + 384).clamp(0, 1023) as usize]
 }
 
 #[inline]
 pub(super) fn clamp_f(v: f32) -> u8 {
     (v + 0.5).clamp(0.0, 255.0) as u8
+}
+
+/// Repeats each per-pixel value three times, one per RGB byte, so the
+/// per-byte passes below are plain zips that the compiler vectorises.
+pub(super) fn expand3(per_pixel: &[u16], per_byte: &mut [u16]) {
+    for (b, &p) in per_byte.chunks_exact_mut(3).zip(per_pixel) {
+        b.fill(p);
+    }
+}
+
+/// Multiplies each byte by its gain in 1/256 steps (`gain[i] <= 256`).
+pub(super) fn scale_bytes(data: &mut [u8], gain: &[u16]) {
+    for (v, &g) in data.iter_mut().zip(gain) {
+        *v = ((u16::from(*v) * g + 128) >> 8) as u8;
+    }
+}
+
+/// Moves each byte towards white by its fraction in 1/256 steps
+/// (`frac[i] <= 256`).
+pub(super) fn lighten_bytes(data: &mut [u8], frac: &[u16]) {
+    for (v, &f) in data.iter_mut().zip(frac) {
+        let x = u16::from(*v);
+        *v = (x + (((255 - x) * f + 128) >> 8)) as u8;
+    }
 }
 
 /// Perceptual luma of an RGB pixel.
@@ -91,6 +225,10 @@ pub(super) fn gaussian_kernel(sigma: f32) -> Vec<u16> {
 
 /// Convolves interleaved 8-bit data (`ch` channels) with a horizontal then a
 /// vertical odd-length kernel, replicating edge pixels.
+///
+/// Horizontally filtered rows live in a ring of `ky.len()` rows rather than
+/// a full-size copy, so the working set stays in cache and no page-sized
+/// temporary is allocated per call.
 pub(super) fn convolve_separable(
     data: &mut [u8],
     w: usize,
@@ -100,30 +238,51 @@ pub(super) fn convolve_separable(
     ky: &[u16],
 ) {
     let stride = w * ch;
-    let mut tmp = vec![0u8; data.len()];
     let rx = kx.len() / 2;
+    let ry = ky.len() / 2;
+    let slots = ky.len();
+    let mut ring = vec![0u8; slots * stride];
+    let mut held = vec![usize::MAX; slots];
     let mut padded = vec![0u8; (w + 2 * rx) * ch];
     let mut acc = vec![0u16; stride];
     for y in 0..h {
-        let row = &data[y * stride..(y + 1) * stride];
-        pad_row(row, &mut padded, w, ch, rx);
-        acc.fill(KERNEL_ONE / 2);
-        for (j, &kj) in kx.iter().enumerate() {
-            let src = &padded[j * ch..j * ch + stride];
-            for (a, &s) in acc.iter_mut().zip(src) {
-                *a += kj * u16::from(s);
+        // Every source row is first needed by output row `sy - ry`, before
+        // any row at or below it has been overwritten.
+        for sy in y.saturating_sub(ry)..=(y + ry).min(h - 1) {
+            let slot = sy % slots;
+            if held[slot] == sy {
+                continue;
+            }
+            held[slot] = sy;
+            pad_row(
+                &data[sy * stride..(sy + 1) * stride],
+                &mut padded,
+                w,
+                ch,
+                rx,
+            );
+            acc.fill(KERNEL_ONE / 2);
+            for (j, &kj) in kx.iter().enumerate() {
+                let src = &padded[j * ch..j * ch + stride];
+                for (a, &s) in acc.iter_mut().zip(src) {
+                    *a += kj * u16::from(s);
+                }
+            }
+            for (t, &a) in ring[slot * stride..(slot + 1) * stride]
+                .iter_mut()
+                .zip(&acc)
+            {
+                *t = (a >> 8) as u8;
             }
         }
-        for (t, &a) in tmp[y * stride..(y + 1) * stride].iter_mut().zip(&acc) {
-            *t = (a >> 8) as u8;
-        }
-    }
-    let ry = ky.len() as isize / 2;
-    for y in 0..h {
         acc.fill(KERNEL_ONE / 2);
         for (j, &kj) in ky.iter().enumerate() {
-            let sy = (y as isize + j as isize - ry).clamp(0, h as isize - 1) as usize;
-            for (a, &s) in acc.iter_mut().zip(&tmp[sy * stride..(sy + 1) * stride]) {
+            let sy = (y as isize + j as isize - ry as isize).clamp(0, h as isize - 1) as usize;
+            let slot = sy % slots;
+            for (a, &s) in acc
+                .iter_mut()
+                .zip(&ring[slot * stride..(slot + 1) * stride])
+            {
                 *a += kj * u16::from(s);
             }
         }
@@ -153,6 +312,11 @@ pub(super) struct Field {
     cell: f32,
     /// Per image column: grid column index and interpolation weight.
     columns: Vec<(usize, f32)>,
+    /// Grid row whose horizontal interpolation `upper` holds (`lower` holds
+    /// the next one), so `row` does per-pixel work only once per grid row.
+    cached: Option<usize>,
+    upper: Vec<f32>,
+    lower: Vec<f32>,
 }
 
 impl Field {
@@ -179,31 +343,54 @@ impl Field {
             values,
             cell,
             columns,
+            cached: None,
+            upper: vec![0.0; w],
+            lower: vec![0.0; w],
+        }
+    }
+
+    /// Grid row `j` interpolated across the image width into `out`.
+    fn expand(values: &[f32], grid_w: usize, columns: &[(usize, f32)], j: usize, out: &mut [f32]) {
+        let grid = &values[j * grid_w..(j + 1) * grid_w];
+        for (o, &(i, tx)) in out.iter_mut().zip(columns) {
+            *o = grid[i] + (grid[i + 1] - grid[i]) * tx;
         }
     }
 
     /// Writes the field values of image row `y` into `out` (one per column).
-    pub fn row(&self, y: usize, out: &mut [f32]) {
+    /// Cheapest when rows are visited in increasing order.
+    pub fn row(&mut self, y: usize, out: &mut [f32]) {
         let g = y as f32 / self.cell;
         let (j, ty) = (g as usize, smoothstep(0.0, 1.0, g.fract()));
-        let top = &self.values[j * self.grid_w..(j + 1) * self.grid_w];
-        let bottom = &self.values[(j + 1) * self.grid_w..(j + 2) * self.grid_w];
-        for (o, &(i, tx)) in out.iter_mut().zip(&self.columns) {
-            let a = top[i] + (bottom[i] - top[i]) * ty;
-            let b = top[i + 1] + (bottom[i + 1] - top[i + 1]) * ty;
-            *o = a + (b - a) * tx;
+        if self.cached != Some(j) {
+            if self.cached.is_some_and(|c| c + 1 == j) {
+                std::mem::swap(&mut self.upper, &mut self.lower);
+            } else {
+                Self::expand(&self.values, self.grid_w, &self.columns, j, &mut self.upper);
+            }
+            Self::expand(
+                &self.values,
+                self.grid_w,
+                &self.columns,
+                j + 1,
+                &mut self.lower,
+            );
+            self.cached = Some(j);
+        }
+        for ((o, &a), &b) in out.iter_mut().zip(&self.upper).zip(&self.lower) {
+            *o = a + (b - a) * ty;
         }
     }
 
-    /// The field value at one pixel.
+    /// The field value at one pixel (same interpolation order as `row`).
     pub fn at(&self, x: usize, y: usize) -> f32 {
         let g = y as f32 / self.cell;
         let (j, ty) = (g as usize, smoothstep(0.0, 1.0, g.fract()));
         let (i, tx) = self.columns[x.min(self.columns.len() - 1)];
         let v = |jj: usize, ii: usize| self.values[jj * self.grid_w + ii];
-        let a = v(j, i) + (v(j + 1, i) - v(j, i)) * ty;
-        let b = v(j, i + 1) + (v(j + 1, i + 1) - v(j, i + 1)) * ty;
-        a + (b - a) * tx
+        let a = v(j, i) + (v(j, i + 1) - v(j, i)) * tx;
+        let b = v(j + 1, i) + (v(j + 1, i + 1) - v(j + 1, i)) * tx;
+        a + (b - a) * ty
     }
 }
 
@@ -285,20 +472,21 @@ mod tests {
     }
 
     #[test]
-    fn sum4_is_centred_with_known_spread() {
-        let mut r = rng(1);
-        let mut buf = Vec::new();
-        random_bytes(&mut r, &mut buf, 400_000);
-        let vals: Vec<f64> = buf.chunks_exact(4).map(|c| f64::from(sum4(c))).collect();
+    fn normal_table_is_centred_with_the_requested_spread() {
+        let t = normal_table(10.0);
+        let vals: Vec<f64> = t.iter().map(|&v| f64::from(v)).collect();
         let m = vals.iter().sum::<f64>() / vals.len() as f64;
         let s = (vals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / vals.len() as f64).sqrt();
-        assert!(m.abs() < 2.0, "mean {m}");
-        assert!((s - f64::from(SUM4_STD)).abs() < 3.0, "std {s}");
+        assert!(m.abs() < 0.01, "mean {m}");
+        // Rounding to whole levels adds about 1/12 of variance.
+        assert!((s - 10.0).abs() < 0.05, "std {s}");
+        assert!(t.windows(2).all(|p| p[0] <= p[1]), "quantiles are sorted");
+        assert!(t[0] < -30 && t[NORMAL_LEN - 1] > 30, "tails reach 3 sigma");
     }
 
     #[test]
     fn field_is_smooth_and_bounded() {
-        let f = Field::new(&mut rng(2), 50, 40, 10.0);
+        let mut f = Field::new(&mut rng(2), 50, 40, 10.0);
         let mut row = vec![0.0; 50];
         f.row(17, &mut row);
         assert!(row.iter().all(|v| (-1.0..=1.0).contains(v)));
