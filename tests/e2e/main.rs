@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bus;
+mod registry;
 mod storage;
 mod synthetic;
 mod system;

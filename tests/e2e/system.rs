@@ -12,6 +12,7 @@ async fn check_system_routes(app: &TestApp, db: &str, storage: &str, bus: &str) 
     assert_eq!(health["checks"]["storage"]["backend"], storage);
     assert_eq!(health["checks"]["bus"]["backend"], bus);
     assert_eq!(health["checks"]["synthetic_data"]["ok"], true);
+    assert_eq!(health["checks"]["model_registry"]["ok"], true);
 
     let (status, spec) = app.get_json("/openapi.json").await;
     assert_eq!(status, 200);
@@ -25,6 +26,11 @@ async fn check_system_routes(app: &TestApp, db: &str, storage: &str, bus: &str) 
         "/files/{bucket}",
         "/files/{bucket}/{key}",
         "/health",
+        "/models/layer/{layer}",
+        "/models/layer/{layer}/{version}",
+        "/models/layer/{layer}/{version}/download",
+        "/models/layer/{layer}/aliases/{alias}",
+        "/models/compare",
     ] {
         assert!(
             spec["paths"].get(path).is_some(),
@@ -107,6 +113,18 @@ async fn check_grpc(app: &TestApp) {
         .unwrap()
         .into_inner();
     assert!(presets.families.len() >= 20);
+
+    let channel = tonic::transport::Endpoint::from_shared(app.registry_grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let resp = tonic_health_client(channel)
+        .check(tonic_health_check("restoreflow.v1.ModelRegistryService"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.status, 1, "registry SERVING");
 }
 
 fn tonic_health_client(

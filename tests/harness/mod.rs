@@ -97,6 +97,7 @@ fn tune(s: &mut Settings) {
     s.jobs.heartbeat_secs = 1;
     s.jobs.lease_secs = 10;
     s.synthetic_data.grpc_addr = "127.0.0.1:0".into();
+    s.model_registry.grpc_addr = "127.0.0.1:0".into();
     s.gateway.http_addr = "127.0.0.1:0".into();
     s.gateway.max_upload_bytes = 2 * 1024 * 1024;
     s.synthetic_data.max_images = 500;
@@ -114,6 +115,8 @@ pub struct TestApp {
     pub backends: Backends,
     /// gRPC address of the synthetic-data service.
     pub synthetic_grpc: String,
+    /// gRPC address of the model-registry service (`http://…`).
+    pub registry_grpc: String,
     /// Which backends.
     pub kind: Kind,
     /// Settings the services run with.
@@ -157,6 +160,7 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let synthetic_grpc = settings.gateway.synthetic_data_url.clone();
+        let registry_grpc = settings.gateway.model_registry_url.clone();
         let task = tokio::spawn(async move {
             app.run_until_stopped(token)
                 .await
@@ -168,6 +172,7 @@ impl TestApp {
             http: client(),
             backends,
             synthetic_grpc,
+            registry_grpc,
             kind: Kind::Embedded,
             settings,
             shutdown,
@@ -188,12 +193,17 @@ impl TestApp {
             .await
             .expect("synthetic-data builds on real backends");
         settings.gateway.synthetic_data_url = format!("http://{}", synth.grpc_addr());
+        let registry = restoreflow_registry::Application::build(settings.clone())
+            .await
+            .expect("model-registry builds on real backends");
+        settings.gateway.model_registry_url = format!("http://{}", registry.grpc_addr());
         let gateway = restoreflow_gateway::Application::build(settings.clone())
             .await
             .expect("gateway builds on real backends");
         let base = format!("http://{}", gateway.http_addr());
         let t1 = shutdown.clone();
         let t2 = shutdown.clone();
+        let t3 = shutdown.clone();
         let tasks = vec![
             tokio::spawn(async move {
                 synth
@@ -202,6 +212,12 @@ impl TestApp {
                     .expect("synthetic-data runs")
             }),
             tokio::spawn(async move { gateway.run_until_stopped(t2).await.expect("gateway runs") }),
+            tokio::spawn(async move {
+                registry
+                    .run_until_stopped(t3)
+                    .await
+                    .expect("model-registry runs")
+            }),
         ];
         let backends = Backends::connect(&settings).await.expect("backends");
         let t = TestApp {
@@ -210,6 +226,7 @@ impl TestApp {
             http: client(),
             backends,
             synthetic_grpc: settings.gateway.synthetic_data_url.clone(),
+            registry_grpc: settings.gateway.model_registry_url.clone(),
             kind: Kind::Real,
             settings,
             shutdown,
@@ -266,6 +283,63 @@ impl TestApp {
             .expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Authenticated PUT of raw bytes (an upload to `/files/...`).
+    pub async fn put_bytes(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .http
+            .put(self.url(path))
+            .header("x-api-key", &self.api_key)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Authenticated PUT of JSON.
+    pub async fn put_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .put(self.url(path))
+            .header("x-api-key", &self.api_key)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Authenticated DELETE.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .delete(self.url(path))
+            .header("x-api-key", &self.api_key)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A gRPC client of the model-registry service.
+    pub async fn registry(
+        &self,
+    ) -> restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient<
+        tonic::transport::Channel,
+    > {
+        let channel = tonic::transport::Endpoint::from_shared(self.registry_grpc.clone())
+            .expect("registry url")
+            .connect()
+            .await
+            .expect("registry reachable");
+        restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient::new(
+            channel,
+        )
     }
 
     /// GET raw bytes.

@@ -28,6 +28,7 @@ pub fn embedded_settings(mut base: Settings, data_dir: &Path) -> Settings {
     base.bus.backend = BusBackend::Memory;
     base.telemetry.log_dir = Some(data_dir.join("logs"));
     base.synthetic_data.grpc_addr = "127.0.0.1:0".into();
+    base.model_registry.grpc_addr = "127.0.0.1:0".into();
     base
 }
 
@@ -54,6 +55,7 @@ pub fn load_or_create_api_key(data_dir: &Path) -> anyhow::Result<String> {
 pub struct Embedded {
     gateway: restoreflow_gateway::Application,
     synthetic: restoreflow_synthetic_data::Application,
+    registry: restoreflow_registry::Application,
     /// Effective settings.
     pub settings: Settings,
     /// The API key for mutating routes.
@@ -83,11 +85,16 @@ impl Embedded {
             restoreflow_synthetic_data::Application::build_with(settings.clone(), backends.clone())
                 .await?;
         settings.gateway.synthetic_data_url = format!("http://{}", synthetic.grpc_addr());
+        let registry =
+            restoreflow_registry::Application::build_with(settings.clone(), backends.clone())
+                .await?;
+        settings.gateway.model_registry_url = format!("http://{}", registry.grpc_addr());
         let gateway =
             restoreflow_gateway::Application::build_with(settings.clone(), backends).await?;
         Ok(Self {
             gateway,
             synthetic,
+            registry,
             settings,
             api_key,
             data_dir,
@@ -112,6 +119,7 @@ impl Embedded {
              \x20 Objects:    {objects}\n\
              \x20 Logs:       {logs}\n\
              \x20 gRPC synthetic-data: {grpc}\n\
+             \x20 gRPC model-registry: {registry}\n\
              Send the key as the X-API-Key header on POST/PUT requests. Press Ctrl-C to stop.",
             key = self.api_key,
             data = self.data_dir.display(),
@@ -119,16 +127,24 @@ impl Embedded {
             objects = self.data_dir.join("objects").display(),
             logs = self.data_dir.join("logs").display(),
             grpc = self.synthetic.grpc_addr(),
+            registry = self.registry.grpc_addr(),
         )
     }
 
     /// Runs every service until `shutdown`; stops all of them if one fails.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let synth = tokio::spawn(self.synthetic.run_until_stopped(shutdown.clone()));
+        let registry = tokio::spawn(self.registry.run_until_stopped(shutdown.clone()));
         let gw = tokio::spawn(self.gateway.run_until_stopped(shutdown.clone()));
-        let (s, g) = tokio::join!(
+        // Whichever stops first (error or shutdown) stops the others.
+        let (s, r, g) = tokio::join!(
             async {
                 let r = synth.await;
+                shutdown.cancel();
+                r
+            },
+            async {
+                let r = registry.await;
                 shutdown.cancel();
                 r
             },
@@ -139,6 +155,7 @@ impl Embedded {
             }
         );
         s??;
+        r??;
         g??;
         Ok(())
     }

@@ -42,6 +42,7 @@ enum Command {
 enum Service {
     Gateway,
     SyntheticData,
+    ModelRegistry,
 }
 
 #[tokio::main]
@@ -77,6 +78,12 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Service::SyntheticData => {
                     restoreflow_synthetic_data::Application::build(settings)
+                        .await?
+                        .run_until_stopped(token)
+                        .await?
+                }
+                Service::ModelRegistry => {
+                    restoreflow_registry::Application::build(settings)
                         .await?
                         .run_until_stopped(token)
                         .await?

@@ -3,7 +3,8 @@
 //! An axum application that validates requests, authenticates mutating ones
 //! with an API key, and fronts the services: generic job routes read the
 //! metadata database, `/files` streams objects, `/synthetic/*` calls the
-//! synthetic-data service over gRPC. OpenAPI 3.1 at `/openapi.json`, Swagger UI
+//! synthetic-data service over gRPC, `/models/*` calls the model-registry
+//! service over gRPC and streams verified weights from the object store. OpenAPI 3.1 at `/openapi.json`, Swagger UI
 //! (vendored, works offline) at `/docs`, Prometheus metrics at `/metrics`.
 //!
 //! Run alone with `restoreflow serve gateway`, or inside `restoreflow up`.
@@ -21,9 +22,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_core::{BackendError, Backends, ErrorCode, Settings};
+use restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient;
 use restoreflow_proto::v1::synthetic_data_service_client::SyntheticDataServiceClient;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -45,7 +47,7 @@ pub enum GatewayError {
     #[error(transparent)]
     Backend(#[from] BackendError),
     /// Bad downstream URL.
-    #[error("invalid synthetic-data url: {0}")]
+    #[error("invalid service url: {0}")]
     Url(String),
     /// Binding or serving failed.
     #[error("http server error: {0}")]
@@ -69,16 +71,16 @@ impl Application {
     /// Builds on connected backends and binds the HTTP port (0 picks a free one).
     pub async fn build_with(settings: Settings, backends: Backends) -> Result<Self, GatewayError> {
         let gw = settings.gateway.clone();
-        let channel = tonic::transport::Endpoint::from_shared(gw.synthetic_data_url.clone())
-            .map_err(|e| GatewayError::Url(e.to_string()))?
-            .connect_timeout(Duration::from_secs(5))
-            .connect_lazy();
+        let channel = lazy_channel(&gw.synthetic_data_url)?;
+        let registry_channel = lazy_channel(&gw.model_registry_url)?;
         let state = AppState {
             backends,
             synthetic: SyntheticDataServiceClient::new(channel.clone())
                 .max_decoding_message_size(256 * 1024 * 1024)
                 .max_encoding_message_size(256 * 1024 * 1024),
             synthetic_channel: channel,
+            registry: ModelRegistryServiceClient::new(registry_channel.clone()),
+            registry_channel,
             settings: Arc::new(gw.clone()),
         };
         let listener = TcpListener::bind(&gw.http_addr).await?;
@@ -105,6 +107,14 @@ impl Application {
     }
 }
 
+/// A channel that connects on first use, so services may start in any order.
+fn lazy_channel(url: &str) -> Result<tonic::transport::Channel, GatewayError> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| GatewayError::Url(format!("{url:?}: {e}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy())
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route; see /docs")
 }
@@ -126,6 +136,16 @@ pub fn router(state: AppState) -> Router {
         .route("/synthetic/stats", get(routes::synthetic::stats))
         .route("/synthetic/datasets", get(routes::synthetic::datasets))
         .route("/files/{bucket}", get(routes::files::list))
+        .route("/models/compare", get(routes::models::compare))
+        .route("/models/layer/{layer}", get(routes::models::list))
+        .route(
+            "/models/layer/{layer}/{version}",
+            get(routes::models::get).delete(routes::models::delete),
+        )
+        .route(
+            "/models/layer/{layer}/aliases/{alias}",
+            put(routes::models::set_alias),
+        )
         .route(
             "/synthetic/degrade",
             post(routes::synthetic::degrade)
@@ -137,10 +157,15 @@ pub fn router(state: AppState) -> Router {
             timeout,
         ));
     // Streams: a download or upload may legitimately take longer than the timeout.
-    let streams = Router::new().route(
-        "/files/{bucket}/{*key}",
-        get(routes::files::download).put(routes::files::upload),
-    );
+    let streams = Router::new()
+        .route(
+            "/files/{bucket}/{*key}",
+            get(routes::files::download).put(routes::files::upload),
+        )
+        .route(
+            "/models/layer/{layer}/{version}/download",
+            get(routes::models::download),
+        );
     Router::new()
         .merge(bounded)
         .merge(streams)

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{files, health, jobs, synthetic};
+use crate::routes::{files, health, jobs, models, synthetic};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -14,6 +14,7 @@ use crate::routes::{files, health, jobs, synthetic};
         jobs::list_jobs, jobs::get_job, jobs::list_events, jobs::cancel_job,
         synthetic::generate, synthetic::presets, synthetic::degrade, synthetic::stats, synthetic::datasets,
         files::list, files::download, files::upload,
+        models::list, models::get, models::download, models::set_alias, models::delete, models::compare,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorInner)),
     modifiers(&ApiKeyAuth),
@@ -22,6 +23,7 @@ use crate::routes::{files, health, jobs, synthetic};
         (name = "jobs", description = "every asynchronous job"),
         (name = "synthetic", description = "synthetic document pairs"),
         (name = "files", description = "objects in the product's buckets"),
+        (name = "models", description = "versioned model weights per layer, aliases, comparisons"),
     )
 )]
 pub struct ApiDoc;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use restoreflow_core::Backends;
 use restoreflow_core::config::GatewaySettings;
+use restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient;
 use restoreflow_proto::v1::synthetic_data_service_client::SyntheticDataServiceClient;
 use tonic::transport::Channel;
 
@@ -16,6 +17,10 @@ pub struct AppState {
     pub synthetic: SyntheticDataServiceClient<Channel>,
     /// Channel to the synthetic-data service (for its gRPC health).
     pub synthetic_channel: Channel,
+    /// The model-registry service.
+    pub registry: ModelRegistryServiceClient<Channel>,
+    /// Channel to the model-registry service (for its gRPC health).
+    pub registry_channel: Channel,
     /// Gateway settings (limits, key).
     pub settings: Arc<GatewaySettings>,
 }

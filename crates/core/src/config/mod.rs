@@ -33,6 +33,8 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     /// The synthetic-data service.
     pub synthetic_data: SyntheticDataSettings,
+    /// The model-registry service.
+    pub model_registry: ModelRegistrySettings,
     /// Metadata database.
     pub database: DatabaseSettings,
     /// Object storage.
@@ -61,6 +63,10 @@ pub struct GatewaySettings {
     pub request_timeout_secs: u64,
     /// gRPC endpoint of the synthetic-data service.
     pub synthetic_data_url: String,
+    /// gRPC endpoint of the model-registry service.
+    pub model_registry_url: String,
+    /// Lifetime of presigned model download URLs, in seconds (S3 only).
+    pub presign_ttl_secs: u64,
 }
 
 impl Default for GatewaySettings {
@@ -72,6 +78,8 @@ impl Default for GatewaySettings {
             max_json_bytes: 1024 * 1024,
             request_timeout_secs: 60,
             synthetic_data_url: "http://127.0.0.1:50051".into(),
+            model_registry_url: "http://127.0.0.1:50052".into(),
+            presign_ttl_secs: 900,
         }
     }
 }
@@ -97,6 +105,22 @@ impl Default for SyntheticDataSettings {
             max_images: 10_000,
             worker: true,
             font_dirs: Vec::new(),
+        }
+    }
+}
+
+/// Settings of the model-registry service.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelRegistrySettings {
+    /// Address the gRPC server binds.
+    pub grpc_addr: String,
+}
+
+impl Default for ModelRegistrySettings {
+    fn default() -> Self {
+        Self {
+            grpc_addr: "127.0.0.1:50052".into(),
         }
     }
 }
@@ -293,10 +317,33 @@ impl Settings {
         for (name, addr) in [
             ("gateway.http_addr", &self.gateway.http_addr),
             ("synthetic_data.grpc_addr", &self.synthetic_data.grpc_addr),
+            ("model_registry.grpc_addr", &self.model_registry.grpc_addr),
         ] {
             if addr.parse::<SocketAddr>().is_err() {
                 return invalid(format!("{name} must be host:port, got {addr:?}"));
             }
+        }
+        for (name, url) in [
+            (
+                "gateway.synthetic_data_url",
+                &self.gateway.synthetic_data_url,
+            ),
+            (
+                "gateway.model_registry_url",
+                &self.gateway.model_registry_url,
+            ),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return invalid(format!(
+                    "{name} must be an http:// or https:// URL, got {url:?}"
+                ));
+            }
+        }
+        let ttl = self.gateway.presign_ttl_secs;
+        if ttl == 0 || ttl > 7 * 24 * 3600 {
+            return invalid(
+                "gateway.presign_ttl_secs must be between 1 and 604800 (7 days)".into(),
+            );
         }
         if self.gateway.max_upload_bytes == 0 || self.gateway.max_json_bytes == 0 {
             return invalid("gateway body limits must be positive".into());
@@ -363,6 +410,8 @@ mod tests {
         assert_eq!(s.gateway.http_addr, "127.0.0.1:8000");
         assert_eq!(s.storage.backend, StorageBackend::Local);
         assert_eq!(s.bus.backend, BusBackend::Memory);
+        assert_eq!(s.model_registry.grpc_addr, "127.0.0.1:50052");
+        assert_eq!(s.gateway.model_registry_url, "http://127.0.0.1:50052");
     }
 
     #[test]
@@ -400,6 +449,23 @@ mod tests {
             .to_string();
         assert!(err.contains("s3_access_key_id"), "{err}");
         assert!(Settings::load(None, env(&[("RESTOREFLOW__BUS__PREFETCH", "lots")])).is_err());
+        let err = Settings::load(
+            None,
+            env(&[("RESTOREFLOW__MODEL_REGISTRY__GRPC_ADDR", "registry")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("model_registry.grpc_addr"), "{err}");
+        let err = Settings::load(
+            None,
+            env(&[(
+                "RESTOREFLOW__GATEWAY__MODEL_REGISTRY_URL",
+                "127.0.0.1:50052",
+            )]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("gateway.model_registry_url"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial)]
+        vec![Box::new(Initial), Box::new(ModelRegistry)]
     }
 }
 
@@ -231,6 +231,223 @@ impl MigrationTrait for Initial {
         m.drop_table(Table::drop().table(JobEvents::Table).to_owned())
             .await?;
         m.drop_table(Table::drop().table(Jobs::Table).to_owned())
+            .await?;
+        Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum ModelVersions {
+    Table,
+    Layer,
+    Version,
+    Status,
+    ObjectKey,
+    SidecarKey,
+    Sha256,
+    SizeBytes,
+    ParameterCount,
+    Config,
+    Metrics,
+    TrainingJobId,
+    DatasetId,
+    DatasetHash,
+    CodeVersion,
+    ParentVersion,
+    CreatedAt,
+    DeletedAt,
+}
+
+#[derive(DeriveIden)]
+enum ModelAliases {
+    Table,
+    Layer,
+    Alias,
+    Version,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum ModelVersionCounters {
+    Table,
+    Layer,
+    LastVersion,
+}
+
+/// Model versions, their aliases and the per-layer version counters.
+struct ModelRegistry;
+
+impl MigrationName for ModelRegistry {
+    fn name(&self) -> &str {
+        "m20261201_000002_model_registry"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ModelRegistry {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(ModelVersionCounters::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(ModelVersionCounters::Layer)
+                        .integer()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersionCounters::LastVersion)
+                        .integer()
+                        .not_null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(ModelVersions::Table)
+                .if_not_exists()
+                .col(ColumnDef::new(ModelVersions::Layer).integer().not_null())
+                .col(ColumnDef::new(ModelVersions::Version).integer().not_null())
+                .col(
+                    ColumnDef::new(ModelVersions::Status)
+                        .string_len(16)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::ObjectKey)
+                        .string_len(1024)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::SidecarKey)
+                        .string_len(1024)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::Sha256)
+                        .string_len(64)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::SizeBytes)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::ParameterCount)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::Config)
+                        .json_binary()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::Metrics)
+                        .json_binary()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::TrainingJobId)
+                        .string_len(64)
+                        .null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::DatasetId)
+                        .string_len(64)
+                        .null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::DatasetHash)
+                        .string_len(128)
+                        .null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::CodeVersion)
+                        .string_len(128)
+                        .null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::ParentVersion)
+                        .integer()
+                        .null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::CreatedAt)
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ModelVersions::DeletedAt)
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(ModelVersions::Layer)
+                        .col(ModelVersions::Version),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(ModelAliases::Table)
+                .if_not_exists()
+                .col(ColumnDef::new(ModelAliases::Layer).integer().not_null())
+                .col(
+                    ColumnDef::new(ModelAliases::Alias)
+                        .string_len(64)
+                        .not_null(),
+                )
+                .col(ColumnDef::new(ModelAliases::Version).integer().not_null())
+                .col(
+                    ColumnDef::new(ModelAliases::UpdatedAt)
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(ModelAliases::Layer)
+                        .col(ModelAliases::Alias),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(
+                            ModelAliases::Table,
+                            (ModelAliases::Layer, ModelAliases::Version),
+                        )
+                        .to(
+                            ModelVersions::Table,
+                            (ModelVersions::Layer, ModelVersions::Version),
+                        )
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_model_aliases_version")
+                .table(ModelAliases::Table)
+                .col(ModelAliases::Layer)
+                .col(ModelAliases::Version)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table(ModelAliases::Table).to_owned())
+            .await?;
+        m.drop_table(Table::drop().table(ModelVersions::Table).to_owned())
+            .await?;
+        m.drop_table(Table::drop().table(ModelVersionCounters::Table).to_owned())
             .await?;
         Ok(())
     }

@@ -262,6 +262,17 @@ impl ObjectStore for LocalStore {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// A directory cannot hand out URLs; callers stream the object instead.
+    async fn presign_get(
+        &self,
+        _bucket: Bucket,
+        key: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<Option<String>, StorageError> {
+        validate_key(key)?;
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

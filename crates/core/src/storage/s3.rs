@@ -8,6 +8,7 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
@@ -421,5 +422,28 @@ impl ObjectStore for S3Store {
             .await
             .map_err(backend_err)?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn presign_get(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<String>, StorageError> {
+        if self.head(bucket, key).await?.is_none() {
+            return Err(Self::not_found(bucket, key));
+        }
+        let config = PresigningConfig::expires_in(ttl)
+            .map_err(|e| StorageError::Backend(format!("presigning config: {e}")))?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(self.bucket(bucket))
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(backend_err)?;
+        Ok(Some(req.uri().to_string()))
     }
 }

@@ -1,5 +1,5 @@
 //! `GET /health`: really checks the database, the bus, storage and the
-//! synthetic-data service.
+//! synthetic-data and model-registry services.
 
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,21 @@ where
     }
 }
 
+/// Asks a service's standard `grpc.health.v1` endpoint whether it is serving.
+async fn grpc_serving(channel: tonic::transport::Channel) -> Result<(), String> {
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let resp = client
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map_err(|s| s.message().to_string())?;
+    match resp.into_inner().status() {
+        tonic_health::pb::health_check_response::ServingStatus::Serving => Ok(()),
+        other => Err(format!("{other:?}")),
+    }
+}
+
 /// Checks every dependency; 200 when all are fine, 503 otherwise.
 #[utoipa::path(get, path = "/health", tag = "system",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
@@ -62,30 +77,19 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     use sea_orm::ConnectionTrait;
     let b = &state.backends;
     let db_backend = format!("{:?}", b.db.get_database_backend()).to_lowercase();
-    let mut grpc =
-        tonic_health::pb::health_client::HealthClient::new(state.synthetic_channel.clone());
-    let (database, bus, storage, synthetic) = tokio::join!(
+    let (database, bus, storage, synthetic, registry) = tokio::join!(
         timed(&db_backend, restoreflow_core::db::ping(&b.db)),
         timed(b.bus.backend(), b.bus.health()),
         timed(b.store.backend(), b.store.health()),
-        timed("grpc", async move {
-            let resp = grpc
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .map_err(|s| s.message().to_string())?;
-            match resp.into_inner().status() {
-                tonic_health::pb::health_check_response::ServingStatus::Serving => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        }),
+        timed("grpc", grpc_serving(state.synthetic_channel.clone())),
+        timed("grpc", grpc_serving(state.registry_channel.clone())),
     );
     let checks: std::collections::BTreeMap<String, Check> = [
         ("database", database),
         ("bus", bus),
         ("storage", storage),
         ("synthetic_data", synthetic),
+        ("model_registry", registry),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -3,4 +3,5 @@
 pub mod files;
 pub mod health;
 pub mod jobs;
+pub mod models;
 pub mod synthetic;

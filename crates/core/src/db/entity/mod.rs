@@ -3,3 +3,6 @@
 pub mod dataset;
 pub mod job;
 pub mod job_event;
+pub mod model_alias;
+pub mod model_version;
+pub mod model_version_counter;
