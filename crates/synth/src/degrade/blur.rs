@@ -4,7 +4,7 @@ use image::RgbImage;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::util::{convolve_separable, gaussian_kernel, pad_row, uniform};
+use super::util::{Scratch, convolve_separable, gaussian_kernel, pad_row, uniform};
 
 /// Isotropic Gaussian blur.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,7 +97,7 @@ pub(super) fn motion_blur(img: &mut RgbImage, p: &MotionBlur, _rng: &mut ChaCha8
     let (w, h) = (img.width() as usize, img.height() as usize);
     let stride = w * 3;
     let taps = line_kernel(p.length as f32, p.angle_deg as f32);
-    let src = img.as_raw().clone();
+    let src = Scratch::copy_of(img);
     let mut acc = vec![0u16; stride];
     for (y, out) in img.chunks_exact_mut(stride).enumerate() {
         acc.fill(128);

@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::util::{
-    Field, convolve_separable, expand3, gaussian_kernel, lighten_bytes, luma, scale_bytes,
+    Field, Scratch, convolve_separable, expand3, gaussian_kernel, lighten_bytes, luma, scale_bytes,
     smoothstep, uniform,
 };
 
@@ -44,7 +44,7 @@ impl InkBleed {
 /// i.e. dilation of dark ink), separable.
 fn min_filter(data: &mut [u8], w: usize, h: usize, r: usize) {
     let stride = w * 3;
-    let mut tmp = data.to_vec();
+    let mut tmp = Scratch::copy_of(data);
     // Horizontal: shifted whole-row minima (vectorises); windows that run
     // off the edge simply see fewer pixels, which equals edge replication.
     for (src, dst) in data.chunks_exact(stride).zip(tmp.chunks_exact_mut(stride)) {
@@ -70,14 +70,14 @@ fn min_filter(data: &mut [u8], w: usize, h: usize, r: usize) {
 
 pub(super) fn ink_bleed(img: &mut RgbImage, p: &InkBleed, _rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let mut spread = img.as_raw().clone();
+    let mut spread = Scratch::copy_of(img);
     min_filter(&mut spread, w, h, p.radius as usize);
     let k = gaussian_kernel(p.softness as f32);
     convolve_separable(&mut spread, w, h, 3, &k, &k);
     // Spread ink darkens the paper by `strength` of its own darkness; the
     // fixed-point form vectorises where a lookup table would not.
     let s = (p.strength.clamp(0.0, 1.0) * 256.0).round() as u16;
-    for (v, &sp) in img.iter_mut().zip(&spread) {
+    for (v, &sp) in img.iter_mut().zip(spread.iter()) {
         let ink = 255 - ((u16::from(255 - sp) * s + 128) >> 8) as u8;
         *v = (*v).min(ink);
     }
@@ -109,7 +109,7 @@ pub(super) fn bleed_through(img: &mut RgbImage, p: &BleedThrough, _rng: &mut Cha
     let (w, h) = (img.width() as usize, img.height() as usize);
     // The reverse side is this page mirrored and shifted, so its lines fall
     // between and across ours rather than exactly on top of them.
-    let mut ghost = vec![0u8; w * h];
+    let mut ghost = Scratch::zeroed(w * h);
     for y in 0..h {
         let sy = (y as i64 + i64::from(p.offset_y)).rem_euclid(h as i64) as usize;
         let src = &img.as_raw()[sy * w * 3..(sy + 1) * w * 3];

@@ -6,7 +6,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::util::{FastRng, clamp_f, luma, normal_table, random_bytes, uniform};
+use super::util::{FastRng, Scratch, clamp_f, luma, normal_table, random_bytes, uniform};
 
 /// A real JPEG encode/decode round trip.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -178,8 +178,11 @@ const BAYER4: [[u8; 4]; 4] = [[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15,
 
 pub(super) fn halftone(img: &mut RgbImage, p: &Halftone, _rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let grey: Vec<u8> = img.as_raw().chunks_exact(3).map(luma).collect();
-    let mut out = vec![0u8; w * h];
+    let mut grey = Scratch::zeroed(w * h);
+    for (g, px) in grey.iter_mut().zip(img.chunks_exact(3)) {
+        *g = luma(px);
+    }
+    let mut out = Scratch::zeroed(w * h);
     match p.mode.as_str() {
         "diffusion" => {
             let mut err = vec![0f32; (w + 2) * 2];
@@ -225,7 +228,7 @@ pub(super) fn halftone(img: &mut RgbImage, p: &Halftone, _rng: &mut ChaCha8Rng) 
             }
         }
     }
-    for (px, &o) in img.chunks_exact_mut(3).zip(&out) {
+    for (px, &o) in img.chunks_exact_mut(3).zip(out.iter()) {
         px.fill(o);
     }
 }
@@ -281,7 +284,7 @@ pub(super) fn photocopy(img: &mut RgbImage, p: &Photocopy, rng: &mut ChaCha8Rng)
     }
     // Rough edges: ink pixels spill onto a random neighbour.
     let spill = (p.edge_noise.clamp(0.0, 1.0) * 255.0) as u8;
-    let src = buf.to_vec();
+    let src = Scratch::copy_of(buf);
     let mut bytes = Vec::new();
     for y in 0..h {
         random_bytes(rng, &mut bytes, w * 2);

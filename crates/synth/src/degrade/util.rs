@@ -1,6 +1,9 @@
 //! Shared pixel helpers: fast approximate normal noise, separable integer
 //! convolution and smooth value-noise fields.
 
+use std::cell::RefCell;
+use std::ops::{Deref, DerefMut};
+
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 
@@ -8,6 +11,78 @@ use rand_chacha::ChaCha8Rng;
 /// 255 * 256 + rounding still fits the `u16` accumulators, which process
 /// twice as many lanes per vector instruction as `u32`.
 const KERNEL_ONE: u16 = 1 << 8;
+
+thread_local! {
+    /// Page-sized byte buffers handed back by [`Scratch`] on this thread.
+    static SCRATCH: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most buffers one family holds at once; more are simply freed.
+const SCRATCH_KEEP: usize = 4;
+
+/// A temporary byte buffer recycled through a per-thread pool.
+///
+/// Several families need a page-sized copy or mask for a few milliseconds.
+/// A fresh allocation of that size comes straight from the kernel and
+/// page-faults on every first touch, which cost more than some of the
+/// filters themselves; reusing the thread's buffers avoids that. Contents
+/// never leak between uses: every constructor fills the whole length, so
+/// results stay a function of the seed alone, whatever ran before on the
+/// thread.
+pub(super) struct Scratch(Vec<u8>);
+
+impl Scratch {
+    fn recycled(len: usize) -> Vec<u8> {
+        let mut buf = SCRATCH
+            .with(|pool| pool.borrow_mut().pop())
+            .unwrap_or_default();
+        buf.clear();
+        buf.reserve(len);
+        buf
+    }
+
+    /// `len` zero bytes.
+    pub fn zeroed(len: usize) -> Self {
+        let mut buf = Self::recycled(len);
+        buf.resize(len, 0);
+        Self(buf)
+    }
+
+    /// A copy of `src`.
+    pub fn copy_of(src: &[u8]) -> Self {
+        let mut buf = Self::recycled(src.len());
+        buf.extend_from_slice(src);
+        Self(buf)
+    }
+}
+
+impl Deref for Scratch {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        // `try_with` because a buffer dropped during thread teardown has no
+        // pool left to return to; it is then just freed.
+        let _ = SCRATCH.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < SCRATCH_KEEP {
+                pool.push(buf);
+            }
+        });
+    }
+}
 
 /// Rounds a sampled parameter so that recorded JSON stays readable.
 pub(super) fn r3(v: f64) -> f64 {
@@ -262,12 +337,7 @@ pub(super) fn convolve_separable(
                 rx,
             );
             acc.fill(KERNEL_ONE / 2);
-            for (j, &kj) in kx.iter().enumerate() {
-                let src = &padded[j * ch..j * ch + stride];
-                for (a, &s) in acc.iter_mut().zip(src) {
-                    *a += kj * u16::from(s);
-                }
-            }
+            accumulate(&mut acc, kx, |j| &padded[j * ch..j * ch + stride]);
             for (t, &a) in ring[slot * stride..(slot + 1) * stride]
                 .iter_mut()
                 .zip(&acc)
@@ -276,18 +346,39 @@ pub(super) fn convolve_separable(
             }
         }
         acc.fill(KERNEL_ONE / 2);
-        for (j, &kj) in ky.iter().enumerate() {
+        accumulate(&mut acc, ky, |j| {
             let sy = (y as isize + j as isize - ry as isize).clamp(0, h as isize - 1) as usize;
             let slot = sy % slots;
-            for (a, &s) in acc
-                .iter_mut()
-                .zip(&ring[slot * stride..(slot + 1) * stride])
-            {
-                *a += kj * u16::from(s);
-            }
-        }
+            &ring[slot * stride..(slot + 1) * stride]
+        });
         for (d, &a) in data[y * stride..(y + 1) * stride].iter_mut().zip(&acc) {
             *d = (a >> 8) as u8;
+        }
+    }
+}
+
+/// `acc += sum_j k[j] * tap(j)` over equally long byte rows.
+///
+/// Symmetric kernels (every Gaussian) add mirrored taps first and multiply
+/// once per pair, halving the multiplies. The result is the same integer:
+/// `k (a + b) = k a + k b`, and no partial sum exceeds the full one, which
+/// the kernel's weights (summing to 256) keep within `u16`.
+fn accumulate<'a>(acc: &mut [u16], k: &[u16], tap: impl Fn(usize) -> &'a [u8]) {
+    let n = k.len();
+    let symmetric = k.iter().eq(k.iter().rev());
+    let paired = if symmetric { n / 2 } else { 0 };
+    let len = acc.len();
+    for (j, &kj) in k.iter().enumerate().take(paired) {
+        // Equal-length slices let the compiler drop bounds checks and
+        // vectorise; a three-way zip did not.
+        let (lo, hi) = (&tap(j)[..len], &tap(n - 1 - j)[..len]);
+        for i in 0..len {
+            acc[i] += kj * (u16::from(lo[i]) + u16::from(hi[i]));
+        }
+    }
+    for (j, &kj) in k.iter().enumerate().skip(paired).take(n - 2 * paired) {
+        for (a, &s) in acc.iter_mut().zip(tap(j)) {
+            *a += kj * u16::from(s);
         }
     }
 }
@@ -492,5 +583,41 @@ mod tests {
         assert!(row.iter().all(|v| (-1.0..=1.0).contains(v)));
         assert!(row.windows(2).all(|p| (p[0] - p[1]).abs() < 0.4));
         assert!((f.at(23, 17) - row[23]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn paired_taps_match_plain_accumulation() {
+        let rows: Vec<Vec<u8>> = (0..16u32)
+            .map(|r| {
+                (0..40u32)
+                    .map(|i| ((i * 37 + r * 91) % 256) as u8)
+                    .collect()
+            })
+            .collect();
+        for k in [
+            gaussian_kernel(1.0),
+            gaussian_kernel(2.3),
+            vec![100, 60, 96],
+        ] {
+            let mut fast = vec![128u16; 40];
+            accumulate(&mut fast, &k, |j| &rows[j]);
+            let mut plain = vec![128u16; 40];
+            for (j, &kj) in k.iter().enumerate() {
+                for (a, &s) in plain.iter_mut().zip(&rows[j]) {
+                    *a += kj * u16::from(s);
+                }
+            }
+            assert_eq!(fast, plain, "kernel {k:?}");
+        }
+    }
+
+    #[test]
+    fn scratch_buffers_come_back_clean() {
+        {
+            let mut dirty = Scratch::zeroed(64);
+            dirty.fill(0xAB);
+        }
+        assert!(Scratch::zeroed(100).iter().all(|&b| b == 0));
+        assert_eq!(&*Scratch::copy_of(&[1, 2, 3]), &[1, 2, 3]);
     }
 }
