@@ -7,3 +7,4 @@ mod registry;
 mod storage;
 mod synthetic;
 mod system;
+mod training;

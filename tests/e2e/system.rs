@@ -13,6 +13,7 @@ async fn check_system_routes(app: &TestApp, db: &str, storage: &str, bus: &str) 
     assert_eq!(health["checks"]["bus"]["backend"], bus);
     assert_eq!(health["checks"]["synthetic_data"]["ok"], true);
     assert_eq!(health["checks"]["model_registry"]["ok"], true);
+    assert_eq!(health["checks"]["trainer"]["ok"], true);
 
     let (status, spec) = app.get_json("/openapi.json").await;
     assert_eq!(status, 200);
@@ -31,6 +32,12 @@ async fn check_system_routes(app: &TestApp, db: &str, storage: &str, bus: &str) 
         "/models/layer/{layer}/{version}/download",
         "/models/layer/{layer}/aliases/{alias}",
         "/models/compare",
+        "/training/layer2/start",
+        "/training/status",
+        "/training/jobs",
+        "/training/jobs/{id}",
+        "/training/jobs/{id}/events",
+        "/training/jobs/{id}/cancel",
     ] {
         assert!(
             spec["paths"].get(path).is_some(),

@@ -98,6 +98,8 @@ fn tune(s: &mut Settings) {
     s.jobs.lease_secs = 10;
     s.synthetic_data.grpc_addr = "127.0.0.1:0".into();
     s.model_registry.grpc_addr = "127.0.0.1:0".into();
+    s.trainer.grpc_addr = "127.0.0.1:0".into();
+    s.trainer.cache_pages = 8;
     s.gateway.http_addr = "127.0.0.1:0".into();
     s.gateway.max_upload_bytes = 2 * 1024 * 1024;
     s.synthetic_data.max_images = 500;
@@ -117,6 +119,10 @@ pub struct TestApp {
     pub synthetic_grpc: String,
     /// gRPC address of the model-registry service (`http://…`).
     pub registry_grpc: String,
+    /// gRPC address of the trainer service (`http://…`).
+    pub trainer_grpc: String,
+    /// The bus the services use (in-process on the embedded backends).
+    pub bus: Arc<dyn restoreflow_core::bus::Bus>,
     /// Which backends.
     pub kind: Kind,
     /// Settings the services run with.
@@ -161,6 +167,8 @@ impl TestApp {
         let token = shutdown.clone();
         let synthetic_grpc = settings.gateway.synthetic_data_url.clone();
         let registry_grpc = settings.gateway.model_registry_url.clone();
+        let trainer_grpc = settings.gateway.trainer_url.clone();
+        let bus = app.backends.bus.clone();
         let task = tokio::spawn(async move {
             app.run_until_stopped(token)
                 .await
@@ -173,6 +181,8 @@ impl TestApp {
             backends,
             synthetic_grpc,
             registry_grpc,
+            trainer_grpc,
+            bus,
             kind: Kind::Embedded,
             settings,
             shutdown,
@@ -197,6 +207,11 @@ impl TestApp {
             .await
             .expect("model-registry builds on real backends");
         settings.gateway.model_registry_url = format!("http://{}", registry.grpc_addr());
+        settings.trainer.model_registry_url = settings.gateway.model_registry_url.clone();
+        let trainer = restoreflow_trainer::Application::build(settings.clone())
+            .await
+            .expect("trainer builds on real backends");
+        settings.gateway.trainer_url = format!("http://{}", trainer.grpc_addr());
         let gateway = restoreflow_gateway::Application::build(settings.clone())
             .await
             .expect("gateway builds on real backends");
@@ -204,7 +219,9 @@ impl TestApp {
         let t1 = shutdown.clone();
         let t2 = shutdown.clone();
         let t3 = shutdown.clone();
+        let t4 = shutdown.clone();
         let tasks = vec![
+            tokio::spawn(async move { trainer.run_until_stopped(t4).await.expect("trainer runs") }),
             tokio::spawn(async move {
                 synth
                     .run_until_stopped(t1)
@@ -220,6 +237,7 @@ impl TestApp {
             }),
         ];
         let backends = Backends::connect(&settings).await.expect("backends");
+        let bus = backends.bus.clone();
         let t = TestApp {
             base,
             api_key: format!("key-{tag}"),
@@ -227,6 +245,8 @@ impl TestApp {
             backends,
             synthetic_grpc: settings.gateway.synthetic_data_url.clone(),
             registry_grpc: settings.gateway.model_registry_url.clone(),
+            trainer_grpc: settings.gateway.trainer_url.clone(),
+            bus,
             kind: Kind::Real,
             settings,
             shutdown,

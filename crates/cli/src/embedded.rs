@@ -29,6 +29,7 @@ pub fn embedded_settings(mut base: Settings, data_dir: &Path) -> Settings {
     base.telemetry.log_dir = Some(data_dir.join("logs"));
     base.synthetic_data.grpc_addr = "127.0.0.1:0".into();
     base.model_registry.grpc_addr = "127.0.0.1:0".into();
+    base.trainer.grpc_addr = "127.0.0.1:0".into();
     base
 }
 
@@ -56,6 +57,9 @@ pub struct Embedded {
     gateway: restoreflow_gateway::Application,
     synthetic: restoreflow_synthetic_data::Application,
     registry: restoreflow_registry::Application,
+    trainer: restoreflow_trainer::Application,
+    /// The backends every service shares (the in-process bus included).
+    pub backends: Backends,
     /// Effective settings.
     pub settings: Settings,
     /// The API key for mutating routes.
@@ -89,12 +93,20 @@ impl Embedded {
             restoreflow_registry::Application::build_with(settings.clone(), backends.clone())
                 .await?;
         settings.gateway.model_registry_url = format!("http://{}", registry.grpc_addr());
+        settings.trainer.model_registry_url = settings.gateway.model_registry_url.clone();
+        let trainer =
+            restoreflow_trainer::Application::build_with(settings.clone(), backends.clone())
+                .await?;
+        settings.gateway.trainer_url = format!("http://{}", trainer.grpc_addr());
         let gateway =
-            restoreflow_gateway::Application::build_with(settings.clone(), backends).await?;
+            restoreflow_gateway::Application::build_with(settings.clone(), backends.clone())
+                .await?;
         Ok(Self {
             gateway,
             synthetic,
             registry,
+            trainer,
+            backends,
             settings,
             api_key,
             data_dir,
@@ -120,6 +132,7 @@ impl Embedded {
              \x20 Logs:       {logs}\n\
              \x20 gRPC synthetic-data: {grpc}\n\
              \x20 gRPC model-registry: {registry}\n\
+             \x20 gRPC trainer:        {trainer} (device {device})\n\
              Send the key as the X-API-Key header on POST/PUT requests. Press Ctrl-C to stop.",
             key = self.api_key,
             data = self.data_dir.display(),
@@ -128,6 +141,8 @@ impl Embedded {
             logs = self.data_dir.join("logs").display(),
             grpc = self.synthetic.grpc_addr(),
             registry = self.registry.grpc_addr(),
+            trainer = self.trainer.grpc_addr(),
+            device = self.settings.trainer.device,
         )
     }
 
@@ -135,9 +150,10 @@ impl Embedded {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let synth = tokio::spawn(self.synthetic.run_until_stopped(shutdown.clone()));
         let registry = tokio::spawn(self.registry.run_until_stopped(shutdown.clone()));
+        let trainer = tokio::spawn(self.trainer.run_until_stopped(shutdown.clone()));
         let gw = tokio::spawn(self.gateway.run_until_stopped(shutdown.clone()));
         // Whichever stops first (error or shutdown) stops the others.
-        let (s, r, g) = tokio::join!(
+        let (s, r, t, g) = tokio::join!(
             async {
                 let r = synth.await;
                 shutdown.cancel();
@@ -149,6 +165,11 @@ impl Embedded {
                 r
             },
             async {
+                let r = trainer.await;
+                shutdown.cancel();
+                r
+            },
+            async {
                 let r = gw.await;
                 shutdown.cancel();
                 r
@@ -156,6 +177,7 @@ impl Embedded {
         );
         s??;
         r??;
+        t??;
         g??;
         Ok(())
     }

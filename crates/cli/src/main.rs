@@ -43,6 +43,7 @@ enum Service {
     Gateway,
     SyntheticData,
     ModelRegistry,
+    Trainer,
 }
 
 #[tokio::main]
@@ -84,6 +85,12 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Service::ModelRegistry => {
                     restoreflow_registry::Application::build(settings)
+                        .await?
+                        .run_until_stopped(token)
+                        .await?
+                }
+                Service::Trainer => {
+                    restoreflow_trainer::Application::build(settings)
                         .await?
                         .run_until_stopped(token)
                         .await?

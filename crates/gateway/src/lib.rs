@@ -3,7 +3,8 @@
 //! An axum application that validates requests, authenticates mutating ones
 //! with an API key, and fronts the services: generic job routes read the
 //! metadata database, `/files` streams objects, `/synthetic/*` calls the
-//! synthetic-data service over gRPC, `/models/*` calls the model-registry
+//! synthetic-data service over gRPC, `/training/*` calls the trainer service
+//! over gRPC (its event stream is Server-Sent Events read from job events), `/models/*` calls the model-registry
 //! service over gRPC and streams verified weights from the object store. OpenAPI 3.1 at `/openapi.json`, Swagger UI
 //! (vendored, works offline) at `/docs`, Prometheus metrics at `/metrics`.
 //!
@@ -27,6 +28,7 @@ use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_core::{BackendError, Backends, ErrorCode, Settings};
 use restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient;
 use restoreflow_proto::v1::synthetic_data_service_client::SyntheticDataServiceClient;
+use restoreflow_proto::v1::trainer_service_client::TrainerServiceClient;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -73,6 +75,7 @@ impl Application {
         let gw = settings.gateway.clone();
         let channel = lazy_channel(&gw.synthetic_data_url)?;
         let registry_channel = lazy_channel(&gw.model_registry_url)?;
+        let trainer_channel = lazy_channel(&gw.trainer_url)?;
         let state = AppState {
             backends,
             synthetic: SyntheticDataServiceClient::new(channel.clone())
@@ -81,6 +84,8 @@ impl Application {
             synthetic_channel: channel,
             registry: ModelRegistryServiceClient::new(registry_channel.clone()),
             registry_channel,
+            trainer: TrainerServiceClient::new(trainer_channel.clone()),
+            trainer_channel,
             settings: Arc::new(gw.clone()),
         };
         let listener = TcpListener::bind(&gw.http_addr).await?;
@@ -132,6 +137,11 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{id}/events", get(routes::jobs::list_events))
         .route("/jobs/{id}/cancel", post(routes::jobs::cancel_job))
         .route("/synthetic/generate", post(routes::synthetic::generate))
+        .route("/training/layer2/start", post(routes::training::start))
+        .route("/training/status", get(routes::training::status))
+        .route("/training/jobs", get(routes::training::list))
+        .route("/training/jobs/{id}", get(routes::training::get))
+        .route("/training/jobs/{id}/cancel", post(routes::training::cancel))
         .route("/synthetic/presets", get(routes::synthetic::presets))
         .route("/synthetic/stats", get(routes::synthetic::stats))
         .route("/synthetic/datasets", get(routes::synthetic::datasets))
@@ -165,7 +175,8 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/models/layer/{layer}/{version}/download",
             get(routes::models::download),
-        );
+        )
+        .route("/training/jobs/{id}/events", get(routes::training::events));
     Router::new()
         .merge(bounded)
         .merge(streams)

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{files, health, jobs, models, synthetic};
+use crate::routes::{files, health, jobs, models, synthetic, training};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -13,6 +13,7 @@ use crate::routes::{files, health, jobs, models, synthetic};
         health::health,
         jobs::list_jobs, jobs::get_job, jobs::list_events, jobs::cancel_job,
         synthetic::generate, synthetic::presets, synthetic::degrade, synthetic::stats, synthetic::datasets,
+        training::start, training::status, training::list, training::get, training::cancel, training::events,
         files::list, files::download, files::upload,
         models::list, models::get, models::download, models::set_alias, models::delete, models::compare,
     ),
@@ -22,6 +23,7 @@ use crate::routes::{files, health, jobs, models, synthetic};
         (name = "system", description = "health and metrics"),
         (name = "jobs", description = "every asynchronous job"),
         (name = "synthetic", description = "synthetic document pairs"),
+        (name = "training", description = "Layer 2 (Restormer) training jobs, progress, metrics, event streams"),
         (name = "files", description = "objects in the product's buckets"),
         (name = "models", description = "versioned model weights per layer, aliases, comparisons"),
     )

@@ -6,6 +6,7 @@ use restoreflow_core::Backends;
 use restoreflow_core::config::GatewaySettings;
 use restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient;
 use restoreflow_proto::v1::synthetic_data_service_client::SyntheticDataServiceClient;
+use restoreflow_proto::v1::trainer_service_client::TrainerServiceClient;
 use tonic::transport::Channel;
 
 /// What every handler can reach.
@@ -21,6 +22,10 @@ pub struct AppState {
     pub registry: ModelRegistryServiceClient<Channel>,
     /// Channel to the model-registry service (for its gRPC health).
     pub registry_channel: Channel,
+    /// The trainer service.
+    pub trainer: TrainerServiceClient<Channel>,
+    /// Channel to the trainer service (for its gRPC health).
+    pub trainer_channel: Channel,
     /// Gateway settings (limits, key).
     pub settings: Arc<GatewaySettings>,
 }

@@ -35,6 +35,8 @@ pub struct Settings {
     pub synthetic_data: SyntheticDataSettings,
     /// The model-registry service.
     pub model_registry: ModelRegistrySettings,
+    /// The trainer service.
+    pub trainer: TrainerSettings,
     /// Metadata database.
     pub database: DatabaseSettings,
     /// Object storage.
@@ -65,6 +67,8 @@ pub struct GatewaySettings {
     pub synthetic_data_url: String,
     /// gRPC endpoint of the model-registry service.
     pub model_registry_url: String,
+    /// gRPC endpoint of the trainer service.
+    pub trainer_url: String,
     /// Lifetime of presigned model download URLs, in seconds (S3 only).
     pub presign_ttl_secs: u64,
 }
@@ -79,6 +83,7 @@ impl Default for GatewaySettings {
             request_timeout_secs: 60,
             synthetic_data_url: "http://127.0.0.1:50051".into(),
             model_registry_url: "http://127.0.0.1:50052".into(),
+            trainer_url: "http://127.0.0.1:50053".into(),
             presign_ttl_secs: 900,
         }
     }
@@ -121,6 +126,34 @@ impl Default for ModelRegistrySettings {
     fn default() -> Self {
         Self {
             grpc_addr: "127.0.0.1:50052".into(),
+        }
+    }
+}
+
+/// Settings of the trainer service.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainerSettings {
+    /// Address the gRPC server binds.
+    pub grpc_addr: String,
+    /// Default device of jobs that do not name one: `cpu` or `cuda`.
+    pub device: String,
+    /// Whether this process also runs the training worker.
+    pub worker: bool,
+    /// Decoded pages a training run keeps in memory at most.
+    pub cache_pages: usize,
+    /// gRPC endpoint of the model-registry service (registration, base models).
+    pub model_registry_url: String,
+}
+
+impl Default for TrainerSettings {
+    fn default() -> Self {
+        Self {
+            grpc_addr: "127.0.0.1:50053".into(),
+            device: "cpu".into(),
+            worker: true,
+            cache_pages: 64,
+            model_registry_url: "http://127.0.0.1:50052".into(),
         }
     }
 }
@@ -318,6 +351,7 @@ impl Settings {
             ("gateway.http_addr", &self.gateway.http_addr),
             ("synthetic_data.grpc_addr", &self.synthetic_data.grpc_addr),
             ("model_registry.grpc_addr", &self.model_registry.grpc_addr),
+            ("trainer.grpc_addr", &self.trainer.grpc_addr),
         ] {
             if addr.parse::<SocketAddr>().is_err() {
                 return invalid(format!("{name} must be host:port, got {addr:?}"));
@@ -331,6 +365,11 @@ impl Settings {
             (
                 "gateway.model_registry_url",
                 &self.gateway.model_registry_url,
+            ),
+            ("gateway.trainer_url", &self.gateway.trainer_url),
+            (
+                "trainer.model_registry_url",
+                &self.trainer.model_registry_url,
             ),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -386,6 +425,15 @@ impl Settings {
                 "jobs.heartbeat_secs must be positive and at most half of jobs.lease_secs".into(),
             );
         }
+        if !matches!(self.trainer.device.as_str(), "cpu" | "cuda") {
+            return invalid(format!(
+                "trainer.device must be cpu or cuda, got {:?}",
+                self.trainer.device
+            ));
+        }
+        if self.trainer.cache_pages == 0 {
+            return invalid("trainer.cache_pages must be positive".into());
+        }
         if self.synthetic_data.max_images == 0 {
             return invalid("synthetic_data.max_images must be positive".into());
         }
@@ -412,6 +460,19 @@ mod tests {
         assert_eq!(s.bus.backend, BusBackend::Memory);
         assert_eq!(s.model_registry.grpc_addr, "127.0.0.1:50052");
         assert_eq!(s.gateway.model_registry_url, "http://127.0.0.1:50052");
+        assert_eq!(s.trainer.grpc_addr, "127.0.0.1:50053");
+        assert_eq!(s.gateway.trainer_url, "http://127.0.0.1:50053");
+        assert_eq!(s.trainer.device, "cpu");
+    }
+
+    #[test]
+    fn trainer_device_is_checked() {
+        let err = Settings::load(None, env(&[("RESTOREFLOW__TRAINER__DEVICE", "tpu")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trainer.device"), "{err}");
+        let s = Settings::load(None, env(&[("RESTOREFLOW__TRAINER__DEVICE", "cuda")])).unwrap();
+        assert_eq!(s.trainer.device, "cuda");
     }
 
     #[test]

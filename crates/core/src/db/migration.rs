@@ -8,7 +8,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial), Box::new(ModelRegistry)]
+        vec![
+            Box::new(Initial),
+            Box::new(ModelRegistry),
+            Box::new(WorkerRegistry),
+        ]
     }
 }
 
@@ -450,5 +454,62 @@ impl MigrationTrait for ModelRegistry {
         m.drop_table(Table::drop().table(ModelVersionCounters::Table).to_owned())
             .await?;
         Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum Workers {
+    Table,
+    Id,
+    Service,
+    Device,
+    CurrentJob,
+    StartedAt,
+    HeartbeatAt,
+}
+
+/// Live workers (trainer workers today): who they are, their device and job.
+struct WorkerRegistry;
+
+impl MigrationName for WorkerRegistry {
+    fn name(&self) -> &str {
+        "m20261210_000003_workers"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for WorkerRegistry {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(Workers::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(Workers::Id)
+                        .string_len(128)
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(Workers::Service).string_len(32).not_null())
+                .col(ColumnDef::new(Workers::Device).string_len(16).not_null())
+                .col(ColumnDef::new(Workers::CurrentJob).string_len(64).null())
+                .col(
+                    ColumnDef::new(Workers::StartedAt)
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(Workers::HeartbeatAt)
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table(Workers::Table).to_owned())
+            .await
     }
 }

@@ -5,6 +5,7 @@ pub mod entity;
 mod jobs;
 mod migration;
 mod proto;
+mod workers;
 
 use restoreflow_proto::ErrorCode;
 use sea_orm::{
@@ -17,6 +18,7 @@ pub use jobs::*;
 pub use migration::Migrator;
 pub use proto::{event_to_proto, job_to_proto};
 pub use sea_orm::DatabaseConnection as Db;
+pub use workers::{live_workers, remove_worker, touch_worker, versions_of_job};
 
 /// Errors of the metadata port.
 #[derive(Debug, thiserror::Error)]

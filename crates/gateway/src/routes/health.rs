@@ -1,5 +1,5 @@
 //! `GET /health`: really checks the database, the bus, storage and the
-//! synthetic-data and model-registry services.
+//! synthetic-data, model-registry and trainer services.
 
 use std::time::{Duration, Instant};
 
@@ -77,12 +77,13 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     use sea_orm::ConnectionTrait;
     let b = &state.backends;
     let db_backend = format!("{:?}", b.db.get_database_backend()).to_lowercase();
-    let (database, bus, storage, synthetic, registry) = tokio::join!(
+    let (database, bus, storage, synthetic, registry, trainer) = tokio::join!(
         timed(&db_backend, restoreflow_core::db::ping(&b.db)),
         timed(b.bus.backend(), b.bus.health()),
         timed(b.store.backend(), b.store.health()),
         timed("grpc", grpc_serving(state.synthetic_channel.clone())),
         timed("grpc", grpc_serving(state.registry_channel.clone())),
+        timed("grpc", grpc_serving(state.trainer_channel.clone())),
     );
     let checks: std::collections::BTreeMap<String, Check> = [
         ("database", database),
@@ -90,6 +91,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         ("storage", storage),
         ("synthetic_data", synthetic),
         ("model_registry", registry),
+        ("trainer", trainer),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

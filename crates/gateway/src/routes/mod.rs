@@ -5,3 +5,4 @@ pub mod health;
 pub mod jobs;
 pub mod models;
 pub mod synthetic;
+pub mod training;

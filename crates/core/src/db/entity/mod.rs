@@ -6,3 +6,4 @@ pub mod job_event;
 pub mod model_alias;
 pub mod model_version;
 pub mod model_version_counter;
+pub mod worker;

@@ -1,0 +1,118 @@
+//! Worker registry: workers announce themselves and refresh a heartbeat, so
+//! status pages can show who is alive, on which device and doing what.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
+
+use super::DbError;
+use super::entity::{model_version, worker};
+
+/// Inserts or refreshes a worker row with its current job.
+pub async fn touch_worker(
+    db: &DatabaseConnection,
+    id: &str,
+    service: &str,
+    device: &str,
+    current_job: Option<&str>,
+) -> Result<(), DbError> {
+    let now = Utc::now();
+    let row = worker::ActiveModel {
+        id: Set(id.to_string()),
+        service: Set(service.to_string()),
+        device: Set(device.to_string()),
+        current_job: Set(current_job.map(str::to_string)),
+        started_at: Set(now),
+        heartbeat_at: Set(now),
+    };
+    worker::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(worker::Column::Id)
+                .update_columns([
+                    worker::Column::Device,
+                    worker::Column::CurrentJob,
+                    worker::Column::HeartbeatAt,
+                ])
+                .to_owned(),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Removes a worker row (clean shutdown).
+pub async fn remove_worker(db: &DatabaseConnection, id: &str) -> Result<(), DbError> {
+    worker::Entity::delete_by_id(id.to_string())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Workers of `service` whose last heartbeat is after `since`, oldest first.
+pub async fn live_workers(
+    db: &DatabaseConnection,
+    service: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<worker::Model>, DbError> {
+    Ok(worker::Entity::find()
+        .filter(worker::Column::Service.eq(service))
+        .filter(worker::Column::HeartbeatAt.gt(since))
+        .order_by_asc(worker::Column::StartedAt)
+        .all(db)
+        .await?)
+}
+
+/// Ready model versions of `layer` registered by training job `job_id`
+/// (a trainer checks this before registering, so a resumed job never
+/// registers its model twice).
+pub async fn versions_of_job(
+    db: &DatabaseConnection,
+    layer: i32,
+    job_id: &str,
+) -> Result<Vec<model_version::Model>, DbError> {
+    Ok(model_version::Entity::find()
+        .filter(model_version::Column::Layer.eq(layer))
+        .filter(model_version::Column::TrainingJobId.eq(job_id))
+        .filter(model_version::Column::Status.eq("ready"))
+        .order_by_asc(model_version::Column::Version)
+        .all(db)
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn workers_upsert_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = crate::db::connect(&url, 2).await.unwrap();
+        touch_worker(&db, "w1", "trainer", "cpu", None)
+            .await
+            .unwrap();
+        touch_worker(&db, "w1", "trainer", "cpu", Some("job-1"))
+            .await
+            .unwrap();
+        touch_worker(&db, "s1", "synthetic", "cpu", None)
+            .await
+            .unwrap();
+        let live = live_workers(&db, "trainer", Utc::now() - chrono::Duration::seconds(5))
+            .await
+            .unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].current_job.as_deref(), Some("job-1"));
+        let later = live_workers(&db, "trainer", Utc::now() + chrono::Duration::seconds(5))
+            .await
+            .unwrap();
+        assert!(later.is_empty());
+        remove_worker(&db, "w1").await.unwrap();
+        assert!(
+            live_workers(&db, "trainer", Utc::now() - chrono::Duration::seconds(5))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(versions_of_job(&db, 2, "job-1").await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,521 @@
+//! Layer 2 training routes; the trainer service does the work over gRPC, and
+//! the event stream reads job events from the metadata database.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use restoreflow_core::db::{self, JobStatus};
+use restoreflow_proto::{prost_types, v1};
+use serde::{Deserialize, Serialize};
+use tokio_stream::wrappers::ReceiverStream;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::routes::jobs::EventView;
+use crate::state::AppState;
+
+/// How often the event stream looks for new events.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Body of `POST /training/layer2/start`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    /// Epochs to run, 1..=1000.
+    pub num_epochs: u32,
+    /// Patches per optimiser step, 1..=64.
+    pub batch_size: u32,
+    /// Most clean/degraded pairs to use (at least 2), the first in name order.
+    pub max_pairs: u32,
+    /// Constant learning rate in (0, 1) (default 3e-4).
+    pub learning_rate: Option<f64>,
+    /// Training patch side, a multiple of 8 in 16..=512 (default 64).
+    pub patch_size: Option<u32>,
+    /// Model size: `tiny`, `small` (default) or `base`.
+    pub preset: Option<String>,
+    /// Share of pages held out for validation, in (0, 0.5] (default 0.1).
+    pub val_fraction: Option<f64>,
+    /// Seeds the split and the patch sampler; random (and recorded) when absent.
+    pub seed: Option<u64>,
+    /// `cpu` or `cuda` (default: the trainer's configured device).
+    pub device: Option<String>,
+    /// A dataset id or a key prefix of pair names; default every pair in `training-data`.
+    pub dataset: Option<String>,
+    /// Layer 2 version number or alias to fine-tune from.
+    pub base_model: Option<String>,
+    /// Stop after this many epochs without a better validation PSNR.
+    pub early_stopping: Option<u32>,
+}
+
+/// Answer of `POST /training/layer2/start`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TrainingAccepted {
+    /// The queued job.
+    pub job_id: String,
+    /// Always `queued`.
+    pub status: String,
+    /// Where to poll.
+    pub status_url: String,
+    /// Server-Sent Events of progress and metrics.
+    pub events_url: String,
+}
+
+/// Queues a Layer 2 training job and returns at once.
+#[utoipa::path(post, path = "/training/layer2/start", tag = "training", request_body = StartBody,
+    security(("api_key" = [])),
+    responses((status = 202, body = TrainingAccepted), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)))]
+pub async fn start(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<StartBody>,
+) -> Result<(StatusCode, ApiJson<TrainingAccepted>), ApiError> {
+    let req = v1::StartTrainingRequest {
+        num_epochs: body.num_epochs,
+        batch_size: body.batch_size,
+        max_pairs: body.max_pairs,
+        learning_rate: body.learning_rate,
+        patch_size: body.patch_size,
+        preset: body.preset.unwrap_or_default(),
+        val_fraction: body.val_fraction,
+        seed: body.seed,
+        device: body.device.unwrap_or_default(),
+        dataset: body.dataset.unwrap_or_default(),
+        base_model: body.base_model.unwrap_or_default(),
+        early_stopping_patience: body.early_stopping,
+    };
+    let job = state
+        .trainer
+        .clone()
+        .start_training(req)
+        .await?
+        .into_inner();
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(TrainingAccepted {
+            status_url: format!("/training/jobs/{}", job.id),
+            events_url: format!("/training/jobs/{}/events", job.id),
+            job_id: job.id,
+            status: "queued".into(),
+        }),
+    ))
+}
+
+/// One finished epoch.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct EpochView {
+    /// Epoch number, from 1.
+    pub epoch: u32,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Mean validation loss.
+    pub val_loss: f64,
+    /// Validation PSNR of the restored images (dB).
+    pub psnr: f64,
+    /// Validation SSIM of the restored images.
+    pub ssim: f64,
+    /// Validation pixel accuracy of the restored images.
+    pub accuracy: f64,
+    /// PSNR of the degraded inputs themselves (the identity baseline).
+    pub baseline_psnr: f64,
+    /// SSIM of the degraded inputs.
+    pub baseline_ssim: f64,
+    /// Pixel accuracy of the degraded inputs.
+    pub baseline_accuracy: f64,
+    /// Learning rate at the epoch's end.
+    pub learning_rate: f64,
+    /// Training pairs (patches) per second.
+    pub pairs_per_second: f64,
+    /// Wall-clock seconds, validation included.
+    pub seconds: f64,
+}
+
+impl From<v1::EpochMetrics> for EpochView {
+    fn from(m: v1::EpochMetrics) -> Self {
+        Self {
+            epoch: m.epoch,
+            train_loss: m.train_loss,
+            val_loss: m.val_loss,
+            psnr: m.psnr,
+            ssim: m.ssim,
+            accuracy: m.accuracy,
+            baseline_psnr: m.baseline_psnr,
+            baseline_ssim: m.baseline_ssim,
+            baseline_accuracy: m.baseline_accuracy,
+            learning_rate: m.learning_rate,
+            pairs_per_second: m.pairs_per_second,
+            seconds: m.seconds,
+        }
+    }
+}
+
+/// A training job with its progress and metrics.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TrainingJobView {
+    /// Job id.
+    pub id: String,
+    /// `queued`, `running`, `completed`, `failed`, `cancelled`.
+    pub status: String,
+    /// 0..=100.
+    pub progress: f64,
+    /// Current (or last) epoch, from 1.
+    pub epoch: u32,
+    /// Optimiser steps completed.
+    pub step: u64,
+    /// Estimated seconds left (while running).
+    pub eta_seconds: Option<f64>,
+    /// Training pairs per second of the latest progress report.
+    pub throughput: Option<f64>,
+    /// `cpu` or `cuda`.
+    pub device: String,
+    /// Claims so far (more than 1 after a resume).
+    pub attempts: u32,
+    /// The validated request.
+    pub params: serde_json::Value,
+    /// Once completed: registered version, best epoch, final metrics, ...
+    pub result: Option<serde_json::Value>,
+    /// Cause, once failed.
+    pub error: Option<String>,
+    /// Metrics of every finished epoch.
+    pub epochs: Vec<EpochView>,
+    /// Created.
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Last change.
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// First claimed.
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Terminal state reached.
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn time(t: Option<prost_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+}
+
+/// Lowercase name of a job status.
+pub fn status_name(s: i32) -> String {
+    match v1::JobStatus::try_from(s) {
+        Ok(v1::JobStatus::Queued) => "queued",
+        Ok(v1::JobStatus::Running) => "running",
+        Ok(v1::JobStatus::Completed) => "completed",
+        Ok(v1::JobStatus::Failed) => "failed",
+        Ok(v1::JobStatus::Cancelled) => "cancelled",
+        _ => "unknown",
+    }
+    .to_string()
+}
+
+impl From<v1::TrainingJob> for TrainingJobView {
+    fn from(t: v1::TrainingJob) -> Self {
+        let job = t.job.unwrap_or_default();
+        Self {
+            status: status_name(job.status),
+            progress: job.progress,
+            epoch: t.epoch,
+            step: t.step,
+            eta_seconds: t.eta_seconds,
+            throughput: t.throughput,
+            device: t.device,
+            attempts: job.attempts,
+            params: job
+                .params
+                .as_ref()
+                .map_or(serde_json::Value::Null, restoreflow_proto::struct_to_json),
+            result: job.result.as_ref().map(restoreflow_proto::struct_to_json),
+            error: job.error,
+            epochs: t.epochs.into_iter().map(EpochView::from).collect(),
+            created_at: time(job.created_at),
+            updated_at: time(job.updated_at),
+            started_at: time(job.started_at),
+            finished_at: time(job.finished_at),
+            id: job.id,
+        }
+    }
+}
+
+/// A worker and what it is doing.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct WorkerView {
+    /// Worker id (the lease owner of its jobs).
+    pub id: String,
+    /// `cpu` or `cuda`.
+    pub device: String,
+    /// The job it is training, if any.
+    pub current_job: Option<String>,
+}
+
+/// Training at a glance.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TrainingStatusView {
+    /// Jobs waiting for a worker.
+    pub queued: u64,
+    /// Jobs being trained.
+    pub running: u64,
+    /// Jobs completed, failed or cancelled.
+    pub finished: u64,
+    /// Live workers.
+    pub workers: Vec<WorkerView>,
+    /// Wake-ups waiting in `jobs.training`.
+    pub queue_depth: u64,
+}
+
+/// Job counts, live workers and queue depth.
+#[utoipa::path(get, path = "/training/status", tag = "training",
+    responses((status = 200, body = TrainingStatusView), (status = 503, body = crate::error::ErrorBody)))]
+pub async fn status(
+    State(state): State<AppState>,
+) -> Result<ApiJson<TrainingStatusView>, ApiError> {
+    let s = state
+        .trainer
+        .clone()
+        .get_training_status(v1::GetTrainingStatusRequest {})
+        .await?
+        .into_inner();
+    Ok(ApiJson(TrainingStatusView {
+        queued: s.queued,
+        running: s.running,
+        finished: s.finished,
+        workers: s
+            .workers
+            .into_iter()
+            .map(|w| WorkerView {
+                id: w.id,
+                device: w.device,
+                current_job: w.current_job,
+            })
+            .collect(),
+        queue_depth: s.queue_depth,
+    }))
+}
+
+/// Filters of `GET /training/jobs`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Page size, 1..=200 (default 50).
+    pub limit: Option<u32>,
+    /// `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+}
+
+/// A page of training jobs.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TrainingJobList {
+    /// Newest first.
+    pub jobs: Vec<TrainingJobView>,
+    /// Pass as `page_token` for the next page; absent on the last one.
+    pub next_page_token: Option<String>,
+}
+
+/// Lists training jobs, newest first.
+#[utoipa::path(get, path = "/training/jobs", tag = "training", params(ListQuery),
+    responses((status = 200, body = TrainingJobList), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<ApiJson<TrainingJobList>, ApiError> {
+    let status = match q.status.as_deref() {
+        None => v1::JobStatus::Unspecified,
+        Some(s) => match JobStatus::parse(s) {
+            Some(JobStatus::Queued) => v1::JobStatus::Queued,
+            Some(JobStatus::Running) => v1::JobStatus::Running,
+            Some(JobStatus::Completed) => v1::JobStatus::Completed,
+            Some(JobStatus::Failed) => v1::JobStatus::Failed,
+            Some(JobStatus::Cancelled) => v1::JobStatus::Cancelled,
+            None => {
+                return Err(ApiError::invalid(format!(
+                    "unknown status {s:?}; statuses are {}",
+                    JobStatus::ALL.map(|s| s.as_str()).join(", ")
+                )));
+            }
+        },
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 200"));
+    }
+    let r = state
+        .trainer
+        .clone()
+        .list_training_jobs(v1::ListJobsRequest {
+            kind: v1::JobKind::TrainingLayer2 as i32,
+            status: status as i32,
+            page_size: limit,
+            page_token: q.page_token.unwrap_or_default(),
+        })
+        .await?
+        .into_inner();
+    Ok(ApiJson(TrainingJobList {
+        jobs: r.jobs.into_iter().map(TrainingJobView::from).collect(),
+        next_page_token: (!r.next_page_token.is_empty()).then_some(r.next_page_token),
+    }))
+}
+
+fn job_ref(id: String) -> Result<v1::JobRef, ApiError> {
+    uuid::Uuid::parse_str(&id)
+        .map_err(|_| ApiError::invalid(format!("job id {id:?} is not a UUID")))?;
+    Ok(v1::JobRef { job_id: id })
+}
+
+/// One training job: status, progress, epoch/step, ETA, throughput, per-epoch metrics, result, error.
+#[utoipa::path(get, path = "/training/jobs/{id}", tag = "training",
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = TrainingJobView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<TrainingJobView>, ApiError> {
+    let t = state
+        .trainer
+        .clone()
+        .get_training_job(job_ref(id)?)
+        .await?
+        .into_inner();
+    Ok(ApiJson(t.into()))
+}
+
+/// Asks a training job to stop: at once when queued, at the next step when
+/// running (it keeps its last checkpoint); the status becomes `cancelled`.
+#[utoipa::path(post, path = "/training/jobs/{id}/cancel", tag = "training",
+    params(("id" = String, Path, description = "job id")),
+    security(("api_key" = [])),
+    responses((status = 200, body = TrainingJobView), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<TrainingJobView>, ApiError> {
+    let r = job_ref(id)?;
+    let mut trainer = state.trainer.clone();
+    trainer.cancel_training(r.clone()).await?;
+    Ok(ApiJson(
+        trainer.get_training_job(r).await?.into_inner().into(),
+    ))
+}
+
+/// Server-Sent Events of a training job: its history first (status, progress,
+/// metric and log events, each as an SSE event named after its kind with the
+/// event id as SSE id), then new events as they happen; after the job reaches
+/// a terminal status a final `end` event carries it and the stream closes.
+/// `Last-Event-ID` resumes after that event.
+#[utoipa::path(get, path = "/training/jobs/{id}/events", tag = "training",
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 200, content_type = "text/event-stream", body = String),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub async fn events(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let job = db::require_job(&state.backends.db, &job_ref(id)?.job_id).await?;
+    if job.kind != db::JobKind::TrainingLayer2.as_str() {
+        return Err(ApiError::not_found(format!(
+            "training job {} not found",
+            job.id
+        )));
+    }
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
+    let db = state.backends.db.clone();
+    tokio::spawn(async move {
+        let mut after = after;
+        let mut pending = VecDeque::new();
+        loop {
+            // Status first: a terminal status read here means every event
+            // written before it is visible to the read that follows.
+            let status = match db::get_job(&db, &job.id).await {
+                Ok(Some(j)) => j.status,
+                Ok(None) => "unknown".into(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "event stream stopped");
+                    return;
+                }
+            };
+            match db::list_events(&db, &job.id, after, 500).await {
+                Ok(page) => pending.extend(page),
+                Err(e) => {
+                    tracing::warn!(error = %e, "event stream stopped");
+                    return;
+                }
+            }
+            let full = pending.len() == 500;
+            while let Some(e) = pending.pop_front() {
+                after = e.id;
+                let id = e.id.to_string();
+                let kind = e.kind.clone();
+                let data = serde_json::to_string(&EventView::from(e)).unwrap_or_default();
+                let ev = Event::default().id(id).event(kind).data(data);
+                if tx.send(Ok(ev)).await.is_err() {
+                    return;
+                }
+            }
+            if full {
+                continue;
+            }
+            if JobStatus::parse(&status).is_none_or(JobStatus::is_terminal) {
+                let end = Event::default()
+                    .event("end")
+                    .data(serde_json::json!({"job_id": job.id, "status": status}).to_string());
+                let _ = tx.send(Ok(end)).await;
+                return;
+            }
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_have_their_api_names() {
+        assert_eq!(status_name(v1::JobStatus::Completed as i32), "completed");
+        assert_eq!(status_name(v1::JobStatus::Cancelled as i32), "cancelled");
+        assert_eq!(status_name(99), "unknown");
+    }
+
+    #[test]
+    fn training_view_flattens_the_job() {
+        let t = v1::TrainingJob {
+            job: Some(v1::Job {
+                id: "j".into(),
+                status: v1::JobStatus::Running as i32,
+                progress: 40.0,
+                attempts: 2,
+                ..Default::default()
+            }),
+            epoch: 2,
+            step: 7,
+            eta_seconds: Some(3.0),
+            throughput: Some(9.5),
+            epochs: vec![v1::EpochMetrics {
+                epoch: 1,
+                psnr: 21.0,
+                ..Default::default()
+            }],
+            device: "cpu".into(),
+        };
+        let v = TrainingJobView::from(t);
+        assert_eq!((v.id.as_str(), v.status.as_str()), ("j", "running"));
+        assert_eq!((v.epoch, v.step, v.attempts), (2, 7, 2));
+        assert_eq!(v.epochs[0].psnr, 21.0);
+        assert_eq!(v.params, serde_json::Value::Null);
+    }
+}

@@ -1,0 +1,334 @@
+//! The `TrainerService` gRPC implementation.
+
+use std::time::Duration;
+
+use restoreflow_core::bus::queues;
+use restoreflow_core::config::JobSettings;
+use restoreflow_core::db::{self, DbError, JobKind, JobStatus, entity::job};
+use restoreflow_core::{Backends, ErrorCode};
+use restoreflow_proto::v1::{
+    self, model_registry_service_client::ModelRegistryServiceClient,
+    trainer_service_server::TrainerService,
+};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::pairs::find_pairs;
+use crate::params::{MIN_PAIRS, TrainParams};
+use crate::view::training_job;
+use crate::worker::SERVICE;
+
+/// How often `WatchTraining` looks for new events.
+const WATCH_POLL: Duration = Duration::from_millis(500);
+/// Most events read per poll.
+const EVENT_PAGE: u64 = 1000;
+
+/// Message of the job wake-up published on the bus.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct JobMessage {
+    /// The job to claim.
+    pub job_id: String,
+}
+
+/// Shared state of the gRPC handlers.
+pub struct TrainerGrpc {
+    pub(crate) backends: Backends,
+    pub(crate) jobs: JobSettings,
+    pub(crate) default_device: String,
+    pub(crate) registry: ModelRegistryServiceClient<Channel>,
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    tracing::error!(error = %e, "internal error");
+    ErrorCode::Internal.status("internal error")
+}
+
+fn from_db(e: DbError) -> Status {
+    match e.code() {
+        ErrorCode::Internal => internal(e),
+        code => code.status(e.to_string()),
+    }
+}
+
+fn parse_status(s: i32) -> Result<Option<JobStatus>, Status> {
+    Ok(match v1::JobStatus::try_from(s) {
+        Ok(v1::JobStatus::Unspecified) => None,
+        Ok(v1::JobStatus::Queued) => Some(JobStatus::Queued),
+        Ok(v1::JobStatus::Running) => Some(JobStatus::Running),
+        Ok(v1::JobStatus::Completed) => Some(JobStatus::Completed),
+        Ok(v1::JobStatus::Failed) => Some(JobStatus::Failed),
+        Ok(v1::JobStatus::Cancelled) => Some(JobStatus::Cancelled),
+        Err(_) => return Err(ErrorCode::InvalidArgument.status(format!("unknown status {s}"))),
+    })
+}
+
+/// Every event of a job, oldest first.
+async fn all_events(
+    db: &db::Db,
+    job_id: &str,
+) -> Result<Vec<restoreflow_core::db::entity::job_event::Model>, DbError> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = db::list_events(db, job_id, after, EVENT_PAGE).await?;
+        let full = page.len() as u64 == EVENT_PAGE;
+        after = page.last().map_or(after, |e| e.id);
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+impl TrainerGrpc {
+    /// A training job by id; other kinds are not found here.
+    async fn training_row(&self, id: &str) -> Result<job::Model, Status> {
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(ErrorCode::InvalidArgument.status(format!("job id {id:?} is not a UUID")));
+        }
+        let j = db::require_job(&self.backends.db, id)
+            .await
+            .map_err(from_db)?;
+        if j.kind != JobKind::TrainingLayer2.as_str() {
+            return Err(ErrorCode::NotFound.status(format!("training job {id} not found")));
+        }
+        Ok(j)
+    }
+
+    async fn view(&self, j: &job::Model) -> Result<v1::TrainingJob, Status> {
+        let events = all_events(&self.backends.db, &j.id)
+            .await
+            .map_err(from_db)?;
+        Ok(training_job(j, &events))
+    }
+}
+
+#[tonic::async_trait]
+impl TrainerService for TrainerGrpc {
+    #[tracing::instrument(skip(self, request), err)]
+    async fn start_training(
+        &self,
+        request: Request<v1::StartTrainingRequest>,
+    ) -> Result<Response<v1::Job>, Status> {
+        let mut params = TrainParams::from_request(request.get_ref(), &self.default_device)?;
+        if let Some(base) = params.base_model.clone() {
+            let v = self
+                .registry
+                .clone()
+                .resolve_version(v1::VersionRef {
+                    layer: 2,
+                    version: base.clone(),
+                })
+                .await
+                .map_err(|s| match ErrorCode::from_grpc(s.code()) {
+                    ErrorCode::NotFound | ErrorCode::InvalidArgument => ErrorCode::InvalidArgument
+                        .status(format!(
+                            "base_model {base:?} is not a layer 2 model version or alias: {}",
+                            s.message()
+                        )),
+                    _ => ErrorCode::Unavailable.status("the model registry is unavailable"),
+                })?
+                .into_inner();
+            // Pin the number, so moving an alias later does not change the job.
+            params.base_model = Some(v.version.to_string());
+        }
+        let pairs = find_pairs(&self.backends, &params.dataset, params.max_pairs as usize)
+            .await
+            .map_err(|e| match e {
+                crate::pairs::PairError::Storage(s) => s.code().status(s.to_string()),
+                crate::pairs::PairError::Db(d) => from_db(d),
+            })?;
+        if pairs.pairs.len() < MIN_PAIRS {
+            return Err(ErrorCode::InvalidArgument.status(format!(
+                "found {} valid clean/degraded pairs in {}; training needs at least {MIN_PAIRS} (generate some with POST /synthetic/generate)",
+                pairs.available, pairs.location
+            )));
+        }
+        let value = serde_json::to_value(&params).map_err(internal)?;
+        let job = db::create_job(&self.backends.db, JobKind::TrainingLayer2, value)
+            .await
+            .map_err(from_db)?;
+        let msg = serde_json::to_vec(&JobMessage {
+            job_id: job.id.clone(),
+        })
+        .map_err(internal)?;
+        // The row is the truth: if the wake-up is lost, a worker's sweep still finds the job.
+        if let Err(e) = self.backends.bus.publish(queues::TRAINING, &msg).await {
+            tracing::warn!(job_id = %job.id, error = %e, "publish failed; the recovery sweep will pick the job up");
+        }
+        Ok(Response::new(db::job_to_proto(&job)))
+    }
+
+    async fn get_training_job(
+        &self,
+        request: Request<v1::JobRef>,
+    ) -> Result<Response<v1::TrainingJob>, Status> {
+        let j = self.training_row(&request.get_ref().job_id).await?;
+        Ok(Response::new(self.view(&j).await?))
+    }
+
+    async fn list_training_jobs(
+        &self,
+        request: Request<v1::ListJobsRequest>,
+    ) -> Result<Response<v1::ListTrainingJobsResponse>, Status> {
+        let r = request.into_inner();
+        let status = parse_status(r.status)?;
+        let limit = if r.page_size == 0 { 50 } else { r.page_size };
+        if limit > 200 {
+            return Err(ErrorCode::InvalidArgument.status("page_size must be at most 200"));
+        }
+        let offset: u64 = if r.page_token.is_empty() {
+            0
+        } else {
+            r.page_token
+                .parse()
+                .map_err(|_| ErrorCode::InvalidArgument.status("page_token is not valid"))?
+        };
+        let rows = db::list_jobs(
+            &self.backends.db,
+            Some(JobKind::TrainingLayer2),
+            status,
+            u64::from(limit),
+            offset,
+        )
+        .await
+        .map_err(from_db)?;
+        let next_page_token = if rows.len() as u64 == u64::from(limit) {
+            (offset + u64::from(limit)).to_string()
+        } else {
+            String::new()
+        };
+        let mut jobs = Vec::with_capacity(rows.len());
+        for j in &rows {
+            jobs.push(self.view(j).await?);
+        }
+        Ok(Response::new(v1::ListTrainingJobsResponse {
+            jobs,
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip(self, request), fields(job_id = %request.get_ref().job_id), err)]
+    async fn cancel_training(
+        &self,
+        request: Request<v1::JobRef>,
+    ) -> Result<Response<v1::Job>, Status> {
+        let j = self.training_row(&request.get_ref().job_id).await?;
+        let j = db::request_cancel(&self.backends.db, &j.id)
+            .await
+            .map_err(from_db)?;
+        if j.status == JobStatus::Cancelled.as_str() {
+            // Cancelled while queued: no worker will announce it.
+            let event = serde_json::json!({"job_id": j.id, "status": "cancelled"}).to_string();
+            if let Err(e) = self
+                .backends
+                .bus
+                .publish(queues::EVENTS_TRAINING_COMPLETED, event.as_bytes())
+                .await
+            {
+                tracing::warn!(error = %e, "cannot publish training.completed");
+            }
+        }
+        Ok(Response::new(db::job_to_proto(&j)))
+    }
+
+    async fn get_training_status(
+        &self,
+        _request: Request<v1::GetTrainingStatusRequest>,
+    ) -> Result<Response<v1::TrainingStatus>, Status> {
+        let b = &self.backends;
+        let counts = db::count_by_status(&b.db, JobKind::TrainingLayer2)
+            .await
+            .map_err(from_db)?;
+        let count = |f: &dyn Fn(JobStatus) -> bool| -> u64 {
+            counts.iter().filter(|(s, _)| f(*s)).map(|(_, n)| *n).sum()
+        };
+        let since = chrono::Utc::now() - chrono::Duration::seconds(self.jobs.lease_secs as i64);
+        let workers = db::live_workers(&b.db, SERVICE, since)
+            .await
+            .map_err(from_db)?
+            .into_iter()
+            .map(|w| v1::Worker {
+                id: w.id,
+                device: w.device,
+                current_job: w.current_job,
+            })
+            .collect();
+        let queue_depth = b
+            .bus
+            .depth(queues::TRAINING)
+            .await
+            .map_err(|e| ErrorCode::Unavailable.status(e.to_string()))?;
+        Ok(Response::new(v1::TrainingStatus {
+            queued: count(&|s| s == JobStatus::Queued),
+            running: count(&|s| s == JobStatus::Running),
+            finished: count(&|s| s.is_terminal()),
+            workers,
+            queue_depth,
+        }))
+    }
+
+    type WatchTrainingStream = ReceiverStream<Result<v1::JobEvent, Status>>;
+
+    async fn watch_training(
+        &self,
+        request: Request<v1::JobRef>,
+    ) -> Result<Response<Self::WatchTrainingStream>, Status> {
+        let j = self.training_row(&request.get_ref().job_id).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let db = self.backends.db.clone();
+        tokio::spawn(async move {
+            let mut after = 0;
+            loop {
+                // Read the status before the events, so the last poll after a
+                // terminal status still sees every event written before it.
+                let terminal = match db::get_job(&db, &j.id).await {
+                    Ok(Some(row)) => {
+                        JobStatus::parse(&row.status).is_some_and(JobStatus::is_terminal)
+                    }
+                    Ok(None) => true,
+                    Err(e) => {
+                        let _ = tx.send(Err(from_db(e))).await;
+                        return;
+                    }
+                };
+                let full = match all_events_after(&db, &j.id, after).await {
+                    Ok(events) => {
+                        let full = events.len() as u64 == EVENT_PAGE;
+                        for e in events {
+                            after = e.id;
+                            if tx.send(Ok(db::event_to_proto(&e))).await.is_err() {
+                                return;
+                            }
+                        }
+                        full
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(from_db(e))).await;
+                        return;
+                    }
+                };
+                if full {
+                    continue;
+                }
+                if terminal {
+                    return;
+                }
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(WATCH_POLL) => {}
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+async fn all_events_after(
+    db: &db::Db,
+    job_id: &str,
+    after: i64,
+) -> Result<Vec<restoreflow_core::db::entity::job_event::Model>, DbError> {
+    db::list_events(db, job_id, after, EVENT_PAGE).await
+}

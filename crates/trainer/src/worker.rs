@@ -1,0 +1,655 @@
+//! The training worker: claims training jobs (from bus wake-ups or the
+//! recovery sweep), resumes from the job's newest checkpoint if an earlier
+//! attempt left one, trains on a blocking thread, uploads a checkpoint per
+//! epoch, registers the best weights once and announces the outcome.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use restoreflow_core::Backends;
+use restoreflow_core::bus::queues;
+use restoreflow_core::config::{JobSettings, TrainerSettings};
+use restoreflow_core::db::{self, JobKind, JobStatus, entity::job};
+use restoreflow_core::shutdown::CancellationToken;
+use restoreflow_core::storage::{Bucket, ObjectStore};
+use restoreflow_proto::v1::{self, model_registry_service_client::ModelRegistryServiceClient};
+use restoreflow_training::{
+    Checkpoint, EpochReport, Progress, StopReason, TrainHooks, TrainOutcome,
+};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, mpsc};
+use tonic::transport::Channel;
+
+use crate::checkpoints;
+use crate::grpc::JobMessage;
+use crate::model::{RestormerNet, code_version};
+use crate::pairs::{PairSet, StorePairs, find_pairs};
+use crate::params::{MIN_PAIRS, TrainParams};
+use crate::view::metric_payload;
+
+/// Service name in the worker registry.
+pub const SERVICE: &str = "trainer";
+/// Layer the trainer produces.
+const LAYER: u32 = 2;
+/// Least time between two progress rows of one job.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// What the training thread reports to the async side.
+enum HookEvent {
+    Progress(Progress),
+    Epoch(EpochReport),
+    Checkpoint(String),
+}
+
+/// How a training attempt ended (short of an error).
+enum Trained {
+    /// Finished or stopped early: the registered version and the job result.
+    Completed { result: Value, version: u32 },
+    /// Stopped by the cancel flag; the key prefix of the checkpoint written then.
+    Cancelled { checkpoint: Option<String> },
+}
+
+/// Callbacks of the engine, running on the training thread.
+struct Hooks {
+    tx: mpsc::UnboundedSender<HookEvent>,
+    handle: tokio::runtime::Handle,
+    store: Arc<dyn ObjectStore>,
+    job_id: String,
+}
+
+impl TrainHooks for Hooks {
+    fn on_progress(&mut self, p: &Progress) {
+        let _ = self.tx.send(HookEvent::Progress(p.clone()));
+    }
+
+    fn on_epoch_end(&mut self, r: &EpochReport) {
+        let _ = self.tx.send(HookEvent::Epoch(r.clone()));
+    }
+
+    /// Uploads before training goes on, so a stored checkpoint is never behind
+    /// the epochs reported as done by more than the one being written.
+    fn on_checkpoint(&mut self, ck: &Checkpoint) -> restoreflow_training::Result<()> {
+        let prefix = self
+            .handle
+            .block_on(checkpoints::upload(self.store.as_ref(), &self.job_id, ck))
+            .map_err(|e| restoreflow_training::Error::Hook(format!("checkpoint upload: {e}")))?;
+        let _ = self.tx.send(HookEvent::Checkpoint(prefix));
+        Ok(())
+    }
+}
+
+/// Flags shared by a running job, its heartbeat and the training thread.
+#[derive(Clone, Default)]
+struct Flags {
+    /// Raised to make the engine checkpoint and stop at the next step.
+    cancel: Arc<AtomicBool>,
+    /// Another worker owns the job now: write nothing more.
+    lease_lost: Arc<AtomicBool>,
+}
+
+/// Claims and runs training jobs, one at a time.
+pub struct Worker {
+    backends: Backends,
+    jobs: JobSettings,
+    settings: TrainerSettings,
+    registry: ModelRegistryServiceClient<Channel>,
+    id: String,
+    current: Arc<Mutex<Option<String>>>,
+}
+
+impl Worker {
+    /// A worker with a unique id.
+    pub fn new(
+        backends: Backends,
+        jobs: JobSettings,
+        settings: TrainerSettings,
+        registry: ModelRegistryServiceClient<Channel>,
+    ) -> Self {
+        let id = format!(
+            "trainer-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        Self {
+            backends,
+            jobs,
+            settings,
+            registry,
+            id,
+            current: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Consumes wake-ups and sweeps for orphaned jobs until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut consumer = loop {
+            match self.backends.bus.consume(queues::TRAINING, &self.id).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot consume training jobs; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                }
+            }
+        };
+        let registration = self.spawn_registration(shutdown.clone());
+        let mut sweep = tokio::time::interval(Duration::from_secs(self.jobs.sweep_interval_secs));
+        tracing::info!(worker = %self.id, device = %self.settings.device, "training worker started");
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                delivery = consumer.next() => {
+                    let Some(delivery) = delivery else { break };
+                    let delivery = match delivery {
+                        Ok(d) => d,
+                        Err(e) => { tracing::error!(error = %e, "bus delivery failed"); continue; }
+                    };
+                    let msg: JobMessage = match serde_json::from_slice(&delivery.payload) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "rejecting a malformed training message");
+                            let _ = delivery.reject().await;
+                            continue;
+                        }
+                    };
+                    let claimed = self.claim(&msg.job_id).await;
+                    // Ack once the claim is durable (or impossible): hours of
+                    // training never hold an unacked delivery.
+                    if let Err(e) = delivery.ack().await {
+                        tracing::warn!(error = %e, "ack failed");
+                    }
+                    if let Some(job) = claimed {
+                        self.run_job(job, &shutdown).await;
+                    }
+                }
+                _ = sweep.tick() => self.sweep(&shutdown).await,
+            }
+        }
+        registration.abort();
+        let _ = registration.await;
+        if let Err(e) = db::remove_worker(&self.backends.db, &self.id).await {
+            tracing::warn!(error = %e, "cannot remove the worker row");
+        }
+        tracing::info!(worker = %self.id, "training worker stopped");
+    }
+
+    /// Keeps this worker's row in the worker registry fresh.
+    fn spawn_registration(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let db = self.backends.db.clone();
+        let id = self.id.clone();
+        let device = self.settings.device.clone();
+        let current = self.current.clone();
+        let every = Duration::from_secs(self.jobs.heartbeat_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let job = current.lock().await.clone();
+                if let Err(e) = db::touch_worker(&db, &id, SERVICE, &device, job.as_deref()).await {
+                    tracing::warn!(error = %e, "worker heartbeat failed");
+                }
+            }
+        })
+    }
+
+    async fn claim(&self, id: &str) -> Option<job::Model> {
+        let lease = chrono::Duration::seconds(self.jobs.lease_secs as i64);
+        match db::claim_job(&self.backends.db, id, &self.id, lease).await {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(job_id = id, error = %e, "claim failed");
+                None
+            }
+        }
+    }
+
+    async fn sweep(&self, shutdown: &CancellationToken) {
+        let grace = chrono::Duration::seconds(self.jobs.sweep_interval_secs as i64);
+        let ids =
+            match db::find_claimable(&self.backends.db, JobKind::TrainingLayer2, grace, 4).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!(error = %e, "recovery sweep failed");
+                    return;
+                }
+            };
+        for id in ids {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if let Some(job) = self.claim(&id).await {
+                tracing::info!(job_id = %id, attempt = job.attempts, "recovered a training job");
+                self.run_job(job, shutdown).await;
+            }
+        }
+    }
+
+    #[tracing::instrument(skip(self, job, shutdown), fields(job_id = %job.id, attempt = job.attempts))]
+    async fn run_job(&self, job: job::Model, shutdown: &CancellationToken) {
+        *self.current.lock().await = Some(job.id.clone());
+        let _ = db::touch_worker(
+            &self.backends.db,
+            &self.id,
+            SERVICE,
+            &self.settings.device,
+            Some(&job.id),
+        )
+        .await;
+        let flags = Flags::default();
+        let heartbeat = self.spawn_heartbeat(job.id.clone(), flags.clone(), shutdown.clone());
+        let outcome = self.train_job(&job, &flags).await;
+        heartbeat.abort();
+        let _ = heartbeat.await;
+        *self.current.lock().await = None;
+        if flags.lease_lost.load(Ordering::SeqCst) {
+            tracing::warn!("lease lost; another worker owns the job now");
+            return;
+        }
+        let (status, result, error, version) = match outcome {
+            Ok(Trained::Completed { result, version }) => {
+                (JobStatus::Completed, Some(result), None, Some(version))
+            }
+            Ok(Trained::Cancelled { .. }) | Err(_) if shutdown.is_cancelled() => {
+                // Process shutdown, not a user cancel: the job stays running
+                // and the next worker resumes it from its newest checkpoint.
+                tracing::info!("shutting down mid-training; the job will be resumed");
+                return;
+            }
+            Ok(Trained::Cancelled { checkpoint }) => (
+                JobStatus::Cancelled,
+                Some(
+                    json!({"checkpoint": checkpoint.map(|c| format!("{}/{c}", Bucket::TrainingOutputs))}),
+                ),
+                None,
+                None,
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "training failed");
+                (JobStatus::Failed, None, Some(e), None)
+            }
+        };
+        match db::finish_job(&self.backends.db, &job.id, &self.id, status, result, error).await {
+            Ok(true) => {
+                tracing::info!(status = status.as_str(), "training job finished");
+                let mut event = json!({"job_id": job.id, "status": status.as_str()});
+                if let Some(v) = version {
+                    event["version"] = json!(v);
+                }
+                let body = event.to_string();
+                if let Err(e) = self
+                    .backends
+                    .bus
+                    .publish(queues::EVENTS_TRAINING_COMPLETED, body.as_bytes())
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot publish training.completed");
+                }
+            }
+            Ok(false) => tracing::warn!("job was no longer ours when finishing"),
+            Err(e) => tracing::error!(error = %e, "cannot record the job outcome"),
+        }
+    }
+
+    /// Renews the lease; raises the cancel flag on user cancel, lease loss or shutdown.
+    fn spawn_heartbeat(
+        &self,
+        id: String,
+        flags: Flags,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let db = self.backends.db.clone();
+        let worker = self.id.clone();
+        let lease = chrono::Duration::seconds(self.jobs.lease_secs as i64);
+        let every = Duration::from_secs(self.jobs.heartbeat_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        flags.cancel.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    _ = tick.tick() => {}
+                }
+                match db::heartbeat(&db, &id, &worker, lease).await {
+                    Ok(Some(j)) if j.cancel_requested => {
+                        flags.cancel.store(true, Ordering::SeqCst);
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        flags.lease_lost.store(true, Ordering::SeqCst);
+                        flags.cancel.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                }
+            }
+        })
+    }
+
+    /// One attempt at a job: prepare, train, register.
+    async fn train_job(&self, job: &job::Model, flags: &Flags) -> Result<Trained, String> {
+        let params: TrainParams = serde_json::from_value(job.params.clone())
+            .map_err(|e| format!("job params are not a training request: {e}"))?;
+        let pairs = find_pairs(&self.backends, &params.dataset, params.max_pairs as usize)
+            .await
+            .map_err(|e| format!("cannot list training pairs: {e}"))?;
+        if pairs.pairs.len() < MIN_PAIRS {
+            return Err(format!(
+                "found {} valid pairs in {}; training needs at least {MIN_PAIRS}",
+                pairs.pairs.len(),
+                pairs.location
+            ));
+        }
+        let tmp = tempfile::tempdir().map_err(|e| format!("cannot create a work dir: {e}"))?;
+        let resume = checkpoints::download_latest(
+            self.backends.store.as_ref(),
+            &job.id,
+            &tmp.path().join("resume"),
+        )
+        .await?;
+        if let Some(ck) = &resume {
+            tracing::info!(
+                epoch = ck.meta.epoch,
+                step = ck.meta.step,
+                "resuming from checkpoint"
+            );
+            let _ = db::append_event(
+                &self.backends.db,
+                &job.id,
+                "log",
+                json!({"message": "resuming from checkpoint", "epoch": ck.meta.epoch, "step": ck.meta.step}),
+            )
+            .await;
+        }
+        let resumed_from = resume.as_ref().map(|c| (c.meta.epoch, c.meta.step));
+        let parent = match &params.base_model {
+            Some(b) => Some(self.resolve_base(b).await?),
+            None => None,
+        };
+        // A resumed run already carries the fine-tuned weights in its checkpoint.
+        let base_weights = match (&parent, &resume) {
+            (Some(p), None) => {
+                let path = tmp.path().join("base.safetensors");
+                checkpoints::download_to(
+                    self.backends.store.as_ref(),
+                    Bucket::Models,
+                    &p.object_key,
+                    &path,
+                )
+                .await
+                .map_err(|e| format!("cannot download base model v{}: {e}", p.version))?;
+                Some(path)
+            }
+            _ => None,
+        };
+        let (outcome, parameter_count, model_config) = self
+            .train_blocking(
+                job,
+                &params,
+                &pairs,
+                flags,
+                tmp.path().join("out"),
+                resume,
+                base_weights,
+            )
+            .await?;
+        if flags.lease_lost.load(Ordering::SeqCst) {
+            return Err("lease lost".into());
+        }
+        if outcome.stop == StopReason::Cancelled {
+            let checkpoint = outcome.last_checkpoint.as_ref().and_then(|c| {
+                c.dir
+                    .file_name()
+                    .map(|n| checkpoints::dir_prefix(&job.id, &n.to_string_lossy()))
+            });
+            return Ok(Trained::Cancelled { checkpoint });
+        }
+        self.register(
+            job,
+            &params,
+            &pairs,
+            &outcome,
+            parameter_count,
+            model_config,
+            parent.map(|p| p.version),
+            resumed_from,
+        )
+        .await
+    }
+
+    async fn resolve_base(&self, base: &str) -> Result<v1::ModelVersion, String> {
+        self.registry
+            .clone()
+            .resolve_version(v1::VersionRef {
+                layer: LAYER,
+                version: base.to_string(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| format!("cannot resolve base model {base:?}: {}", s.message()))
+    }
+
+    /// Runs the engine on a blocking thread while the async side records its
+    /// progress and metrics.
+    #[allow(clippy::too_many_arguments)]
+    async fn train_blocking(
+        &self,
+        job: &job::Model,
+        params: &TrainParams,
+        pairs: &PairSet,
+        flags: &Flags,
+        out_dir: PathBuf,
+        resume: Option<Checkpoint>,
+        base_weights: Option<PathBuf>,
+    ) -> Result<(TrainOutcome, usize, Value), String> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let hooks = Hooks {
+            tx,
+            handle: tokio::runtime::Handle::current(),
+            store: self.backends.store.clone(),
+            job_id: job.id.clone(),
+        };
+        let source = StorePairs::new(
+            pairs.pairs.clone(),
+            self.backends.store.clone(),
+            tokio::runtime::Handle::current(),
+        );
+        let train_cfg = params.train_config(self.settings.cache_pages);
+        let preset = params.preset.clone();
+        let cuda = params.device == "cuda";
+        let cancel = flags.cancel.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut hooks = hooks;
+            let cfg = restoreflow_restormer::Config::by_name(&preset).map_err(|e| e.to_string())?;
+            let device = restoreflow_restormer::device(cuda).map_err(|e| e.to_string())?;
+            let (model, varmap) =
+                restoreflow_restormer::build(&cfg, &device).map_err(|e| e.to_string())?;
+            if let Some(path) = base_weights {
+                restoreflow_training::load_weights(&varmap, &path)
+                    .map_err(|e| format!("base model does not fit preset {preset}: {e}"))?;
+            }
+            let model_config = json!({"preset": preset, "restormer": cfg});
+            let run = restoreflow_training::RunOptions {
+                checkpoint_dir: out_dir,
+                model_config: model_config.clone(),
+                code_version: code_version(),
+                cancel: Some(&*cancel),
+                resume,
+            };
+            let outcome = restoreflow_training::train(
+                &RestormerNet(model),
+                &varmap,
+                &source,
+                &train_cfg,
+                run,
+                &mut hooks,
+            )
+            .map_err(|e| format!("training failed: {e}"))?;
+            Ok::<_, String>((
+                outcome,
+                restoreflow_restormer::parameter_count(&varmap),
+                model_config,
+            ))
+        });
+        let db = &self.backends.db;
+        let mut last_progress: Option<Instant> = None;
+        // The channel closes when the training thread drops its hooks.
+        while let Some(event) = rx.recv().await {
+            if flags.lease_lost.load(Ordering::SeqCst) {
+                continue;
+            }
+            let recorded = match event {
+                HookEvent::Progress(p) => {
+                    let last_step = p.step == p.total_steps;
+                    if !last_step && last_progress.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
+                        continue;
+                    }
+                    last_progress = Some(Instant::now());
+                    let pct = 100.0 * p.step as f64 / p.total_steps.max(1) as f64;
+                    db::set_progress(db, &job.id, &self.id, pct.min(99.0), progress_detail(&p)).await
+                }
+                HookEvent::Epoch(r) => {
+                    db::append_event(db, &job.id, "metric", metric_payload(&r))
+                        .await
+                        .map(|_| true)
+                }
+                HookEvent::Checkpoint(prefix) => db::append_event(
+                    db,
+                    &job.id,
+                    "log",
+                    json!({"message": "checkpoint stored", "checkpoint": format!("{}/{prefix}", Bucket::TrainingOutputs)}),
+                )
+                .await
+                .map(|_| true),
+            };
+            match recorded {
+                Ok(true) => {}
+                Ok(false) => {
+                    flags.lease_lost.store(true, Ordering::SeqCst);
+                    flags.cancel.store(true, Ordering::SeqCst);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot record training progress"),
+            }
+        }
+        task.await
+            .map_err(|e| format!("training thread failed: {e}"))?
+    }
+
+    /// Registers the best-by-validation-PSNR weights, once per job.
+    #[allow(clippy::too_many_arguments)]
+    async fn register(
+        &self,
+        job: &job::Model,
+        params: &TrainParams,
+        pairs: &PairSet,
+        outcome: &TrainOutcome,
+        parameter_count: usize,
+        model_config: Value,
+        parent_version: Option<u32>,
+        resumed_from: Option<(usize, u64)>,
+    ) -> Result<Trained, String> {
+        let best_epoch = outcome
+            .best
+            .map(|b| b.epoch)
+            .unwrap_or(outcome.epochs_completed);
+        let best = outcome.history.iter().find(|r| r.epoch == best_epoch);
+        let source_key = format!(
+            "{}{}",
+            checkpoints::dir_prefix(&job.id, &checkpoints::epoch_dir(best_epoch)),
+            restoreflow_training::WEIGHTS_FILE
+        );
+        let mut final_metrics = best.map(metric_payload).unwrap_or_else(|| json!({}));
+        final_metrics["best_epoch"] = json!(best_epoch);
+        let metrics = json!({
+            "final": final_metrics,
+            "epochs": outcome.history.iter().map(metric_payload).collect::<Vec<_>>(),
+        });
+        let config = json!({
+            "model": model_config,
+            "training": params,
+            "pairs_used": pairs.pairs.len(),
+        });
+        // Still ours? A worker that lost its lease must not register.
+        let lease = chrono::Duration::seconds(self.jobs.lease_secs as i64);
+        match db::heartbeat(&self.backends.db, &job.id, &self.id, lease).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err("lease lost before registration".into()),
+            Err(e) => return Err(format!("cannot renew the lease: {e}")),
+        }
+        let existing = db::versions_of_job(&self.backends.db, LAYER as i32, &job.id)
+            .await
+            .map_err(|e| format!("cannot check earlier registrations: {e}"))?;
+        let version = match existing.first() {
+            Some(v) => {
+                tracing::info!(
+                    version = v.version,
+                    "model of this job was already registered"
+                );
+                v.version as u32
+            }
+            None => {
+                let req = v1::RegisterModelRequest {
+                    layer: LAYER,
+                    source_bucket: Bucket::TrainingOutputs.name().into(),
+                    source_key: source_key.clone(),
+                    config: Some(restoreflow_proto::json_to_struct(&config)),
+                    metrics: Some(restoreflow_proto::json_to_struct(&metrics)),
+                    training_job_id: job.id.clone(),
+                    dataset_id: pairs.dataset_id.clone().unwrap_or_default(),
+                    dataset_hash: pairs.content_hash.clone(),
+                    code_version: code_version(),
+                    parent_version,
+                    parameter_count: parameter_count as u64,
+                };
+                self.registry
+                    .clone()
+                    .register_model(req)
+                    .await
+                    .map_err(|s| format!("model registration failed: {}", s.message()))?
+                    .into_inner()
+                    .version
+            }
+        };
+        let result = json!({
+            "version": version,
+            "layer": LAYER,
+            "best_epoch": best_epoch,
+            "epochs_completed": outcome.epochs_completed,
+            "steps": outcome.step,
+            "stop_reason": match outcome.stop {
+                StopReason::Completed => "completed",
+                StopReason::EarlyStopped => "early_stopped",
+                StopReason::Cancelled => "cancelled",
+            },
+            "metrics": metrics["final"],
+            "weights": format!("{}/{source_key}", Bucket::TrainingOutputs),
+            "checkpoints": format!("{}/{}", Bucket::TrainingOutputs, checkpoints::job_prefix(&job.id)),
+            "dataset_id": pairs.dataset_id,
+            "dataset_hash": pairs.content_hash,
+            "pairs_used": pairs.pairs.len(),
+            "skipped_pages": outcome.skipped.iter().map(|(id, why)| json!({"page": id, "reason": why})).collect::<Vec<_>>(),
+            "parameter_count": parameter_count,
+            "resumed_from": resumed_from.map(|(epoch, step)| json!({"epoch": epoch, "step": step})),
+        });
+        Ok(Trained::Completed { result, version })
+    }
+}
+
+fn progress_detail(p: &Progress) -> Value {
+    json!({
+        "epoch": p.epoch,
+        "step": p.step,
+        "total_steps": p.total_steps,
+        "loss": p.loss,
+        "learning_rate": p.lr,
+        "pairs_per_second": p.pairs_per_sec,
+        "eta_seconds": p.eta_secs,
+    })
+}
