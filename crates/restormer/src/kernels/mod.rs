@@ -1,0 +1,81 @@
+//! Hand-written kernels for the layers where stock Candle is slow or lacks a
+//! backward, each with a gradient that Candle's autograd picks up.
+//!
+//! The public functions dispatch on the tensor's device: CPU tensors use the
+//! multi-threaded kernels here (rayon's global pool). On CUDA,
+//! [`depthwise_conv3x3`] runs an NVRTC-compiled kernel and [`pointwise_conv`]
+//! cuBLAS through Candle's storage; the other three fall back to the
+//! [`reference`] compositions, whose gradients Candle provides.
+
+mod attention;
+mod composed;
+mod depthwise;
+#[cfg(feature = "cuda")]
+mod depthwise_cuda;
+mod gelu_gate;
+mod layer_norm;
+mod pointwise;
+mod real;
+
+use candle_core::{Result, Tensor};
+
+/// Reference implementations from stock Candle ops (slower; for tests and benches).
+pub mod reference {
+    pub use super::composed::{
+        channel_layer_norm, depthwise_conv3x3, gelu_gate, pointwise_conv, transposed_attention,
+    };
+}
+
+/// Depthwise 3x3 convolution, padding 1, stride 1: `x` `[B, C, H, W]`, `weight`
+/// `[C, 1, 3, 3]` (PyTorch layout) -> `[B, C, H, W]`. f32 or f64 on CPU, f32 on CUDA.
+///
+/// Differentiable with respect to both arguments.
+pub fn depthwise_conv3x3(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    let weight = weight.contiguous()?;
+    x.apply_op2(&weight, depthwise::DwConv3x3 { flip: false })
+}
+
+/// 1x1 convolution without bias: `x` `[B, C, H, W]`, `weight` `[O, C, 1, 1]`
+/// (PyTorch layout) -> `[B, O, H, W]`, as one batched GEMM. Differentiable in both.
+pub fn pointwise_conv(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op2(&weight.contiguous()?, pointwise::PointwiseConv)
+}
+
+/// Channel LayerNorm of `[B, C, H, W]` over `C` per pixel (eps 1e-5, biased
+/// variance); `bias = None` gives the official bias-free variant.
+pub fn channel_layer_norm(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    match bias {
+        Some(bias) if x.device().is_cpu() => x.contiguous()?.apply_op3(
+            &weight.contiguous()?,
+            &bias.contiguous()?,
+            layer_norm::LayerNorm,
+        ),
+        _ => composed::channel_layer_norm(x, weight, bias),
+    }
+}
+
+/// GDFN gate: `gelu(x1) * x2` (exact erf GELU) for the channel halves of
+/// `[B, 2h, H, W]` -> `[B, h, H, W]`.
+pub fn gelu_gate(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        x.contiguous()?.apply_op1(gelu_gate::GeluGate)
+    } else {
+        composed::gelu_gate(x)
+    }
+}
+
+/// MDTA core: `qkv` `[B, 3C, H, W]`, `temperature` `[heads, 1, 1]` -> `[B, C, H, W]`,
+/// per head `softmax(q̂ k̂ᵀ · t) v` with `q̂`, `k̂` L2-normalised along the pixels.
+pub fn transposed_attention(qkv: &Tensor, temperature: &Tensor, heads: usize) -> Result<Tensor> {
+    if qkv.device().is_cpu() {
+        let op = attention::TransposedAttention { heads };
+        qkv.contiguous()?.apply_op2(&temperature.contiguous()?, op)
+    } else {
+        composed::transposed_attention(qkv, temperature, heads)
+    }
+}
+
+#[cfg(test)]
+mod tests;

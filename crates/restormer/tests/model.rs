@@ -1,0 +1,135 @@
+//! Model-level tests on CPU: parameter counts, parity with the PyTorch reference,
+//! safetensors round trip and gradient coverage.
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::VarBuilder;
+use restoreflow_restormer::{Config, Restormer, build, parameter_count};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(name)
+}
+
+fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
+        .and_then(|t| t.max_all())
+        .and_then(|t| t.to_scalar::<f32>())
+        .expect("reduction of an f32 tensor")
+}
+
+#[test]
+fn preset_parameter_counts_match_reference() {
+    for (cfg, expected) in [
+        (Config::tiny(), 208_225),
+        (Config::small(), 1_590_678),
+        (Config::base(), 26_126_644),
+    ] {
+        let (_, varmap) = build(&cfg, &Device::Cpu).expect("model builds");
+        assert_eq!(parameter_count(&varmap), expected, "dim {}", cfg.dim);
+    }
+}
+
+/// Weights, input `io.x` and output `io.y` come from
+/// `restormer_torch.py export tiny` (see `tests/fixtures/README.md`).
+#[test]
+fn tiny_matches_pytorch_reference() {
+    let dev = Device::Cpu;
+    let tensors = candle_core::safetensors::load(fixture("tiny_reference.safetensors"), &dev)
+        .expect("fixture loads");
+    let x = tensors["io.x"].clone();
+    let expected = tensors["io.y"].clone();
+    let weights: std::collections::HashMap<_, _> = tensors
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("io."))
+        .collect();
+    let n_weights = weights.len();
+    let vb = VarBuilder::from_tensors(weights, DType::F32, &dev);
+    let model = Restormer::new(&Config::tiny(), vb).expect("reference weights fit the tiny config");
+    let y = model.forward(&x).expect("forward");
+    assert_eq!(y.dims(), expected.dims());
+    let err = max_abs(&(&y - &expected).expect("same shape")) / max_abs(&expected);
+    eprintln!("tiny parity: max relative error {err:e}");
+    assert!(err <= 1e-4, "max relative error {err:e}");
+    // every reference tensor must have been consumed: the tiny model has 98
+    let (_, varmap) = build(&Config::tiny(), &dev).expect("model builds");
+    assert_eq!(varmap.all_vars().len(), n_weights);
+}
+
+#[test]
+fn safetensors_round_trip_is_exact() {
+    let dev = Device::Cpu;
+    let (model, varmap) = build(&Config::tiny(), &dev).expect("model builds");
+    let x = Tensor::rand(0f32, 1f32, (1, 3, 16, 24), &dev).expect("input");
+    let y = model.forward(&x).expect("forward");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tiny.safetensors");
+    varmap.save(&path).expect("save");
+
+    let (reloaded, mut varmap2) = build(&Config::tiny(), &dev).expect("model builds");
+    assert!(max_abs(&(&reloaded.forward(&x).expect("forward") - &y).expect("diff")) > 0.0);
+    varmap2.load(&path).expect("load");
+    let y2 = reloaded.forward(&x).expect("forward");
+    assert_eq!(max_abs(&(&y2 - &y).expect("diff")), 0.0);
+}
+
+#[test]
+fn every_variable_gets_a_gradient() {
+    let dev = Device::Cpu;
+    let (model, varmap) = build(&Config::tiny(), &dev).expect("model builds");
+    let clean = Tensor::rand(0f32, 1f32, (2, 3, 16, 16), &dev).expect("input");
+    let noisy = (&clean + 0.1).expect("shift");
+    let loss = (model.forward(&noisy).expect("forward") - &clean)
+        .expect("diff")
+        .abs()
+        .expect("abs")
+        .mean_all()
+        .expect("mean");
+    let grads = loss.backward().expect("backward");
+    let vars = varmap.data().lock().expect("varmap lock is not poisoned");
+    assert_eq!(vars.len(), 98);
+    for (name, var) in vars.iter() {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        assert_eq!(g.dims(), var.dims(), "{name}");
+        let norm = g
+            .sqr()
+            .and_then(|s| s.sum_all())
+            .and_then(|s| s.to_scalar::<f32>())
+            .expect("norm");
+        assert!(
+            norm.is_finite() && norm > 0.0,
+            "{name}: gradient norm {norm}"
+        );
+    }
+}
+
+#[test]
+fn rejects_sizes_that_are_not_multiples_of_eight() {
+    let (model, _) = build(&Config::tiny(), &Device::Cpu).expect("model builds");
+    let x = Tensor::zeros((1, 3, 12, 16), DType::F32, &Device::Cpu).expect("input");
+    assert!(model.forward(&x).is_err());
+}
+
+#[test]
+fn frozen_copy_matches_and_records_no_graph() {
+    let dev = Device::Cpu;
+    let cfg = Config::tiny();
+    let (model, varmap) = build(&cfg, &dev).expect("model builds");
+    let inference = restoreflow_restormer::frozen(&cfg, &varmap).expect("frozen copy");
+    let x = Tensor::rand(0f32, 1f32, (1, 3, 16, 16), &dev).expect("input");
+    let y = model.forward(&x).expect("forward");
+    let y2 = inference.forward(&x).expect("forward");
+    assert_eq!(max_abs(&(&y - &y2).expect("diff")), 0.0);
+    assert!(
+        y2.backward()
+            .expect("backward of a constant")
+            .get(&x)
+            .is_none()
+    );
+}
