@@ -77,6 +77,7 @@ fn stable(h: &[EpochReport]) -> Vec<EpochReport> {
         .map(|r| EpochReport {
             seconds: 0.0,
             pairs_per_sec: 0.0,
+            steps_per_sec: 0.0,
             ..r.clone()
         })
         .collect()

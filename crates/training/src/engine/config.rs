@@ -165,6 +165,9 @@ pub struct EpochReport {
     pub lr: f64,
     /// Training pairs (patches) per second.
     pub pairs_per_sec: f64,
+    /// Optimiser steps per second of training (validation excluded).
+    #[serde(default)]
+    pub steps_per_sec: f64,
     /// Wall-clock seconds of the epoch, validation included.
     pub seconds: f64,
 }

@@ -259,6 +259,7 @@ pub fn train(
             val_pages: val.map_or(0, |v| v.pages),
             lr,
             pairs_per_sec: st.partial.pairs as f64 / st.partial.seconds.max(1e-9),
+            steps_per_sec: st.partial.steps as f64 / st.partial.seconds.max(1e-9),
             seconds: epoch_start.elapsed().as_secs_f64(),
         };
         st.partial = PartialEpoch::default();
