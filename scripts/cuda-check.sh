@@ -26,4 +26,5 @@ mkdir -p "$C/lib" "$C/lib/stubs"
 
 export CUDA_HOME="$C" CUDA_PATH="$C" PATH="$C/bin:$PATH" CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
 echo "cuda: cargo check --features cuda (toolkit $C, compute capability $CUDA_COMPUTE_CAP)"
-cargo check --locked -p restoreflow-restormer --features cuda "$@"
+cargo check --locked -p restoreflow-restormer -p restoreflow-trainer -p restoreflow \
+  --features restoreflow-restormer/cuda,restoreflow-trainer/cuda,restoreflow/cuda "$@"
