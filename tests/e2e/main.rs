@@ -4,6 +4,7 @@
 mod bad_input;
 mod bus;
 mod registry;
+mod reliability;
 mod storage;
 mod synthetic;
 mod system;

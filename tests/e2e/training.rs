@@ -12,7 +12,7 @@ use restoreflow_tests::{Kind, TestApp};
 use serde_json::{Value, json};
 
 /// Six 128x160 pairs; returns the dataset id.
-async fn tiny_dataset(app: &TestApp) -> String {
+pub(crate) async fn tiny_dataset(app: &TestApp) -> String {
     let id = app
         .generate(
             json!({"num_images": 6, "preset": "light", "seed": 5, "width": 128, "height": 160}),
@@ -23,18 +23,18 @@ async fn tiny_dataset(app: &TestApp) -> String {
     job["result"]["dataset_id"].as_str().unwrap().to_string()
 }
 
-fn tiny_run(dataset: &str, epochs: u32) -> Value {
+pub(crate) fn tiny_run(dataset: &str, epochs: u32) -> Value {
     json!({"num_epochs": epochs, "batch_size": 2, "max_pairs": 6, "patch_size": 32,
            "preset": "tiny", "seed": 11, "learning_rate": 0.001, "dataset": dataset})
 }
 
-async fn start(app: &TestApp, body: &Value) -> String {
+pub(crate) async fn start(app: &TestApp, body: &Value) -> String {
     let (status, v) = app.post_json("/training/layer2/start", body).await;
     assert_eq!(status, 202, "{v}");
     v["job_id"].as_str().unwrap().to_string()
 }
 
-async fn wait_training(app: &TestApp, id: &str, timeout: Duration) -> Value {
+pub(crate) async fn wait_training(app: &TestApp, id: &str, timeout: Duration) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
         let (status, job) = app.get_json(&format!("/training/jobs/{id}")).await;
@@ -95,7 +95,7 @@ async fn read_sse(app: &TestApp, id: &str) -> Vec<(String, Value)> {
 }
 
 /// `training.completed` messages until one for `job_id` arrives.
-async fn completion_of(app: &TestApp, job_id: &str) -> Value {
+pub(crate) async fn completion_of(app: &TestApp, job_id: &str) -> Value {
     let mut c = app
         .bus
         .consume(
@@ -204,6 +204,12 @@ async fn trains_registers_and_cancels(kind: Kind) {
         .map(|(_, d)| d["payload"]["epoch"].as_u64().unwrap())
         .collect();
     assert_eq!(metric_epochs, [1, 2]);
+    // Each epoch's metric event carries its training throughput.
+    for (_, d) in events.iter().filter(|(e, _)| e == "metric") {
+        let p = &d["payload"];
+        assert!(finite(p, "steps_per_second") > 0.0, "{p}");
+        assert!(finite(p, "images_per_second") > 0.0, "{p}");
+    }
     // A late client gets the same history.
     let late = read_sse(&app, &id).await;
     assert_eq!(late.len(), events.len());
@@ -296,8 +302,25 @@ async fn trains_registers_and_cancels(kind: Kind) {
         .post_json(&format!("/training/jobs/{long}/cancel"), &json!({}))
         .await;
     assert_eq!(status, 200, "{v}");
+    let asked = Instant::now();
     let cancelled = wait_training(&app, &long, Duration::from_secs(120)).await;
+    let took = asked.elapsed();
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    // The worker sees the request at its next heartbeat and stops after the
+    // step in progress: one heartbeat plus about one step (a tiny step takes
+    // well under a second here), with slack for a busy machine.
+    let bound = Duration::from_secs(app.settings.jobs.heartbeat_secs + 4);
+    assert!(
+        took < bound,
+        "cancelling took {took:?}, more than {bound:?}"
+    );
+    assert!(
+        db::versions_of_job(&app.backends.db, 2, &long)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a cancelled run registers no model version"
+    );
     let ck = cancelled["result"]["checkpoint"]
         .as_str()
         .expect("cancelled job names its checkpoint");

@@ -7,6 +7,9 @@
 //! `RESTOREFLOW_TEST_S3_ENDPOINT`, `RESTOREFLOW_TEST_S3_ACCESS_KEY`,
 //! `RESTOREFLOW_TEST_S3_SECRET_KEY`.
 
+mod process;
+mod proxy;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +21,9 @@ use restoreflow_core::storage::{ObjectStore, S3Store};
 use restoreflow_core::{Backends, Settings};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::Value;
+
+pub use process::{TrainerProcess, trainer_env};
+pub use proxy::Proxy;
 
 /// Which backends a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +102,7 @@ fn tune(s: &mut Settings) {
     s.jobs.sweep_interval_secs = 1;
     s.jobs.heartbeat_secs = 1;
     s.jobs.lease_secs = 10;
+    s.jobs.storage_retry_secs = 10;
     s.synthetic_data.grpc_addr = "127.0.0.1:0".into();
     s.model_registry.grpc_addr = "127.0.0.1:0".into();
     s.trainer.grpc_addr = "127.0.0.1:0".into();
@@ -103,6 +110,31 @@ fn tune(s: &mut Settings) {
     s.gateway.http_addr = "127.0.0.1:0".into();
     s.gateway.max_upload_bytes = 2 * 1024 * 1024;
     s.synthetic_data.max_images = 500;
+}
+
+/// Changes to the standard real-backend system.
+pub struct RealOptions {
+    /// The AMQP URL every service uses (e.g. through a [`Proxy`]).
+    pub amqp_url: Option<String>,
+    /// The S3 endpoint the trainers use (e.g. through a [`Proxy`]).
+    pub trainer_s3_endpoint: Option<String>,
+    /// In-process training workers. The first trainer serves the gateway's
+    /// gRPC calls either way; with 0 it runs no worker (jobs wait for a
+    /// worker started otherwise, e.g. a [`TrainerProcess`]).
+    pub trainers: usize,
+    /// Last word on the settings of every service.
+    pub configure: Option<fn(&mut Settings)>,
+}
+
+impl Default for RealOptions {
+    fn default() -> Self {
+        Self {
+            amqp_url: None,
+            trainer_s3_endpoint: None,
+            trainers: 1,
+            configure: None,
+        }
+    }
 }
 
 /// A running system under test.
@@ -195,8 +227,19 @@ impl TestApp {
 
     /// Starts the services as separate applications on the real backends.
     pub async fn spawn_real(tag: &str) -> TestApp {
+        Self::spawn_real_with(tag, RealOptions::default()).await
+    }
+
+    /// [`TestApp::spawn_real`] with changes to the backends, trainers or settings.
+    pub async fn spawn_real_with(tag: &str, options: RealOptions) -> TestApp {
         let mut settings = real_settings(tag).await;
         tune(&mut settings);
+        if let Some(url) = &options.amqp_url {
+            settings.bus.url = Secret::new(url.clone());
+        }
+        if let Some(configure) = options.configure {
+            configure(&mut settings);
+        }
         settings.gateway.api_key = Some(Secret::new(format!("key-{tag}")));
         let shutdown = CancellationToken::new();
         let synth = restoreflow_synthetic_data::Application::build(settings.clone())
@@ -208,10 +251,22 @@ impl TestApp {
             .expect("model-registry builds on real backends");
         settings.gateway.model_registry_url = format!("http://{}", registry.grpc_addr());
         settings.trainer.model_registry_url = settings.gateway.model_registry_url.clone();
-        let trainer = restoreflow_trainer::Application::build(settings.clone())
-            .await
-            .expect("trainer builds on real backends");
-        settings.gateway.trainer_url = format!("http://{}", trainer.grpc_addr());
+        let mut trainer_settings = settings.clone();
+        if let Some(endpoint) = &options.trainer_s3_endpoint {
+            trainer_settings.storage.s3_endpoint = endpoint.clone();
+        }
+        // The first trainer serves the gateway; the others only run workers.
+        let mut trainers = Vec::new();
+        for i in 0..options.trainers.max(1) {
+            let mut s = trainer_settings.clone();
+            s.trainer.worker = i < options.trainers;
+            trainers.push(
+                restoreflow_trainer::Application::build(s)
+                    .await
+                    .expect("trainer builds on real backends"),
+            );
+        }
+        settings.gateway.trainer_url = format!("http://{}", trainers[0].grpc_addr());
         let gateway = restoreflow_gateway::Application::build(settings.clone())
             .await
             .expect("gateway builds on real backends");
@@ -220,8 +275,16 @@ impl TestApp {
         let t2 = shutdown.clone();
         let t3 = shutdown.clone();
         let t4 = shutdown.clone();
-        let tasks = vec![
-            tokio::spawn(async move { trainer.run_until_stopped(t4).await.expect("trainer runs") }),
+        let mut tasks: Vec<tokio::task::JoinHandle<()>> = trainers
+            .into_iter()
+            .map(|trainer| {
+                let t = t4.clone();
+                tokio::spawn(
+                    async move { trainer.run_until_stopped(t).await.expect("trainer runs") },
+                )
+            })
+            .collect();
+        tasks.extend([
             tokio::spawn(async move {
                 synth
                     .run_until_stopped(t1)
@@ -235,7 +298,7 @@ impl TestApp {
                     .await
                     .expect("model-registry runs")
             }),
-        ];
+        ]);
         let backends = Backends::connect(&settings).await.expect("backends");
         let bus = backends.bus.clone();
         let t = TestApp {

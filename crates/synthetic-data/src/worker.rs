@@ -12,7 +12,7 @@ use restoreflow_core::bus::queues;
 use restoreflow_core::config::JobSettings;
 use restoreflow_core::db::{self, JobKind, JobStatus, entity::dataset, entity::job};
 use restoreflow_core::shutdown::CancellationToken;
-use restoreflow_core::storage::{Bucket, ObjectStore};
+use restoreflow_core::storage::{Bucket, ObjectStore, retry};
 use restoreflow_synth::FontLibrary;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -367,10 +367,14 @@ impl Worker {
         ];
         for (bucket, key, body, ct) in uploads {
             written.push((bucket, key.clone()));
-            store
-                .put(bucket, &key, body, ct)
-                .await
-                .map_err(|e| Stop::Failed(format!("cannot store {bucket}/{key}: {e}")))?;
+            // Bytes clone cheaply, so a retried write re-sends the same body.
+            retry(
+                self.jobs.storage_retry(),
+                "storing a generated file",
+                || store.put(bucket, &key, body.clone(), ct),
+            )
+            .await
+            .map_err(|e| Stop::Failed(format!("cannot store {bucket}/{key}: {e}")))?;
         }
         Ok(rec)
     }
@@ -407,16 +411,17 @@ impl Worker {
             serde_json::to_value(&records).map_err(|e| Stop::Failed(e.to_string()))?;
         let body = serde_json::to_vec_pretty(&manifest).map_err(|e| Stop::Failed(e.to_string()))?;
         written.push((Bucket::SyntheticData, manifest_key.clone()));
-        self.backends
-            .store
-            .put(
+        let body = Bytes::from(body);
+        retry(self.jobs.storage_retry(), "storing the manifest", || {
+            self.backends.store.put(
                 Bucket::SyntheticData,
                 &manifest_key,
-                Bytes::from(body),
+                body.clone(),
                 "application/json",
             )
-            .await
-            .map_err(|e| Stop::Failed(format!("cannot store manifest: {e}")))?;
+        })
+        .await
+        .map_err(|e| Stop::Failed(format!("cannot store manifest: {e}")))?;
         let row = dataset::Model {
             id: dataset_id.to_string(),
             job_id: Some(job.id.clone()),

@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use futures::StreamExt;
-use restoreflow_core::storage::{Bucket, ObjectStore, StorageError, get_bytes, list_all};
+use restoreflow_core::storage::{
+    Bucket, ObjectStore, RetryError, RetryPolicy, StorageError, get_bytes, list_all, retry,
+};
 use restoreflow_training::{Checkpoint, CheckpointMeta, META_FILE, OPTIMIZER_FILE, WEIGHTS_FILE};
 use tokio::io::AsyncWriteExt;
 
@@ -45,11 +47,14 @@ pub fn complete_dirs<'a>(job_id: &str, keys: impl Iterator<Item = &'a str>) -> V
 }
 
 /// Uploads a checkpoint directory written by the engine, streaming each file.
+/// Each file is retried under `policy` (re-read from disk every attempt), so
+/// an object-store outage shorter than the budget only delays training.
 pub async fn upload(
     store: &dyn ObjectStore,
     job_id: &str,
     ck: &Checkpoint,
-) -> Result<String, StorageError> {
+    policy: RetryPolicy,
+) -> Result<String, RetryError> {
     let dir = ck
         .dir
         .file_name()
@@ -57,22 +62,21 @@ pub async fn upload(
         .unwrap_or_else(|| epoch_dir(ck.meta.epoch));
     let prefix = dir_prefix(job_id, &dir);
     for file in FILES {
-        let f = tokio::fs::File::open(ck.dir.join(file)).await?;
-        let stream = tokio_util::io::ReaderStream::new(f).boxed();
         let ct = if file.ends_with(".json") {
             "application/json"
         } else {
             "application/octet-stream"
         };
-        store
-            .put_stream(
-                Bucket::TrainingOutputs,
-                &format!("{prefix}{file}"),
-                stream,
-                ct,
-                None,
-            )
-            .await?;
+        let key = format!("{prefix}{file}");
+        let path = ck.dir.join(file);
+        retry(policy, "checkpoint upload", || async {
+            let f = tokio::fs::File::open(&path).await?;
+            let stream = tokio_util::io::ReaderStream::new(f).boxed();
+            store
+                .put_stream(Bucket::TrainingOutputs, &key, stream, ct, None)
+                .await
+        })
+        .await?;
     }
     Ok(prefix)
 }
@@ -99,17 +103,23 @@ pub async fn download_latest(
     store: &dyn ObjectStore,
     job_id: &str,
     dest: &Path,
+    policy: RetryPolicy,
 ) -> Result<Option<Checkpoint>, String> {
-    let objects = list_all(store, Bucket::TrainingOutputs, &job_prefix(job_id))
-        .await
-        .map_err(|e| format!("cannot list checkpoints: {e}"))?;
+    let prefix = job_prefix(job_id);
+    let objects = retry(policy, "listing checkpoints", || {
+        list_all(store, Bucket::TrainingOutputs, &prefix)
+    })
+    .await
+    .map_err(|e| format!("cannot list checkpoints: {e}"))?;
     let dirs = complete_dirs(job_id, objects.iter().map(|o| o.key.as_str()));
     let mut best: Option<(u64, String)> = None;
     for dir in dirs {
         let key = format!("{}{META_FILE}", dir_prefix(job_id, &dir));
-        let meta = get_bytes(store, Bucket::TrainingOutputs, &key, 64 * 1024 * 1024)
-            .await
-            .map_err(|e| format!("cannot read {key}: {e}"))?;
+        let meta = retry(policy, "reading a checkpoint sidecar", || {
+            get_bytes(store, Bucket::TrainingOutputs, &key, 64 * 1024 * 1024)
+        })
+        .await
+        .map_err(|e| format!("cannot read {key}: {e}"))?;
         let Ok(meta) = serde_json::from_slice::<CheckpointMeta>(&meta) else {
             tracing::warn!(key, "skipping a checkpoint whose sidecar does not parse");
             continue;
@@ -127,9 +137,12 @@ pub async fn download_latest(
         .map_err(|e| format!("cannot create {}: {e}", local.display()))?;
     for file in FILES {
         let key = format!("{}{file}", dir_prefix(job_id, &dir));
-        download_to(store, Bucket::TrainingOutputs, &key, &local.join(file))
-            .await
-            .map_err(|e| format!("cannot download {key}: {e}"))?;
+        let path = local.join(file);
+        retry(policy, "checkpoint download", || {
+            download_to(store, Bucket::TrainingOutputs, &key, &path)
+        })
+        .await
+        .map_err(|e| format!("cannot download {key}: {e}"))?;
     }
     Checkpoint::load(&local)
         .map(Some)

@@ -3,11 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use image::RgbImage;
 use restoreflow_core::Backends;
 use restoreflow_core::db::{DbError, entity::dataset};
-use restoreflow_core::storage::{Bucket, ObjectStore, StorageError, get_bytes, list_all};
+use restoreflow_core::storage::{
+    Bucket, ObjectStore, RetryPolicy, StorageError, get_bytes, list_all, retry,
+};
 use restoreflow_training::PairSource;
 use sea_orm::EntityTrait;
 use serde::Serialize;
@@ -172,6 +175,7 @@ pub struct StorePairs {
     pairs: Vec<PairRef>,
     store: Arc<dyn ObjectStore>,
     handle: tokio::runtime::Handle,
+    retry: RetryPolicy,
 }
 
 impl StorePairs {
@@ -185,18 +189,27 @@ impl StorePairs {
             pairs,
             store,
             handle,
+            retry: RetryPolicy::within(Duration::ZERO),
         }
+    }
+
+    /// Retries failing page reads under `policy` (none by default).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
     }
 
     fn fetch(&self, key: &str) -> restoreflow_training::Result<RgbImage> {
         let bytes = self
             .handle
-            .block_on(get_bytes(
-                self.store.as_ref(),
-                Bucket::TrainingData,
-                key,
-                MAX_PAGE_BYTES,
-            ))
+            .block_on(retry(self.retry, "page download", || {
+                get_bytes(
+                    self.store.as_ref(),
+                    Bucket::TrainingData,
+                    key,
+                    MAX_PAGE_BYTES,
+                )
+            }))
             .map_err(|e| restoreflow_training::Error::Data(format!("cannot fetch {key}: {e}")))?;
         let img = image::load_from_memory(&bytes)
             .map_err(|e| restoreflow_training::Error::Data(format!("cannot decode {key}: {e}")))?;

@@ -25,7 +25,11 @@ pub fn metric_payload(r: &EpochReport) -> Value {
         "baseline_accuracy": baseline.map(|m| m.accuracy),
         "val_pages": r.val_pages,
         "learning_rate": r.lr,
+        // One training pair is one image patch, so both names say the same;
+        // `images_per_second` sits beside `steps_per_second` for dashboards.
         "pairs_per_second": r.pairs_per_sec,
+        "images_per_second": r.pairs_per_sec,
+        "steps_per_second": r.steps_per_sec,
         "seconds": r.seconds,
     })
 }

@@ -13,7 +13,7 @@ use restoreflow_core::bus::queues;
 use restoreflow_core::config::{JobSettings, TrainerSettings};
 use restoreflow_core::db::{self, JobKind, JobStatus, entity::job};
 use restoreflow_core::shutdown::CancellationToken;
-use restoreflow_core::storage::{Bucket, ObjectStore};
+use restoreflow_core::storage::{Bucket, ObjectStore, RetryPolicy, retry};
 use restoreflow_proto::v1::{self, model_registry_service_client::ModelRegistryServiceClient};
 use restoreflow_training::{
     Checkpoint, EpochReport, Progress, StopReason, TrainHooks, TrainOutcome,
@@ -57,6 +57,7 @@ struct Hooks {
     handle: tokio::runtime::Handle,
     store: Arc<dyn ObjectStore>,
     job_id: String,
+    retry: RetryPolicy,
 }
 
 impl TrainHooks for Hooks {
@@ -73,8 +74,13 @@ impl TrainHooks for Hooks {
     fn on_checkpoint(&mut self, ck: &Checkpoint) -> restoreflow_training::Result<()> {
         let prefix = self
             .handle
-            .block_on(checkpoints::upload(self.store.as_ref(), &self.job_id, ck))
-            .map_err(|e| restoreflow_training::Error::Hook(format!("checkpoint upload: {e}")))?;
+            .block_on(checkpoints::upload(
+                self.store.as_ref(),
+                &self.job_id,
+                ck,
+                self.retry,
+            ))
+            .map_err(|e| restoreflow_training::Error::Hook(e.to_string()))?;
         let _ = self.tx.send(HookEvent::Checkpoint(prefix));
         Ok(())
     }
@@ -352,6 +358,7 @@ impl Worker {
             self.backends.store.as_ref(),
             &job.id,
             &tmp.path().join("resume"),
+            self.jobs.storage_retry(),
         )
         .await?;
         if let Some(ck) = &resume {
@@ -377,12 +384,14 @@ impl Worker {
         let base_weights = match (&parent, &resume) {
             (Some(p), None) => {
                 let path = tmp.path().join("base.safetensors");
-                checkpoints::download_to(
-                    self.backends.store.as_ref(),
-                    Bucket::Models,
-                    &p.object_key,
-                    &path,
-                )
+                retry(self.jobs.storage_retry(), "base model download", || {
+                    checkpoints::download_to(
+                        self.backends.store.as_ref(),
+                        Bucket::Models,
+                        &p.object_key,
+                        &path,
+                    )
+                })
                 .await
                 .map_err(|e| format!("cannot download base model v{}: {e}", p.version))?;
                 Some(path)
@@ -455,12 +464,14 @@ impl Worker {
             handle: tokio::runtime::Handle::current(),
             store: self.backends.store.clone(),
             job_id: job.id.clone(),
+            retry: self.jobs.storage_retry(),
         };
         let source = StorePairs::new(
             pairs.pairs.clone(),
             self.backends.store.clone(),
             tokio::runtime::Handle::current(),
-        );
+        )
+        .with_retry(self.jobs.storage_retry());
         let train_cfg = params.train_config(self.settings.cache_pages);
         let preset = params.preset.clone();
         let cuda = params.device == "cuda";

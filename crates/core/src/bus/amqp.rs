@@ -1,8 +1,16 @@
 //! RabbitMQ adapter (lapin): durable queues, persistent messages, publisher
 //! confirms, manual acks, a dead-letter queue per work queue and a prefetch
 //! sized for long jobs.
+//!
+//! The adapter survives a dropped connection or channel: a publisher opens a
+//! new connection on its next call, and a consumer re-subscribes with backoff
+//! instead of ending. Deliveries that were unacked when the connection broke
+//! go back to their queue (RabbitMQ redelivers them); since jobs are claimed
+//! in the database, a redelivered wake-up never runs a job twice.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -16,38 +24,53 @@ use tokio::sync::Mutex;
 
 use super::{Acker, Bus, BusError, Consumer, DEAD_LETTER_SUFFIX, Delivery};
 
+/// First wait before a consumer re-subscribes after losing its channel.
+const RESUBSCRIBE_FIRST: Duration = Duration::from_millis(200);
+/// Longest wait between two re-subscription attempts.
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
+
 /// RabbitMQ via AMQP 0.9.1.
 pub struct AmqpBus {
-    conn: Connection,
-    publisher: Mutex<Channel>,
+    shared: Arc<Shared>,
+}
+
+/// What the bus and its consumers share: the way to (re)connect.
+struct Shared {
+    url: String,
+    /// Client-provided connection name shown by the broker.
+    name: String,
     prefix: String,
     prefetch: u16,
+    conn: Mutex<Arc<Connection>>,
+    publisher: Mutex<Option<Channel>>,
+    /// Set by [`AmqpBus::close`]: consumers end instead of re-subscribing.
+    closed: AtomicBool,
 }
 
 fn broker(e: lapin::Error) -> BusError {
     BusError::Broker(e.to_string())
 }
 
-impl AmqpBus {
-    /// Connects and opens a confirming publisher channel.
-    pub async fn connect(url: &str, prefix: &str, prefetch: u16) -> Result<Self, BusError> {
-        let conn = Connection::connect(url, ConnectionProperties::default())
+impl Shared {
+    async fn open(url: &str, name: &str) -> Result<Connection, BusError> {
+        let props = ConnectionProperties::default().with_connection_name(name.into());
+        Connection::connect(url, props)
             .await
-            .map_err(|e| BusError::Connection(e.to_string()))?;
-        let publisher = Self::confirming_channel(&conn).await?;
-        Ok(Self {
-            conn,
-            publisher: Mutex::new(publisher),
-            prefix: prefix.to_string(),
-            prefetch,
-        })
+            .map_err(|e| BusError::Connection(e.to_string()))
     }
 
-    /// Closes the connection; unacked deliveries go back to their queues.
-    pub async fn close(&self) {
-        if let Err(e) = self.conn.close(200, "closing".into()).await {
-            tracing::debug!(error = %e, "amqp close");
+    /// The live connection, reconnecting first if it broke.
+    async fn connection(&self) -> Result<Arc<Connection>, BusError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(BusError::Connection("the bus was closed".into()));
         }
+        let mut conn = self.conn.lock().await;
+        if !conn.status().connected() {
+            tracing::info!(name = %self.name, "amqp connection lost; reconnecting");
+            *conn = Arc::new(Self::open(&self.url, &self.name).await?);
+            tracing::info!(name = %self.name, "amqp reconnected");
+        }
+        Ok(conn.clone())
     }
 
     async fn confirming_channel(conn: &Connection) -> Result<Channel, BusError> {
@@ -58,42 +81,148 @@ impl AmqpBus {
         Ok(ch)
     }
 
-    fn name(&self, queue: &str) -> String {
+    fn queue_name(&self, queue: &str) -> String {
         format!("{}{queue}", self.prefix)
     }
 
-    /// Declares `name` (durable, dead-lettering to `name.dead`) and its dead-letter queue.
-    async fn declare(ch: &Channel, name: &str) -> Result<u32, BusError> {
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
+    async fn publish(&self, name: &str, payload: &[u8]) -> Result<(), BusError> {
+        let mut publisher = self.publisher.lock().await;
+        let ch = match publisher.take() {
+            Some(ch) if ch.status().connected() => ch,
+            _ => Self::confirming_channel(&*self.connection().await?).await?,
         };
-        if name.ends_with(DEAD_LETTER_SUFFIX) {
-            // A dead-letter queue is a plain durable queue.
-            let q = ch
-                .queue_declare(name.into(), durable, FieldTable::default())
-                .await
-                .map_err(broker)?;
-            return Ok(q.message_count());
+        declare(&ch, name).await?;
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                name.into(),
+                BasicPublishOptions::default(),
+                payload,
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type("application/json".into()),
+            )
+            .await
+            .map_err(|e| BusError::Publish(e.to_string()))?
+            .await
+            .map_err(|e| BusError::Publish(e.to_string()))?;
+        // Only a channel that just worked is kept for the next message.
+        *publisher = Some(ch);
+        if confirm.is_ack() {
+            Ok(())
+        } else {
+            Err(BusError::Publish(format!(
+                "broker did not confirm message to {name}"
+            )))
         }
-        let dead = format!("{name}{DEAD_LETTER_SUFFIX}");
-        ch.queue_declare(dead.as_str().into(), durable, FieldTable::default())
+    }
+
+    /// Opens a channel with the prefetch and subscribes to `name`.
+    async fn subscribe(&self, name: &str, tag: &str) -> Result<AmqpSubscription, BusError> {
+        let conn = self.connection().await?;
+        let ch = conn.create_channel().await.map_err(broker)?;
+        ch.basic_qos(self.prefetch, BasicQosOptions::default())
             .await
             .map_err(broker)?;
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString("".into()),
-        );
-        args.insert(
-            "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(dead.as_str().into()),
-        );
+        declare(&ch, name).await?;
+        let inner = ch
+            .basic_consume(
+                name.into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker)?;
+        Ok(AmqpSubscription {
+            inner,
+            _channel: ch,
+        })
+    }
+}
+
+/// Declares `name` (durable, dead-lettering to `name.dead`) and its dead-letter queue.
+async fn declare(ch: &Channel, name: &str) -> Result<u32, BusError> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    if name.ends_with(DEAD_LETTER_SUFFIX) {
+        // A dead-letter queue is a plain durable queue.
         let q = ch
-            .queue_declare(name.into(), durable, args)
+            .queue_declare(name.into(), durable, FieldTable::default())
             .await
             .map_err(broker)?;
-        Ok(q.message_count())
+        return Ok(q.message_count());
+    }
+    let dead = format!("{name}{DEAD_LETTER_SUFFIX}");
+    ch.queue_declare(dead.as_str().into(), durable, FieldTable::default())
+        .await
+        .map_err(broker)?;
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("".into()),
+    );
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(dead.as_str().into()),
+    );
+    let q = ch
+        .queue_declare(name.into(), durable, args)
+        .await
+        .map_err(broker)?;
+    Ok(q.message_count())
+}
+
+impl AmqpBus {
+    /// Connects and opens a confirming publisher channel. The broker lists
+    /// the connection as `restoreflow {prefix}`; see [`AmqpBus::connect_named`].
+    pub async fn connect(url: &str, prefix: &str, prefetch: u16) -> Result<Self, BusError> {
+        Self::connect_named(url, prefix, prefetch, &format!("restoreflow {prefix}")).await
+    }
+
+    /// Connects with a client-provided connection `name` (what the broker
+    /// lists, and what `rabbitmqctl close_connection` can target).
+    pub async fn connect_named(
+        url: &str,
+        prefix: &str,
+        prefetch: u16,
+        name: &str,
+    ) -> Result<Self, BusError> {
+        let conn = Shared::open(url, name).await?;
+        let publisher = Shared::confirming_channel(&conn).await?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                url: url.to_string(),
+                name: name.to_string(),
+                prefix: prefix.to_string(),
+                prefetch,
+                conn: Mutex::new(Arc::new(conn)),
+                publisher: Mutex::new(Some(publisher)),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Closes the connection for good; unacked deliveries go back to their
+    /// queues and consumers end.
+    pub async fn close(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        let conn = self.shared.conn.lock().await.clone();
+        if let Err(e) = conn.close(200, "closing".into()).await {
+            tracing::debug!(error = %e, "amqp close");
+        }
+    }
+
+    /// Closes the current connection as a broken network would look to the
+    /// bus: consumers lose their channels and must re-subscribe, publishers
+    /// must reconnect. Unlike [`AmqpBus::close`] the bus stays usable.
+    pub async fn kill_connection_for_tests(&self) {
+        let conn = self.shared.conn.lock().await.clone();
+        if let Err(e) = conn.close(320, "connection killed by a test".into()).await {
+            tracing::debug!(error = %e, "amqp kill");
+        }
     }
 }
 
@@ -127,20 +256,77 @@ impl Acker for AmqpAcker {
     }
 }
 
-struct AmqpConsumer {
+/// One subscription: a lapin consumer and the channel it lives on.
+struct AmqpSubscription {
     inner: lapin::Consumer,
-    // Keeps the consumer's channel open as long as the consumer lives.
-    _channel: Arc<Channel>,
+    // Keeps the consumer's channel open as long as the subscription lives.
+    _channel: Channel,
+}
+
+/// A consumer that outlives its channel: when the subscription ends or
+/// fails, it subscribes again (on a new connection if needed) with backoff.
+struct AmqpConsumer {
+    shared: Arc<Shared>,
+    queue: String,
+    tag: String,
+    current: Option<AmqpSubscription>,
+}
+
+impl AmqpConsumer {
+    /// Subscribes again, waiting between attempts; `None` once the bus is closed.
+    async fn resubscribe(&mut self) -> Option<()> {
+        let mut wait = RESUBSCRIBE_FIRST;
+        loop {
+            if self.shared.closed.load(Ordering::SeqCst) {
+                return None;
+            }
+            match self.shared.subscribe(&self.queue, &self.tag).await {
+                Ok(sub) => {
+                    tracing::info!(queue = %self.queue, "amqp consumer re-subscribed");
+                    self.current = Some(sub);
+                    return Some(());
+                }
+                Err(e) => {
+                    tracing::warn!(queue = %self.queue, error = %e, retry_in_ms = wait.as_millis() as u64, "amqp re-subscribe failed");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(RESUBSCRIBE_MAX);
+                }
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl Consumer for AmqpConsumer {
+    // Cancel-safe: dropping this future mid-resubscribe leaves `current`
+    // empty, and the next call simply subscribes again.
     async fn next(&mut self) -> Option<Result<Delivery, BusError>> {
-        let d = self.inner.next().await?;
-        Some(
-            d.map_err(broker)
-                .map(|d| Delivery::new(d.data, d.redelivered, Box::new(AmqpAcker(d.acker)))),
-        )
+        loop {
+            if self.current.is_none() {
+                self.resubscribe().await?;
+            }
+            let sub = self.current.as_mut()?;
+            match sub.inner.next().await {
+                Some(Ok(d)) => {
+                    return Some(Ok(Delivery::new(
+                        d.data,
+                        d.redelivered,
+                        Box::new(AmqpAcker(d.acker)),
+                    )));
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(queue = %self.queue, error = %e, "amqp consumer lost its channel");
+                    self.current = None;
+                }
+                None => {
+                    if self.shared.closed.load(Ordering::SeqCst) {
+                        return None;
+                    }
+                    tracing::warn!(queue = %self.queue, "amqp consumer was cancelled");
+                    self.current = None;
+                }
+            }
+        }
     }
 }
 
@@ -152,69 +338,40 @@ impl Bus for AmqpBus {
 
     #[tracing::instrument(skip(self, payload), fields(size = payload.len()), err)]
     async fn publish(&self, queue: &str, payload: &[u8]) -> Result<(), BusError> {
-        let name = self.name(queue);
-        let mut ch = self.publisher.lock().await;
-        if !ch.status().connected() {
-            *ch = Self::confirming_channel(&self.conn).await?;
-        }
-        Self::declare(&ch, &name).await?;
-        let confirm = ch
-            .basic_publish(
-                "".into(),
-                name.as_str().into(),
-                BasicPublishOptions::default(),
-                payload,
-                BasicProperties::default()
-                    .with_delivery_mode(2)
-                    .with_content_type("application/json".into()),
-            )
-            .await
-            .map_err(|e| BusError::Publish(e.to_string()))?
-            .await
-            .map_err(|e| BusError::Publish(e.to_string()))?;
-        if confirm.is_ack() {
-            Ok(())
-        } else {
-            Err(BusError::Publish(format!(
-                "broker did not confirm message to {name}"
-            )))
+        let name = self.shared.queue_name(queue);
+        match self.shared.publish(&name, payload).await {
+            // A connection that broke since the last call is only noticed on
+            // use: try once more on a fresh one.
+            Err(BusError::Broker(e) | BusError::Publish(e)) => {
+                tracing::info!(error = %e, "amqp publish failed; retrying on a new channel");
+                self.shared.publish(&name, payload).await
+            }
+            other => other,
         }
     }
 
     async fn consume(&self, queue: &str, tag: &str) -> Result<Box<dyn Consumer>, BusError> {
-        let name = self.name(queue);
-        let ch = self.conn.create_channel().await.map_err(broker)?;
-        ch.basic_qos(self.prefetch, BasicQosOptions::default())
-            .await
-            .map_err(broker)?;
-        Self::declare(&ch, &name).await?;
-        let inner = ch
-            .basic_consume(
-                name.as_str().into(),
-                tag.into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(broker)?;
+        let name = self.shared.queue_name(queue);
+        let first = self.shared.subscribe(&name, tag).await?;
         Ok(Box::new(AmqpConsumer {
-            inner,
-            _channel: Arc::new(ch),
+            shared: self.shared.clone(),
+            queue: name,
+            tag: tag.to_string(),
+            current: Some(first),
         }))
     }
 
     async fn depth(&self, queue: &str) -> Result<u64, BusError> {
-        let ch = self.conn.create_channel().await.map_err(broker)?;
-        let n = Self::declare(&ch, &self.name(queue)).await?;
+        let conn = self.shared.connection().await?;
+        let ch = conn.create_channel().await.map_err(broker)?;
+        let n = declare(&ch, &self.shared.queue_name(queue)).await?;
         let _ = ch.close(200, "done".into()).await;
         Ok(u64::from(n))
     }
 
     async fn health(&self) -> Result<(), BusError> {
-        if self.conn.status().connected() {
-            Ok(())
-        } else {
-            Err(BusError::Connection("amqp connection is closed".into()))
-        }
+        // Reconnects when the connection broke, so health reflects whether the
+        // broker is reachable now, not whether the last connection survived.
+        self.shared.connection().await.map(|_| ())
     }
 }

@@ -270,6 +270,16 @@ pub struct JobSettings {
     pub heartbeat_secs: u64,
     /// How often workers look for queued or abandoned jobs the bus did not deliver.
     pub sweep_interval_secs: u64,
+    /// How long a worker keeps retrying a failing object-store call (checkpoint
+    /// uploads, generated files, page reads) before the job fails.
+    pub storage_retry_secs: u64,
+}
+
+impl JobSettings {
+    /// Retry policy of a worker's object-store calls.
+    pub fn storage_retry(&self) -> crate::storage::RetryPolicy {
+        crate::storage::RetryPolicy::within(std::time::Duration::from_secs(self.storage_retry_secs))
+    }
 }
 
 impl Default for JobSettings {
@@ -278,6 +288,7 @@ impl Default for JobSettings {
             lease_secs: 60,
             heartbeat_secs: 15,
             sweep_interval_secs: 15,
+            storage_retry_secs: 120,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! `training-outputs/{checkpoints,analysis,reports}/`, `synthetic-data/`, `evaluation/`.
 
 mod local;
+mod retry;
 mod s3;
 
 use std::str::FromStr;
@@ -19,6 +20,7 @@ use restoreflow_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 pub use local::LocalStore;
+pub use retry::{RetryError, RetryPolicy, retry};
 pub use s3::S3Store;
 
 /// Longest accepted object key, in bytes (S3's limit).

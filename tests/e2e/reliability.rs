@@ -1,0 +1,320 @@
+//! Reliability of training jobs on PostgreSQL + RabbitMQ + S3: broker
+//! connections that drop, an object store that goes away, a trainer process
+//! killed with SIGKILL, and two trainers sharing one queue. Outages are
+//! simulated with a per-test TCP proxy, never by touching the shared servers.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use restoreflow_core::bus::{AmqpBus, Bus};
+use restoreflow_core::db;
+use restoreflow_core::storage::Bucket;
+use restoreflow_tests::{Proxy, RealOptions, TestApp, TrainerProcess, trainer_env, unique};
+use serde_json::json;
+
+use crate::training::{start, tiny_dataset, tiny_run, wait_training};
+
+fn amqp_url() -> String {
+    std::env::var("RESTOREFLOW_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// `host:port` of a URL such as `amqp://u:p@host:5672/%2f` or `http://host:3900`.
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+/// `url` with its `host:port` replaced by `addr`.
+fn via(url: &str, addr: std::net::SocketAddr) -> String {
+    url.replacen(&host_port(url), &addr.to_string(), 1)
+}
+
+/// Polls until `f` returns `Some`, failing after `timeout`.
+async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn step_of(app: &TestApp, id: &str) -> u64 {
+    let (_, j) = app.get_json(&format!("/training/jobs/{id}")).await;
+    j["step"].as_u64().unwrap_or(0)
+}
+
+async fn wait_training_steps(app: &TestApp, id: &str) {
+    wait_for(
+        "training to take a step",
+        Duration::from_secs(120),
+        || async { (step_of(app, id).await > 0).then_some(()) },
+    )
+    .await;
+}
+
+/// One registered version for the job, and its per-epoch history.
+async fn single_version(app: &TestApp, id: &str) -> Vec<u64> {
+    let versions = db::versions_of_job(&app.backends.db, 2, id).await.unwrap();
+    assert_eq!(versions.len(), 1, "exactly one version for {id}");
+    versions[0].metrics["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["epoch"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_consumer_and_publisher_survive_a_killed_connection() {
+    let prefix = format!("t{}.", unique());
+    let bus = AmqpBus::connect(&amqp_url(), &prefix, 1).await.unwrap();
+    let mut c = bus.consume("jobs.test", "survivor").await.unwrap();
+    bus.publish("jobs.test", b"before").await.unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(10), c.next())
+        .await
+        .expect("a delivery arrives")
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.payload, b"before");
+    // Taken but not acked when the connection dies: the broker requeues it.
+    bus.kill_connection_for_tests().await;
+    drop(d);
+    bus.publish("jobs.test", b"after")
+        .await
+        .expect("publishing reconnects");
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let d = tokio::time::timeout(Duration::from_secs(20), c.next())
+            .await
+            .expect("the consumer re-subscribes")
+            .expect("the consumer stays open")
+            .expect("delivery");
+        if d.payload == b"before" {
+            assert!(d.redelivered, "the unacked message is redelivered");
+        }
+        got.push(String::from_utf8(d.payload.clone()).unwrap());
+        d.ack().await.unwrap();
+    }
+    got.sort();
+    assert_eq!(got, ["after", "before"]);
+    bus.health().await.unwrap();
+    bus.close().await;
+}
+
+/// Every service reaches RabbitMQ through a proxy; the test cuts all those
+/// connections mid-run. Recovery sweeps are off (one per hour), so later jobs
+/// can only start through re-subscribed consumers and reconnected publishers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_keep_running_when_the_broker_connection_drops() {
+    let proxy = Proxy::start(&host_port(&amqp_url())).await;
+    let app = TestApp::spawn_real_with(
+        &unique(),
+        RealOptions {
+            amqp_url: Some(via(&amqp_url(), proxy.addr())),
+            configure: Some(|s| s.jobs.sweep_interval_secs = 3600),
+            ..RealOptions::default()
+        },
+    )
+    .await;
+    let dataset = tiny_dataset(&app).await;
+
+    // Cut every connection while a job trains, then let them back.
+    let running = start(&app, &tiny_run(&dataset, 3)).await;
+    wait_training_steps(&app, &running).await;
+    proxy.switch_off();
+    wait_for("the bus to notice", Duration::from_secs(10), || async {
+        app.bus.health().await.is_err().then_some(())
+    })
+    .await;
+    proxy.switch_on();
+
+    // New work reaches both workers over the new connections.
+    let dataset2 = tiny_dataset(&app).await;
+    let queued = start(&app, &tiny_run(&dataset2, 1)).await;
+    for id in [&running, &queued] {
+        let job = wait_training(&app, id, Duration::from_secs(300)).await;
+        assert_eq!(job["status"], "completed", "{job}");
+        assert_eq!(job["attempts"], 1, "run once: {job}");
+        single_version(&app, id).await;
+    }
+    app.stop().await;
+}
+
+async fn s3_outage(budget_secs: u64, outage_longer_than_budget: bool) {
+    let endpoint = restoreflow_tests::s3_settings("x").s3_endpoint;
+    let proxy = Proxy::start(&host_port(&endpoint)).await;
+    let configure: fn(&mut restoreflow_core::Settings) = if outage_longer_than_budget {
+        |s| s.jobs.storage_retry_secs = 2
+    } else {
+        |s| s.jobs.storage_retry_secs = 60
+    };
+    let app = TestApp::spawn_real_with(
+        &unique(),
+        RealOptions {
+            trainer_s3_endpoint: Some(via(&endpoint, proxy.addr())),
+            configure: Some(configure),
+            ..RealOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(app.settings.jobs.storage_retry_secs, budget_secs);
+    let dataset = tiny_dataset(&app).await;
+    let id = start(&app, &tiny_run(&dataset, 3)).await;
+    // Pages are cached after the first epoch, so the outage hits the uploads.
+    let first = format!("checkpoints/{id}/epoch-0001/checkpoint.json");
+    wait_for("the first checkpoint", Duration::from_secs(120), || async {
+        let head = app
+            .backends
+            .store
+            .head(Bucket::TrainingOutputs, &first)
+            .await;
+        head.ok().flatten().map(|_| ())
+    })
+    .await;
+    proxy.switch_off();
+    let job = if outage_longer_than_budget {
+        let job = wait_training(&app, &id, Duration::from_secs(120)).await;
+        proxy.switch_on();
+        job
+    } else {
+        // Shorter than the budget: a few seconds of failed uploads.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        proxy.switch_on();
+        wait_training(&app, &id, Duration::from_secs(300)).await
+    };
+    if outage_longer_than_budget {
+        assert_eq!(job["status"], "failed", "{job}");
+        let error = job["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("checkpoint upload failed after") && error.contains(" attempts over "),
+            "{error}"
+        );
+        let versions = db::versions_of_job(&app.backends.db, 2, &id).await.unwrap();
+        assert!(versions.is_empty(), "nothing registered: {versions:?}");
+    } else {
+        assert_eq!(job["status"], "completed", "{job}");
+        assert_eq!(single_version(&app, &id).await, [1, 2, 3]);
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checkpoint_upload_rides_out_a_short_storage_outage() {
+    s3_outage(60, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checkpoint_upload_fails_the_job_after_its_retry_budget() {
+    s3_outage(2, true).await;
+}
+
+/// A trainer process killed with SIGKILL after its first checkpoint: the next
+/// trainer re-claims the job when the short lease expires, resumes from that
+/// checkpoint and registers exactly one version with every epoch once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn training_resumes_after_the_trainer_process_is_killed() {
+    let app = TestApp::spawn_real_with(
+        &unique(),
+        RealOptions {
+            trainers: 0,
+            configure: Some(|s| {
+                s.jobs.lease_secs = 4;
+                s.jobs.heartbeat_secs = 1;
+            }),
+            ..RealOptions::default()
+        },
+    )
+    .await;
+    let bin = Path::new(env!("CARGO_BIN_EXE_restoreflow-test-trainer"));
+    let env = trainer_env(&app.settings);
+    let dataset = tiny_dataset(&app).await;
+    let epochs = 4;
+    let mut body = tiny_run(&dataset, epochs);
+    body["patch_size"] = json!(64);
+    let id = start(&app, &body).await;
+
+    let mut first = TrainerProcess::spawn(bin, &env);
+    let key = format!("checkpoints/{id}/epoch-0001/checkpoint.json");
+    wait_for(
+        "the first epoch checkpoint",
+        Duration::from_secs(180),
+        || async {
+            let head = app.backends.store.head(Bucket::TrainingOutputs, &key).await;
+            head.ok().flatten().map(|_| ())
+        },
+    )
+    .await;
+    first.kill9();
+    let (_, mid) = app.get_json(&format!("/training/jobs/{id}")).await;
+    assert_eq!(mid["status"], "running", "killed before finishing: {mid}");
+
+    let _second = TrainerProcess::spawn(bin, &env);
+    let job = wait_training(&app, &id, Duration::from_secs(300)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert!(
+        job["result"]["resumed_from"]["epoch"].as_u64().unwrap_or(0) >= 1,
+        "resumed from a checkpoint: {job}"
+    );
+    let all: Vec<u64> = (1..=u64::from(epochs)).collect();
+    assert_eq!(single_version(&app, &id).await, all, "every epoch once");
+    let seen: Vec<u64> = job["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seen, all, "{job}");
+    app.stop().await;
+}
+
+/// Two trainers on one queue share three jobs: each runs once, each
+/// registers once, and both workers report their device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_trainers_share_a_queue_without_running_a_job_twice() {
+    let app = TestApp::spawn_real_with(
+        &unique(),
+        RealOptions {
+            trainers: 2,
+            ..RealOptions::default()
+        },
+    )
+    .await;
+    let dataset = tiny_dataset(&app).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(start(&app, &tiny_run(&dataset, 2)).await);
+    }
+    let (status, st) = app.get_json("/training/status").await;
+    assert_eq!(status, 200, "{st}");
+    let workers = st["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2, "{st}");
+    for w in workers {
+        assert_eq!(w["device"], "cpu", "{w}");
+    }
+    let mut owners = Vec::new();
+    for id in &ids {
+        let job = wait_training(&app, id, Duration::from_secs(300)).await;
+        assert_eq!(job["status"], "completed", "{job}");
+        assert_eq!(job["attempts"], 1, "{job}");
+        assert_eq!(single_version(&app, id).await, [1, 2]);
+        owners.push(job.clone());
+    }
+    let mut versions: Vec<u64> = owners
+        .iter()
+        .map(|j| j["result"]["version"].as_u64().unwrap())
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(versions.len(), 3, "one version per job: {versions:?}");
+    app.stop().await;
+}
