@@ -229,7 +229,10 @@ async fn registry_lifecycle(app: &TestApp) {
     assert_error(status, &err, 404, "not_found", "version 1");
     let (_, list) = app.get_json("/models/layer/2").await;
     assert_eq!(list["versions"].as_array().unwrap().len(), 1);
-    assert_eq!(list["versions"][0]["aliases"], json!(["champion"]));
+    assert_eq!(
+        list["versions"][0]["aliases"],
+        json!(["champion", "latest"])
+    );
 
     // Numbers are never reused: after deleting 1 (and then the newest), the
     // next registrations get 3 and 4.
@@ -434,6 +437,256 @@ async fn bad_inputs(app: &TestApp) {
     // Nothing was registered by any of these.
     let (_, list) = app.get_json("/models/layer/2").await;
     assert_eq!(list["versions"], json!([]), "{list}");
+}
+
+/// `latest` follows registrations (and deletions), filters narrow listings,
+/// `PreviousVersion` compares with the version before, and retention deletes
+/// all but the newest K and the aliased versions, objects included.
+async fn registry_extras(app: &TestApp) {
+    let bytes = weights(3, 50_000);
+    let key = upload_checkpoint(app, "extras.safetensors", &bytes).await;
+    let mut c = app.registry().await;
+    let mut registered = Vec::new();
+    for (i, psnr) in [20.0, 22.0, 21.0, 25.0, 26.0, 27.0].into_iter().enumerate() {
+        let mut req = register_request(2, &key, json!({"final": {"psnr": psnr}}), "hash-x");
+        req.training_job_id = format!("job-{}", i % 2);
+        req.dataset_id = if i < 3 { "ds-a" } else { "ds-b" }.into();
+        let v = register(app, req).await;
+        // Each new version carries `latest` at once; the previous one lost it.
+        assert_eq!(v.aliases, ["latest"], "{v:?}");
+        registered.push(v);
+    }
+    let (_, latest) = app.get_json("/models/layer/2/latest").await;
+    assert_eq!(latest["version"], 6);
+    let (_, v5) = app.get_json("/models/layer/2/5").await;
+    assert_eq!(v5["aliases"], json!([]));
+    // Users cannot set `latest`, nor names that are HTTP path segments.
+    let (status, err) = app
+        .put_json("/models/layer/2/aliases/latest", &json!({"version": 1}))
+        .await;
+    assert_error(
+        status,
+        &err,
+        400,
+        "invalid_argument",
+        "managed by the registry",
+    );
+    let e = c
+        .set_alias(v1::SetAliasRequest {
+            layer: 2,
+            alias: "retention".into(),
+            version: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+
+    // Filters, over HTTP and gRPC, combined with pagination.
+    let versions = |v: &Value| -> Vec<u64> {
+        v["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_u64().unwrap())
+            .collect()
+    };
+    let (_, l) = app.get_json("/models/layer/2?training_job_id=job-1").await;
+    assert_eq!(versions(&l), [6, 4, 2]);
+    let (_, l) = app.get_json("/models/layer/2?dataset_id=ds-a").await;
+    assert_eq!(versions(&l), [3, 2, 1]);
+    let (_, l) = app
+        .get_json("/models/layer/2?dataset_id=ds-b&training_job_id=job-0")
+        .await;
+    assert_eq!(versions(&l), [5]);
+    let (_, l) = app.get_json("/models/layer/2?alias=latest").await;
+    assert_eq!(versions(&l), [6]);
+    let (_, l) = app.get_json("/models/layer/2?alias=nobody").await;
+    assert_eq!(versions(&l), Vec::<u64>::new());
+    let (_, p1) = app
+        .get_json("/models/layer/2?training_job_id=job-1&limit=2")
+        .await;
+    assert_eq!(versions(&p1), [6, 4]);
+    let token = p1["next_page_token"].as_str().expect("next page");
+    let (_, p2) = app
+        .get_json(&format!(
+            "/models/layer/2?training_job_id=job-1&limit=2&page_token={token}"
+        ))
+        .await;
+    assert_eq!(versions(&p2), [2]);
+    assert!(p2["next_page_token"].is_null());
+    // The stored time (the database may keep fewer digits than the clock).
+    let t4 = c
+        .get_version(v1::VersionRef {
+            layer: 2,
+            version: "4".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .created_at
+        .unwrap();
+    let after = chrono::DateTime::from_timestamp(t4.seconds, t4.nanos as u32).unwrap();
+    let r = c
+        .list_versions(v1::ListVersionsRequest {
+            layer: 2,
+            created_after: Some(t4),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let got: Vec<u32> = r.versions.iter().map(|v| v.version).collect();
+    assert_eq!(got, [6, 5, 4]);
+    let r = c
+        .list_versions(v1::ListVersionsRequest {
+            layer: 2,
+            created_before: Some(t4),
+            dataset_id: "ds-a".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.versions.len(), 3);
+    let q = after.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let (status, l) = app
+        .get_json(&format!("/models/layer/2?created_after={q}"))
+        .await;
+    assert_eq!(status, 200, "{l}");
+    assert_eq!(versions(&l), [6, 5, 4]);
+    let (status, err) = app
+        .get_json(&format!(
+            "/models/layer/2?created_after={q}&created_before={q}"
+        ))
+        .await;
+    assert_error(status, &err, 400, "invalid_argument", "earlier than");
+    let (status, err) = app
+        .get_json("/models/layer/2?created_after=yesterday")
+        .await;
+    assert_error(status, &err, 400, "invalid_argument", "");
+
+    // The previous version: over gRPC and as GET /models/compare without `a`.
+    let prev = c
+        .previous_version(v1::VersionRef {
+            layer: 2,
+            version: "latest".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(prev.a.as_ref().unwrap().version, 5);
+    assert_eq!(prev.b.as_ref().unwrap().version, 6);
+    assert!((prev.deltas[0].delta - 1.0).abs() < 1e-9);
+    assert!(prev.same_validation_data);
+    let e = c
+        .previous_version(v1::VersionRef {
+            layer: 2,
+            version: "1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    assert!(
+        e.message().contains("no earlier version"),
+        "{}",
+        e.message()
+    );
+    let (status, cmp) = app.get_json("/models/compare?layer=2&b=4").await;
+    assert_eq!(status, 200, "{cmp}");
+    assert_eq!(
+        (cmp["a"]["version"].as_u64(), cmp["b"]["version"].as_u64()),
+        (Some(3), Some(4))
+    );
+
+    // Retention: keep the newest 2 plus the aliased (champion on 2).
+    let (status, _) = app
+        .put_json("/models/layer/2/aliases/champion", &json!({"version": 2}))
+        .await;
+    assert_eq!(status, 200);
+    let r = app
+        .http
+        .post(app.url("/models/layer/2/retention"))
+        .json(&json!({"keep_last": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "retention needs the key");
+    let (status, err) = app
+        .post_json("/models/layer/2/retention", &json!({"keep_last": 0}))
+        .await;
+    assert_error(status, &err, 400, "invalid_argument", "keep_last");
+    let (status, ret) = app
+        .post_json("/models/layer/2/retention", &json!({"keep_last": 2}))
+        .await;
+    assert_eq!(status, 200, "{ret}");
+    assert_eq!(ret["deleted_versions"], json!([1, 3, 4]));
+    assert_eq!(ret["kept_versions"], json!([6, 5, 2]));
+    assert_eq!(ret["deleted_objects"].as_array().unwrap().len(), 6);
+    let store = app.backends.store.as_ref();
+    for v in [&registered[0], &registered[2], &registered[3]] {
+        for key in [&v.object_key, &v.sidecar_key] {
+            assert!(
+                store.head(Bucket::Models, key).await.unwrap().is_none(),
+                "{key} left behind"
+            );
+        }
+    }
+    for v in [&registered[1], &registered[4], &registered[5]] {
+        assert!(
+            store
+                .head(Bucket::Models, &v.object_key)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    let (_, l) = app.get_json("/models/layer/2").await;
+    assert_eq!(versions(&l), [6, 5, 2]);
+    // Nothing more to delete; over gRPC keep_last=1 keeps the aliased 6 and 2.
+    let again = c
+        .apply_retention(v1::ApplyRetentionRequest {
+            layer: 2,
+            keep_last: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.deleted_versions, [5]);
+    assert_eq!(again.kept_versions, [6, 2]);
+
+    // Deleting the latest version moves `latest` back; numbers stay spent.
+    let (status, _) = app
+        .put_json("/models/layer/2/aliases/champion", &json!({"version": 6}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, del) = app.delete("/models/layer/2/2").await;
+    assert_eq!(status, 200, "{del}");
+    let (status, err) = app.delete("/models/layer/2/6").await;
+    assert_error(status, &err, 409, "failed_precondition", "champion");
+    let v7 = register(app, register_request(2, &key, json!({}), "")).await;
+    assert_eq!(
+        (v7.version, v7.aliases.clone()),
+        (7, vec!["latest".to_string()])
+    );
+    let (status, _) = app.delete("/models/layer/2/7").await;
+    assert_eq!(status, 200);
+    let (_, latest) = app.get_json("/models/layer/2/latest").await;
+    assert_eq!(latest["version"], 6);
+    assert_eq!(latest["aliases"], json!(["champion", "latest"]));
+}
+
+#[tokio::test]
+async fn registry_extras_embedded() {
+    let app = TestApp::spawn(Kind::Embedded).await;
+    registry_extras(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn registry_extras_real_backends() {
+    let app = TestApp::spawn(Kind::Real).await;
+    registry_extras(&app).await;
+    app.stop().await;
 }
 
 #[tokio::test]

@@ -31,6 +31,7 @@ async fn check_system_routes(app: &TestApp, db: &str, storage: &str, bus: &str) 
         "/models/layer/{layer}/{version}",
         "/models/layer/{layer}/{version}/download",
         "/models/layer/{layer}/aliases/{alias}",
+        "/models/layer/{layer}/retention",
         "/models/compare",
         "/training/layer2/start",
         "/training/status",

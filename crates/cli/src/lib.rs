@@ -5,7 +5,10 @@
 //!   dir, an in-process bus). Prints where things are and the API key.
 //! - `restoreflow serve <service>`: one service against the configured
 //!   backends (PostgreSQL, RabbitMQ, S3), configured by file and environment.
+//! - `restoreflow train …` / `restoreflow models …`: internal tools that talk
+//!   gRPC to the trainer and the model registry (see [`tools`]).
 
 mod embedded;
+pub mod tools;
 
 pub use embedded::{Embedded, EmbeddedOptions, embedded_settings, load_or_create_api_key};

@@ -1,8 +1,11 @@
-//! `restoreflow`: run everything embedded (`up`) or one service (`serve`).
+//! `restoreflow`: run everything embedded (`up`) or one service (`serve`), or
+//! drive the trainer and the model registry (`train`, `models`).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use restoreflow::tools::{self, ModelsArgs, TrainArgs};
 use restoreflow::{Embedded, EmbeddedOptions};
 use restoreflow_core::{Settings, shutdown, telemetry};
 
@@ -36,6 +39,10 @@ enum Command {
         /// Which service.
         service: Service,
     },
+    /// Start, inspect, watch and cancel training jobs (gRPC to the trainer).
+    Train(TrainArgs),
+    /// List, show, alias, compare, download and delete model versions (gRPC to the registry).
+    Models(ModelsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -47,10 +54,28 @@ enum Service {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref(), std::env::vars())?;
-    match cli.command {
+    let tool = match cli.command {
+        Command::Train(args) => tools::run_train(args, &settings).await,
+        Command::Models(args) => tools::run_models(args, &settings)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        command => {
+            serve(command, settings).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    Ok(tool.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        e.exit_code()
+    }))
+}
+
+/// `up` and `serve`: run services until Ctrl-C.
+async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
         Command::Up { data_dir, addr } => {
             let mut settings = settings;
             settings.telemetry.log_dir = Some(data_dir.join("logs"));
@@ -97,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Train(_) | Command::Models(_) => {}
     }
     Ok(())
 }

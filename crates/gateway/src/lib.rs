@@ -157,6 +157,10 @@ pub fn router(state: AppState) -> Router {
             put(routes::models::set_alias),
         )
         .route(
+            "/models/layer/{layer}/retention",
+            post(routes::models::retention),
+        )
+        .route(
             "/synthetic/degrade",
             post(routes::synthetic::degrade)
                 .layer(DefaultBodyLimit::max(limits.max_upload_bytes as usize)),

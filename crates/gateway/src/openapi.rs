@@ -15,7 +15,7 @@ use crate::routes::{files, health, jobs, models, synthetic, training};
         synthetic::generate, synthetic::presets, synthetic::degrade, synthetic::stats, synthetic::datasets,
         training::start, training::status, training::list, training::get, training::cancel, training::events,
         files::list, files::download, files::upload,
-        models::list, models::get, models::download, models::set_alias, models::delete, models::compare,
+        models::list, models::get, models::download, models::set_alias, models::delete, models::compare, models::retention,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorInner)),
     modifiers(&ApiKeyAuth),

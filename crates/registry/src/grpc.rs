@@ -88,6 +88,37 @@ fn text(name: &str, value: &str, max: usize) -> Result<Option<String>, Invalid> 
     Ok((!v.is_empty()).then(|| v.to_string()))
 }
 
+fn from_timestamp(
+    name: &str,
+    t: Option<&prost_types::Timestamp>,
+) -> Result<Option<chrono::DateTime<Utc>>, Invalid> {
+    t.map(|t| {
+        u32::try_from(t.nanos)
+            .ok()
+            .and_then(|nanos| chrono::DateTime::from_timestamp(t.seconds, nanos))
+            .ok_or_else(|| Invalid(format!("{name} is not a valid timestamp")))
+    })
+    .transpose()
+}
+
+/// The filters of a `ListVersions` request, checked.
+fn list_filter(r: &v1::ListVersionsRequest) -> Result<repo::ListFilter, Invalid> {
+    let alias = text("alias", &r.alias, naming::MAX_ALIAS_LEN)?;
+    if let Some(a) = &alias {
+        naming::alias(a)?;
+    }
+    let created_after = from_timestamp("created_after", r.created_after.as_ref())?;
+    let created_before = from_timestamp("created_before", r.created_before.as_ref())?;
+    naming::time_window(created_after, created_before)?;
+    Ok(repo::ListFilter {
+        alias,
+        training_job_id: text("training_job_id", &r.training_job_id, 64)?,
+        dataset_id: text("dataset_id", &r.dataset_id, 64)?,
+        created_after,
+        created_before,
+    })
+}
+
 /// Everything stored in the sidecar next to the weights.
 fn sidecar(m: &model_version::Model, source: (&str, &str)) -> Value {
     json!({
@@ -124,6 +155,56 @@ impl RegistryGrpc {
         repo::resolve(&self.backends.db, layer, &r)
             .await
             .map_err(from_db)
+    }
+
+    /// Deletes one version: hides the row, removes both objects, then marks the
+    /// row deleted. Returns the removed keys.
+    async fn delete_one(&self, layer: i32, version: i32) -> Result<Vec<String>, Status> {
+        let db = &self.backends.db;
+        // Hide the row first; it is only marked deleted once both objects are
+        // gone, and a failed removal leaves it hidden for a retry to finish.
+        let row = repo::begin_delete(db, layer, version)
+            .await
+            .map_err(from_db)?;
+        let mut deleted_objects = Vec::new();
+        for key in [&row.object_key, &row.sidecar_key] {
+            if let Err(e) = self.backends.store.delete(Bucket::Models, key).await {
+                tracing::error!(layer, version, key, error = %e, "object removal failed; the version stays hidden until a retried delete succeeds");
+                return Err(ErrorCode::Unavailable.status(format!(
+                    "could not remove the objects of version {version}; retry the delete"
+                )));
+            }
+            deleted_objects.push(key.clone());
+        }
+        repo::finish_delete(db, layer, version)
+            .await
+            .map_err(from_db)?;
+        tracing::info!(layer, version, "model version deleted");
+        Ok(deleted_objects)
+    }
+
+    /// Two versions side by side with the deltas (`b - a`) of their shared metrics.
+    async fn comparison(
+        &self,
+        a: &model_version::Model,
+        b: &model_version::Model,
+    ) -> Result<v1::CompareVersionsResponse, Status> {
+        let deltas = naming::metric_deltas(&a.metrics, &b.metrics)
+            .into_iter()
+            .map(|d| v1::MetricDelta {
+                name: d.name,
+                a: d.a,
+                b: d.b,
+                delta: d.delta,
+            })
+            .collect();
+        let same_validation_data = a.dataset_hash.is_some() && a.dataset_hash == b.dataset_hash;
+        Ok(v1::CompareVersionsResponse {
+            a: Some(self.with_aliases(a).await?),
+            b: Some(self.with_aliases(b).await?),
+            deltas,
+            same_validation_data,
+        })
     }
 
     /// Best-effort removal of objects written by a registration that failed.
@@ -249,8 +330,13 @@ impl ModelRegistryService for RegistryGrpc {
                 return Err(from_db(e));
             }
         };
+        // The version exists from here on; a failure to move `latest` is
+        // reported but does not undo the registration.
+        if let Err(e) = repo::move_latest(&self.backends.db, layer, version).await {
+            tracing::error!(layer, version, error = %e, "could not move the latest alias");
+        }
         tracing::info!(layer, version, sha256 = %row.sha256, size = row.size_bytes, "model registered");
-        Ok(Response::new(to_proto(&row, Vec::new())))
+        Ok(Response::new(self.with_aliases(&row).await?))
     }
 
     async fn list_versions(
@@ -261,8 +347,9 @@ impl ModelRegistryService for RegistryGrpc {
         let layer = naming::layer(r.layer)?;
         let limit = naming::page_size(r.page_size)?;
         let before = naming::page_token(&r.page_token)?;
+        let filter = list_filter(&r)?;
         let db = &self.backends.db;
-        let mut rows = repo::list_ready(db, layer, before, limit + 1)
+        let mut rows = repo::list_ready(db, layer, before, &filter, limit + 1)
             .await
             .map_err(from_db)?;
         let next_page_token = if rows.len() as u64 > limit {
@@ -321,7 +408,7 @@ impl ModelRegistryService for RegistryGrpc {
     ) -> Result<Response<v1::Alias>, Status> {
         let r = request.into_inner();
         let layer = naming::layer(r.layer)?;
-        naming::alias(&r.alias)?;
+        naming::settable_alias(&r.alias)?;
         let version = naming::version_number(r.version)?;
         let a = repo::set_alias(&self.backends.db, layer, &r.alias, version)
             .await
@@ -348,26 +435,7 @@ impl ModelRegistryService for RegistryGrpc {
             )
             .into());
         };
-        let db = &self.backends.db;
-        // Hide the row first; it is only marked deleted once both objects are
-        // gone, and a failed removal leaves it hidden for a retry to finish.
-        let row = repo::begin_delete(db, layer, version)
-            .await
-            .map_err(from_db)?;
-        let mut deleted_objects = Vec::new();
-        for key in [&row.object_key, &row.sidecar_key] {
-            if let Err(e) = self.backends.store.delete(Bucket::Models, key).await {
-                tracing::error!(layer, version, key, error = %e, "object removal failed; the version stays hidden until a retried delete succeeds");
-                return Err(ErrorCode::Unavailable.status(format!(
-                    "could not remove the objects of version {version}; retry the delete"
-                )));
-            }
-            deleted_objects.push(key.clone());
-        }
-        repo::finish_delete(db, layer, version)
-            .await
-            .map_err(from_db)?;
-        tracing::info!(layer, version, "model version deleted");
+        let deleted_objects = self.delete_one(layer, version).await?;
         Ok(Response::new(v1::DeleteVersionResponse {
             layer: layer as u32,
             version: version as u32,
@@ -382,21 +450,73 @@ impl ModelRegistryService for RegistryGrpc {
         let r = request.into_inner();
         let a = self.resolve(r.layer, &r.a).await?;
         let b = self.resolve(r.layer, &r.b).await?;
-        let deltas = naming::metric_deltas(&a.metrics, &b.metrics)
+        Ok(Response::new(self.comparison(&a, &b).await?))
+    }
+
+    async fn previous_version(
+        &self,
+        request: Request<v1::VersionRef>,
+    ) -> Result<Response<v1::CompareVersionsResponse>, Status> {
+        let r = request.into_inner();
+        let b = self.resolve(r.layer, &r.version).await?;
+        let a = repo::previous_ready(&self.backends.db, b.layer, b.version)
+            .await
+            .map_err(from_db)?
+            .ok_or_else(|| {
+                ErrorCode::NotFound.status(format!(
+                    "version {} of layer {} has no earlier version to compare with",
+                    b.version, b.layer
+                ))
+            })?;
+        Ok(Response::new(self.comparison(&a, &b).await?))
+    }
+
+    #[tracing::instrument(skip(self, request), fields(layer = request.get_ref().layer, keep_last = request.get_ref().keep_last), err)]
+    async fn apply_retention(
+        &self,
+        request: Request<v1::ApplyRetentionRequest>,
+    ) -> Result<Response<v1::ApplyRetentionResponse>, Status> {
+        let r = request.into_inner();
+        let layer = naming::layer(r.layer)?;
+        let keep_last = naming::keep_last(r.keep_last)?;
+        let db = &self.backends.db;
+        let versions = repo::ready_with_aliases(db, layer).await.map_err(from_db)?;
+        let mut deleted_versions = Vec::new();
+        let mut deleted_objects = Vec::new();
+        // Oldest first, so an interrupted run has removed the least useful ones.
+        for version in naming::retention_victims(&versions, keep_last)
             .into_iter()
-            .map(|d| v1::MetricDelta {
-                name: d.name,
-                a: d.a,
-                b: d.b,
-                delta: d.delta,
-            })
+            .rev()
+        {
+            match self.delete_one(layer, version).await {
+                Ok(keys) => {
+                    deleted_versions.push(version as u32);
+                    deleted_objects.extend(keys);
+                }
+                // Aliased or deleted since the listing: it simply stays (or is gone).
+                Err(s)
+                    if matches!(
+                        s.code(),
+                        tonic::Code::FailedPrecondition | tonic::Code::NotFound
+                    ) =>
+                {
+                    tracing::info!(layer, version, reason = %s.message(), "retention skipped a version");
+                }
+                Err(s) => return Err(s),
+            }
+        }
+        let kept_versions = repo::ready_with_aliases(db, layer)
+            .await
+            .map_err(from_db)?
+            .into_iter()
+            .map(|(v, _)| v as u32)
             .collect();
-        let same_validation_data = a.dataset_hash.is_some() && a.dataset_hash == b.dataset_hash;
-        Ok(Response::new(v1::CompareVersionsResponse {
-            a: Some(self.with_aliases(&a).await?),
-            b: Some(self.with_aliases(&b).await?),
-            deltas,
-            same_validation_data,
+        tracing::info!(layer, keep_last, deleted = ?deleted_versions, "retention applied");
+        Ok(Response::new(v1::ApplyRetentionResponse {
+            layer: layer as u32,
+            deleted_versions,
+            kept_versions,
+            deleted_objects,
         }))
     }
 }

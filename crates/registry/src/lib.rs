@@ -8,7 +8,10 @@
 //! sidecar with every piece of metadata next to it and records a
 //! `model_versions` row. Numbers are 1, 2, 3… per layer and never reused.
 //! Aliases (`champion`, …) point at versions; an aliased version cannot be
-//! deleted; deleting removes the objects together with the row.
+//! deleted; deleting removes the objects together with the row. The registry
+//! moves `latest` to each new version itself. `ApplyRetention` deletes all but
+//! the newest K and the aliased versions; `PreviousVersion` compares a version
+//! with the one before it.
 //!
 //! Run alone with `restoreflow serve model-registry`, or inside `restoreflow up`.
 

@@ -15,7 +15,10 @@ pub struct Invalid(pub String);
 pub const MAX_ALIAS_LEN: usize = 64;
 
 /// Names that would clash with routes of the HTTP API.
-pub const RESERVED_ALIASES: [&str; 1] = ["aliases"];
+pub const RESERVED_ALIASES: [&str; 2] = ["aliases", "retention"];
+
+/// The alias the registry moves to each newly registered version of a layer.
+pub const LATEST: &str = "latest";
 
 /// Checks a layer number: 1 (classical preprocessing) or 2 (Restormer).
 pub fn layer(layer: u32) -> Result<i32, Invalid> {
@@ -52,6 +55,18 @@ pub fn alias(name: &str) -> Result<(), Invalid> {
     if RESERVED_ALIASES.contains(&name) {
         return Err(Invalid(format!(
             "alias {name:?} is reserved (it is a path segment of the HTTP API)"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an alias a caller may set: a valid name other than [`LATEST`], which
+/// the registry manages itself.
+pub fn settable_alias(name: &str) -> Result<(), Invalid> {
+    alias(name)?;
+    if name == LATEST {
+        return Err(Invalid(format!(
+            "alias {LATEST:?} is managed by the registry: it always names the newest version"
         )));
     }
     Ok(())
@@ -162,6 +177,43 @@ pub fn page_token(token: &str) -> Result<Option<i32>, Invalid> {
     }
 }
 
+/// Checks `keep_last` of a retention run: at least 1, so a slip cannot empty a layer.
+pub fn keep_last(n: u32) -> Result<usize, Invalid> {
+    if n == 0 {
+        return Err(Invalid(
+            "keep_last must be at least 1 (aliased versions are kept as well)".into(),
+        ));
+    }
+    Ok(n as usize)
+}
+
+/// Which versions a retention run deletes: given the ready versions newest
+/// first with whether an alias points at each, every one past the newest
+/// `keep_last` that no alias points at. Returned newest first.
+pub fn retention_victims(newest_first: &[(i32, bool)], keep_last: usize) -> Vec<i32> {
+    newest_first
+        .iter()
+        .skip(keep_last)
+        .filter(|(_, aliased)| !aliased)
+        .map(|(v, _)| *v)
+        .collect()
+}
+
+/// Checks a creation-time window: `after` (inclusive) must be before `before` (exclusive).
+pub fn time_window(
+    after: Option<DateTime<Utc>>,
+    before: Option<DateTime<Utc>>,
+) -> Result<(), Invalid> {
+    match (after, before) {
+        (Some(a), Some(b)) if a >= b => Err(Invalid(format!(
+            "created_after ({}) must be earlier than created_before ({})",
+            a.to_rfc3339(),
+            b.to_rfc3339()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The final numeric metrics of a metrics document: the numeric fields of its
 /// `final` object when it has one, else its top-level numeric fields (per-epoch
 /// history and other non-numbers are left out).
@@ -255,6 +307,58 @@ mod tests {
         assert!(alias("ü").is_err());
         assert!(alias("42").unwrap_err().0.contains("purely numeric"));
         assert!(alias("aliases").unwrap_err().0.contains("reserved"));
+    }
+
+    #[test]
+    fn latest_is_resolvable_but_not_settable() {
+        assert_eq!(
+            version_ref("latest"),
+            Ok(VersionRef::Alias("latest".into()))
+        );
+        assert!(settable_alias("champion").is_ok());
+        assert!(settable_alias("latest").unwrap_err().0.contains("managed"));
+        assert!(
+            settable_alias("retention")
+                .unwrap_err()
+                .0
+                .contains("reserved")
+        );
+        assert!(settable_alias("42").is_err());
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_and_the_aliased() {
+        let versions = [
+            (9, true),
+            (8, false),
+            (7, false),
+            (5, true),
+            (4, false),
+            (1, false),
+        ];
+        assert_eq!(retention_victims(&versions, 2), [7, 4, 1]);
+        assert_eq!(retention_victims(&versions, 1), [8, 7, 4, 1]);
+        assert_eq!(retention_victims(&versions, 6), Vec::<i32>::new());
+        assert_eq!(retention_victims(&versions, 100), Vec::<i32>::new());
+        assert_eq!(retention_victims(&[], 1), Vec::<i32>::new());
+        assert!(keep_last(0).unwrap_err().0.contains("at least 1"));
+        assert_eq!(keep_last(3), Ok(3));
+    }
+
+    #[test]
+    fn time_windows_must_be_ordered() {
+        let a = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let b = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
+        assert!(time_window(Some(a), Some(b)).is_ok());
+        assert!(time_window(None, Some(b)).is_ok());
+        assert!(time_window(Some(a), None).is_ok());
+        assert!(
+            time_window(Some(b), Some(a))
+                .unwrap_err()
+                .0
+                .contains("earlier")
+        );
+        assert!(time_window(Some(a), Some(a)).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use restoreflow_core::db::DbError;
 use restoreflow_core::db::entity::{model_alias, model_version, model_version_counter};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -17,7 +17,7 @@ use sea_orm::{
     QuerySelect, Set, TransactionTrait,
 };
 
-use crate::naming::VersionRef;
+use crate::naming::{LATEST, VersionRef};
 
 /// Row status of a usable version.
 pub const READY: &str = "ready";
@@ -131,11 +131,28 @@ pub async fn aliases_of(
     Ok(out)
 }
 
-/// Ready versions of a layer, newest first, below `before` when given; at most `limit`.
+/// Filters of a listing; `None` means no filter, and all given ones must match.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListFilter {
+    /// Only the version this alias points at.
+    pub alias: Option<String>,
+    /// Only versions produced by this training job.
+    pub training_job_id: Option<String>,
+    /// Only versions trained on this dataset.
+    pub dataset_id: Option<String>,
+    /// Registered at or after this time.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Registered strictly before this time.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// Ready versions of a layer matching `filter`, newest first, below `before`
+/// when given; at most `limit`.
 pub async fn list_ready(
     db: &DatabaseConnection,
     layer: i32,
     before: Option<i32>,
+    filter: &ListFilter,
     limit: u64,
 ) -> Result<Vec<model_version::Model>, DbError> {
     let mut q = model_version::Entity::find()
@@ -144,10 +161,99 @@ pub async fn list_ready(
     if let Some(b) = before {
         q = q.filter(model_version::Column::Version.lt(b));
     }
+    if let Some(alias) = &filter.alias {
+        let Some(a) = model_alias::Entity::find_by_id((layer, alias.clone()))
+            .one(db)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        q = q.filter(model_version::Column::Version.eq(a.version));
+    }
+    if let Some(job) = &filter.training_job_id {
+        q = q.filter(model_version::Column::TrainingJobId.eq(job.as_str()));
+    }
+    if let Some(ds) = &filter.dataset_id {
+        q = q.filter(model_version::Column::DatasetId.eq(ds.as_str()));
+    }
+    if let Some(t) = filter.created_after {
+        q = q.filter(model_version::Column::CreatedAt.gte(t));
+    }
+    if let Some(t) = filter.created_before {
+        q = q.filter(model_version::Column::CreatedAt.lt(t));
+    }
     Ok(q.order_by_desc(model_version::Column::Version)
         .limit(limit)
         .all(db)
         .await?)
+}
+
+/// The newest ready version of a layer numbered below `version`.
+pub async fn previous_ready(
+    db: &DatabaseConnection,
+    layer: i32,
+    version: i32,
+) -> Result<Option<model_version::Model>, DbError> {
+    Ok(model_version::Entity::find()
+        .filter(model_version::Column::Layer.eq(layer))
+        .filter(model_version::Column::Status.eq(READY))
+        .filter(model_version::Column::Version.lt(version))
+        .order_by_desc(model_version::Column::Version)
+        .one(db)
+        .await?)
+}
+
+/// Every ready version number of a layer, newest first, with whether an alias
+/// points at it.
+pub async fn ready_with_aliases(
+    db: &DatabaseConnection,
+    layer: i32,
+) -> Result<Vec<(i32, bool)>, DbError> {
+    let numbers: Vec<i32> = model_version::Entity::find()
+        .select_only()
+        .column(model_version::Column::Version)
+        .filter(model_version::Column::Layer.eq(layer))
+        .filter(model_version::Column::Status.eq(READY))
+        .order_by_desc(model_version::Column::Version)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let aliased: std::collections::HashSet<i32> = model_alias::Entity::find()
+        .filter(model_alias::Column::Layer.eq(layer))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| a.version)
+        .collect();
+    Ok(numbers
+        .into_iter()
+        .map(|n| (n, aliased.contains(&n)))
+        .collect())
+}
+
+/// Moves [`LATEST`] to a newly registered `version`, unless it already points
+/// at a newer one (registrations may finish out of order). One statement, so
+/// concurrent registrations cannot move it backwards.
+#[tracing::instrument(skip(db), err)]
+pub async fn move_latest(db: &DatabaseConnection, layer: i32, version: i32) -> Result<(), DbError> {
+    let row = model_alias::ActiveModel {
+        layer: Set(layer),
+        alias: Set(LATEST.to_string()),
+        version: Set(version),
+        updated_at: Set(Utc::now()),
+    };
+    model_alias::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([model_alias::Column::Layer, model_alias::Column::Alias])
+                .update_columns([model_alias::Column::Version, model_alias::Column::UpdatedAt])
+                .action_and_where(
+                    Expr::col((model_alias::Entity, model_alias::Column::Version)).lt(version),
+                )
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
 }
 
 /// Points `alias` at a ready version (creating or moving it).
@@ -195,8 +301,10 @@ pub async fn set_alias(
 }
 
 /// Hides a version for deletion (`ready` → `deleting`), refusing while an alias
-/// points at it. A version already `deleting` (an earlier delete failed half
-/// way) is returned as is so the caller can finish removing its objects.
+/// other than [`LATEST`] points at it; `latest` moves back to the newest
+/// remaining version (or goes away with the last one). A version already
+/// `deleting` (an earlier delete failed half way) is returned as is so the
+/// caller can finish removing its objects.
 #[tracing::instrument(skip(db), err)]
 pub async fn begin_delete(
     db: &DatabaseConnection,
@@ -226,12 +334,45 @@ pub async fn begin_delete(
         .into_iter()
         .map(|a| a.alias)
         .collect();
+    let is_latest = aliases.iter().any(|a| a == LATEST);
+    let aliases: Vec<String> = aliases.into_iter().filter(|a| a != LATEST).collect();
     if !aliases.is_empty() {
         txn.rollback().await?;
         return Err(DbError::Conflict(format!(
             "version {version} of layer {layer} is still aliased as {}; move the alias first",
             aliases.join(", ")
         )));
+    }
+    if is_latest {
+        let newest_other: Option<i32> = model_version::Entity::find()
+            .select_only()
+            .column(model_version::Column::Version)
+            .filter(model_version::Column::Layer.eq(layer))
+            .filter(model_version::Column::Status.eq(READY))
+            .order_by_desc(model_version::Column::Version)
+            .into_tuple()
+            .one(&txn)
+            .await?;
+        match newest_other {
+            Some(n) => {
+                model_alias::Entity::update_many()
+                    .filter(model_alias::Column::Layer.eq(layer))
+                    .filter(model_alias::Column::Alias.eq(LATEST))
+                    .filter(model_alias::Column::Version.eq(version))
+                    .col_expr(model_alias::Column::Version, Expr::value(n))
+                    .col_expr(model_alias::Column::UpdatedAt, Expr::value(Utc::now()))
+                    .exec(&txn)
+                    .await?;
+            }
+            None => {
+                model_alias::Entity::delete_many()
+                    .filter(model_alias::Column::Layer.eq(layer))
+                    .filter(model_alias::Column::Alias.eq(LATEST))
+                    .filter(model_alias::Column::Version.eq(version))
+                    .exec(&txn)
+                    .await?;
+            }
+        }
     }
     let row = model_version::Entity::find_by_id((layer, version))
         .one(&txn)

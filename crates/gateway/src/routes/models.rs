@@ -105,6 +105,23 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// `next_page_token` of the previous page.
     pub page_token: Option<String>,
+    /// Only the version this alias points at (e.g. `champion`, `latest`).
+    pub alias: Option<String>,
+    /// Only versions produced by this training job.
+    pub training_job_id: Option<String>,
+    /// Only versions trained on this dataset.
+    pub dataset_id: Option<String>,
+    /// Only versions registered at or after this time (RFC 3339).
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only versions registered before this time (RFC 3339).
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn to_timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 /// A page of versions, newest first.
@@ -118,7 +135,7 @@ pub struct ModelVersionList {
     pub next_page_token: Option<String>,
 }
 
-/// Lists a layer's versions, newest first.
+/// Lists a layer's versions, newest first, optionally filtered.
 #[utoipa::path(get, path = "/models/layer/{layer}", tag = "models",
     params(("layer" = u32, Path, description = "1 (classical preprocessing) or 2 (Restormer)"), ListQuery),
     responses((status = 200, body = ModelVersionList), (status = 400, body = crate::error::ErrorBody)))]
@@ -137,6 +154,11 @@ pub async fn list(
             layer,
             page_size: q.limit.unwrap_or(0),
             page_token: q.page_token.unwrap_or_default(),
+            alias: q.alias.unwrap_or_default(),
+            training_job_id: q.training_job_id.unwrap_or_default(),
+            dataset_id: q.dataset_id.unwrap_or_default(),
+            created_after: q.created_after.map(to_timestamp),
+            created_before: q.created_before.map(to_timestamp),
         })
         .await?
         .into_inner();
@@ -398,14 +420,63 @@ pub async fn delete(
     }))
 }
 
+/// Body of `POST /models/layer/{layer}/retention`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionBody {
+    /// How many of the newest versions to keep (at least 1).
+    pub keep_last: u32,
+}
+
+/// Outcome of a retention run.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RetentionResult {
+    /// Layer.
+    pub layer: u32,
+    /// Deleted versions, ascending (their numbers are never given out again).
+    pub deleted_versions: Vec<u32>,
+    /// Versions still there, newest first.
+    pub kept_versions: Vec<u32>,
+    /// Keys removed from the `models` bucket.
+    pub deleted_objects: Vec<String>,
+}
+
+/// Deletes every version of a layer except the newest `keep_last` and every
+/// aliased one (`latest`, `champion`, …), objects included.
+#[utoipa::path(post, path = "/models/layer/{layer}/retention", tag = "models",
+    params(("layer" = u32, Path)), request_body = RetentionBody, security(("api_key" = [])),
+    responses((status = 200, body = RetentionResult), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)))]
+pub async fn retention(
+    State(state): State<AppState>,
+    ApiPath(layer): ApiPath<u32>,
+    ApiJson(body): ApiJson<RetentionBody>,
+) -> Result<ApiJson<RetentionResult>, ApiError> {
+    let r = state
+        .registry
+        .clone()
+        .apply_retention(v1::ApplyRetentionRequest {
+            layer,
+            keep_last: body.keep_last,
+        })
+        .await?
+        .into_inner();
+    Ok(ApiJson(RetentionResult {
+        layer: r.layer,
+        deleted_versions: r.deleted_versions,
+        kept_versions: r.kept_versions,
+        deleted_objects: r.deleted_objects,
+    }))
+}
+
 /// Query of `GET /models/compare`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CompareQuery {
     /// Layer.
     pub layer: u32,
-    /// First version (number or alias).
-    pub a: String,
+    /// First version (number or alias); absent: the newest version before `b`.
+    pub a: Option<String>,
     /// Second version (number or alias).
     pub b: String,
 }
@@ -436,7 +507,8 @@ pub struct Comparison {
     pub same_validation_data: bool,
 }
 
-/// Compares two versions' metrics.
+/// Compares two versions' metrics; without `a`, compares `b` with the newest
+/// earlier version of the layer (404 when there is none).
 #[utoipa::path(get, path = "/models/compare", tag = "models", params(CompareQuery),
     responses((status = 200, body = Comparison), (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody)))]
@@ -444,16 +516,24 @@ pub async fn compare(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<CompareQuery>,
 ) -> Result<ApiJson<Comparison>, ApiError> {
-    let r = state
-        .registry
-        .clone()
-        .compare_versions(v1::CompareVersionsRequest {
-            layer: q.layer,
-            a: q.a,
-            b: q.b,
-        })
-        .await?
-        .into_inner();
+    let mut registry = state.registry.clone();
+    let r = match q.a {
+        Some(a) => registry
+            .compare_versions(v1::CompareVersionsRequest {
+                layer: q.layer,
+                a,
+                b: q.b,
+            })
+            .await?
+            .into_inner(),
+        None => registry
+            .previous_version(v1::VersionRef {
+                layer: q.layer,
+                version: q.b,
+            })
+            .await?
+            .into_inner(),
+    };
     let missing = || ApiError::internal("registry answered a comparison without versions");
     Ok(ApiJson(Comparison {
         a: r.a.ok_or_else(missing)?.into(),

@@ -1,0 +1,117 @@
+//! `restoreflow train …` and `restoreflow models …`: internal tools that talk
+//! gRPC to the trainer and the model registry.
+//!
+//! Endpoints come from `--trainer` / `--registry`, else from the configured
+//! `gateway.trainer_url` / `gateway.model_registry_url` (file or
+//! `RESTOREFLOW__GATEWAY__…` environment). Output is a human-readable table by
+//! default and JSON with `--json`. A failed call prints the service's message
+//! and exits non-zero: 2 for invalid arguments, 1 otherwise.
+
+mod models;
+mod table;
+mod train;
+
+use std::process::ExitCode;
+
+use restoreflow_proto::{prost_types, v1};
+use tonic::transport::{Channel, Endpoint};
+
+pub use models::{ModelsArgs, run_models};
+pub use train::{TrainArgs, run_train};
+
+/// Exit code of a call the service refused as invalid.
+pub const EXIT_INVALID: u8 = 2;
+/// Exit code of `train watch` when the job was cancelled (failed jobs exit 1).
+pub const EXIT_CANCELLED: u8 = 3;
+
+/// Why a tool command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// The service answered with an error status.
+    #[error("{}", .0.message())]
+    Rpc(#[from] tonic::Status),
+    /// The service could not be reached.
+    #[error("cannot reach the {service} at {url}: {reason}")]
+    Connect {
+        /// Which service.
+        service: &'static str,
+        /// Its endpoint.
+        url: String,
+        /// Cause.
+        reason: String,
+    },
+    /// Anything else (files, object storage, bad local input).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ToolError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Rpc(s) if s.code() == tonic::Code::InvalidArgument => {
+                ExitCode::from(EXIT_INVALID)
+            }
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// Connects eagerly so an unreachable service fails with its address.
+async fn connect(service: &'static str, url: &str) -> Result<Channel, ToolError> {
+    let err = |reason: String| ToolError::Connect {
+        service,
+        url: url.to_string(),
+        reason,
+    };
+    Endpoint::from_shared(url.to_string())
+        .map_err(|e| err(e.to_string()))?
+        .connect()
+        .await
+        .map_err(|e| err(e.to_string()))
+}
+
+/// `JOB_STATUS_RUNNING` → `running`.
+fn job_status(status: i32) -> String {
+    v1::JobStatus::try_from(status)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("JOB_STATUS_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_else(|_| format!("unknown({status})"))
+}
+
+fn time(t: Option<&prost_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+}
+
+fn struct_json(s: Option<&prost_types::Struct>) -> serde_json::Value {
+    s.map_or(serde_json::json!({}), restoreflow_proto::struct_to_json)
+}
+
+fn print_json(v: &serde_json::Value) {
+    // A `Value` always serializes.
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_as_lowercase_words() {
+        assert_eq!(job_status(v1::JobStatus::Running as i32), "running");
+        assert_eq!(job_status(v1::JobStatus::Cancelled as i32), "cancelled");
+        assert_eq!(job_status(99), "unknown(99)");
+    }
+
+    #[test]
+    fn invalid_arguments_exit_with_two() {
+        let invalid = ToolError::Rpc(tonic::Status::invalid_argument("num_epochs must be ≥ 1"));
+        assert_eq!(invalid.exit_code(), ExitCode::from(EXIT_INVALID));
+        assert_eq!(invalid.to_string(), "num_epochs must be ≥ 1");
+        let missing = ToolError::Rpc(tonic::Status::not_found("version 9 of layer 2"));
+        assert_eq!(missing.exit_code(), ExitCode::FAILURE);
+    }
+}

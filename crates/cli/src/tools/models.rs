@@ -1,0 +1,505 @@
+//! `restoreflow models …`: list, show, alias, compare, download and delete
+//! model versions through the model registry's gRPC API.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use restoreflow_core::Settings;
+use restoreflow_core::config::StorageBackend;
+use restoreflow_core::storage::{Bucket, ByteStream, LocalStore, ObjectStore, S3Store};
+use restoreflow_proto::v1::{self, model_registry_service_client::ModelRegistryServiceClient};
+use serde_json::{Value, json};
+use sha2::Digest;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tonic::transport::Channel;
+
+use super::{ToolError, connect, print_json, struct_json, table, time};
+
+/// `restoreflow models`.
+#[derive(Args, Debug)]
+pub struct ModelsArgs {
+    /// Model-registry gRPC endpoint [default: the configured gateway.model_registry_url].
+    #[arg(long, global = true, value_name = "URL")]
+    registry: Option<String>,
+    /// Layer: 1 (classical preprocessing) or 2 (Restormer).
+    #[arg(long, global = true, default_value_t = 2)]
+    layer: u32,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: ModelsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsCommand {
+    /// A layer's versions, newest first.
+    List {
+        /// Only the version this alias points at.
+        #[arg(long)]
+        alias: Option<String>,
+        /// Only versions produced by this training job.
+        #[arg(long)]
+        job: Option<String>,
+        /// Only versions trained on this dataset.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Only versions registered at or after this time (RFC 3339).
+        #[arg(long)]
+        after: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only versions registered before this time (RFC 3339).
+        #[arg(long)]
+        before: Option<chrono::DateTime<chrono::Utc>>,
+        /// At most this many versions [default: all].
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// One version, by number or alias.
+    Show {
+        /// A number such as 3 or an alias such as champion.
+        version: String,
+    },
+    /// Points an alias (such as champion) at a version.
+    Alias {
+        /// Alias name, [a-z0-9_-]{1,64}.
+        name: String,
+        /// Version number.
+        version: u32,
+    },
+    /// Two versions side by side with metric deltas (b - a).
+    Compare {
+        /// First version (number or alias).
+        a: String,
+        /// Second version (number or alias).
+        b: String,
+    },
+    /// Downloads a version's weights, checking the registered sha256 while writing.
+    Download {
+        /// Number or alias.
+        version: String,
+        /// Output file [default: the object's name, in the current directory].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Deletes a version and its objects (refused while an alias points at it).
+    Delete {
+        /// Version number.
+        version: String,
+    },
+}
+
+/// Runs a `models` subcommand.
+pub async fn run_models(args: ModelsArgs, settings: &Settings) -> Result<(), ToolError> {
+    let url = args
+        .registry
+        .clone()
+        .unwrap_or_else(|| settings.gateway.model_registry_url.clone());
+    let mut client = ModelRegistryServiceClient::new(connect("model registry", &url).await?);
+    let layer = args.layer;
+    match args.command {
+        ModelsCommand::List {
+            alias,
+            job,
+            dataset,
+            after,
+            before,
+            limit,
+        } => {
+            let filter = v1::ListVersionsRequest {
+                layer,
+                alias: alias.unwrap_or_default(),
+                training_job_id: job.unwrap_or_default(),
+                dataset_id: dataset.unwrap_or_default(),
+                created_after: after.map(timestamp),
+                created_before: before.map(timestamp),
+                ..Default::default()
+            };
+            let versions = list_all(&mut client, filter, limit).await?;
+            if args.json {
+                print_json(&Value::Array(versions.iter().map(version_json).collect()));
+            } else if versions.is_empty() {
+                println!("no versions of layer {layer}");
+            } else {
+                println!("{}", versions_table(&versions));
+            }
+        }
+        ModelsCommand::Show { version } => {
+            let v = client
+                .resolve_version(v1::VersionRef { layer, version })
+                .await?
+                .into_inner();
+            if args.json {
+                print_json(&version_json(&v));
+            } else {
+                println!("{}", version_details(&v));
+            }
+        }
+        ModelsCommand::Alias { name, version } => {
+            let a = client
+                .set_alias(v1::SetAliasRequest {
+                    layer,
+                    alias: name,
+                    version,
+                })
+                .await?
+                .into_inner();
+            if args.json {
+                print_json(&json!({"layer": a.layer, "alias": a.alias, "version": a.version}));
+            } else {
+                println!("{} -> version {} (layer {})", a.alias, a.version, a.layer);
+            }
+        }
+        ModelsCommand::Compare { a, b } => {
+            let c = client
+                .compare_versions(v1::CompareVersionsRequest { layer, a, b })
+                .await?
+                .into_inner();
+            if args.json {
+                print_json(&comparison_json(&c));
+            } else {
+                println!("{}", comparison_text(&c));
+            }
+        }
+        ModelsCommand::Download { version, output } => {
+            let v = client
+                .resolve_version(v1::VersionRef { layer, version })
+                .await?
+                .into_inner();
+            let path = output.unwrap_or_else(|| PathBuf::from(file_name(&v.object_key)));
+            let store = object_store(settings);
+            let obj = store
+                .get(Bucket::Models, &v.object_key)
+                .await
+                .map_err(|e| ToolError::Other(format!("cannot read the weights: {e}")))?;
+            download_to(obj.stream, &v, &path).await?;
+            if args.json {
+                print_json(&json!({"layer": v.layer, "version": v.version,
+                    "path": path.display().to_string(), "sha256": v.sha256, "size_bytes": v.size_bytes}));
+            } else {
+                println!(
+                    "version {} ({}, sha256 {}) written to {}",
+                    v.version,
+                    table::bytes(v.size_bytes),
+                    v.sha256,
+                    path.display()
+                );
+            }
+        }
+        ModelsCommand::Delete { version } => {
+            let d = client
+                .delete_version(v1::VersionRef { layer, version })
+                .await?
+                .into_inner();
+            if args.json {
+                print_json(&json!({"layer": d.layer, "version": d.version,
+                    "deleted_objects": d.deleted_objects}));
+            } else {
+                println!(
+                    "deleted version {} of layer {} ({} objects removed)",
+                    d.version,
+                    d.layer,
+                    d.deleted_objects.len()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Follows pages until the end or `limit` versions.
+async fn list_all(
+    client: &mut ModelRegistryServiceClient<Channel>,
+    mut req: v1::ListVersionsRequest,
+    limit: Option<u32>,
+) -> Result<Vec<v1::ModelVersion>, ToolError> {
+    let mut out = Vec::new();
+    loop {
+        let remaining = limit.map(|l| l.saturating_sub(out.len() as u32));
+        if remaining == Some(0) {
+            break;
+        }
+        req.page_size = remaining.map_or(0, |r| r.min(1000));
+        let page = client.list_versions(req.clone()).await?.into_inner();
+        out.extend(page.versions);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        req.page_token = page.next_page_token;
+    }
+    Ok(out)
+}
+
+/// The object store the configuration names (the weights are read directly).
+fn object_store(settings: &Settings) -> Box<dyn ObjectStore> {
+    match settings.storage.backend {
+        StorageBackend::Local => Box::new(LocalStore::new(
+            settings.storage.local_root.clone(),
+            settings.storage.bucket_prefix.clone(),
+        )),
+        StorageBackend::S3 => Box::new(S3Store::new(&settings.storage)),
+    }
+}
+
+/// Streams into `path.part`, then renames it to `path` only when the bytes
+/// hash to the registered sha256; on a mismatch nothing is left behind.
+async fn download_to(
+    stream: ByteStream,
+    v: &v1::ModelVersion,
+    path: &Path,
+) -> Result<(), ToolError> {
+    let io = |e: std::io::Error| ToolError::Other(format!("cannot write {}: {e}", path.display()));
+    let mut part = path.as_os_str().to_owned();
+    part.push(".part");
+    let part = PathBuf::from(part);
+    let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
+    let written = write_hashed(stream, &mut file).await;
+    drop(file);
+    let (sha256, size) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(io(e));
+        }
+    };
+    if sha256 != v.sha256 {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(ToolError::Other(format!(
+            "sha256 mismatch for version {} of layer {}: registered {}, downloaded {sha256} ({size} bytes); nothing was written to {}",
+            v.version,
+            v.layer,
+            v.sha256,
+            path.display()
+        )));
+    }
+    tokio::fs::rename(&part, path).await.map_err(io)
+}
+
+/// Copies a byte stream into `out`, returning the sha256 (hex) and length.
+async fn write_hashed<W: AsyncWrite + Unpin>(
+    mut stream: ByteStream,
+    out: &mut W,
+) -> std::io::Result<(String, u64)> {
+    let mut hasher = sha2::Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        out.write_all(&chunk).await?;
+    }
+    out.flush().await?;
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+fn file_name(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> restoreflow_proto::prost_types::Timestamp {
+    restoreflow_proto::prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn opt(s: &str) -> Value {
+    if s.is_empty() { Value::Null } else { json!(s) }
+}
+
+/// A version as JSON (the shape of the gateway's model view).
+fn version_json(v: &v1::ModelVersion) -> Value {
+    json!({
+        "layer": v.layer,
+        "version": v.version,
+        "object_key": v.object_key,
+        "sidecar_key": v.sidecar_key,
+        "sha256": v.sha256,
+        "size_bytes": v.size_bytes,
+        "parameter_count": v.parameter_count,
+        "config": struct_json(v.config.as_ref()),
+        "metrics": struct_json(v.metrics.as_ref()),
+        "training_job_id": opt(&v.training_job_id),
+        "dataset_id": opt(&v.dataset_id),
+        "dataset_hash": opt(&v.dataset_hash),
+        "code_version": opt(&v.code_version),
+        "parent_version": v.parent_version,
+        "aliases": v.aliases,
+        "created_at": time(v.created_at.as_ref()),
+    })
+}
+
+/// A final metric of a version, if it has it (under `final`, or top level).
+fn final_metric(v: &v1::ModelVersion, name: &str) -> Option<f64> {
+    let m = struct_json(v.metrics.as_ref());
+    m.get("final")
+        .and_then(|f| f.get(name))
+        .or_else(|| m.get(name))
+        .and_then(Value::as_f64)
+}
+
+fn fmt_metric(x: Option<f64>, digits: usize) -> String {
+    x.map_or_else(|| "-".into(), |x| format!("{x:.digits$}"))
+}
+
+fn created(v: &v1::ModelVersion) -> String {
+    time(v.created_at.as_ref())
+        .map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+fn versions_table(versions: &[v1::ModelVersion]) -> String {
+    let rows: Vec<Vec<String>> = versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.version.to_string(),
+                created(v),
+                table::bytes(v.size_bytes),
+                fmt_metric(final_metric(v, "psnr"), 2),
+                fmt_metric(final_metric(v, "ssim"), 4),
+                v.aliases.join(", "),
+                v.training_job_id.clone(),
+                v.dataset_id.clone(),
+            ]
+        })
+        .collect();
+    table::render(
+        &[
+            "VERSION", "CREATED", "SIZE", "PSNR", "SSIM", "ALIASES", "JOB", "DATASET",
+        ],
+        &rows,
+    )
+}
+
+fn version_details(v: &v1::ModelVersion) -> String {
+    let or_dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let metrics = struct_json(v.metrics.as_ref());
+    let finals = metrics.get("final").unwrap_or(&metrics);
+    let rows = vec![
+        vec!["layer".into(), v.layer.to_string()],
+        vec!["version".into(), v.version.to_string()],
+        vec!["aliases".into(), or_dash(&v.aliases.join(", "))],
+        vec!["created".into(), created(v)],
+        vec!["object".into(), format!("models/{}", v.object_key)],
+        vec!["sha256".into(), v.sha256.clone()],
+        vec![
+            "size".into(),
+            format!("{} ({} bytes)", table::bytes(v.size_bytes), v.size_bytes),
+        ],
+        vec!["parameters".into(), v.parameter_count.to_string()],
+        vec!["training job".into(), or_dash(&v.training_job_id)],
+        vec!["dataset".into(), or_dash(&v.dataset_id)],
+        vec!["dataset hash".into(), or_dash(&v.dataset_hash)],
+        vec!["code version".into(), or_dash(&v.code_version)],
+        vec![
+            "parent".into(),
+            v.parent_version
+                .map_or_else(|| "-".into(), |p| p.to_string()),
+        ],
+        vec!["config".into(), struct_json(v.config.as_ref()).to_string()],
+        vec!["metrics".into(), finals.to_string()],
+    ];
+    table::render(&["FIELD", "VALUE"], &rows)
+}
+
+fn comparison_json(c: &v1::CompareVersionsResponse) -> Value {
+    json!({
+        "a": c.a.as_ref().map(version_json),
+        "b": c.b.as_ref().map(version_json),
+        "deltas": c.deltas.iter().map(|d| json!({"name": d.name, "a": d.a, "b": d.b, "delta": d.delta})).collect::<Vec<_>>(),
+        "same_validation_data": c.same_validation_data,
+    })
+}
+
+fn comparison_text(c: &v1::CompareVersionsResponse) -> String {
+    let number = |v: &Option<v1::ModelVersion>| v.as_ref().map_or(0, |v| v.version);
+    let (a, b) = (number(&c.a), number(&c.b));
+    let rows: Vec<Vec<String>> = c
+        .deltas
+        .iter()
+        .map(|d| {
+            vec![
+                d.name.clone(),
+                format!("{:.4}", d.a),
+                format!("{:.4}", d.b),
+                format!("{:+.4}", d.delta),
+            ]
+        })
+        .collect();
+    let mut out = format!("version {a} vs version {b}\n");
+    if rows.is_empty() {
+        out.push_str("no numeric metric in common");
+    } else {
+        out.push_str(&table::render(
+            &[
+                "METRIC",
+                &format!("V{a}"),
+                &format!("V{b}"),
+                "DELTA (B - A)",
+            ],
+            &rows,
+        ));
+    }
+    out.push_str(if c.same_validation_data {
+        "\nvalidated on the same data"
+    } else {
+        "\nNOT validated on the same data: deltas are not directly comparable"
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(parts: &[&'static [u8]]) -> ByteStream {
+        futures::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(bytes::Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+        .boxed()
+    }
+
+    #[tokio::test]
+    async fn writes_and_hashes_every_chunk() {
+        let mut out = Vec::new();
+        let (sha, size) = write_hashed(stream(&[b"hello ", b"world"]), &mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, b"hello world");
+        assert_eq!(size, 11);
+        assert_eq!(sha, hex::encode(sha2::Sha256::digest(b"hello world")));
+    }
+
+    #[test]
+    fn versions_render_as_rows() {
+        let v = v1::ModelVersion {
+            layer: 2,
+            version: 7,
+            size_bytes: 2048,
+            aliases: vec!["champion".into(), "latest".into()],
+            metrics: Some(restoreflow_proto::json_to_struct(
+                &json!({"final": {"psnr": 31.256, "ssim": 0.9}}),
+            )),
+            training_job_id: "job-1".into(),
+            ..Default::default()
+        };
+        let t = versions_table(std::slice::from_ref(&v));
+        let row = t.lines().nth(1).unwrap();
+        assert!(row.starts_with("7 "), "{row}");
+        assert!(row.contains("2.0 KiB") && row.contains("31.26") && row.contains("0.9000"));
+        assert!(row.contains("champion, latest") && row.contains("job-1"));
+        let j = version_json(&v);
+        assert_eq!(j["dataset_id"], Value::Null);
+        assert_eq!(j["metrics"]["final"]["psnr"], 31.256);
+        assert_eq!(file_name("layer_2/x_v7.safetensors"), "x_v7.safetensors");
+    }
+}
