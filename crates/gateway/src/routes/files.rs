@@ -90,6 +90,19 @@ pub async fn list(
     }))
 }
 
+/// Oversized uploads up to this much over the limit are read and discarded
+/// before the 413 so the client receives the answer.
+const DRAIN_SLACK_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads and discards a body, giving up after a few seconds.
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(Ok(_)) = futures::StreamExt::next(&mut stream).await {}
+    })
+    .await;
+}
+
 /// Streams an object.
 #[utoipa::path(get, path = "/files/{bucket}/{key}", tag = "files",
     params(("bucket" = String, Path), ("key" = String, Path, description = "object key, may contain '/'")),
@@ -142,7 +155,12 @@ pub async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if let Some(n) = declared.filter(|n| *n > limit) {
+        // Answering while the client is still sending makes many clients see a
+        // broken pipe instead of the 413; read (and drop) a modest excess first.
+        if n <= limit + DRAIN_SLACK_BYTES {
+            drain(req.into_body()).await;
+        }
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
             format!("upload is larger than the limit of {limit} bytes"),
