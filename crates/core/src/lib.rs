@@ -15,6 +15,7 @@ pub mod bus;
 pub mod config;
 pub mod db;
 pub mod grpc;
+pub mod jobs;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

@@ -2,6 +2,7 @@
 
 use restoreflow_core::bus::queues;
 use restoreflow_core::db::{self, JobKind, JobStatus};
+use restoreflow_core::jobs::JobMessage;
 use restoreflow_core::storage::{Bucket, list_all};
 use restoreflow_core::{Backends, ErrorCode};
 use restoreflow_proto::v1::{self, synthetic_data_service_server::SyntheticDataService};
@@ -30,13 +31,6 @@ fn from_db(e: db::DbError) -> Status {
         ErrorCode::Internal => internal(e),
         code => code.status(e.to_string()),
     }
-}
-
-/// Message of the job wake-up published on the bus.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct JobMessage {
-    /// The job to claim.
-    pub job_id: String,
 }
 
 #[tonic::async_trait]

@@ -22,7 +22,7 @@ use restoreflow_proto::v1::synthetic_data_service_server::SyntheticDataServiceSe
 use restoreflow_synth::FontLibrary;
 use tokio::net::TcpListener;
 
-pub use grpc::{JobMessage, MAX_DEGRADE_BYTES, SyntheticGrpc};
+pub use grpc::{MAX_DEGRADE_BYTES, SyntheticGrpc};
 pub use params::{DEFAULT_HEIGHT, DEFAULT_WIDTH, Degradation, GenerateParams, pair_seed};
 pub use worker::Worker;
 

@@ -17,8 +17,8 @@ use restoreflow_synth::FontLibrary;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::grpc::JobMessage;
 use crate::params::{GenerateParams, pair_seed};
+use restoreflow_core::jobs::{JobLoop, JobRunner};
 
 /// Pixels rendered per batch (bounds memory for large pages).
 const PIXELS_PER_BATCH: u64 = 48 * 1024 * 1024;
@@ -81,83 +81,29 @@ impl Worker {
 
     /// Consumes wake-ups and sweeps for orphaned jobs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut consumer = loop {
-            match self.backends.bus.consume(queues::SYNTHETIC, &self.id).await {
-                Ok(c) => break c,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot consume synthetic jobs; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    }
-                }
-            }
-        };
-        let mut sweep = tokio::time::interval(Duration::from_secs(self.jobs.sweep_interval_secs));
+        let jobs = JobLoop::new(
+            self.backends.clone(),
+            self.jobs.clone(),
+            JobKind::Synthetic,
+            queues::SYNTHETIC,
+            self.id.clone(),
+        );
         tracing::info!(worker = %self.id, "synthetic-data worker started");
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                delivery = consumer.next() => {
-                    let Some(delivery) = delivery else { break };
-                    let delivery = match delivery {
-                        Ok(d) => d,
-                        Err(e) => { tracing::error!(error = %e, "bus delivery failed"); continue; }
-                    };
-                    let Ok(msg) = serde_json::from_slice::<JobMessage>(&delivery.payload) else {
-                        tracing::warn!("malformed job message; dead-lettering it");
-                        let _ = delivery.reject().await;
-                        continue;
-                    };
-                    let claimed = self.claim(&msg.job_id).await;
-                    // Ack once the claim is durable (or impossible): long work never
-                    // holds an unacked delivery.
-                    if let Err(e) = delivery.ack().await {
-                        tracing::warn!(error = %e, "ack failed");
-                    }
-                    if let Some(job) = claimed {
-                        self.run_job(job, &shutdown).await;
-                    }
-                }
-                _ = sweep.tick() => self.sweep(&shutdown).await,
-            }
-        }
+        jobs.run(&self, &shutdown).await;
         tracing::info!(worker = %self.id, "synthetic-data worker stopped");
     }
+}
 
-    async fn claim(&self, id: &str) -> Option<job::Model> {
-        let lease = chrono::Duration::seconds(self.jobs.lease_secs as i64);
-        match db::claim_job(&self.backends.db, id, &self.id, lease).await {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(job_id = id, error = %e, "claim failed");
-                None
-            }
-        }
-    }
-
-    async fn sweep(&self, shutdown: &CancellationToken) {
-        let grace = chrono::Duration::seconds(self.jobs.sweep_interval_secs as i64);
-        let ids = match db::find_claimable(&self.backends.db, JobKind::Synthetic, grace, 8).await {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::warn!(error = %e, "recovery sweep failed");
-                return;
-            }
-        };
-        for id in ids {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            if let Some(job) = self.claim(&id).await {
-                tracing::info!(job_id = %id, attempt = job.attempts, "recovered job without a bus message");
-                self.run_job(job, shutdown).await;
-            }
-        }
-    }
-
-    #[tracing::instrument(skip(self, job, shutdown), fields(job_id = %job.id))]
+#[async_trait::async_trait]
+impl JobRunner for Worker {
     async fn run_job(&self, job: job::Model, shutdown: &CancellationToken) {
+        self.run_claimed(job, shutdown).await;
+    }
+}
+
+impl Worker {
+    #[tracing::instrument(skip(self, job, shutdown), fields(job_id = %job.id))]
+    async fn run_claimed(&self, job: job::Model, shutdown: &CancellationToken) {
         let stop = CancellationToken::new();
         let heartbeat = self.spawn_heartbeat(job.id.clone(), stop.clone(), shutdown.clone());
         let mut written = Vec::new();

@@ -1,5 +1,6 @@
 //! The `TrainerService` gRPC implementation.
 
+use restoreflow_core::jobs::JobMessage;
 use std::time::Duration;
 
 use restoreflow_core::bus::queues;
@@ -23,13 +24,6 @@ use crate::worker::SERVICE;
 const WATCH_POLL: Duration = Duration::from_millis(500);
 /// Most events read per poll.
 const EVENT_PAGE: u64 = 1000;
-
-/// Message of the job wake-up published on the bus.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct JobMessage {
-    /// The job to claim.
-    pub job_id: String,
-}
 
 /// Shared state of the gRPC handlers.
 pub struct TrainerGrpc {

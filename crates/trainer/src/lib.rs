@@ -35,7 +35,7 @@ use restoreflow_proto::v1::trainer_service_server::TrainerServiceServer;
 use tokio::net::TcpListener;
 
 pub use checkpoints::{complete_dirs, epoch_dir};
-pub use grpc::{JobMessage, TrainerGrpc};
+pub use grpc::TrainerGrpc;
 pub use model::{RestormerNet, code_version};
 pub use pairs::{PairRef, PairSet, StorePairs, find_pairs, match_pairs, pairs_hash};
 pub use params::{Invalid, MIN_PAIRS, PRESETS, TrainParams, cuda_available};

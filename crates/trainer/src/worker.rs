@@ -23,11 +23,11 @@ use tokio::sync::{Mutex, mpsc};
 use tonic::transport::Channel;
 
 use crate::checkpoints;
-use crate::grpc::JobMessage;
 use crate::model::{RestormerNet, code_version};
 use crate::pairs::{PairSet, StorePairs, find_pairs};
 use crate::params::{MIN_PAIRS, TrainParams};
 use crate::view::metric_payload;
+use restoreflow_core::jobs::{JobLoop, JobRunner};
 
 /// Service name in the worker registry.
 pub const SERVICE: &str = "trainer";
@@ -129,51 +129,16 @@ impl Worker {
 
     /// Consumes wake-ups and sweeps for orphaned jobs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut consumer = loop {
-            match self.backends.bus.consume(queues::TRAINING, &self.id).await {
-                Ok(c) => break c,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot consume training jobs; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    }
-                }
-            }
-        };
         let registration = self.spawn_registration(shutdown.clone());
-        let mut sweep = tokio::time::interval(Duration::from_secs(self.jobs.sweep_interval_secs));
+        let jobs = JobLoop::new(
+            self.backends.clone(),
+            self.jobs.clone(),
+            JobKind::TrainingLayer2,
+            queues::TRAINING,
+            self.id.clone(),
+        );
         tracing::info!(worker = %self.id, device = %self.settings.device, "training worker started");
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                delivery = consumer.next() => {
-                    let Some(delivery) = delivery else { break };
-                    let delivery = match delivery {
-                        Ok(d) => d,
-                        Err(e) => { tracing::error!(error = %e, "bus delivery failed"); continue; }
-                    };
-                    let msg: JobMessage = match serde_json::from_slice(&delivery.payload) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "rejecting a malformed training message");
-                            let _ = delivery.reject().await;
-                            continue;
-                        }
-                    };
-                    let claimed = self.claim(&msg.job_id).await;
-                    // Ack once the claim is durable (or impossible): hours of
-                    // training never hold an unacked delivery.
-                    if let Err(e) = delivery.ack().await {
-                        tracing::warn!(error = %e, "ack failed");
-                    }
-                    if let Some(job) = claimed {
-                        self.run_job(job, &shutdown).await;
-                    }
-                }
-                _ = sweep.tick() => self.sweep(&shutdown).await,
-            }
-        }
+        jobs.run(&self, &shutdown).await;
         registration.abort();
         let _ = registration.await;
         if let Err(e) = db::remove_worker(&self.backends.db, &self.id).await {
@@ -204,40 +169,8 @@ impl Worker {
         })
     }
 
-    async fn claim(&self, id: &str) -> Option<job::Model> {
-        let lease = chrono::Duration::seconds(self.jobs.lease_secs as i64);
-        match db::claim_job(&self.backends.db, id, &self.id, lease).await {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(job_id = id, error = %e, "claim failed");
-                None
-            }
-        }
-    }
-
-    async fn sweep(&self, shutdown: &CancellationToken) {
-        let grace = chrono::Duration::seconds(self.jobs.sweep_interval_secs as i64);
-        let ids =
-            match db::find_claimable(&self.backends.db, JobKind::TrainingLayer2, grace, 4).await {
-                Ok(ids) => ids,
-                Err(e) => {
-                    tracing::warn!(error = %e, "recovery sweep failed");
-                    return;
-                }
-            };
-        for id in ids {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            if let Some(job) = self.claim(&id).await {
-                tracing::info!(job_id = %id, attempt = job.attempts, "recovered a training job");
-                self.run_job(job, shutdown).await;
-            }
-        }
-    }
-
     #[tracing::instrument(skip(self, job, shutdown), fields(job_id = %job.id, attempt = job.attempts))]
-    async fn run_job(&self, job: job::Model, shutdown: &CancellationToken) {
+    async fn run_claimed(&self, job: job::Model, shutdown: &CancellationToken) {
         *self.current.lock().await = Some(job.id.clone());
         let _ = db::touch_worker(
             &self.backends.db,
@@ -663,4 +596,11 @@ fn progress_detail(p: &Progress) -> Value {
         "pairs_per_second": p.pairs_per_sec,
         "eta_seconds": p.eta_secs,
     })
+}
+
+#[async_trait::async_trait]
+impl JobRunner for Worker {
+    async fn run_job(&self, job: job::Model, shutdown: &CancellationToken) {
+        self.run_claimed(job, shutdown).await;
+    }
 }

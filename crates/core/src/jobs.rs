@@ -1,0 +1,139 @@
+//! The worker side of the job lifecycle, shared by every job-running service.
+//!
+//! A [`JobLoop`] consumes wake-up messages from a work queue and sweeps the
+//! database for jobs nobody was told about (lost message, dead worker). Either
+//! way it claims the job row with a lease, acks the delivery as soon as the
+//! claim is durable (so hours of work never hold an unacked message), and hands
+//! the claimed job to the service's [`JobRunner`], one job at a time.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::Backends;
+use crate::config::JobSettings;
+use crate::db::{self, JobKind, entity::job};
+use crate::shutdown::CancellationToken;
+
+/// Body of a job wake-up message on the bus.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobMessage {
+    /// The job to claim.
+    pub job_id: String,
+}
+
+/// What a service does with a job it has claimed.
+#[async_trait]
+pub trait JobRunner: Send + Sync {
+    /// Runs a claimed job to a terminal state (or leaves it for another worker
+    /// when the lease is lost or the process shuts down).
+    async fn run_job(&self, job: job::Model, shutdown: &CancellationToken);
+}
+
+/// Claims jobs of one kind from a queue and from the recovery sweep.
+pub struct JobLoop {
+    backends: Backends,
+    jobs: JobSettings,
+    kind: JobKind,
+    queue: &'static str,
+    worker: String,
+}
+
+impl JobLoop {
+    /// A loop for `kind` jobs woken on `queue`, claiming as `worker`.
+    pub fn new(
+        backends: Backends,
+        jobs: JobSettings,
+        kind: JobKind,
+        queue: &'static str,
+        worker: impl Into<String>,
+    ) -> Self {
+        Self {
+            backends,
+            jobs,
+            kind,
+            queue,
+            worker: worker.into(),
+        }
+    }
+
+    /// Consumes wake-ups and sweeps for orphaned jobs until `shutdown`.
+    pub async fn run(&self, runner: &dyn JobRunner, shutdown: &CancellationToken) {
+        let mut consumer = loop {
+            match self.backends.bus.consume(self.queue, &self.worker).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::error!(queue = self.queue, error = %e, "cannot consume jobs; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                }
+            }
+        };
+        let mut sweep = tokio::time::interval(Duration::from_secs(self.jobs.sweep_interval_secs));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                delivery = consumer.next() => {
+                    let Some(delivery) = delivery else { break };
+                    let delivery = match delivery {
+                        Ok(d) => d,
+                        Err(e) => { tracing::error!(error = %e, "bus delivery failed"); continue; }
+                    };
+                    let msg: JobMessage = match serde_json::from_slice(&delivery.payload) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "malformed job message; dead-lettering it");
+                            let _ = delivery.reject().await;
+                            continue;
+                        }
+                    };
+                    let claimed = self.claim(&msg.job_id).await;
+                    // Ack once the claim is durable (or impossible): long work
+                    // never holds an unacked delivery.
+                    if let Err(e) = delivery.ack().await {
+                        tracing::warn!(error = %e, "ack failed");
+                    }
+                    if let Some(job) = claimed {
+                        runner.run_job(job, shutdown).await;
+                    }
+                }
+                _ = sweep.tick() => self.sweep(runner, shutdown).await,
+            }
+        }
+    }
+
+    /// Claims a job for this worker with a fresh lease.
+    pub async fn claim(&self, id: &str) -> Option<job::Model> {
+        let lease = chrono::Duration::seconds(self.jobs.lease_secs as i64);
+        match db::claim_job(&self.backends.db, id, &self.worker, lease).await {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(job_id = id, error = %e, "claim failed");
+                None
+            }
+        }
+    }
+
+    async fn sweep(&self, runner: &dyn JobRunner, shutdown: &CancellationToken) {
+        let grace = chrono::Duration::seconds(self.jobs.sweep_interval_secs as i64);
+        let ids = match db::find_claimable(&self.backends.db, self.kind, grace, 4).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "recovery sweep failed");
+                return;
+            }
+        };
+        for id in ids {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if let Some(job) = self.claim(&id).await {
+                tracing::info!(job_id = %id, attempt = job.attempts, "recovered a job without a live worker");
+                runner.run_job(job, shutdown).await;
+            }
+        }
+    }
+}
