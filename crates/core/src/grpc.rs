@@ -27,3 +27,50 @@ pub fn reflection() -> Result<
 pub fn status_code(status: &tonic::Status) -> restoreflow_proto::ErrorCode {
     restoreflow_proto::ErrorCode::from_grpc(status.code())
 }
+
+/// Errors while serving a gRPC service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The transport failed.
+    #[error("grpc server error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not be built.
+    #[error("grpc reflection error: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Serves `service` with health (reported serving) and reflection on
+/// `listener` until `shutdown` is cancelled.
+pub async fn serve<S>(
+    listener: tokio::net::TcpListener,
+    service: S,
+    shutdown: crate::shutdown::CancellationToken,
+) -> Result<(), ServeError>
+where
+    S: tonic::codegen::Service<
+            tonic::codegen::http::Request<tonic::body::Body>,
+            Response = tonic::codegen::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let (reporter, health) = health();
+    reporter.set_serving::<S>().await;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, service = S::NAME, "grpc listening");
+    }
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection()?)
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown.cancelled_owned(),
+        )
+        .await?;
+    Ok(())
+}

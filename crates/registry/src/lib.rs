@@ -43,11 +43,8 @@ pub enum ServiceError {
         source: std::io::Error,
     },
     /// The gRPC server failed.
-    #[error("grpc server error: {0}")]
-    Transport(#[from] tonic::transport::Error),
-    /// Reflection could not be built.
-    #[error("grpc reflection error: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
+    #[error(transparent)]
+    Serve(#[from] restoreflow_core::grpc::ServeError),
 }
 
 /// A built, bound, not yet running model-registry service.
@@ -88,21 +85,12 @@ impl Application {
 
     /// Serves gRPC until `shutdown` is cancelled.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
-        let (reporter, health) = restoreflow_core::grpc::health();
-        reporter
-            .set_serving::<ModelRegistryServiceServer<RegistryGrpc>>()
-            .await;
-        let reflection = restoreflow_core::grpc::reflection()?;
-        tracing::info!(addr = %self.addr, "model-registry grpc listening");
-        tonic::transport::Server::builder()
-            .add_service(health)
-            .add_service(reflection)
-            .add_service(ModelRegistryServiceServer::new(self.grpc))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(self.listener),
-                shutdown.cancelled_owned(),
-            )
-            .await?;
+        restoreflow_core::grpc::serve(
+            self.listener,
+            ModelRegistryServiceServer::new(self.grpc),
+            shutdown,
+        )
+        .await?;
         Ok(())
     }
 }

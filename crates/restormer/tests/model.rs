@@ -8,7 +8,9 @@ use candle_nn::VarBuilder;
 use restoreflow_restormer::{Config, Restormer, build, parameter_count};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // Read at run time: a test binary reused from another checkout (shared
+    // target dir) would otherwise look in that checkout.
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("fixtures")
         .join(name)

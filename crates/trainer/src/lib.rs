@@ -70,11 +70,8 @@ pub enum ServiceError {
     )]
     NoCuda,
     /// The gRPC server failed.
-    #[error("grpc server error: {0}")]
-    Transport(#[from] tonic::transport::Error),
-    /// Reflection could not be built.
-    #[error("grpc reflection error: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
+    #[error(transparent)]
+    Serve(#[from] restoreflow_core::grpc::ServeError),
 }
 
 /// A built, bound, not yet running trainer service.
@@ -142,22 +139,13 @@ impl Application {
 
     /// Serves gRPC and runs the worker until `shutdown` is cancelled.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
-        let (reporter, health) = restoreflow_core::grpc::health();
-        reporter
-            .set_serving::<TrainerServiceServer<TrainerGrpc>>()
-            .await;
-        let reflection = restoreflow_core::grpc::reflection()?;
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
-        tracing::info!(addr = %self.addr, "trainer grpc listening");
-        let result = tonic::transport::Server::builder()
-            .add_service(health)
-            .add_service(reflection)
-            .add_service(TrainerServiceServer::new(self.grpc))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(self.listener),
-                shutdown.clone().cancelled_owned(),
-            )
-            .await;
+        let result = restoreflow_core::grpc::serve(
+            self.listener,
+            TrainerServiceServer::new(self.grpc),
+            shutdown.clone(),
+        )
+        .await;
         shutdown.cancel();
         if let Some(w) = worker {
             let _ = w.await;

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use restoreflow_training::{RgbF32, pixel_accuracy, psnr, ssim};
 
 fn fixture(name: &str) -> RgbF32 {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let path = // Read at run time: a test binary reused from another checkout (shared
+    // target dir) would otherwise look in that checkout.
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);
     let img = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -15,7 +17,9 @@ fn fixture(name: &str) -> RgbF32 {
 
 #[test]
 fn metrics_match_scikit_image() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = // Read at run time: a test binary reused from another checkout (shared
+    // target dir) would otherwise look in that checkout.
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
     let expected: serde_json::Value = serde_json::from_str(&text).unwrap();
     let cases = expected["cases"].as_array().unwrap();
