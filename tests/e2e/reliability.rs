@@ -195,7 +195,8 @@ async fn s3_outage(budget_secs: u64, outage_longer_than_budget: bool) {
         assert_eq!(job["status"], "failed", "{job}");
         let error = job["error"].as_str().unwrap_or_default();
         assert!(
-            error.contains("checkpoint upload failed after") && error.contains(" attempts over "),
+            // One slow attempt can outlast a short budget: "1 attempt" or "N attempts".
+            error.contains("checkpoint upload failed after") && error.contains(" over "),
             "{error}"
         );
         let versions = db::versions_of_job(&app.backends.db, 2, &id).await.unwrap();
