@@ -30,6 +30,7 @@ pub fn embedded_settings(mut base: Settings, data_dir: &Path) -> Settings {
     base.synthetic_data.grpc_addr = "127.0.0.1:0".into();
     base.model_registry.grpc_addr = "127.0.0.1:0".into();
     base.trainer.grpc_addr = "127.0.0.1:0".into();
+    base.report.grpc_addr = "127.0.0.1:0".into();
     base
 }
 
@@ -58,6 +59,7 @@ pub struct Embedded {
     synthetic: restoreflow_synthetic_data::Application,
     registry: restoreflow_registry::Application,
     trainer: restoreflow_trainer::Application,
+    report: restoreflow_report::Application,
     /// The backends every service shares (the in-process bus included).
     pub backends: Backends,
     /// Effective settings.
@@ -98,6 +100,9 @@ impl Embedded {
             restoreflow_trainer::Application::build_with(settings.clone(), backends.clone())
                 .await?;
         settings.gateway.trainer_url = format!("http://{}", trainer.grpc_addr());
+        let report =
+            restoreflow_report::Application::build_with(settings.clone(), backends.clone()).await?;
+        settings.gateway.report_url = format!("http://{}", report.grpc_addr());
         let gateway =
             restoreflow_gateway::Application::build_with(settings.clone(), backends.clone())
                 .await?;
@@ -106,6 +111,7 @@ impl Embedded {
             synthetic,
             registry,
             trainer,
+            report,
             backends,
             settings,
             api_key,
@@ -132,7 +138,8 @@ impl Embedded {
              \x20 Logs:       {logs}\n\
              \x20 gRPC synthetic-data: {grpc}\n\
              \x20 gRPC model-registry: {registry}\n\
-             \x20 gRPC trainer:        {trainer} (device {device})\n\
+             \x20 gRPC trainer:        {trainer} (device {device}; training, evaluation, restoration)\n\
+             \x20 gRPC report:         {report}\n\
              Send the key as the X-API-Key header on POST/PUT requests. Press Ctrl-C to stop.",
             key = self.api_key,
             data = self.data_dir.display(),
@@ -143,6 +150,7 @@ impl Embedded {
             registry = self.registry.grpc_addr(),
             trainer = self.trainer.grpc_addr(),
             device = self.settings.trainer.device,
+            report = self.report.grpc_addr(),
         )
     }
 
@@ -151,9 +159,10 @@ impl Embedded {
         let synth = tokio::spawn(self.synthetic.run_until_stopped(shutdown.clone()));
         let registry = tokio::spawn(self.registry.run_until_stopped(shutdown.clone()));
         let trainer = tokio::spawn(self.trainer.run_until_stopped(shutdown.clone()));
+        let report = tokio::spawn(self.report.run_until_stopped(shutdown.clone()));
         let gw = tokio::spawn(self.gateway.run_until_stopped(shutdown.clone()));
         // Whichever stops first (error or shutdown) stops the others.
-        let (s, r, t, g) = tokio::join!(
+        let (s, r, t, rep, g) = tokio::join!(
             async {
                 let r = synth.await;
                 shutdown.cancel();
@@ -170,6 +179,11 @@ impl Embedded {
                 r
             },
             async {
+                let r = report.await;
+                shutdown.cancel();
+                r
+            },
+            async {
                 let r = gw.await;
                 shutdown.cancel();
                 r
@@ -178,6 +192,7 @@ impl Embedded {
         s??;
         r??;
         t??;
+        rep??;
         g??;
         Ok(())
     }

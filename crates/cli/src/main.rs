@@ -51,6 +51,7 @@ enum Service {
     SyntheticData,
     ModelRegistry,
     Trainer,
+    Report,
 }
 
 #[tokio::main]
@@ -116,6 +117,12 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
                 }
                 Service::Trainer => {
                     restoreflow_trainer::Application::build(settings)
+                        .await?
+                        .run_until_stopped(token)
+                        .await?
+                }
+                Service::Report => {
+                    restoreflow_report::Application::build(settings)
                         .await?
                         .run_until_stopped(token)
                         .await?

@@ -58,15 +58,37 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
+    serve_routes(
+        listener,
+        tonic::service::Routes::new(service),
+        &[S::NAME],
+        shutdown,
+    )
+    .await
+}
+
+/// Serves several services (`names` are their gRPC names, each reported
+/// serving by the health service) with health and reflection on `listener`
+/// until `shutdown` is cancelled.
+pub async fn serve_routes(
+    listener: tokio::net::TcpListener,
+    routes: tonic::service::Routes,
+    names: &[&str],
+    shutdown: crate::shutdown::CancellationToken,
+) -> Result<(), ServeError> {
     let (reporter, health) = health();
-    reporter.set_serving::<S>().await;
+    for name in names {
+        reporter
+            .set_service_status(*name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, service = S::NAME, "grpc listening");
+        tracing::info!(%addr, services = ?names, "grpc listening");
     }
     tonic::transport::Server::builder()
+        .add_routes(routes)
         .add_service(health)
         .add_service(reflection()?)
-        .add_service(service)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown.cancelled_owned(),

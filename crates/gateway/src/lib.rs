@@ -26,7 +26,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_core::{BackendError, Backends, ErrorCode, Settings};
+use restoreflow_proto::v1::evaluation_service_client::EvaluationServiceClient;
 use restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient;
+use restoreflow_proto::v1::report_service_client::ReportServiceClient;
+use restoreflow_proto::v1::restoration_service_client::RestorationServiceClient;
 use restoreflow_proto::v1::synthetic_data_service_client::SyntheticDataServiceClient;
 use restoreflow_proto::v1::trainer_service_client::TrainerServiceClient;
 use tokio::net::TcpListener;
@@ -76,6 +79,9 @@ impl Application {
         let channel = lazy_channel(&gw.synthetic_data_url)?;
         let registry_channel = lazy_channel(&gw.model_registry_url)?;
         let trainer_channel = lazy_channel(&gw.trainer_url)?;
+        let report_channel = lazy_channel(&gw.report_url)?;
+        // Pages travel in single messages both ways.
+        let max_msg = 256 * 1024 * 1024;
         let state = AppState {
             backends,
             synthetic: SyntheticDataServiceClient::new(channel.clone())
@@ -85,7 +91,15 @@ impl Application {
             registry: ModelRegistryServiceClient::new(registry_channel.clone()),
             registry_channel,
             trainer: TrainerServiceClient::new(trainer_channel.clone()),
+            restoration: RestorationServiceClient::new(trainer_channel.clone())
+                .max_decoding_message_size(max_msg)
+                .max_encoding_message_size(max_msg),
+            evaluation: EvaluationServiceClient::new(trainer_channel.clone())
+                .max_decoding_message_size(max_msg),
             trainer_channel,
+            reports: ReportServiceClient::new(report_channel.clone())
+                .max_decoding_message_size(max_msg),
+            report_channel,
             settings: Arc::new(gw.clone()),
         };
         let listener = TcpListener::bind(&gw.http_addr).await?;
@@ -142,6 +156,28 @@ pub fn router(state: AppState) -> Router {
         .route("/training/jobs", get(routes::training::list))
         .route("/training/jobs/{id}", get(routes::training::get))
         .route("/training/jobs/{id}/cancel", post(routes::training::cancel))
+        .route(
+            "/training/layer1/evaluate",
+            post(routes::evaluation::layer1_evaluate),
+        )
+        .route("/training/reports", get(routes::reports::list))
+        .route(
+            "/training/reports/job/{job_id}",
+            get(routes::reports::for_job),
+        )
+        .route("/training/reports/{id}", get(routes::reports::get))
+        .route(
+            "/training/reports/{id}/charts/{name}",
+            get(routes::reports::chart),
+        )
+        .route("/evaluation", get(routes::evaluation::leaderboard))
+        .route("/evaluation/run", post(routes::evaluation::run))
+        .route(
+            "/evaluation/datasets",
+            post(routes::evaluation::register_dataset),
+        )
+        .route("/evaluation/{id}", get(routes::evaluation::get))
+        .route("/restore/batch", post(routes::restore::batch))
         .route("/synthetic/presets", get(routes::synthetic::presets))
         .route("/synthetic/stats", get(routes::synthetic::stats))
         .route("/synthetic/datasets", get(routes::synthetic::datasets))
@@ -180,7 +216,13 @@ pub fn router(state: AppState) -> Router {
             "/models/layer/{layer}/{version}/download",
             get(routes::models::download),
         )
-        .route("/training/jobs/{id}/events", get(routes::training::events));
+        .route("/training/jobs/{id}/events", get(routes::training::events))
+        // A full page restores in seconds to minutes on a CPU: no request timeout.
+        .route(
+            "/restore/document",
+            post(routes::restore::document)
+                .layer(DefaultBodyLimit::max(limits.max_upload_bytes as usize)),
+        );
     Router::new()
         .merge(bounded)
         .merge(streams)

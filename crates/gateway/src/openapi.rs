@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{files, health, jobs, models, synthetic, training};
+use crate::routes::{
+    evaluation, files, health, jobs, models, reports, restore, synthetic, training,
+};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -16,6 +18,9 @@ use crate::routes::{files, health, jobs, models, synthetic, training};
         training::start, training::status, training::list, training::get, training::cancel, training::events,
         files::list, files::download, files::upload,
         models::list, models::get, models::download, models::set_alias, models::delete, models::compare, models::retention,
+        reports::list, reports::get, reports::for_job, reports::chart,
+        evaluation::run, evaluation::get, evaluation::leaderboard, evaluation::register_dataset, evaluation::layer1_evaluate,
+        restore::document, restore::batch,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorInner)),
     modifiers(&ApiKeyAuth),
@@ -26,6 +31,9 @@ use crate::routes::{files, health, jobs, models, synthetic, training};
         (name = "training", description = "Layer 2 (Restormer) training jobs, progress, metrics, event streams"),
         (name = "files", description = "objects in the product's buckets"),
         (name = "models", description = "versioned model weights per layer, aliases, comparisons"),
+        (name = "reports", description = "training reports in text, Markdown, JSON and HTML, with charts"),
+        (name = "evaluation", description = "scoring model versions against classical baselines; Layer 1 measurement"),
+        (name = "restore", description = "restoring documents with Layer 1, Layer 2 or both"),
     )
 )]
 pub struct ApiDoc;

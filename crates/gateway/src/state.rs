@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use restoreflow_core::Backends;
 use restoreflow_core::config::GatewaySettings;
+use restoreflow_proto::v1::evaluation_service_client::EvaluationServiceClient;
 use restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient;
+use restoreflow_proto::v1::report_service_client::ReportServiceClient;
+use restoreflow_proto::v1::restoration_service_client::RestorationServiceClient;
 use restoreflow_proto::v1::synthetic_data_service_client::SyntheticDataServiceClient;
 use restoreflow_proto::v1::trainer_service_client::TrainerServiceClient;
 use tonic::transport::Channel;
@@ -26,6 +29,14 @@ pub struct AppState {
     pub trainer: TrainerServiceClient<Channel>,
     /// Channel to the trainer service (for its gRPC health).
     pub trainer_channel: Channel,
+    /// Restoration (hosted by the trainer service).
+    pub restoration: RestorationServiceClient<Channel>,
+    /// Evaluation (hosted by the trainer service).
+    pub evaluation: EvaluationServiceClient<Channel>,
+    /// The report service.
+    pub reports: ReportServiceClient<Channel>,
+    /// Channel to the report service (for its gRPC health).
+    pub report_channel: Channel,
     /// Gateway settings (limits, key).
     pub settings: Arc<GatewaySettings>,
 }

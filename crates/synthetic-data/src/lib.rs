@@ -23,7 +23,9 @@ use restoreflow_synth::FontLibrary;
 use tokio::net::TcpListener;
 
 pub use grpc::{MAX_DEGRADE_BYTES, SyntheticGrpc};
-pub use params::{DEFAULT_HEIGHT, DEFAULT_WIDTH, Degradation, GenerateParams, pair_seed};
+pub use params::{
+    DEFAULT_HEIGHT, DEFAULT_WIDTH, Degradation, GenerateParams, HELD_OUT_SEEDS, pair_seed,
+};
 pub use worker::Worker;
 
 /// Errors while building or running the service.

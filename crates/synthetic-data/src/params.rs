@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_WIDTH: u32 = 640;
 /// Default page height.
 pub const DEFAULT_HEIGHT: u32 = 832;
+/// Base seeds from here up are held out for `test` (evaluation) datasets and
+/// refused for training splits, so an evaluation page never repeats a
+/// training page.
+pub const HELD_OUT_SEEDS: u64 = 1 << 63;
+
 /// Accepted dataset splits.
 pub const SPLITS: [&str; 3] = ["train", "validation", "test"];
 
@@ -172,10 +177,26 @@ impl GenerateParams {
                 SPLITS.join(", ")
             )));
         }
+        let held_out = split == "test";
+        let seed = match r.seed {
+            Some(s) if held_out && s < HELD_OUT_SEEDS => {
+                return Err(Invalid(format!(
+                    "test datasets use held-out seeds (at least {HELD_OUT_SEEDS}) so they never repeat a training page; got {s}"
+                )));
+            }
+            Some(s) if !held_out && s >= HELD_OUT_SEEDS => {
+                return Err(Invalid(format!(
+                    "seeds from {HELD_OUT_SEEDS} up are held out for test datasets; got {s} for split {split}"
+                )));
+            }
+            Some(s) => s,
+            None if held_out => HELD_OUT_SEEDS | rand::random::<u64>(),
+            None => rand::random::<u64>() & (HELD_OUT_SEEDS - 1),
+        };
         Ok(Self {
             num_images: r.num_images,
             degradation: Degradation::from_generate(r)?,
-            seed: r.seed.unwrap_or_else(rand::random),
+            seed,
             width,
             height,
             split,
@@ -311,6 +332,26 @@ mod tests {
             })
             .contains("not several")
         );
+    }
+
+    #[test]
+    fn test_splits_use_held_out_seeds() {
+        let req = |split: &str, seed: Option<u64>| v1::GenerateRequest {
+            num_images: 1,
+            split: split.into(),
+            seed,
+            ..Default::default()
+        };
+        let drawn = GenerateParams::from_request(&req("test", None), 10).unwrap();
+        assert!(drawn.seed >= HELD_OUT_SEEDS);
+        let train = GenerateParams::from_request(&req("train", None), 10).unwrap();
+        assert!(train.seed < HELD_OUT_SEEDS);
+        let err = GenerateParams::from_request(&req("test", Some(5)), 10).unwrap_err();
+        assert!(err.0.contains("held-out"), "{}", err.0);
+        let err =
+            GenerateParams::from_request(&req("train", Some(HELD_OUT_SEEDS + 1)), 10).unwrap_err();
+        assert!(err.0.contains("held out"), "{}", err.0);
+        assert!(GenerateParams::from_request(&req("test", Some(HELD_OUT_SEEDS + 7)), 10).is_ok());
     }
 
     #[test]

@@ -17,28 +17,42 @@
 //! Features: `cuda` trains on CUDA device 0. Run alone with
 //! `restoreflow serve trainer`, or inside `restoreflow up`.
 
+mod batch;
 mod checkpoints;
+mod env;
+mod evaluation;
 mod grpc;
+mod inference;
 mod model;
 mod pairs;
 mod params;
+mod restoration;
+mod samples;
 mod view;
 mod worker;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_core::{BackendError, Backends, Settings};
+use restoreflow_proto::v1::evaluation_service_server::EvaluationServiceServer;
 use restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient;
+use restoreflow_proto::v1::restoration_service_server::RestorationServiceServer;
 use restoreflow_proto::v1::trainer_service_server::TrainerServiceServer;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
+pub use batch::{BatchParams, BatchWorker, is_image_key};
 pub use checkpoints::{complete_dirs, epoch_dir};
+pub use evaluation::{EvalParams, EvaluationWorker};
 pub use grpc::TrainerGrpc;
+pub use inference::{ModelCache, Pipeline, cer, score_pair};
 pub use model::{RestormerNet, code_version};
 pub use pairs::{PairRef, PairSet, StorePairs, find_pairs, match_pairs, pairs_hash};
 pub use params::{Invalid, MIN_PAIRS, PRESETS, TrainParams, cuda_available};
+pub use restoration::{MAX_PIXELS, RestorationGrpc, check_image};
 pub use view::{epochs_from_events, metric_payload, training_job};
 pub use worker::{SERVICE, Worker};
 
@@ -69,17 +83,26 @@ pub enum ServiceError {
         "trainer.device is cuda but this build has no CUDA support (build with the cuda feature)"
     )]
     NoCuda,
+    /// The inference device cannot be opened.
+    #[error("cannot open the inference device: {0}")]
+    Device(String),
     /// The gRPC server failed.
     #[error(transparent)]
     Serve(#[from] restoreflow_core::grpc::ServeError),
 }
+
+/// Restorations running at once; more requests wait (bounded memory).
+const RESTORE_CONCURRENCY: usize = 2;
 
 /// A built, bound, not yet running trainer service.
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     grpc: TrainerGrpc,
+    restoration: RestorationGrpc,
     worker: Option<Worker>,
+    evaluator: Option<EvaluationWorker>,
+    batch: Option<BatchWorker>,
 }
 
 impl Application {
@@ -111,6 +134,27 @@ impl Application {
         };
         let listener = TcpListener::bind(&cfg.grpc_addr).await.map_err(bind_err)?;
         let addr = listener.local_addr().map_err(bind_err)?;
+        let device = restoreflow_restormer::device(cfg.device == "cuda")
+            .map_err(|e| ServiceError::Device(e.to_string()))?;
+        let models = Arc::new(ModelCache::new(
+            registry.clone(),
+            backends.store.clone(),
+            device,
+            cfg.model_cache_size,
+        ));
+        let restoration = RestorationGrpc {
+            backends: backends.clone(),
+            models: models.clone(),
+            registry: registry.clone(),
+            permits: Arc::new(Semaphore::new(RESTORE_CONCURRENCY)),
+            _jobs: settings.jobs.clone(),
+        };
+        let evaluator = cfg.worker.then(|| {
+            EvaluationWorker::new(backends.clone(), settings.jobs.clone(), models.clone())
+        });
+        let batch = cfg
+            .worker
+            .then(|| BatchWorker::new(backends.clone(), settings.jobs.clone(), models.clone()));
         let worker = cfg.worker.then(|| {
             Worker::new(
                 backends.clone(),
@@ -128,7 +172,10 @@ impl Application {
                 default_device: cfg.device.clone(),
                 registry,
             },
+            restoration,
             worker,
+            evaluator,
+            batch,
         })
     }
 
@@ -137,18 +184,41 @@ impl Application {
         self.addr
     }
 
-    /// Serves gRPC and runs the worker until `shutdown` is cancelled.
+    /// Serves gRPC and runs the workers until `shutdown` is cancelled.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
-        let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
-        let result = restoreflow_core::grpc::serve(
+        let mut tasks = Vec::new();
+        if let Some(w) = self.worker {
+            tasks.push(tokio::spawn(w.run(shutdown.clone())));
+        }
+        if let Some(w) = self.evaluator {
+            tasks.push(tokio::spawn(w.run(shutdown.clone())));
+        }
+        if let Some(w) = self.batch {
+            tasks.push(tokio::spawn(w.run(shutdown.clone())));
+        }
+        // Pages and weights travel in single messages.
+        let max = 256 * 1024 * 1024;
+        let routes = tonic::service::Routes::new(TrainerServiceServer::new(self.grpc))
+            .add_service(
+                RestorationServiceServer::new(self.restoration.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(EvaluationServiceServer::new(self.restoration));
+        let result = restoreflow_core::grpc::serve_routes(
             self.listener,
-            TrainerServiceServer::new(self.grpc),
+            routes,
+            &[
+                <TrainerServiceServer<TrainerGrpc> as tonic::server::NamedService>::NAME,
+                <RestorationServiceServer<RestorationGrpc> as tonic::server::NamedService>::NAME,
+                <EvaluationServiceServer<RestorationGrpc> as tonic::server::NamedService>::NAME,
+            ],
             shutdown.clone(),
         )
         .await;
         shutdown.cancel();
-        if let Some(w) = worker {
-            let _ = w.await;
+        for t in tasks {
+            let _ = t.await;
         }
         result.map_err(ServiceError::from)
     }

@@ -56,6 +56,26 @@ pub struct PairSet {
     pub content_hash: String,
     /// Where the pairs were looked for, for messages.
     pub location: String,
+    /// Objects listed under the clean side.
+    pub clean_files: usize,
+    /// Objects listed under the degraded side.
+    pub degraded_files: usize,
+}
+
+impl PairSet {
+    /// The data statistics recorded as the job's `data` event.
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::json!({
+            "location": self.location,
+            "files_seen": self.clean_files + self.degraded_files,
+            "clean_files": self.clean_files,
+            "degraded_files": self.degraded_files,
+            "valid_pairs": self.available,
+            "pairs_used": self.pairs.len(),
+            "dataset_id": self.dataset_id,
+            "dataset_hash": self.content_hash,
+        })
+    }
 }
 
 /// Errors while finding pairs.
@@ -87,7 +107,13 @@ pub async fn find_pairs(
     };
     // A dataset's pairs are named `{id}_{i:05}.png`; anything else is a name prefix.
     let prefix = match &row {
-        Some(d) => format!("{}_", d.id),
+        // Uploaded datasets keep the prefix their pairs were uploaded under.
+        Some(d) => d
+            .manifest
+            .get("prefix")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}_", d.id)),
         None => dataset
             .strip_prefix("clean/")
             .or_else(|| dataset.strip_prefix("degraded/"))
@@ -126,6 +152,8 @@ pub async fn find_pairs(
         dataset_id: row.map(|d| d.id),
         content_hash,
         location,
+        clean_files: clean.len(),
+        degraded_files: degraded.len(),
     })
 }
 

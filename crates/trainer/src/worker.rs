@@ -26,6 +26,7 @@ use crate::checkpoints;
 use crate::model::{RestormerNet, code_version};
 use crate::pairs::{PairSet, StorePairs, find_pairs};
 use crate::params::{MIN_PAIRS, TrainParams};
+use crate::samples::SampleImages;
 use crate::view::metric_payload;
 use restoreflow_core::jobs::{JobLoop, JobRunner};
 
@@ -213,6 +214,19 @@ impl Worker {
                 (JobStatus::Failed, None, Some(e), None)
             }
         };
+        // Again at the end: the peak memory is only known now.
+        let device = job
+            .params
+            .get("device")
+            .and_then(Value::as_str)
+            .unwrap_or("cpu");
+        let _ = db::append_event(
+            &self.backends.db,
+            &job.id,
+            "environment",
+            crate::env::environment(device),
+        )
+        .await;
         match db::finish_job(&self.backends.db, &job.id, &self.id, status, result, error).await {
             Ok(true) => {
                 tracing::info!(status = status.as_str(), "training job finished");
@@ -286,6 +300,21 @@ impl Worker {
                 pairs.location
             ));
         }
+        let _ = db::append_event(&self.backends.db, &job.id, "data", pairs.stats()).await;
+        let _ = db::append_event(
+            &self.backends.db,
+            &job.id,
+            "config",
+            json!({"train_config": params.train_config(self.settings.cache_pages)}),
+        )
+        .await;
+        let _ = db::append_event(
+            &self.backends.db,
+            &job.id,
+            "environment",
+            crate::env::environment(&params.device),
+        )
+        .await;
         let tmp = tempfile::tempdir().map_err(|e| format!("cannot create a work dir: {e}"))?;
         let resume = checkpoints::download_latest(
             self.backends.store.as_ref(),
@@ -331,7 +360,7 @@ impl Worker {
             }
             _ => None,
         };
-        let (outcome, parameter_count, model_config) = self
+        let (outcome, parameter_count, model_config, samples) = self
             .train_blocking(
                 job,
                 &params,
@@ -344,6 +373,9 @@ impl Worker {
             .await?;
         if flags.lease_lost.load(Ordering::SeqCst) {
             return Err("lease lost".into());
+        }
+        if !samples.is_empty() {
+            self.store_samples(&job.id, samples).await;
         }
         if outcome.stop == StopReason::Cancelled {
             let checkpoint = outcome.last_checkpoint.as_ref().and_then(|c| {
@@ -364,6 +396,44 @@ impl Worker {
             resumed_from,
         )
         .await
+    }
+
+    /// Uploads validation samples to `analysis/{job}/samples/` and records
+    /// them as a `samples` event; a failure only costs the report its strip.
+    async fn store_samples(&self, job_id: &str, samples: Vec<SampleImages>) {
+        let mut recorded = Vec::new();
+        for (i, s) in samples.into_iter().enumerate() {
+            let mut keys = serde_json::Map::new();
+            for (side, png) in [
+                ("degraded", s.degraded),
+                ("restored", s.restored),
+                ("clean", s.clean),
+            ] {
+                let key = format!("analysis/{job_id}/samples/{i:02}_{side}.png");
+                let put = retry(self.jobs.storage_retry(), "sample upload", || {
+                    self.backends.store.put(
+                        Bucket::TrainingOutputs,
+                        &key,
+                        bytes::Bytes::from(png.clone()),
+                        "image/png",
+                    )
+                })
+                .await;
+                if let Err(e) = put {
+                    tracing::warn!(error = %e, key, "cannot store a validation sample");
+                    return;
+                }
+                keys.insert(side.into(), json!(key));
+            }
+            recorded.push(json!({"name": s.name, "keys": keys}));
+        }
+        let _ = db::append_event(
+            &self.backends.db,
+            job_id,
+            "samples",
+            json!({"bucket": Bucket::TrainingOutputs.name(), "samples": recorded}),
+        )
+        .await;
     }
 
     async fn resolve_base(&self, base: &str) -> Result<v1::ModelVersion, String> {
@@ -390,7 +460,7 @@ impl Worker {
         out_dir: PathBuf,
         resume: Option<Checkpoint>,
         base_weights: Option<PathBuf>,
-    ) -> Result<(TrainOutcome, usize, Value), String> {
+    ) -> Result<(TrainOutcome, usize, Value, Vec<SampleImages>), String> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let hooks = Hooks {
             tx,
@@ -406,6 +476,7 @@ impl Worker {
         )
         .with_retry(self.jobs.storage_retry());
         let train_cfg = params.train_config(self.settings.cache_pages);
+        let (val_fraction, sample_seed) = (train_cfg.val_fraction, train_cfg.seed);
         let preset = params.preset.clone();
         let cuda = params.device == "cuda";
         let cancel = flags.cancel.clone();
@@ -420,6 +491,7 @@ impl Worker {
                     .map_err(|e| format!("base model does not fit preset {preset}: {e}"))?;
             }
             let model_config = json!({"preset": preset, "restormer": cfg});
+            let out_dir_for_samples = out_dir.clone();
             let run = restoreflow_training::RunOptions {
                 checkpoint_dir: out_dir,
                 model_config: model_config.clone(),
@@ -428,7 +500,7 @@ impl Worker {
                 resume,
             };
             let outcome = restoreflow_training::train(
-                &RestormerNet(model),
+                &RestormerNet(model.clone()),
                 &varmap,
                 &source,
                 &train_cfg,
@@ -436,10 +508,38 @@ impl Worker {
                 &mut hooks,
             )
             .map_err(|e| format!("training failed: {e}"))?;
+            let samples = if outcome.stop == StopReason::Cancelled {
+                Vec::new()
+            } else {
+                // Show what the registered (best) weights do; the last epoch's
+                // weights stand in when the best checkpoint is not on this disk
+                // (a run resumed in another process).
+                if let Some(best) = outcome.best {
+                    let path = out_dir_for_samples
+                        .join(crate::checkpoints::epoch_dir(best.epoch))
+                        .join(restoreflow_training::WEIGHTS_FILE);
+                    if path.exists() {
+                        let _ = restoreflow_training::load_weights(&varmap, &path);
+                    }
+                }
+                let net = RestormerNet(model);
+                crate::samples::validation_samples(
+                    &net,
+                    &source,
+                    val_fraction,
+                    sample_seed,
+                    &device,
+                )
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot render validation samples");
+                    Vec::new()
+                })
+            };
             Ok::<_, String>((
                 outcome,
                 restoreflow_restormer::parameter_count(&varmap),
                 model_config,
+                samples,
             ))
         });
         let db = &self.backends.db;

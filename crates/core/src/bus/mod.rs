@@ -22,6 +22,8 @@ pub mod queues {
     pub const TRAINING: &str = "jobs.training";
     /// Evaluation jobs.
     pub const EVALUATION: &str = "jobs.evaluation";
+    /// Batch restoration jobs.
+    pub const RESTORE: &str = "jobs.restore";
     /// Completion events for downstream services (reports).
     pub const EVENTS_TRAINING_COMPLETED: &str = "events.training.completed";
 }

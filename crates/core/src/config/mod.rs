@@ -37,6 +37,8 @@ pub struct Settings {
     pub model_registry: ModelRegistrySettings,
     /// The trainer service.
     pub trainer: TrainerSettings,
+    /// The report service.
+    pub report: ReportSettings,
     /// Metadata database.
     pub database: DatabaseSettings,
     /// Object storage.
@@ -67,8 +69,12 @@ pub struct GatewaySettings {
     pub synthetic_data_url: String,
     /// gRPC endpoint of the model-registry service.
     pub model_registry_url: String,
-    /// gRPC endpoint of the trainer service.
+    /// gRPC endpoint of the trainer service (training, evaluation, restoration).
     pub trainer_url: String,
+    /// gRPC endpoint of the report service.
+    pub report_url: String,
+    /// Largest image accepted by `/restore/document`, in pixels (width x height).
+    pub max_restore_pixels: u64,
     /// Lifetime of presigned model download URLs, in seconds (S3 only).
     pub presign_ttl_secs: u64,
 }
@@ -84,6 +90,8 @@ impl Default for GatewaySettings {
             synthetic_data_url: "http://127.0.0.1:50051".into(),
             model_registry_url: "http://127.0.0.1:50052".into(),
             trainer_url: "http://127.0.0.1:50053".into(),
+            report_url: "http://127.0.0.1:50054".into(),
+            max_restore_pixels: 40_000_000,
             presign_ttl_secs: 900,
         }
     }
@@ -144,6 +152,8 @@ pub struct TrainerSettings {
     pub cache_pages: usize,
     /// gRPC endpoint of the model-registry service (registration, base models).
     pub model_registry_url: String,
+    /// Model versions kept loaded for restoration and evaluation (LRU).
+    pub model_cache_size: usize,
 }
 
 impl Default for TrainerSettings {
@@ -154,6 +164,26 @@ impl Default for TrainerSettings {
             worker: true,
             cache_pages: 64,
             model_registry_url: "http://127.0.0.1:50052".into(),
+            model_cache_size: 4,
+        }
+    }
+}
+
+/// Settings of the report service.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReportSettings {
+    /// Address the gRPC server binds.
+    pub grpc_addr: String,
+    /// Whether this process consumes `events.training.completed` and builds reports.
+    pub worker: bool,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        Self {
+            grpc_addr: "127.0.0.1:50054".into(),
+            worker: true,
         }
     }
 }
@@ -363,6 +393,7 @@ impl Settings {
             ("synthetic_data.grpc_addr", &self.synthetic_data.grpc_addr),
             ("model_registry.grpc_addr", &self.model_registry.grpc_addr),
             ("trainer.grpc_addr", &self.trainer.grpc_addr),
+            ("report.grpc_addr", &self.report.grpc_addr),
         ] {
             if addr.parse::<SocketAddr>().is_err() {
                 return invalid(format!("{name} must be host:port, got {addr:?}"));
@@ -378,6 +409,7 @@ impl Settings {
                 &self.gateway.model_registry_url,
             ),
             ("gateway.trainer_url", &self.gateway.trainer_url),
+            ("gateway.report_url", &self.gateway.report_url),
             (
                 "trainer.model_registry_url",
                 &self.trainer.model_registry_url,
@@ -394,6 +426,12 @@ impl Settings {
             return invalid(
                 "gateway.presign_ttl_secs must be between 1 and 604800 (7 days)".into(),
             );
+        }
+        if self.trainer.model_cache_size == 0 {
+            return invalid("trainer.model_cache_size must be at least 1".into());
+        }
+        if self.gateway.max_restore_pixels == 0 {
+            return invalid("gateway.max_restore_pixels must be positive".into());
         }
         if self.gateway.max_upload_bytes == 0 || self.gateway.max_json_bytes == 0 {
             return invalid("gateway body limits must be positive".into());

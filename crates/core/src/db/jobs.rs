@@ -76,15 +76,18 @@ pub enum JobKind {
     Evaluation,
     /// Layer 1 evaluation.
     Layer1Evaluation,
+    /// Restoring every image under a prefix.
+    RestoreBatch,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Synthetic,
         JobKind::TrainingLayer2,
         JobKind::Evaluation,
         JobKind::Layer1Evaluation,
+        JobKind::RestoreBatch,
     ];
 
     /// Database spelling.
@@ -94,6 +97,7 @@ impl JobKind {
             Self::TrainingLayer2 => "training_layer2",
             Self::Evaluation => "evaluation",
             Self::Layer1Evaluation => "layer1_evaluation",
+            Self::RestoreBatch => "restore_batch",
         }
     }
 

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(Initial),
             Box::new(ModelRegistry),
             Box::new(WorkerRegistry),
+            Box::new(ReportsAndEvaluations),
         ]
     }
 }
@@ -510,6 +511,157 @@ impl MigrationTrait for WorkerRegistry {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table(Workers::Table).to_owned())
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum Reports {
+    Table,
+    Id,
+    JobId,
+    Layer,
+    Status,
+    ModelVersion,
+    Prefix,
+    Formats,
+    Charts,
+    Summary,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Evaluations {
+    Table,
+    Id,
+    Layer,
+    Version,
+    DatasetId,
+    Status,
+    Pairs,
+    Skipped,
+    Mean,
+    Baselines,
+    PerImage,
+    ObjectPrefix,
+    CreatedAt,
+    FinishedAt,
+}
+
+/// Training reports (one per finished training job) and evaluation runs.
+struct ReportsAndEvaluations;
+
+impl MigrationName for ReportsAndEvaluations {
+    fn name(&self) -> &str {
+        "m20261226_000004_reports_evaluations"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ReportsAndEvaluations {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(Reports::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(Reports::Id)
+                        .string_len(64)
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(
+                    ColumnDef::new(Reports::JobId)
+                        .string_len(64)
+                        .not_null()
+                        .unique_key(),
+                )
+                .col(ColumnDef::new(Reports::Layer).integer().not_null())
+                .col(ColumnDef::new(Reports::Status).string_len(16).not_null())
+                .col(ColumnDef::new(Reports::ModelVersion).integer().null())
+                .col(ColumnDef::new(Reports::Prefix).string_len(256).not_null())
+                .col(ColumnDef::new(Reports::Formats).json().not_null())
+                .col(ColumnDef::new(Reports::Charts).json().not_null())
+                .col(ColumnDef::new(Reports::Summary).json().not_null())
+                .col(
+                    ColumnDef::new(Reports::CreatedAt)
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_reports_layer_created")
+                .table(Reports::Table)
+                .col(Reports::Layer)
+                .col(Reports::CreatedAt)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Evaluations::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(Evaluations::Id)
+                        .string_len(64)
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(Evaluations::Layer).integer().not_null())
+                .col(ColumnDef::new(Evaluations::Version).integer().not_null())
+                .col(
+                    ColumnDef::new(Evaluations::DatasetId)
+                        .string_len(128)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(Evaluations::Status)
+                        .string_len(16)
+                        .not_null(),
+                )
+                .col(ColumnDef::new(Evaluations::Pairs).integer().not_null())
+                .col(ColumnDef::new(Evaluations::Skipped).json().not_null())
+                .col(ColumnDef::new(Evaluations::Mean).json().not_null())
+                .col(ColumnDef::new(Evaluations::Baselines).json().not_null())
+                .col(ColumnDef::new(Evaluations::PerImage).json().not_null())
+                .col(
+                    ColumnDef::new(Evaluations::ObjectPrefix)
+                        .string_len(256)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(Evaluations::CreatedAt)
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(Evaluations::FinishedAt)
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_evaluations_layer_version")
+                .table(Evaluations::Table)
+                .col(Evaluations::Layer)
+                .col(Evaluations::Version)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table(Evaluations::Table).to_owned())
+            .await?;
+        m.drop_table(Table::drop().table(Reports::Table).to_owned())
             .await
     }
 }

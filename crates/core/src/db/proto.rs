@@ -19,6 +19,7 @@ pub fn job_to_proto(j: &job::Model) -> v1::Job {
         Some(JobKind::TrainingLayer2) => v1::JobKind::TrainingLayer2,
         Some(JobKind::Evaluation) => v1::JobKind::Evaluation,
         Some(JobKind::Layer1Evaluation) => v1::JobKind::Layer1Evaluation,
+        Some(JobKind::RestoreBatch) => v1::JobKind::RestoreBatch,
         None => v1::JobKind::Unspecified,
     };
     let status = match JobStatus::parse(&j.status) {

@@ -77,13 +77,14 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     use sea_orm::ConnectionTrait;
     let b = &state.backends;
     let db_backend = format!("{:?}", b.db.get_database_backend()).to_lowercase();
-    let (database, bus, storage, synthetic, registry, trainer) = tokio::join!(
+    let (database, bus, storage, synthetic, registry, trainer, report) = tokio::join!(
         timed(&db_backend, restoreflow_core::db::ping(&b.db)),
         timed(b.bus.backend(), b.bus.health()),
         timed(b.store.backend(), b.store.health()),
         timed("grpc", grpc_serving(state.synthetic_channel.clone())),
         timed("grpc", grpc_serving(state.registry_channel.clone())),
         timed("grpc", grpc_serving(state.trainer_channel.clone())),
+        timed("grpc", grpc_serving(state.report_channel.clone())),
     );
     let checks: std::collections::BTreeMap<String, Check> = [
         ("database", database),
@@ -92,6 +93,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         ("synthetic_data", synthetic),
         ("model_registry", registry),
         ("trainer", trainer),
+        ("report", report),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -1,0 +1,175 @@
+//! The report's input: everything a report says, gathered from stored records
+//! (the job row, its events, the dataset row, the model version row). The JSON
+//! format is this structure plus the derived numbers in [`crate::Derived`].
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON schema; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// All the stored facts about one training run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReportData {
+    pub report_id: String,
+    pub generated_at: DateTime<Utc>,
+    pub job: JobInfo,
+    pub parameters: TrainingParameters,
+    pub data: DataStats,
+    /// One row per finished epoch, in epoch order.
+    pub epochs: Vec<EpochRow>,
+    /// The registered model, when the run registered one.
+    pub model: Option<ModelInfo>,
+    /// The previous version of the same layer, when there is one.
+    pub previous: Option<PreviousVersion>,
+    /// Where the run ran, as the trainer recorded it.
+    pub environment: Option<Environment>,
+}
+
+/// The job row.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobInfo {
+    pub id: String,
+    pub layer: u32,
+    /// completed | failed | cancelled
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// finished_at - started_at
+    pub duration_seconds: Option<f64>,
+    pub attempts: u32,
+    pub error: Option<String>,
+    /// completed | early_stopped | cancelled
+    pub stop_reason: Option<String>,
+    /// Epoch a later attempt resumed from, after a crash.
+    pub resumed_from_epoch: Option<u32>,
+}
+
+/// The parameters the job was started with (after defaults were applied).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainingParameters {
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub learning_rate: f64,
+    /// e.g. "warmup 1 epoch, then cosine to 1e-6"
+    pub schedule: String,
+    pub max_pairs: u32,
+    /// e.g. "AdamW (beta1 0.9, beta2 0.999, weight decay 0.0001)"
+    pub optimizer: String,
+    /// tiny | small | base
+    pub preset: String,
+    pub patch_size: u32,
+    pub seed: u64,
+    /// cpu | cuda
+    pub device: String,
+    pub val_fraction: f64,
+    pub early_stopping_patience: Option<u32>,
+    /// Version or alias fine-tuned from.
+    pub base_model: Option<String>,
+    /// Dataset id or prefix asked for; None means every pair.
+    pub dataset: Option<String>,
+}
+
+/// What the trainer found and used.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataStats {
+    /// Bucket/prefix the pairs were read from.
+    pub location: String,
+    /// Objects listed under the location.
+    pub files_seen: u64,
+    pub clean_files: u64,
+    pub degraded_files: u64,
+    /// Clean/degraded pairs with matching names.
+    pub valid_pairs: u64,
+    /// Pairs actually trained on (valid pairs capped by max_pairs, minus skipped).
+    pub pairs_used: u64,
+    pub train_pairs: u64,
+    pub val_pairs: u64,
+    pub skipped: Vec<SkippedPair>,
+    pub dataset_id: Option<String>,
+    pub dataset_hash: Option<String>,
+}
+
+/// A pair left out, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SkippedPair {
+    pub name: String,
+    pub reason: String,
+}
+
+/// One finished epoch, as the trainer's `metric` event recorded it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochRow {
+    pub epoch: u32,
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+    /// Restored validation images vs clean.
+    pub psnr: Option<f64>,
+    pub ssim: Option<f64>,
+    pub accuracy: Option<f64>,
+    /// Identity baseline: degraded validation images vs clean.
+    pub baseline_psnr: Option<f64>,
+    pub baseline_ssim: Option<f64>,
+    pub baseline_accuracy: Option<f64>,
+    pub learning_rate: f64,
+    pub pairs_per_second: f64,
+    pub seconds: f64,
+}
+
+/// The registered model version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelInfo {
+    pub layer: u32,
+    pub version: u32,
+    /// bucket/key of the weights
+    pub object_path: String,
+    pub size_bytes: u64,
+    pub parameter_count: u64,
+    /// e.g. "Restormer (tiny)"
+    pub architecture: String,
+    /// The model config as registered.
+    pub config: serde_json::Value,
+    pub sha256: String,
+    pub aliases: Vec<String>,
+    /// Epoch whose weights were registered (best validation PSNR).
+    pub best_epoch: Option<u32>,
+}
+
+/// The previous version of the layer, to compare against.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PreviousVersion {
+    pub version: u32,
+    pub psnr: Option<f64>,
+    pub ssim: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub dataset_hash: Option<String>,
+    /// True when both versions were validated on the same data (same dataset
+    /// hash, validation fraction and seed), so the deltas compare like with like.
+    pub same_validation_data: bool,
+}
+
+/// Where the run ran.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Environment {
+    pub os: String,
+    pub cpu_model: String,
+    pub cpu_threads: u32,
+    pub gpu: Option<String>,
+    pub rustc_version: String,
+    /// crate name -> version (restoreflow, candle-core, …)
+    pub crate_versions: BTreeMap<String, String>,
+    pub peak_memory_bytes: Option<u64>,
+    pub hostname: Option<String>,
+}
+
+/// A before/after validation sample for the image strip (8-bit grayscale or RGB PNG bytes).
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub degraded_png: Vec<u8>,
+    pub restored_png: Vec<u8>,
+    pub clean_png: Vec<u8>,
+}

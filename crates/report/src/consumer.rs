@@ -1,0 +1,137 @@
+//! Builds reports when training jobs finish: from `events.training.completed`
+//! and, for events that never arrived, from a periodic database sweep.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use restoreflow_core::Backends;
+use restoreflow_core::bus::queues;
+use restoreflow_core::config::JobSettings;
+use restoreflow_core::db::entity::{job, report};
+use restoreflow_core::db::{DbError, JobKind};
+use restoreflow_core::shutdown::CancellationToken;
+use sea_orm::sea_query::Query;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::Value;
+
+use crate::builder::build_report;
+
+/// A sweep gives up on a job after this many failed builds (until restart).
+const MAX_FAILURES: u32 = 3;
+
+/// Consumes completion events and sweeps for jobs without a report.
+pub struct ReportWorker {
+    backends: Backends,
+    jobs: JobSettings,
+    failures: HashMap<String, u32>,
+}
+
+impl ReportWorker {
+    /// A worker on `backends`; `jobs.sweep_interval_secs` paces the sweep.
+    pub fn new(backends: Backends, jobs: JobSettings) -> Self {
+        Self {
+            backends,
+            jobs,
+            failures: HashMap::new(),
+        }
+    }
+
+    /// Runs until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let tag = format!("report-{}", uuid::Uuid::new_v4());
+        let mut consumer = loop {
+            match self
+                .backends
+                .bus
+                .consume(queues::EVENTS_TRAINING_COMPLETED, &tag)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot consume training events; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                }
+            }
+        };
+        let mut sweep =
+            tokio::time::interval(Duration::from_secs(self.jobs.sweep_interval_secs.max(1)));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                delivery = consumer.next() => {
+                    let Some(delivery) = delivery else { break };
+                    let delivery = match delivery {
+                        Ok(d) => d,
+                        Err(e) => { tracing::error!(error = %e, "bus delivery failed"); continue; }
+                    };
+                    let job_id = serde_json::from_slice::<Value>(&delivery.payload)
+                        .ok()
+                        .and_then(|v| v.get("job_id").and_then(Value::as_str).map(str::to_string));
+                    let Some(job_id) = job_id else {
+                        tracing::warn!("malformed training event; dead-lettering it");
+                        let _ = delivery.reject().await;
+                        continue;
+                    };
+                    self.build(&job_id).await;
+                    // A failed build is retried by the sweep, so the event is done either way.
+                    if let Err(e) = delivery.ack().await {
+                        tracing::warn!(error = %e, "ack failed");
+                    }
+                }
+                _ = sweep.tick() => self.sweep(&shutdown).await,
+            }
+        }
+    }
+
+    async fn build(&mut self, job_id: &str) {
+        match build_report(&self.backends, job_id).await {
+            Ok(_) => {
+                self.failures.remove(job_id);
+            }
+            Err(e) => {
+                tracing::error!(job_id, error = %e, "report build failed");
+                *self.failures.entry(job_id.to_string()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Finished training jobs without a report row.
+    async fn sweep(&mut self, shutdown: &CancellationToken) {
+        let missing = match missing_reports(&self.backends).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "report sweep failed");
+                return;
+            }
+        };
+        for id in missing {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if self.failures.get(&id).copied().unwrap_or(0) >= MAX_FAILURES {
+                continue;
+            }
+            tracing::info!(job_id = %id, "building a report whose event never arrived");
+            self.build(&id).await;
+        }
+    }
+}
+
+async fn missing_reports(backends: &Backends) -> Result<Vec<String>, DbError> {
+    let reported = Query::select()
+        .column(report::Column::JobId)
+        .from(report::Entity)
+        .to_owned();
+    let rows = job::Entity::find()
+        .filter(job::Column::Kind.eq(JobKind::TrainingLayer2.as_str()))
+        .filter(job::Column::Status.is_in(["completed", "failed", "cancelled"]))
+        .filter(job::Column::Id.not_in_subquery(reported))
+        .order_by_asc(job::Column::FinishedAt)
+        .limit(16)
+        .all(&backends.db)
+        .await?;
+    Ok(rows.into_iter().map(|j| j.id).collect())
+}

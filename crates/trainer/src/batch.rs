@@ -1,0 +1,208 @@
+//! The batch restoration worker: restores every image under a prefix and
+//! writes the results under a `restored/` prefix of the same bucket.
+
+use std::io::Cursor;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use image::DynamicImage;
+use restoreflow_core::Backends;
+use restoreflow_core::bus::queues;
+use restoreflow_core::config::JobSettings;
+use restoreflow_core::db::{self, JobKind, JobStatus, entity::job};
+use restoreflow_core::jobs::{JobLoop, JobRunner};
+use restoreflow_core::shutdown::CancellationToken;
+use restoreflow_core::storage::{Bucket, get_bytes, list_all};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::evaluation::png_name;
+use crate::inference::{ModelCache, Pipeline, restore};
+
+/// Largest input image read.
+const MAX_IMAGE_BYTES: u64 = 64 << 20;
+
+/// Parameters of a batch restoration job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchParams {
+    /// Bucket name.
+    pub bucket: String,
+    /// Input key prefix.
+    pub prefix: String,
+    /// `layer2`, `layer1` or `layer1+layer2`.
+    pub pipeline: String,
+    /// Layer 2 version pinned at submission (when the pipeline uses it).
+    pub layer2_version: Option<u32>,
+    /// Layer 1 version pinned at submission; None = the default pipeline.
+    pub layer1_version: Option<u32>,
+    /// Output key prefix, ending in `/`.
+    pub output_prefix: String,
+    /// Cap on images; 0 = all.
+    pub max_images: u32,
+}
+
+/// Whether a key names an image restoration accepts.
+pub fn is_image_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.ends_with(".png") || k.ends_with(".jpg") || k.ends_with(".jpeg")
+}
+
+/// Claims and runs batch restoration jobs.
+pub struct BatchWorker {
+    backends: Backends,
+    jobs: JobSettings,
+    models: Arc<ModelCache>,
+    id: String,
+}
+
+impl BatchWorker {
+    /// A worker sharing the service's model cache.
+    pub fn new(backends: Backends, jobs: JobSettings, models: Arc<ModelCache>) -> Self {
+        let id = format!(
+            "restorer-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        Self {
+            backends,
+            jobs,
+            models,
+            id,
+        }
+    }
+
+    /// Consumes `jobs.restore` until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let jobs = JobLoop::new(
+            self.backends.clone(),
+            self.jobs.clone(),
+            JobKind::RestoreBatch,
+            queues::RESTORE,
+            self.id.clone(),
+        );
+        jobs.run(&self, &shutdown).await;
+    }
+
+    async fn restore_all(&self, job: &job::Model) -> Result<Value, String> {
+        let p: BatchParams = serde_json::from_value(job.params.clone())
+            .map_err(|e| format!("job params are not a batch restore request: {e}"))?;
+        let bucket = Bucket::from_str(&p.bucket).map_err(|e| e.to_string())?;
+        let pipeline = Pipeline::from_str(&p.pipeline)?;
+        let layer1 = if pipeline.uses_layer1() {
+            let r = p.layer1_version.map(|v| v.to_string()).unwrap_or_default();
+            Some(Arc::new(
+                self.models.layer1(&r).await.map_err(|e| e.to_string())?.1,
+            ))
+        } else {
+            None
+        };
+        let layer2 = match (pipeline.uses_layer2(), p.layer2_version) {
+            (true, Some(v)) => Some(
+                self.models
+                    .layer2(&v.to_string())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            (true, None) => return Err("the pipeline needs a layer 2 version".into()),
+            _ => None,
+        };
+        let store = self.backends.store.as_ref();
+        let mut keys: Vec<String> = list_all(store, bucket, &p.prefix)
+            .await
+            .map_err(|e| format!("cannot list {}/{}: {e}", p.bucket, p.prefix))?
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|k| is_image_key(k) && !k.starts_with(&p.output_prefix))
+            .collect();
+        if p.max_images > 0 {
+            keys.truncate(p.max_images as usize);
+        }
+        if keys.is_empty() {
+            return Err(format!(
+                "no PNG or JPEG images under {}/{}",
+                p.bucket, p.prefix
+            ));
+        }
+        let mut outputs = Vec::new();
+        let mut failed = Vec::new();
+        let total = keys.len();
+        for (i, key) in keys.iter().enumerate() {
+            let bytes = match get_bytes(store, bucket, key, MAX_IMAGE_BYTES).await {
+                Ok(b) => b,
+                Err(e) => {
+                    failed.push(json!({"key": key, "reason": e.to_string()}));
+                    continue;
+                }
+            };
+            let (l1, l2) = (layer1.clone(), layer2.clone());
+            let out = tokio::task::spawn_blocking(move || {
+                let img = image::load_from_memory(&bytes)
+                    .map_err(|e| format!("not a decodable image: {e}"))?
+                    .to_rgb8();
+                let restored = restore(&img, pipeline, l1.as_deref(), l2.as_deref())?;
+                let mut buf = Cursor::new(Vec::new());
+                DynamicImage::ImageRgb8(restored.image)
+                    .write_to(&mut buf, image::ImageFormat::Png)
+                    .map_err(|e| format!("cannot encode png: {e}"))?;
+                Ok::<_, String>(buf.into_inner())
+            })
+            .await
+            .map_err(|e| format!("restore thread failed: {e}"))?;
+            match out {
+                Ok(png) => {
+                    let rel = key
+                        .strip_prefix(&p.prefix)
+                        .unwrap_or(key)
+                        .trim_start_matches('/');
+                    let out_key = format!("{}{}", p.output_prefix, png_name(rel));
+                    store
+                        .put(bucket, &out_key, Bytes::from(png), "image/png")
+                        .await
+                        .map_err(|e| format!("cannot store {out_key}: {e}"))?;
+                    outputs.push(json!({"input": key, "output": out_key}));
+                }
+                Err(reason) => failed.push(json!({"key": key, "reason": reason})),
+            }
+            let pct = 100.0 * (i + 1) as f64 / total as f64;
+            let _ = db::set_progress(
+                &self.backends.db,
+                &job.id,
+                &self.id,
+                pct.min(99.0),
+                json!({"restored": outputs.len(), "total": total}),
+            )
+            .await;
+        }
+        if outputs.is_empty() {
+            return Err(format!("none of the {total} images could be restored"));
+        }
+        Ok(json!({
+            "bucket": p.bucket,
+            "output_prefix": p.output_prefix,
+            "restored": outputs.len(),
+            "failed": failed,
+            "outputs": outputs,
+            "pipeline": pipeline.as_str(),
+            "layer2_version": layer2.as_ref().map(|m| m.version),
+            "layer1_version": p.layer1_version,
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl JobRunner for BatchWorker {
+    async fn run_job(&self, job: job::Model, _shutdown: &CancellationToken) {
+        let (status, result, error) = match self.restore_all(&job).await {
+            Ok(r) => (JobStatus::Completed, Some(r), None),
+            Err(e) => {
+                tracing::error!(job_id = %job.id, error = %e, "batch restore failed");
+                (JobStatus::Failed, None, Some(e))
+            }
+        };
+        if let Err(e) =
+            db::finish_job(&self.backends.db, &job.id, &self.id, status, result, error).await
+        {
+            tracing::error!(error = %e, "cannot record the batch outcome");
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Inference for restoration and evaluation: the model cache, the
+//! restoration pipeline and pair scoring.
+
+mod cache;
+mod pipeline;
+mod score;
+
+pub use cache::{ModelCache, ModelError};
+pub use pipeline::{Pipeline, restore};
+pub use score::{Subject, cer, ocr, ocr_available, score_pair};
