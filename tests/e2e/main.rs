@@ -5,6 +5,7 @@ mod bad_input;
 mod bus;
 mod registry;
 mod reliability;
+mod reports;
 mod storage;
 mod synthetic;
 mod system;

@@ -172,7 +172,9 @@ async fn bad_inputs(app: &TestApp, dataset: &str) {
 }
 
 async fn trains_registers_and_cancels(kind: Kind) {
-    let app = TestApp::spawn(kind).await;
+    // This test reads `training.completed` itself, so the report service must
+    // not compete for the messages (reports have their own test).
+    let app = TestApp::spawn_with(kind, |s| s.report.worker = false).await;
     // Nothing generated yet: too few pairs, with the count.
     let (status, v) = app
         .post_json("/training/layer2/start", &tiny_run("", 1))

@@ -106,6 +106,7 @@ fn tune(s: &mut Settings) {
     s.synthetic_data.grpc_addr = "127.0.0.1:0".into();
     s.model_registry.grpc_addr = "127.0.0.1:0".into();
     s.trainer.grpc_addr = "127.0.0.1:0".into();
+    s.report.grpc_addr = "127.0.0.1:0".into();
     s.trainer.cache_pages = 8;
     s.gateway.http_addr = "127.0.0.1:0".into();
     s.gateway.max_upload_bytes = 2 * 1024 * 1024;
@@ -177,10 +178,40 @@ impl TestApp {
         }
     }
 
+    /// [`TestApp::spawn`] with the last word on the settings of every service.
+    pub async fn spawn_with(kind: Kind, configure: fn(&mut Settings)) -> TestApp {
+        match kind {
+            Kind::Embedded => {
+                let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+                Self::spawn_embedded_with(dir, Some(configure)).await
+            }
+            Kind::Real => {
+                Self::spawn_real_with(
+                    &unique(),
+                    RealOptions {
+                        configure: Some(configure),
+                        ..RealOptions::default()
+                    },
+                )
+                .await
+            }
+        }
+    }
+
     /// Starts the embedded system on an existing data dir (restart tests).
     pub async fn spawn_embedded(dir: Arc<tempfile::TempDir>) -> TestApp {
+        Self::spawn_embedded_with(dir, None).await
+    }
+
+    async fn spawn_embedded_with(
+        dir: Arc<tempfile::TempDir>,
+        configure: Option<fn(&mut Settings)>,
+    ) -> TestApp {
         let mut base = Settings::default();
         tune(&mut base);
+        if let Some(configure) = configure {
+            configure(&mut base);
+        }
         let app = Embedded::build(
             base,
             EmbeddedOptions {
@@ -267,6 +298,10 @@ impl TestApp {
             );
         }
         settings.gateway.trainer_url = format!("http://{}", trainers[0].grpc_addr());
+        let report = restoreflow_report::Application::build(settings.clone())
+            .await
+            .expect("report builds on real backends");
+        settings.gateway.report_url = format!("http://{}", report.grpc_addr());
         let gateway = restoreflow_gateway::Application::build(settings.clone())
             .await
             .expect("gateway builds on real backends");
@@ -284,7 +319,9 @@ impl TestApp {
                 )
             })
             .collect();
+        let t5 = shutdown.clone();
         tasks.extend([
+            tokio::spawn(async move { report.run_until_stopped(t5).await.expect("report runs") }),
             tokio::spawn(async move {
                 synth
                     .run_until_stopped(t1)
