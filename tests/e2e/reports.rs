@@ -387,6 +387,64 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
         .await;
     assert_eq!(status, 400, "{v}");
 
+    // An uploaded evaluation set: pairs with matching names; a pair whose
+    // sizes differ is reported and skipped, not crashed on.
+    let tag = restoreflow_tests::unique();
+    let up = format!("up{}_", &tag[..8]);
+    for (name, (cw, ch), (dw, dh)) in [("a.png", (96, 64), (96, 64)), ("b.png", (96, 64), (80, 64))]
+    {
+        let (status, v) = app
+            .put_bytes(
+                &format!("/files/training-data/clean/{up}{name}"),
+                page(cw, ch),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+        let (status, v) = app
+            .put_bytes(
+                &format!("/files/training-data/degraded/{up}{name}"),
+                page(dw, dh),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+    }
+    let set = format!("upload-{}", &tag[..8]).to_lowercase();
+    let (status, v) = app
+        .post_json("/evaluation/datasets", &json!({"name": set, "prefix": up}))
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["pairs"], 2);
+    let (status, v) = app
+        .post_json("/evaluation/datasets", &json!({"name": set, "prefix": up}))
+        .await;
+    assert_eq!(status, 409, "{v}");
+    let (status, v) = app
+        .post_json(
+            "/evaluation/datasets",
+            &json!({"name": "Bad Name", "prefix": up}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = app
+        .post_json(
+            "/evaluation/run",
+            &json!({"layer": 1, "version": l1_version, "dataset": set}),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let up_eval = wait_evaluation(&app, v["evaluation_id"].as_str().unwrap()).await;
+    assert_eq!(up_eval["status"], "completed", "{up_eval}");
+    assert_eq!(up_eval["pairs"], 1, "{up_eval}");
+    let skipped = up_eval["details"]["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{up_eval}");
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sizes differ"),
+        "{up_eval}"
+    );
+
     // Restoration: a full page round-trips at full size, through both layers.
     let full = kind == Kind::Embedded;
     let (w, h) = if full { (1240, 1754) } else { (320, 400) };
@@ -448,6 +506,38 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
         )
         .await;
     assert_eq!(status, 400, "{v}");
+
+    // A cancelled run gets a report too, saying what happened.
+    let long = start(&app, &tiny_run(&dataset, 1000)).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, j) = app.get_json(&format!("/training/jobs/{long}")).await;
+        if j["step"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "long run never started: {j}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _) = app
+        .post_json(&format!("/training/jobs/{long}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let cancelled = wait_training(&app, &long, Duration::from_secs(120)).await;
+    assert_eq!(cancelled["status"], "cancelled");
+    let report = wait_report(&app, &long).await;
+    assert_eq!(report["report"]["job"]["status"], "cancelled");
+    assert!(
+        report["report"]["model"].is_null(),
+        "a cancelled run registers nothing"
+    );
+    assert!(
+        report["recommendations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["rule"] == "failed_run"),
+        "{report}"
+    );
     app.stop().await;
 }
 
