@@ -245,6 +245,24 @@ pub fn render_json(data: &ReportData) -> Value {
 
 #[cfg(test)]
 mod tests {
+    /// `docs/report-schema.json` is this schema, so the documentation stays
+    /// true; `RESTOREFLOW_BLESS=1` rewrites the file.
+    #[test]
+    fn documented_schema_file_is_the_schema() {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../docs/report-schema.json");
+        let schema: Value = serde_json::from_str(JSON_SCHEMA).unwrap();
+        if std::env::var_os("RESTOREFLOW_BLESS").is_some() {
+            std::fs::write(&path, serde_json::to_string_pretty(&schema).unwrap() + "\n").unwrap();
+        }
+        let text = std::fs::read_to_string(&path).expect("docs/report-schema.json exists");
+        let file: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            file, schema,
+            "run the test with RESTOREFLOW_BLESS=1 to update the file"
+        );
+    }
+
     use super::*;
     use crate::fixtures::sample_data;
 

@@ -14,6 +14,15 @@
 //! registry (once per job) and `events.training.completed` announces the
 //! outcome (also for failed and cancelled jobs).
 //!
+//! The same process hosts inference: `RestorationService` restores documents
+//! with Layer 1 (`restoreflow-classical`), Layer 2 or both (tiled, with an LRU
+//! of loaded versions and single-flight loading) and measures Layer 1 on pairs;
+//! `EvaluationService` queues `evaluation` jobs (scored per image against the
+//! identity, median, non-local-means and Layer 1 baselines into
+//! `evaluation/{id}/` and the `evaluations` table) and registers uploaded
+//! evaluation sets; a batch worker restores whole prefixes (`restore_batch`
+//! jobs on `jobs.restore`).
+//!
 //! Features: `cuda` trains on CUDA device 0. Run alone with
 //! `restoreflow serve trainer`, or inside `restoreflow up`.
 
