@@ -114,7 +114,8 @@ mod tests {
             "TrainerService",
             "ModelRegistryService",
             "ReportService",
-            "JobService",
+            "EvaluationService",
+            "RestorationService",
         ] {
             assert!(services.iter().any(|s| s == name), "{name} missing");
         }
