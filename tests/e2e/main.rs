@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bus;
+mod n8n;
 mod registry;
 mod reliability;
 mod reports;

@@ -96,3 +96,38 @@ pub async fn serve_routes(
         .await?;
     Ok(())
 }
+
+/// Checks that the gRPC server bound to `addr` (as configured, e.g.
+/// `0.0.0.0:50051`) reports serving; container healthchecks call this through
+/// `restoreflow-<service> healthcheck`.
+pub async fn probe(addr: &str) -> Result<(), String> {
+    let port = addr
+        .rsplit_once(':')
+        .map(|(_, p)| p)
+        .ok_or_else(|| format!("{addr:?} is not host:port"))?;
+    let host = match addr.rsplit_once(':').map(|(h, _)| h) {
+        Some("0.0.0.0" | "[::]" | "") | None => "127.0.0.1",
+        Some(h) => h,
+    };
+    let url = format!("http://{host}:{port}");
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        .map_err(|e| format!("{url}: {e}"))?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .timeout(std::time::Duration::from_secs(3))
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    let status = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map_err(|s| format!("health check failed: {}", s.message()))?
+        .into_inner()
+        .status();
+    if status == tonic_health::pb::health_check_response::ServingStatus::Serving {
+        Ok(())
+    } else {
+        Err(format!("{url} reports {status:?}"))
+    }
+}

@@ -6,6 +6,12 @@ use restoreflow_core::{Settings, shutdown, telemetry};
 async fn main() -> anyhow::Result<()> {
     let config = std::env::var_os("RESTOREFLOW_CONFIG").map(std::path::PathBuf::from);
     let settings = Settings::load(config.as_deref(), std::env::vars())?;
+    // `healthcheck`: exit 0 when the running service answers its gRPC health check.
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        return restoreflow_core::grpc::probe(&settings.trainer.grpc_addr)
+            .await
+            .map_err(anyhow::Error::msg);
+    }
     let _guard = telemetry::init(&settings.telemetry);
     let app = restoreflow_trainer::Application::build(settings).await?;
     app.run_until_stopped(shutdown::signal_token()).await?;

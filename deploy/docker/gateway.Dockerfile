@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# The REST gateway (axum). Build from the repository root:
+#   docker build -f deploy/docker/gateway.Dockerfile -t restoreflow-gateway .
+# Stages: chef (cargo-chef) -> planner (dependency recipe) -> build (dependencies
+# cooked in their own layer, so a source change rebuilds only our crates) ->
+# runtime (Debian slim, non-root, healthcheck through the binary itself).
+FROM rust:1.94-slim-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.71
+WORKDIR /src
+
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends pkg-config \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --release --locked --package restoreflow-gateway --recipe-path recipe.json
+COPY . .
+RUN cargo build --release --locked --package restoreflow-gateway --bin restoreflow-gateway \
+ && cp target/release/restoreflow-gateway /usr/local/bin/restoreflow-gateway
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/restoreflow --create-home restoreflow
+COPY --from=build /usr/local/bin/restoreflow-gateway /usr/local/bin/restoreflow-gateway
+USER 10001
+WORKDIR /var/lib/restoreflow
+ENV RESTOREFLOW__GATEWAY__HTTP_ADDR=0.0.0.0:8000
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=5 \
+  CMD ["/usr/local/bin/restoreflow-gateway", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/restoreflow-gateway"]

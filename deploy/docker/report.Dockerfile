@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# The report service (gRPC). Build from the repository root:
+#   docker build -f deploy/docker/report.Dockerfile -t restoreflow-report .
+# Stages: chef (cargo-chef) -> planner (dependency recipe) -> build (dependencies
+# cooked in their own layer, so a source change rebuilds only our crates) ->
+# runtime (Debian slim, non-root, healthcheck through the binary itself).
+FROM rust:1.94-slim-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.71
+WORKDIR /src
+
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends pkg-config \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --release --locked --package restoreflow-report --recipe-path recipe.json
+COPY . .
+RUN cargo build --release --locked --package restoreflow-report --bin restoreflow-report \
+ && cp target/release/restoreflow-report /usr/local/bin/restoreflow-report
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates fonts-dejavu-core fontconfig \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/restoreflow --create-home restoreflow
+COPY --from=build /usr/local/bin/restoreflow-report /usr/local/bin/restoreflow-report
+USER 10001
+WORKDIR /var/lib/restoreflow
+ENV RESTOREFLOW__REPORT__GRPC_ADDR=0.0.0.0:50054
+EXPOSE 50054
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=5 \
+  CMD ["/usr/local/bin/restoreflow-report", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/restoreflow-report"]
