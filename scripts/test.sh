@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of restoreflow on a fresh machine: makes sure PostgreSQL and
-# RabbitMQ are up, installs and starts the S3 server (Garage), then runs the
-# whole workspace's tests (unit tests and end-to-end tests on embedded and real
-# backends).
+# RabbitMQ are up, installs and starts the S3 server (Garage), installs n8n,
+# then runs the whole workspace's tests (unit tests and end-to-end tests on
+# embedded and real backends, and the n8n workflows on a real n8n).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,8 @@ fi
 amqp_up || { echo "RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
 
 ./scripts/garage.sh
+# n8n for the workflow end-to-end test (cached per lockfile).
+export RESTOREFLOW_N8N_DIR="${RESTOREFLOW_N8N_DIR:-$(./scripts/n8n.sh)}"
 
 # Leftover test databases from earlier runs.
 psql -h 127.0.0.1 -U postgres -d postgres -Atqc \

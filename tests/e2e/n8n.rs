@@ -127,10 +127,15 @@ impl N8n {
         };
         n8n.wait(
             || async {
-                let r = n8n.http.get(format!("{}/healthz", n8n.base)).send().await;
+                // /healthz answers before the REST API is mounted; this after.
+                let r = n8n
+                    .http
+                    .get(format!("{}/rest/settings", n8n.base))
+                    .send()
+                    .await;
                 r.is_ok_and(|r| r.status().is_success())
             },
-            "n8n /healthz",
+            "n8n REST API",
         )
         .await;
         let r = n8n
@@ -149,7 +154,7 @@ impl N8n {
         let r = n8n
             .http
             .post(format!("{}/rest/api-keys", n8n.base))
-            .json(&json!({"label": "restoreflow-test", "expiresAt": null, "scopes": []}))
+            .json(&json!({"label": "restoreflow-test", "expiresAt": null, "scopes": ["workflow:read", "workflow:list", "workflow:activate", "execution:read", "execution:list"]}))
             .send()
             .await
             .unwrap();
