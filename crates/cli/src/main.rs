@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use restoreflow::tools::{self, ModelsArgs, TrainArgs};
+use restoreflow::tools::{self, DemoArgs, ModelsArgs, TrainArgs, VerifyArgs};
 use restoreflow::{Embedded, EmbeddedOptions};
 use restoreflow_core::{Settings, shutdown, telemetry};
 
@@ -43,6 +43,12 @@ enum Command {
     Train(TrainArgs),
     /// List, show, alias, compare, download and delete model versions (gRPC to the registry).
     Models(ModelsArgs),
+    /// Check a running deployment end to end (gateway, services, database,
+    /// bus, buckets, API key, n8n) and print a pass/fail table.
+    Verify(VerifyArgs),
+    /// Run the whole story on a running system: generate, train, report,
+    /// evaluate, restore.
+    Demo(DemoArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -61,6 +67,16 @@ async fn main() -> anyhow::Result<ExitCode> {
     let tool = match cli.command {
         Command::Train(args) => tools::run_train(args, &settings).await,
         Command::Models(args) => tools::run_models(args, &settings)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => tools::run_verify(args, &settings).await.map(|ok| {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }),
+        Command::Demo(args) => tools::run_demo(args, &settings)
             .await
             .map(|()| ExitCode::SUCCESS),
         command => {
@@ -129,7 +145,7 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Train(_) | Command::Models(_) => {}
+        Command::Train(_) | Command::Models(_) | Command::Verify(_) | Command::Demo(_) => {}
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `restoreflow train …` and `restoreflow models …`: internal tools that talk
-//! gRPC to the trainer and the model registry.
+//! gRPC to the trainer and the model registry; `restoreflow verify` and
+//! `restoreflow demo` drive a running deployment through the REST gateway.
 //!
 //! Endpoints come from `--trainer` / `--registry`, else from the configured
 //! `gateway.trainer_url` / `gateway.model_registry_url` (file or
@@ -7,17 +8,22 @@
 //! default and JSON with `--json`. A failed call prints the service's message
 //! and exits non-zero: 2 for invalid arguments, 1 otherwise.
 
+mod demo;
 mod models;
+mod rest;
 mod table;
 mod train;
+mod verify;
 
 use std::process::ExitCode;
 
 use restoreflow_proto::{prost_types, v1};
 use tonic::transport::{Channel, Endpoint};
 
+pub use demo::{DemoArgs, run_demo};
 pub use models::{ModelsArgs, run_models};
 pub use train::{TrainArgs, run_train};
+pub use verify::{VerifyArgs, run_verify};
 
 /// Exit code of a call the service refused as invalid.
 pub const EXIT_INVALID: u8 = 2;

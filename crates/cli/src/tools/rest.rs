@@ -1,0 +1,200 @@
+//! A small client of the REST gateway for `verify` and `demo`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use restoreflow_core::Settings;
+use serde_json::Value;
+
+use super::ToolError;
+
+/// Where the gateway is and how to authenticate.
+#[derive(Args, Debug, Clone)]
+pub struct GatewayArgs {
+    /// Gateway base URL [default: http:// + the configured gateway.http_addr].
+    #[arg(long, value_name = "URL")]
+    pub gateway: Option<String>,
+    /// API key for mutating routes [default: $RESTOREFLOW_API_KEY, else the
+    /// configured gateway.api_key, else the key `up` keeps in --data-dir].
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "RESTOREFLOW_API_KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+    /// Data directory of `restoreflow up`, to read its API key.
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+}
+
+/// A connected gateway client.
+pub struct Gateway {
+    /// Base URL without a trailing slash.
+    pub base: String,
+    /// The API key, if any.
+    pub key: Option<String>,
+    http: reqwest::Client,
+}
+
+/// An HTTP answer: status and body.
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body as JSON (Null when it is not JSON).
+    pub json: Value,
+    /// The raw body.
+    pub bytes: Vec<u8>,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    /// The error message of a `{"error": {...}}` body, else the status.
+    pub fn message(&self) -> String {
+        self.json["error"]["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("HTTP {}", self.status))
+    }
+}
+
+impl Gateway {
+    /// From the arguments and settings.
+    pub fn new(args: &GatewayArgs, settings: &Settings) -> Result<Self, ToolError> {
+        let base = match &args.gateway {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                let addr = settings.gateway.http_addr.replace("0.0.0.0", "127.0.0.1");
+                format!("http://{addr}")
+            }
+        };
+        let key = args
+            .api_key
+            .clone()
+            .or_else(|| {
+                settings
+                    .gateway
+                    .api_key
+                    .as_ref()
+                    .map(|k| k.expose().to_string())
+            })
+            .or_else(|| {
+                std::fs::read_to_string(args.data_dir.join("api-key"))
+                    .ok()
+                    .map(|k| k.trim().to_string())
+            })
+            .filter(|k| !k.is_empty());
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(900))
+            .build()
+            .map_err(|e| ToolError::Other(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Self { base, key, http })
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Answer, ToolError> {
+        let req = match &self.key {
+            Some(k) => req.header("x-api-key", k),
+            None => req,
+        };
+        let resp = req.send().await.map_err(|e| ToolError::Connect {
+            service: "gateway",
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ToolError::Other(format!("reading a gateway answer: {e}")))?
+            .to_vec();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(Answer {
+            status,
+            json,
+            bytes,
+            headers,
+        })
+    }
+
+    /// GET a path.
+    pub async fn get(&self, path: &str) -> Result<Answer, ToolError> {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// POST JSON to a path.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Answer, ToolError> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+
+    /// POST a multipart form.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form: reqwest::multipart::Form,
+    ) -> Result<Answer, ToolError> {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .multipart(form),
+        )
+        .await
+    }
+
+    /// GET an absolute URL (another service, e.g. n8n).
+    pub async fn get_url(&self, url: &str) -> Result<u16, String> {
+        self.http
+            .get(url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
+    }
+
+    /// A JSON answer with the expected status, else an error with its message.
+    pub fn expect(a: Answer, status: u16, what: &str) -> Result<Value, ToolError> {
+        if a.status == status {
+            Ok(a.json)
+        } else {
+            Err(ToolError::Other(format!("{what}: {}", a.message())))
+        }
+    }
+
+    /// Polls `path` until its `status` field is terminal; `tick` sees each answer.
+    pub async fn wait_job(
+        &self,
+        path: &str,
+        timeout: Duration,
+        mut tick: impl FnMut(&Value),
+    ) -> Result<Value, ToolError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let a = self.get(path).await?;
+            let job = Self::expect(a, 200, path)?;
+            tick(&job);
+            match job["status"].as_str() {
+                Some("completed") => return Ok(job),
+                Some(s @ ("failed" | "cancelled")) => {
+                    return Err(ToolError::Other(format!(
+                        "{path} {s}: {}",
+                        job["error"].as_str().unwrap_or("no error recorded")
+                    )));
+                }
+                _ => {}
+            }
+            if Instant::now() > deadline {
+                return Err(ToolError::Other(format!(
+                    "{path} did not finish within {} s",
+                    timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
