@@ -23,6 +23,16 @@ fi
 amqp_up || { echo "RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
 
 ./scripts/garage.sh
+# tesseract for the OCR metric of evaluations (Debian package).
+if ! command -v tesseract >/dev/null 2>&1; then
+  echo "tesseract: installing tesseract-ocr"
+  if [ "$(id -u)" = 0 ]; then
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tesseract-ocr tesseract-ocr-eng \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tesseract-ocr tesseract-ocr-eng; }) >/dev/null
+  else
+    sudo -n apt-get install -y -qq --no-install-recommends tesseract-ocr tesseract-ocr-eng >/dev/null
+  fi
+fi
 # n8n for the workflow end-to-end test (cached per lockfile).
 export RESTOREFLOW_N8N_DIR="${RESTOREFLOW_N8N_DIR:-$(./scripts/n8n.sh)}"
 

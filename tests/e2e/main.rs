@@ -4,6 +4,7 @@
 mod bad_input;
 mod bus;
 mod n8n;
+mod ocr;
 mod registry;
 mod reliability;
 mod reports;

@@ -506,6 +506,13 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
         )
         .await;
     assert_eq!(status, 400, "{v}");
+    let (status, v) = app
+        .post_json(
+            "/restore/batch",
+            &json!({"bucket": "training-data", "prefix": "degraded/x", "output_prefix": "degraded/"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
 
     // A cancelled run gets a report too, saying what happened.
     let long = start(&app, &tiny_run(&dataset, 1000)).await;

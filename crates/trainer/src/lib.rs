@@ -57,7 +57,7 @@ pub use batch::{BatchParams, BatchWorker, is_image_key};
 pub use checkpoints::{complete_dirs, epoch_dir};
 pub use evaluation::{EvalParams, EvaluationWorker};
 pub use grpc::TrainerGrpc;
-pub use inference::{ModelCache, Pipeline, cer, score_pair};
+pub use inference::{ModelCache, Pipeline, cer, ocr_available, score_pair};
 pub use model::{RestormerNet, code_version};
 pub use pairs::{PairRef, PairSet, StorePairs, find_pairs, match_pairs, pairs_hash};
 pub use params::{Invalid, MIN_PAIRS, PRESETS, TrainParams, cuda_available};
@@ -156,7 +156,6 @@ impl Application {
             models: models.clone(),
             registry: registry.clone(),
             permits: Arc::new(Semaphore::new(RESTORE_CONCURRENCY)),
-            _jobs: settings.jobs.clone(),
         };
         let evaluator = cfg.worker.then(|| {
             EvaluationWorker::new(backends.clone(), settings.jobs.clone(), models.clone())

@@ -12,7 +12,6 @@ use chrono::Utc;
 use image::{DynamicImage, ImageReader, RgbImage};
 use restoreflow_classical::{Layer1Params, run_pipeline};
 use restoreflow_core::bus::queues;
-use restoreflow_core::config::JobSettings;
 use restoreflow_core::db::entity::{dataset, evaluation};
 use restoreflow_core::db::{self, DbError, JobKind};
 use restoreflow_core::jobs::JobMessage;
@@ -53,7 +52,6 @@ pub struct RestorationGrpc {
     pub(crate) registry: ModelRegistryServiceClient<Channel>,
     /// Bounds concurrent restorations, and so memory.
     pub(crate) permits: Arc<Semaphore>,
-    pub(crate) _jobs: JobSettings,
 }
 
 fn invalid(m: impl Into<String>) -> Status {
