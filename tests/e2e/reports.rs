@@ -268,6 +268,28 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
     let (status, _) = app.get_json("/training/reports/job/not-a-job").await;
     assert_eq!(status, 404);
 
+    // A second run on the same data is compared with the first, like with like.
+    let second = start(&app, &tiny_run(&dataset, 1)).await;
+    let job2 = wait_training(&app, &second, Duration::from_secs(300)).await;
+    assert_eq!(job2["status"], "completed", "{job2}");
+    let report2 = wait_report(&app, &second).await;
+    let first_version = report["report"]["model"]["version"].as_u64().unwrap();
+    let prev = &report2["report"]["previous"];
+    assert_eq!(prev["version"].as_u64(), Some(first_version), "{report2}");
+    assert_eq!(prev["same_validation_data"], true, "{prev}");
+    let cmp = &report2["derived"]["vs_previous"];
+    let new_psnr = report2["derived"]["registered"]["psnr"].as_f64().unwrap();
+    let old_psnr = prev["psnr"].as_f64().unwrap();
+    assert!(
+        (cmp["psnr_delta"].as_f64().unwrap() - (new_psnr - old_psnr)).abs() < 1e-9,
+        "{cmp}"
+    );
+    // The previous version's PSNR is the one registered with it.
+    let (_, m1) = app
+        .get_json(&format!("/models/layer/2/{first_version}"))
+        .await;
+    assert_eq!(m1["metrics"]["final"]["psnr"].as_f64(), Some(old_psnr));
+
     // Evaluation on a held-out test set against the baselines.
     let generation = app
         .generate(json!({"num_images": 2, "preset": "light", "width": 128, "height": 160, "split": "test"}))

@@ -82,7 +82,7 @@ pub async fn collect(db: &Db, job_id: &str, report_id: &str) -> Result<Collected
         None => None,
     };
     let previous = match &model {
-        Some(m) => previous_version(db, m, &job).await?,
+        Some(m) => previous_version(db, m).await?,
         None => None,
     };
     let data = ReportData {
@@ -347,7 +347,6 @@ async fn model_info(
 async fn previous_version(
     db: &Db,
     model: &ModelInfo,
-    job: &job::Model,
 ) -> Result<Option<PreviousVersion>, ReportError> {
     let Some(prev) = model_version::Entity::find()
         .filter(model_version::Column::Layer.eq(model.layer as i32))
@@ -373,7 +372,6 @@ async fn previous_version(
             && f(&training(&o.config), "val_fraction") == f(&training(&prev.config), "val_fraction")
             && u(&training(&o.config), "seed") == u(&training(&prev.config), "seed")
     });
-    let _ = job;
     Ok(Some(PreviousVersion {
         version: prev.version as u32,
         psnr: f(&fin, "psnr"),

@@ -262,9 +262,11 @@ impl RestorationService for RestorationGrpc {
             validate_prefix(&p).map_err(|e| invalid(e.to_string()))?;
             if p.ends_with('/') { p } else { format!("{p}/") }
         };
-        if !r.prefix.is_empty() && output_prefix.starts_with(&r.prefix) && output_prefix == r.prefix
-        {
-            return Err(invalid("output_prefix must differ from prefix"));
+        // The inputs are listed once, minus anything under the output prefix.
+        if r.prefix.starts_with(&output_prefix) {
+            return Err(invalid(
+                "output_prefix must not contain the input prefix (outputs would be skipped as inputs)",
+            ));
         }
         let params = BatchParams {
             bucket: r.bucket,
