@@ -7,11 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CACHE="${RESTOREFLOW_CACHE:-/var/cache/restoreflow}"
-if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
-  CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/restoreflow"
-  mkdir -p "$CACHE"
-fi
+. scripts/lib/cache.sh
 VENV="$CACHE/deploy-tools-1"
 if [ ! -x "$VENV/bin/hadolint" ] || [ ! -x "$VENV/bin/kubernetes-validate" ] || [ ! -x "$VENV/bin/check-jsonschema" ]; then
   echo "deploy: installing validation tools into $VENV (once)"

@@ -5,11 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CACHE="${RESTOREFLOW_CACHE:-/var/cache/restoreflow}"
-if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
-  CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/restoreflow"
-  mkdir -p "$CACHE"
-fi
+. scripts/lib/cache.sh
 VENV="$CACHE/cuda-13.0"
 WHEELS=(nvidia-cuda-nvcc==13.0.88 nvidia-cuda-crt==13.0.88 nvidia-nvvm==13.0.88
   nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85 nvidia-cuda-nvrtc==13.0.88

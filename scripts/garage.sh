@@ -5,11 +5,7 @@
 set -euo pipefail
 
 GARAGE_VERSION=2.5.0
-CACHE="${RESTOREFLOW_CACHE:-/var/cache/restoreflow}"
-if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
-  CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/restoreflow"
-  mkdir -p "$CACHE"
-fi
+. "$(dirname "$0")/lib/cache.sh"
 ROOT="$CACHE/garage-$GARAGE_VERSION"
 BIN="$ROOT/bin/garage"
 ACCESS_KEY="${RESTOREFLOW_TEST_S3_ACCESS_KEY:-GK5e7a1f0c9b2d4e6f8a0b1c2d}"

@@ -5,11 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CACHE="${RESTOREFLOW_CACHE:-/var/cache/restoreflow}"
-if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
-  CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/restoreflow"
-  mkdir -p "$CACHE"
-fi
+. scripts/lib/cache.sh
 HASH="$(cat n8n/package.json n8n/package-lock.json | sha256sum | cut -c1-16)"
 DIR="$CACHE/n8n-$HASH"
 if [ ! -x "$DIR/node_modules/.bin/n8n" ]; then

@@ -33,12 +33,14 @@ pub struct TrainerGrpc {
     pub(crate) registry: ModelRegistryServiceClient<Channel>,
 }
 
-fn internal(e: impl std::fmt::Display) -> Status {
+/// Logs an unexpected failure and answers a bare internal error.
+pub(crate) fn internal(e: impl std::fmt::Display) -> Status {
     tracing::error!(error = %e, "internal error");
     ErrorCode::Internal.status("internal error")
 }
 
-fn from_db(e: DbError) -> Status {
+/// A metadata failure as a status (internals are logged, not returned).
+pub(crate) fn from_db(e: DbError) -> Status {
     match e.code() {
         ErrorCode::Internal => internal(e),
         code => code.status(e.to_string()),

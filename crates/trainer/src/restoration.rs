@@ -13,7 +13,7 @@ use image::{DynamicImage, ImageReader, RgbImage};
 use restoreflow_classical::{Layer1Params, run_pipeline};
 use restoreflow_core::bus::queues;
 use restoreflow_core::db::entity::{dataset, evaluation};
-use restoreflow_core::db::{self, DbError, JobKind};
+use restoreflow_core::db::{self, JobKind};
 use restoreflow_core::jobs::JobMessage;
 use restoreflow_core::storage::{Bucket, get_bytes, validate_prefix};
 use restoreflow_core::{Backends, ErrorCode};
@@ -31,6 +31,7 @@ use tonic::{Request, Response, Status};
 
 use crate::batch::BatchParams;
 use crate::evaluation::EvalParams;
+use crate::grpc::{from_db, internal};
 use crate::inference::{ModelCache, ModelError, Pipeline, restore};
 use crate::model::code_version;
 use crate::pairs::{PairError, find_pairs, pairs_hash};
@@ -56,18 +57,6 @@ pub struct RestorationGrpc {
 
 fn invalid(m: impl Into<String>) -> Status {
     ErrorCode::InvalidArgument.status(m)
-}
-
-fn internal(e: impl std::fmt::Display) -> Status {
-    tracing::error!(error = %e, "internal error");
-    ErrorCode::Internal.status("internal error")
-}
-
-fn from_db(e: DbError) -> Status {
-    match e.code() {
-        ErrorCode::Internal => internal(e),
-        code => code.status(e.to_string()),
-    }
 }
 
 fn from_model(e: ModelError) -> Status {
