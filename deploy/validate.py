@@ -12,7 +12,8 @@
   non-root USER, a HEALTHCHECK, multi-stage with `COPY --from` naming stages.
 - deploy/kubernetes: every kustomization's resources exist; every built-in
   object passes kubernetes-validate --strict (schemas of Kubernetes 1.33);
-  KEDA objects are checked for their required fields; Services select pods,
+  KEDA objects are checked for their required fields (trainers scale on
+  RabbitMQ queue depth and on queued + running rows of the jobs table); Services select pods,
   scale targets exist, every container has probes and resource requests.
 
 Usage: validate.py COMPOSE_SCHEMA   (run by deploy/validate.sh)
@@ -188,16 +189,27 @@ def check_keda(where, o):
         triggers = spec.get("triggers") or []
         if not triggers:
             fail(f"k8s: {where}: ScaledObject needs triggers")
+        kinds = {t.get("type") for t in triggers}
+        if not {"rabbitmq", "postgresql"} <= kinds:
+            fail(f"k8s: {where}: trainers scale on queue depth (rabbitmq) and jobs in flight (postgresql)")
         for t in triggers:
             md = t.get("metadata", {})
+            if not t.get("authenticationRef", {}).get("name"):
+                fail(f"k8s: {where}: {t.get('type')} trigger needs an authenticationRef")
             if t.get("type") == "rabbitmq":
-                for key in ("queueName", "mode", "value"):
+                for key in ("protocol", "queueName", "mode", "value"):
                     if key not in md:
                         fail(f"k8s: {where}: rabbitmq trigger needs metadata.{key}")
                 if not re.fullmatch(r"restoreflow\.jobs\.(training|evaluation|restore)", md.get("queueName", "")):
                     fail(f"k8s: {where}: {md.get('queueName')} is not a restoreflow job queue")
-                if not t.get("authenticationRef", {}).get("name") and "host" not in md:
-                    fail(f"k8s: {where}: rabbitmq trigger needs a host or an authenticationRef")
+            elif t.get("type") == "postgresql":
+                for key in ("query", "targetQueryValue"):
+                    if key not in md:
+                        fail(f"k8s: {where}: postgresql trigger needs metadata.{key}")
+                if "FROM jobs" not in md.get("query", ""):
+                    fail(f"k8s: {where}: the postgresql trigger must count rows of the jobs table")
+            else:
+                fail(f"k8s: {where}: unexpected trigger type {t.get('type')}")
     elif o["kind"] == "TriggerAuthentication":
         for ref in spec.get("secretTargetRef", []):
             if not {"parameter", "name", "key"} <= ref.keys():

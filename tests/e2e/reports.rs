@@ -467,6 +467,42 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
         "{up_eval}"
     );
 
+    // Held-out sets never reach training: refused by name, left out of "every pair".
+    let mut body = tiny_run(&test_set, 1);
+    let (status, v) = app.post_json("/training/layer2/start", &body).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("held-out"),
+        "{v}"
+    );
+    body["dataset"] = json!("");
+    body["num_epochs"] = json!(1000);
+    body["max_pairs"] = json!(1000);
+    let all = start(&app, &body).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let stats = loop {
+        let events = db::list_events(&app.backends.db, &all, 0, 1000)
+            .await
+            .unwrap();
+        if let Some(e) = events.iter().find(|e| e.kind == "data") {
+            break e.payload.clone();
+        }
+        assert!(Instant::now() < deadline, "no data event for {all}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        stats["valid_pairs"], 6,
+        "only the training set's pairs: {stats}"
+    );
+    let (status, _) = app
+        .post_json(&format!("/training/jobs/{all}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        wait_training(&app, &all, Duration::from_secs(120)).await["status"],
+        "cancelled"
+    );
+
     // Restoration: a full page round-trips at full size, through both layers.
     let full = kind == Kind::Embedded;
     let (w, h) = if full { (1240, 1754) } else { (320, 400) };

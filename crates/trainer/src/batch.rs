@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::evaluation::png_name;
 use crate::inference::{ModelCache, Pipeline, restore};
+use crate::lease::{Lease, Stop};
 
 /// Largest input image read.
 const MAX_IMAGE_BYTES: u64 = 64 << 20;
@@ -83,11 +84,11 @@ impl BatchWorker {
         jobs.run(&self, &shutdown).await;
     }
 
-    async fn restore_all(&self, job: &job::Model) -> Result<Value, String> {
+    async fn restore_all(&self, job: &job::Model, lease: &Lease) -> Result<Value, Halt> {
         let p: BatchParams = serde_json::from_value(job.params.clone())
             .map_err(|e| format!("job params are not a batch restore request: {e}"))?;
         let bucket = Bucket::from_str(&p.bucket).map_err(|e| e.to_string())?;
-        let pipeline = Pipeline::from_str(&p.pipeline)?;
+        let pipeline = Pipeline::from_str(&p.pipeline).map_err(Halt::Failed)?;
         let layer1 = if pipeline.uses_layer1() {
             let r = p.layer1_version.map(|v| v.to_string()).unwrap_or_default();
             Some(Arc::new(
@@ -103,7 +104,9 @@ impl BatchWorker {
                     .await
                     .map_err(|e| e.to_string())?,
             ),
-            (true, None) => return Err("the pipeline needs a layer 2 version".into()),
+            (true, None) => {
+                return Err(Halt::Failed("the pipeline needs a layer 2 version".into()));
+            }
             _ => None,
         };
         let store = self.backends.store.as_ref();
@@ -118,15 +121,16 @@ impl BatchWorker {
             keys.truncate(p.max_images as usize);
         }
         if keys.is_empty() {
-            return Err(format!(
+            return Err(Halt::Failed(format!(
                 "no PNG or JPEG images under {}/{}",
                 p.bucket, p.prefix
-            ));
+            )));
         }
         let mut outputs = Vec::new();
         let mut failed = Vec::new();
         let total = keys.len();
         for (i, key) in keys.iter().enumerate() {
+            lease.check().map_err(Halt::Stopped)?;
             let bytes = match get_bytes(store, bucket, key, MAX_IMAGE_BYTES).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -174,7 +178,9 @@ impl BatchWorker {
             .await;
         }
         if outputs.is_empty() {
-            return Err(format!("none of the {total} images could be restored"));
+            return Err(Halt::Failed(format!(
+                "none of the {total} images could be restored"
+            )));
         }
         Ok(json!({
             "bucket": p.bucket,
@@ -189,12 +195,40 @@ impl BatchWorker {
     }
 }
 
+/// Why a batch did not complete.
+enum Halt {
+    /// It failed, with the reason.
+    Failed(String),
+    /// It was told to stop.
+    Stopped(Stop),
+}
+
+impl From<String> for Halt {
+    fn from(e: String) -> Self {
+        Self::Failed(e)
+    }
+}
+
 #[async_trait::async_trait]
 impl JobRunner for BatchWorker {
-    async fn run_job(&self, job: job::Model, _shutdown: &CancellationToken) {
-        let (status, result, error) = match self.restore_all(&job).await {
+    async fn run_job(&self, job: job::Model, shutdown: &CancellationToken) {
+        let lease = Lease::start(
+            self.backends.db.clone(),
+            job.id.clone(),
+            self.id.clone(),
+            &self.jobs,
+            shutdown.clone(),
+        );
+        let outcome = self.restore_all(&job, &lease).await;
+        drop(lease);
+        let (status, result, error) = match outcome {
             Ok(r) => (JobStatus::Completed, Some(r), None),
-            Err(e) => {
+            Err(Halt::Stopped(Stop::Cancelled)) => (JobStatus::Cancelled, None, None),
+            Err(Halt::Stopped(stop)) => {
+                tracing::info!(job_id = %job.id, ?stop, "batch left to another worker");
+                return;
+            }
+            Err(Halt::Failed(e)) => {
                 tracing::error!(job_id = %job.id, error = %e, "batch restore failed");
                 (JobStatus::Failed, None, Some(e))
             }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::inference::{ModelCache, Subject, cer, ocr, ocr_available, score_pair};
+use crate::lease::{Lease, Stop};
 use crate::pairs::{PairRef, find_pairs};
 
 /// Largest page read for evaluation.
@@ -99,7 +100,7 @@ impl EvaluationWorker {
         jobs.run(&self, &shutdown).await;
     }
 
-    async fn evaluate(&self, job: &job::Model) -> Result<Value, String> {
+    async fn evaluate(&self, job: &job::Model, lease: &Lease) -> Result<Value, Halt> {
         let p: EvalParams = serde_json::from_value(job.params.clone())
             .map_err(|e| format!("job params are not an evaluation request: {e}"))?;
         let cap = if p.max_pairs == 0 {
@@ -111,7 +112,7 @@ impl EvaluationWorker {
             .await
             .map_err(|e| format!("cannot list evaluation pairs: {e}"))?;
         if pairs.pairs.is_empty() {
-            return Err(format!("no clean/degraded pairs in {}", pairs.location));
+            return Err(format!("no clean/degraded pairs in {}", pairs.location).into());
         }
         let subject = if p.layer == 1 {
             let (_, params) = self
@@ -139,9 +140,7 @@ impl EvaluationWorker {
         let (mut cer_before, mut cer_after) = (Vec::new(), Vec::new());
         let total = pairs.pairs.len();
         for (i, pair) in pairs.pairs.iter().enumerate() {
-            if self.cancel_requested(&job.id).await {
-                return Err("cancelled".into());
-            }
+            lease.check().map_err(Halt::Stopped)?;
             let (clean, degraded) = match self.load_pair(pair).await {
                 Ok(p) => p,
                 Err(reason) => {
@@ -151,18 +150,24 @@ impl EvaluationWorker {
             };
             let job_subject = subject.clone();
             let scored = tokio::task::spawn_blocking(move || {
-                score_pair(&clean, &degraded, &job_subject).map(|s| (s, degraded))
+                let scores = score_pair(&clean, &degraded, &job_subject)?;
+                let restored_png = png(&scores.restored)?;
+                let degraded_png = if with_ocr {
+                    png(&degraded)?
+                } else {
+                    Vec::new()
+                };
+                Ok::<_, String>((scores, restored_png, degraded_png))
             })
             .await
             .map_err(|e| format!("scoring thread failed: {e}"))?;
-            let (scores, degraded) = match scored {
+            let (scores, restored_png, degraded_png) = match scored {
                 Ok(s) => s,
                 Err(reason) => {
                     skipped.push(json!({"name": pair.name, "reason": reason}));
                     continue;
                 }
             };
-            let restored_png = png(&scores.restored)?;
             let key = format!("{prefix}restored/{}", png_name(&pair.name));
             store
                 .put(
@@ -178,7 +183,6 @@ impl EvaluationWorker {
                 && let Some(ds) = &pairs.dataset_id
                 && let Some(truth) = self.ground_truth(ds, &pair.name).await
             {
-                let degraded_png = png(&degraded)?;
                 let after_png = restored_png.clone();
                 let (before, after) = tokio::task::spawn_blocking(move || {
                     (
@@ -216,14 +220,14 @@ impl EvaluationWorker {
             .await;
         }
         if model_scores.is_empty() {
-            return Err(format!(
+            return Err(Halt::Failed(format!(
                 "none of the {total} pairs could be scored: {}",
                 skipped
                     .iter()
                     .filter_map(|s| s.get("reason").and_then(Value::as_str))
                     .next()
                     .unwrap_or("no reason")
-            ));
+            )));
         }
         let mut mean = metrics_json(&MetricSet::mean(&model_scores), mean_of(&cer_after));
         mean["pairs"] = json!(model_scores.len());
@@ -276,14 +280,6 @@ impl EvaluationWorker {
         Ok(result)
     }
 
-    async fn cancel_requested(&self, id: &str) -> bool {
-        db::get_job(&self.backends.db, id)
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|j| j.cancel_requested)
-    }
-
     async fn load_pair(&self, pair: &PairRef) -> Result<(RgbImage, RgbImage), String> {
         let store = self.backends.store.as_ref();
         let clean = get_bytes(
@@ -302,12 +298,17 @@ impl EvaluationWorker {
         )
         .await
         .map_err(|e| format!("cannot read the degraded image: {e}"))?;
-        let clean = image::load_from_memory(&clean)
-            .map_err(|e| format!("clean image does not decode: {e}"))?
-            .to_rgb8();
-        let degraded = image::load_from_memory(&degraded)
-            .map_err(|e| format!("degraded image does not decode: {e}"))?
-            .to_rgb8();
+        let (clean, degraded) = tokio::task::spawn_blocking(move || {
+            let clean = image::load_from_memory(&clean)
+                .map_err(|e| format!("clean image does not decode: {e}"))?
+                .to_rgb8();
+            let degraded = image::load_from_memory(&degraded)
+                .map_err(|e| format!("degraded image does not decode: {e}"))?
+                .to_rgb8();
+            Ok::<_, String>((clean, degraded))
+        })
+        .await
+        .map_err(|e| format!("decoding thread failed: {e}"))??;
         if clean.dimensions() != degraded.dimensions() {
             return Err(format!(
                 "sizes differ: clean {}x{}, degraded {}x{}",
@@ -384,20 +385,66 @@ impl EvaluationWorker {
     }
 }
 
-/// `name` with a `.png` extension (outputs are always PNG).
+/// The output name of `name`: outputs are always PNG, so a PNG keeps its name
+/// and anything else gets `.png` appended (`a.jpg` -> `a.jpg.png`), which
+/// keeps `a.jpg` and `a.png` from overwriting each other.
 pub fn png_name(name: &str) -> String {
-    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
-    format!("{stem}.png")
+    if name.to_ascii_lowercase().ends_with(".png") {
+        name.to_string()
+    } else {
+        format!("{name}.png")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::png_name;
+
+    #[test]
+    fn output_names_never_collide() {
+        assert_eq!(png_name("a.png"), "a.png");
+        assert_eq!(png_name("a.jpg"), "a.jpg.png");
+        assert_ne!(png_name("a.jpg"), png_name("a.png"));
+        assert_eq!(png_name("dir/b.JPEG"), "dir/b.JPEG.png");
+    }
+}
+
+/// Why an evaluation did not complete.
+enum Halt {
+    /// It failed, with the reason.
+    Failed(String),
+    /// It was told to stop.
+    Stopped(Stop),
+}
+
+impl From<String> for Halt {
+    fn from(e: String) -> Self {
+        Self::Failed(e)
+    }
 }
 
 #[async_trait::async_trait]
 impl JobRunner for EvaluationWorker {
-    async fn run_job(&self, job: job::Model, _shutdown: &CancellationToken) {
-        let outcome = self.evaluate(&job).await;
+    async fn run_job(&self, job: job::Model, shutdown: &CancellationToken) {
+        let lease = Lease::start(
+            self.backends.db.clone(),
+            job.id.clone(),
+            self.id.clone(),
+            &self.jobs,
+            shutdown.clone(),
+        );
+        let outcome = self.evaluate(&job, &lease).await;
+        drop(lease);
         let (status, result, error) = match outcome {
             Ok(r) => (JobStatus::Completed, Some(r), None),
-            Err(e) if e == "cancelled" => (JobStatus::Cancelled, None, None),
-            Err(e) => {
+            Err(Halt::Stopped(Stop::Cancelled)) => (JobStatus::Cancelled, None, None),
+            Err(Halt::Stopped(stop)) => {
+                // Lost: another worker runs it now. Shutdown: the next worker
+                // re-claims it once the lease expires.
+                tracing::info!(job_id = %job.id, ?stop, "evaluation left to another worker");
+                return;
+            }
+            Err(Halt::Failed(e)) => {
                 tracing::error!(job_id = %job.id, error = %e, "evaluation failed");
                 (JobStatus::Failed, None, Some(e))
             }

@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-use crate::pairs::find_pairs;
+use crate::pairs::find_training_pairs;
 use crate::params::{MIN_PAIRS, TrainParams};
 use crate::view::training_job;
 use crate::worker::SERVICE;
@@ -129,11 +129,14 @@ impl TrainerService for TrainerGrpc {
             // Pin the number, so moving an alias later does not change the job.
             params.base_model = Some(v.version.to_string());
         }
-        let pairs = find_pairs(&self.backends, &params.dataset, params.max_pairs as usize)
+        let pairs = find_training_pairs(&self.backends, &params.dataset, params.max_pairs as usize)
             .await
             .map_err(|e| match e {
                 crate::pairs::PairError::Storage(s) => s.code().status(s.to_string()),
                 crate::pairs::PairError::Db(d) => from_db(d),
+                held_out @ crate::pairs::PairError::HeldOut(_) => {
+                    ErrorCode::InvalidArgument.status(held_out.to_string())
+                }
             })?;
         if pairs.pairs.len() < MIN_PAIRS {
             return Err(ErrorCode::InvalidArgument.status(format!(

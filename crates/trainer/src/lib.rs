@@ -32,6 +32,7 @@ mod env;
 mod evaluation;
 mod grpc;
 mod inference;
+mod lease;
 mod model;
 mod pairs;
 mod params;
@@ -59,7 +60,9 @@ pub use evaluation::{EvalParams, EvaluationWorker};
 pub use grpc::TrainerGrpc;
 pub use inference::{ModelCache, Pipeline, cer, ocr_available, score_pair};
 pub use model::{RestormerNet, code_version};
-pub use pairs::{PairRef, PairSet, StorePairs, find_pairs, match_pairs, pairs_hash};
+pub use pairs::{
+    PairRef, PairSet, StorePairs, find_pairs, find_training_pairs, match_pairs, pairs_hash,
+};
 pub use params::{Invalid, MIN_PAIRS, PRESETS, TrainParams, cuda_available};
 pub use restoration::{MAX_PIXELS, RestorationGrpc, check_image};
 pub use view::{epochs_from_events, metric_payload, training_job};

@@ -12,7 +12,7 @@ use restoreflow_core::storage::{
     Bucket, ObjectStore, RetryPolicy, StorageError, get_bytes, list_all, retry,
 };
 use restoreflow_training::PairSource;
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -87,6 +87,11 @@ pub enum PairError {
     /// Looking up the dataset failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The dataset is a held-out evaluation set.
+    #[error(
+        "dataset {0} is a held-out test set: evaluate on it (POST /evaluation/run), do not train on it"
+    )]
+    HeldOut(String),
 }
 
 /// Finds the pairs under `dataset` (a dataset id, a name prefix, or empty for
@@ -96,6 +101,45 @@ pub async fn find_pairs(
     backends: &Backends,
     dataset: &str,
     max_pairs: usize,
+) -> Result<PairSet, PairError> {
+    select_pairs(backends, dataset, max_pairs, &[]).await
+}
+
+/// [`find_pairs`] for training: refuses a held-out (`test` split) dataset and
+/// leaves out the pairs of every held-out dataset, so evaluation pages never
+/// reach a training run (e.g. when `dataset` is empty and every pair counts).
+pub async fn find_training_pairs(
+    backends: &Backends,
+    dataset: &str,
+    max_pairs: usize,
+) -> Result<PairSet, PairError> {
+    let held_out = dataset::Entity::find()
+        .filter(dataset::Column::Split.eq("test"))
+        .all(&backends.db)
+        .await
+        .map_err(DbError::from)?;
+    if held_out.iter().any(|d| d.id == dataset) {
+        return Err(PairError::HeldOut(dataset.to_string()));
+    }
+    let prefixes: Vec<String> = held_out.iter().map(pair_prefix).collect();
+    select_pairs(backends, dataset, max_pairs, &prefixes).await
+}
+
+/// The name prefix of a dataset's pairs: `{id}_` for generated sets, the
+/// upload prefix for uploaded ones.
+fn pair_prefix(d: &dataset::Model) -> String {
+    d.manifest
+        .get("prefix")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}_", d.id))
+}
+
+async fn select_pairs(
+    backends: &Backends,
+    dataset: &str,
+    max_pairs: usize,
+    exclude: &[String],
 ) -> Result<PairSet, PairError> {
     let row = if dataset.is_empty() {
         None
@@ -108,12 +152,7 @@ pub async fn find_pairs(
     // A dataset's pairs are named `{id}_{i:05}.png`; anything else is a name prefix.
     let prefix = match &row {
         // Uploaded datasets keep the prefix their pairs were uploaded under.
-        Some(d) => d
-            .manifest
-            .get("prefix")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{}_", d.id)),
+        Some(d) => pair_prefix(d),
         None => dataset
             .strip_prefix("clean/")
             .or_else(|| dataset.strip_prefix("degraded/"))
@@ -131,6 +170,10 @@ pub async fn find_pairs(
             .iter()
             .filter_map(|o| Some((o.key.strip_prefix("degraded/")?, o.size))),
     );
+    let all: Vec<PairRef> = all
+        .into_iter()
+        .filter(|p| !exclude.iter().any(|x| p.name.starts_with(x.as_str())))
+        .collect();
     let available = all.len();
     let pairs: Vec<PairRef> = all.into_iter().take(max_pairs).collect();
     let content_hash = match &row {

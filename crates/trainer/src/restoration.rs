@@ -72,6 +72,7 @@ fn from_pairs(e: PairError) -> Status {
     match e {
         PairError::Storage(s) => s.code().status(s.to_string()),
         PairError::Db(d) => from_db(d),
+        held_out @ PairError::HeldOut(_) => invalid(held_out.to_string()),
     }
 }
 

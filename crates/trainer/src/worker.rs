@@ -24,7 +24,7 @@ use tonic::transport::Channel;
 
 use crate::checkpoints;
 use crate::model::{RestormerNet, code_version};
-use crate::pairs::{PairSet, StorePairs, find_pairs};
+use crate::pairs::{PairSet, StorePairs, find_training_pairs};
 use crate::params::{MIN_PAIRS, TrainParams};
 use crate::samples::SampleImages;
 use crate::view::metric_payload;
@@ -290,7 +290,7 @@ impl Worker {
     async fn train_job(&self, job: &job::Model, flags: &Flags) -> Result<Trained, String> {
         let params: TrainParams = serde_json::from_value(job.params.clone())
             .map_err(|e| format!("job params are not a training request: {e}"))?;
-        let pairs = find_pairs(&self.backends, &params.dataset, params.max_pairs as usize)
+        let pairs = find_training_pairs(&self.backends, &params.dataset, params.max_pairs as usize)
             .await
             .map_err(|e| format!("cannot list training pairs: {e}"))?;
         if pairs.pairs.len() < MIN_PAIRS {
