@@ -156,10 +156,6 @@ pub fn router(state: AppState) -> Router {
         .route("/training/jobs", get(routes::training::list))
         .route("/training/jobs/{id}", get(routes::training::get))
         .route("/training/jobs/{id}/cancel", post(routes::training::cancel))
-        .route(
-            "/training/layer1/evaluate",
-            post(routes::evaluation::layer1_evaluate),
-        )
         .route("/training/reports", get(routes::reports::list))
         .route(
             "/training/reports/job/{job_id}",
@@ -217,6 +213,13 @@ pub fn router(state: AppState) -> Router {
             get(routes::models::download),
         )
         .route("/training/jobs/{id}/events", get(routes::training::events))
+        // Measuring Layer 1 on up to 200 pages can outlast the request timeout;
+        // its body is JSON, so the JSON limit applies.
+        .route(
+            "/training/layer1/evaluate",
+            post(routes::evaluation::layer1_evaluate)
+                .layer(DefaultBodyLimit::max(limits.max_json_bytes as usize)),
+        )
         // A full page restores in seconds to minutes on a CPU: no request timeout.
         .route(
             "/restore/document",

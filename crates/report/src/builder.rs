@@ -154,7 +154,9 @@ pub async fn build_report(backends: &Backends, job_id: &str) -> Result<Built, Re
     };
     report::Entity::insert(active)
         .on_conflict(
-            OnConflict::column(report::Column::Id)
+            // One report per job: a concurrent build of the same job (another
+            // replica, or BuildReport racing the consumer) updates, never fails.
+            OnConflict::column(report::Column::JobId)
                 .update_columns([
                     report::Column::Status,
                     report::Column::ModelVersion,
@@ -167,6 +169,13 @@ pub async fn build_report(backends: &Backends, job_id: &str) -> Result<Built, Re
         .exec(db)
         .await
         .map_err(DbError::from)?;
+    // The winner of a concurrent build keeps its id; answer with the stored row.
+    let row = report::Entity::find()
+        .filter(report::Column::JobId.eq(job_id))
+        .one(db)
+        .await
+        .map_err(DbError::from)?
+        .unwrap_or(row);
     tracing::info!(report_id = %row.id, job_id, charts = charts.len(), "report stored");
     Ok(Built { row })
 }

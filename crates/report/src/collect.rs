@@ -59,18 +59,21 @@ pub async fn collect(db: &Db, job_id: &str, report_id: &str) -> Result<Collected
             job.status
         )));
     }
-    let mut events = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = db::list_events(db, job_id, after, 1000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        let done = page.len() < 1000;
-        events.extend(page);
-        if done {
-            break;
-        }
-    }
+    // Only the kinds a report reads: a long run has many throttled `progress` events.
+    let events = job_event::Entity::find()
+        .filter(job_event::Column::JobId.eq(job_id))
+        .filter(job_event::Column::Kind.is_in([
+            "data",
+            "config",
+            "environment",
+            "metric",
+            "samples",
+            "log",
+        ]))
+        .order_by_asc(job_event::Column::Id)
+        .all(db)
+        .await
+        .map_err(db::DbError::from)?;
     let layer = 2u32;
     let model = match job
         .result

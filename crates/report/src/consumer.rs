@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use crate::builder::build_report;
 
-/// A sweep gives up on a job after this many failed builds (until restart).
+/// A sweep gives up on a job after this many failed builds (until restart);
+/// `BuildReport` over gRPC still retries it.
 const MAX_FAILURES: u32 = 3;
 
 /// Consumes completion events and sweeps for jobs without a report.
@@ -36,51 +37,60 @@ impl ReportWorker {
         }
     }
 
-    /// Runs until `shutdown`.
+    /// Runs until `shutdown`: consumes events (subscribing again whenever
+    /// the broker drops the consumer) and sweeps on a timer either way.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let tag = format!("report-{}", uuid::Uuid::new_v4());
-        let mut consumer = loop {
-            match self
-                .backends
-                .bus
-                .consume(queues::EVENTS_TRAINING_COMPLETED, &tag)
-                .await
-            {
-                Ok(c) => break c,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot consume training events; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        let mut sweep =
+            tokio::time::interval(Duration::from_secs(self.jobs.sweep_interval_secs.max(1)));
+        let mut consumer = None;
+        loop {
+            if consumer.is_none() {
+                match self
+                    .backends
+                    .bus
+                    .consume(queues::EVENTS_TRAINING_COMPLETED, &tag)
+                    .await
+                {
+                    Ok(c) => consumer = Some(c),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot consume training events; retrying")
                     }
                 }
             }
-        };
-        let mut sweep =
-            tokio::time::interval(Duration::from_secs(self.jobs.sweep_interval_secs.max(1)));
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                delivery = consumer.next() => {
-                    let Some(delivery) = delivery else { break };
-                    let delivery = match delivery {
-                        Ok(d) => d,
-                        Err(e) => { tracing::error!(error = %e, "bus delivery failed"); continue; }
-                    };
-                    let job_id = serde_json::from_slice::<Value>(&delivery.payload)
-                        .ok()
-                        .and_then(|v| v.get("job_id").and_then(Value::as_str).map(str::to_string));
-                    let Some(job_id) = job_id else {
-                        tracing::warn!("malformed training event; dead-lettering it");
-                        let _ = delivery.reject().await;
-                        continue;
-                    };
-                    self.build(&job_id).await;
-                    // A failed build is retried by the sweep, so the event is done either way.
-                    if let Err(e) = delivery.ack().await {
-                        tracing::warn!(error = %e, "ack failed");
-                    }
+            let Some(c) = consumer.as_mut() else {
+                // No consumer yet: sweep meanwhile, and try again shortly.
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = sweep.tick() => self.sweep(&shutdown).await,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
+                continue;
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                delivery = c.next() => match delivery {
+                    None => {
+                        tracing::warn!("training event consumer closed; subscribing again");
+                        consumer = None;
+                    }
+                    Some(Err(e)) => tracing::error!(error = %e, "bus delivery failed"),
+                    Some(Ok(delivery)) => {
+                        let job_id = serde_json::from_slice::<Value>(&delivery.payload)
+                            .ok()
+                            .and_then(|v| v.get("job_id").and_then(Value::as_str).map(str::to_string));
+                        let Some(job_id) = job_id else {
+                            tracing::warn!("malformed training event; dead-lettering it");
+                            let _ = delivery.reject().await;
+                            continue;
+                        };
+                        self.build(&job_id).await;
+                        // A failed build is retried by the sweep, so the event is done either way.
+                        if let Err(e) = delivery.ack().await {
+                            tracing::warn!(error = %e, "ack failed");
+                        }
+                    }
+                },
                 _ = sweep.tick() => self.sweep(&shutdown).await,
             }
         }
@@ -100,7 +110,13 @@ impl ReportWorker {
 
     /// Finished training jobs without a report row.
     async fn sweep(&mut self, shutdown: &CancellationToken) {
-        let missing = match missing_reports(&self.backends).await {
+        let given_up: Vec<String> = self
+            .failures
+            .iter()
+            .filter(|(_, n)| **n >= MAX_FAILURES)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let missing = match missing_reports(&self.backends, &given_up).await {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::warn!(error = %e, "report sweep failed");
@@ -111,16 +127,14 @@ impl ReportWorker {
             if shutdown.is_cancelled() {
                 return;
             }
-            if self.failures.get(&id).copied().unwrap_or(0) >= MAX_FAILURES {
-                continue;
-            }
             tracing::info!(job_id = %id, "building a report whose event never arrived");
             self.build(&id).await;
         }
     }
 }
 
-async fn missing_reports(backends: &Backends) -> Result<Vec<String>, DbError> {
+/// Finished training jobs without a report, oldest first, except `given_up`.
+async fn missing_reports(backends: &Backends, given_up: &[String]) -> Result<Vec<String>, DbError> {
     let reported = Query::select()
         .column(report::Column::JobId)
         .from(report::Entity)
@@ -129,6 +143,7 @@ async fn missing_reports(backends: &Backends) -> Result<Vec<String>, DbError> {
         .filter(job::Column::Kind.eq(JobKind::TrainingLayer2.as_str()))
         .filter(job::Column::Status.is_in(["completed", "failed", "cancelled"]))
         .filter(job::Column::Id.not_in_subquery(reported))
+        .filter(job::Column::Id.is_not_in(given_up.iter().cloned()))
         .order_by_asc(job::Column::FinishedAt)
         .limit(16)
         .all(&backends.db)

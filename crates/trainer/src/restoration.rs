@@ -159,9 +159,14 @@ impl RestorationGrpc {
         )
         .await
         .map_err(|e| format!("cannot read {key}: {e}"))?;
-        Ok(image::load_from_memory(&bytes)
-            .map_err(|e| format!("{key} does not decode: {e}"))?
-            .to_rgb8())
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || {
+            Ok(image::load_from_memory(&bytes)
+                .map_err(|e| format!("{key} does not decode: {e}"))?
+                .to_rgb8())
+        })
+        .await
+        .map_err(|e| format!("decoding thread failed: {e}"))?
     }
 }
 
@@ -193,22 +198,23 @@ impl RestorationService for RestorationGrpc {
         let _permit = self.permits.acquire().await.map_err(internal)?;
         let started = Instant::now();
         let l2 = layer2.clone();
+        // Only an undecodable upload is the caller's fault; the rest is ours.
         let out = tokio::task::spawn_blocking(move || {
             let img = image::load_from_memory(&r.image)
-                .map_err(|e| format!("the image does not decode: {e}"))?
+                .map_err(|e| invalid(format!("the image does not decode: {e}")))?
                 .to_rgb8();
             let restored = restore(&img, pipeline, layer1.as_deref(), l2.as_deref())
-                .map_err(|e| format!("restoration failed: {e}"))?;
+                .map_err(|e| internal(format!("restoration failed: {e}")))?;
             let (w, h) = restored.image.dimensions();
             let mut buf = Cursor::new(Vec::new());
             DynamicImage::ImageRgb8(restored.image)
                 .write_to(&mut buf, image::ImageFormat::Png)
-                .map_err(|e| format!("cannot encode png: {e}"))?;
-            Ok::<_, String>((buf.into_inner(), w, h, restored.skew_angle_deg))
+                .map_err(|e| internal(format!("cannot encode png: {e}")))?;
+            Ok::<_, Status>((buf.into_inner(), w, h, restored.skew_angle_deg))
         })
         .await
         .map_err(internal)?;
-        let (png, width, height, skew) = out.map_err(invalid)?;
+        let (png, width, height, skew) = out?;
         Ok(Response::new(v1::RestoreDocumentResponse {
             png,
             width,
@@ -253,7 +259,8 @@ impl RestorationService for RestorationGrpc {
             if p.ends_with('/') { p } else { format!("{p}/") }
         };
         // The inputs are listed once, minus anything under the output prefix.
-        if r.prefix.starts_with(&output_prefix) {
+        let input = r.prefix.trim();
+        if input.starts_with(&output_prefix) || format!("{input}/") == output_prefix {
             return Err(invalid(
                 "output_prefix must not contain the input prefix (outputs would be skipped as inputs)",
             ));
@@ -331,6 +338,7 @@ impl RestorationService for RestorationGrpc {
                 continue;
             }
             let p = shared.clone();
+            let _permit = self.permits.acquire().await.map_err(internal)?;
             let measured = tokio::task::spawn_blocking(move || {
                 let reference = RgbF32::from_rgb8(&clean);
                 let gray = DynamicImage::ImageRgb8(degraded.clone()).to_luma8();
@@ -692,10 +700,19 @@ impl EvaluationService for RestorationGrpc {
             content_hash: Set(hash.clone()),
             created_at: Set(Utc::now()),
         };
-        dataset::Entity::insert(row)
-            .exec(&self.backends.db)
-            .await
-            .map_err(|e| from_db(e.into()))?;
+        if let Err(e) = dataset::Entity::insert(row).exec(&self.backends.db).await {
+            // A concurrent registration of the same name won the insert.
+            let exists = dataset::Entity::find_by_id(id.clone())
+                .one(&self.backends.db)
+                .await
+                .map_err(|e| from_db(e.into()))?
+                .is_some();
+            return Err(if exists {
+                ErrorCode::AlreadyExists.status(format!("dataset {id:?} already exists"))
+            } else {
+                from_db(e.into())
+            });
+        }
         let skipped = if unmatched > 0 {
             vec![format!(
                 "{unmatched} files without a partner of the same name"

@@ -155,6 +155,7 @@ pub async fn run_demo(args: DemoArgs, settings: &Settings) -> Result<(), ToolErr
     );
 
     step(3, "reading the training report");
+    let deadline = std::time::Instant::now() + timeout;
     let report = loop {
         let a = gw
             .get(&format!("/training/reports/job/{train_id}?format=txt"))
@@ -164,6 +165,12 @@ pub async fn run_demo(args: DemoArgs, settings: &Settings) -> Result<(), ToolErr
         }
         if a.status != 404 {
             return Err(ToolError::Other(format!("report: {}", a.message())));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(ToolError::Other(format!(
+                "the report of job {train_id} did not appear within {} s",
+                timeout.as_secs()
+            )));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
