@@ -23,16 +23,17 @@ fi
 amqp_up || { echo "RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
 
 ./scripts/garage.sh
-# tesseract for the OCR metric of evaluations (Debian package).
-if ! command -v tesseract >/dev/null 2>&1; then
-  echo "tesseract: installing tesseract-ocr"
-  if [ "$(id -u)" = 0 ]; then
-    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tesseract-ocr tesseract-ocr-eng \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tesseract-ocr tesseract-ocr-eng; }) >/dev/null
-  else
-    sudo -n apt-get install -y -qq --no-install-recommends tesseract-ocr tesseract-ocr-eng >/dev/null
-  fi
-fi
+# Debian packages some tests need: tesseract (the OCR metric of evaluations)
+# and a headless Chromium (the HTML report renders).
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+    || { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+}
+command -v tesseract >/dev/null 2>&1 || { echo "installing tesseract-ocr"; apt_install tesseract-ocr tesseract-ocr-eng; }
+command -v chromium-headless-shell >/dev/null 2>&1 || { echo "installing chromium-headless-shell"; apt_install chromium-headless-shell; }
 # n8n for the workflow end-to-end test (cached per lockfile).
 export RESTOREFLOW_N8N_DIR="${RESTOREFLOW_N8N_DIR:-$(./scripts/n8n.sh)}"
 

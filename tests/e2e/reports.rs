@@ -31,6 +31,63 @@ fn page(w: u32, h: u32) -> Vec<u8> {
     png_bytes(DynamicImage::ImageLuma8(img))
 }
 
+/// Screenshots the HTML report with headless Chromium (installed by
+/// `scripts/test.sh`): the page renders, and its charts draw real pixels.
+fn html_renders_in_a_browser(html: &str) {
+    let browser = ["chromium-headless-shell", "chromium"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(browser) = browser else {
+        assert!(
+            std::env::var_os("RESTOREFLOW_SKIP_BROWSER").is_some(),
+            "no headless Chromium: run the tests with scripts/test.sh, or set RESTOREFLOW_SKIP_BROWSER=1"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let shot = dir.path().join("shot.png");
+    std::fs::write(&page, html).unwrap();
+    let out = std::process::Command::new(browser)
+        .args([
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1200,4000",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let img = image::open(&shot).expect("screenshot decodes").to_rgb8();
+    assert_eq!(img.dimensions(), (1200, 4000));
+    let inked = img
+        .pixels()
+        .filter(|p| p.0.iter().any(|&c| c < 200))
+        .count();
+    let colours: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    // Text alone is a few grays; the embedded charts bring many colours.
+    assert!(
+        inked > 20_000,
+        "the page is nearly blank: {inked} dark pixels"
+    );
+    assert!(
+        colours.len() > 200,
+        "only {} colours: charts did not render",
+        colours.len()
+    );
+}
+
 async fn get_text(app: &TestApp, path: &str) -> (u16, String, String) {
     let r = app.http.get(app.url(path)).send().await.expect("request");
     let status = r.status().as_u16();
@@ -204,6 +261,9 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
         "charts are embedded"
     );
     assert!(!html.contains("src=\"http"), "the page is self-contained");
+    if kind == Kind::Embedded {
+        html_renders_in_a_browser(&html);
+    }
     let (status, v) = app
         .get_json(&format!("/training/reports/{report_id}?format=pdf"))
         .await;

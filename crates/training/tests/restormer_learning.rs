@@ -53,14 +53,16 @@ fn tiny_restormer_beats_the_identity_baseline_on_noisy_pages() {
         schedule: LrSchedule::WarmupCosine {
             lr: 2e-3,
             warmup_steps: 5,
-            total_steps: 100,
+            total_steps: 200,
             min_lr: 2e-4,
         },
         loss: LossConfig::charbonnier(),
         val_fraction: 0.2,
         val_mode: ValMode::CenterCrop { size: 64 },
         seed: 3,
-        steps_per_epoch: Some(25),
+        // Runs differ slightly (parallel CPU reductions): at 100 steps the gain
+        // ranged 1.0-2.4 dB over runs, at 200 it stays near 4 dB, far from the bar.
+        steps_per_epoch: Some(50),
         ..TrainConfig::default()
     };
     let dir = tempfile::tempdir().expect("temp dir");
