@@ -22,6 +22,13 @@ if ! amqp_up; then
 fi
 amqp_up || { echo "RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
 
+# n8n for the workflow end-to-end test (cached per lockfile); its install is
+# mostly network and disk, so it runs while the S3 server builds or starts.
+n8n_out="$(mktemp)"
+if [ -z "${RESTOREFLOW_N8N_DIR:-}" ]; then
+  ./scripts/n8n.sh >"$n8n_out" &
+  n8n_pid=$!
+fi
 ./scripts/garage.sh
 # Debian packages some tests need: tesseract (the OCR metric of evaluations)
 # and a headless Chromium (the HTML report renders).
@@ -34,8 +41,12 @@ apt_install() {
 }
 command -v tesseract >/dev/null 2>&1 || { echo "installing tesseract-ocr"; apt_install tesseract-ocr tesseract-ocr-eng; }
 command -v chromium-headless-shell >/dev/null 2>&1 || { echo "installing chromium-headless-shell"; apt_install chromium-headless-shell; }
-# n8n for the workflow end-to-end test (cached per lockfile).
-export RESTOREFLOW_N8N_DIR="${RESTOREFLOW_N8N_DIR:-$(./scripts/n8n.sh)}"
+if [ -z "${RESTOREFLOW_N8N_DIR:-}" ]; then
+  wait "$n8n_pid" || { echo "n8n install failed" >&2; exit 1; }
+  RESTOREFLOW_N8N_DIR="$(tail -n 1 "$n8n_out")"
+fi
+rm -f "$n8n_out"
+export RESTOREFLOW_N8N_DIR
 
 # Leftover test databases from earlier runs.
 psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
