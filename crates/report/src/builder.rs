@@ -24,24 +24,10 @@ pub const FORMATS: [(&str, &str, &str); 4] = [
     ("html", "report.html", "text/html; charset=utf-8"),
 ];
 
-/// What a build stored.
-#[derive(Debug, Clone)]
-pub struct Built {
-    /// The `reports` row.
-    pub row: report::Model,
-}
-
-/// Object keys of a job's report documents (`reports/{job_id}/report.{ext}`).
-pub fn report_keys(job_id: &str) -> Vec<(String, String)> {
-    FORMATS
-        .iter()
-        .map(|(fmt, file, _)| (fmt.to_string(), format!("reports/{job_id}/{file}")))
-        .collect()
-}
-
-/// Builds (or rebuilds) the report of a finished training job.
+/// Builds (or rebuilds) the report of a finished training job; returns its
+/// `reports` row.
 #[tracing::instrument(skip(backends), err)]
-pub async fn build_report(backends: &Backends, job_id: &str) -> Result<Built, ReportError> {
+pub async fn build_report(backends: &Backends, job_id: &str) -> Result<report::Model, ReportError> {
     let db = &backends.db;
     let existing = report::Entity::find()
         .filter(report::Column::JobId.eq(job_id))
@@ -177,5 +163,5 @@ pub async fn build_report(backends: &Backends, job_id: &str) -> Result<Built, Re
         .map_err(DbError::from)?
         .unwrap_or(row);
     tracing::info!(report_id = %row.id, job_id, charts = charts.len(), "report stored");
-    Ok(Built { row })
+    Ok(row)
 }

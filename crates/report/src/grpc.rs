@@ -156,11 +156,11 @@ impl ReportService for ReportGrpc {
     ) -> Result<Response<v1::Report>, Status> {
         let job_id = request.into_inner().job_id;
         required("job_id", &job_id)?;
-        let built = build_report(&self.backends, &job_id)
+        let row = build_report(&self.backends, &job_id)
             .await
             .map_err(status)?;
         let msg = self
-            .message(built.row, ReportFormat::Unspecified)
+            .message(row, ReportFormat::Unspecified)
             .await
             .map_err(status)?;
         Ok(Response::new(msg))

@@ -30,7 +30,7 @@ use restoreflow_core::{BackendError, Backends, ErrorCode, Settings};
 use restoreflow_proto::v1::report_service_server::ReportServiceServer;
 use tokio::net::TcpListener;
 
-pub use builder::{Built, build_report, report_keys};
+pub use builder::build_report;
 pub use collect::{Collected, SampleKeys, collect, describe_schedule};
 pub use consumer::ReportWorker;
 pub use grpc::ReportGrpc;

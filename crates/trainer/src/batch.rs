@@ -10,7 +10,7 @@ use image::DynamicImage;
 use restoreflow_core::Backends;
 use restoreflow_core::bus::queues;
 use restoreflow_core::config::JobSettings;
-use restoreflow_core::db::{self, JobKind, JobStatus, entity::job};
+use restoreflow_core::db::{self, JobKind, entity::job};
 use restoreflow_core::jobs::{JobLoop, JobRunner};
 use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_core::storage::{Bucket, get_bytes, list_all};
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::evaluation::png_name;
 use crate::inference::{ModelCache, Pipeline, restore};
-use crate::lease::{Lease, Stop};
+use crate::lease::{Halt, Lease, finish, settle};
 
 /// Largest input image read.
 const MAX_IMAGE_BYTES: u64 = 64 << 20;
@@ -195,20 +195,6 @@ impl BatchWorker {
     }
 }
 
-/// Why a batch did not complete.
-enum Halt {
-    /// It failed, with the reason.
-    Failed(String),
-    /// It was told to stop.
-    Stopped(Stop),
-}
-
-impl From<String> for Halt {
-    fn from(e: String) -> Self {
-        Self::Failed(e)
-    }
-}
-
 #[async_trait::async_trait]
 impl JobRunner for BatchWorker {
     async fn run_job(&self, job: job::Model, shutdown: &CancellationToken) {
@@ -221,22 +207,9 @@ impl JobRunner for BatchWorker {
         );
         let outcome = self.restore_all(&job, &lease).await;
         drop(lease);
-        let (status, result, error) = match outcome {
-            Ok(r) => (JobStatus::Completed, Some(r), None),
-            Err(Halt::Stopped(Stop::Cancelled)) => (JobStatus::Cancelled, None, None),
-            Err(Halt::Stopped(stop)) => {
-                tracing::info!(job_id = %job.id, ?stop, "batch left to another worker");
-                return;
-            }
-            Err(Halt::Failed(e)) => {
-                tracing::error!(job_id = %job.id, error = %e, "batch restore failed");
-                (JobStatus::Failed, None, Some(e))
-            }
+        let Some(settled) = settle(&job.id, "batch restore", outcome) else {
+            return;
         };
-        if let Err(e) =
-            db::finish_job(&self.backends.db, &job.id, &self.id, status, result, error).await
-        {
-            tracing::error!(error = %e, "cannot record the batch outcome");
-        }
+        finish(&self.backends.db, &job.id, &self.id, settled).await;
     }
 }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::inference::{ModelCache, Subject, cer, ocr, ocr_available, score_pair};
-use crate::lease::{Lease, Stop};
+use crate::lease::{Halt, Lease, finish, settle};
 use crate::pairs::{PairRef, find_pairs};
 
 /// Largest page read for evaluation.
@@ -409,20 +409,6 @@ mod tests {
     }
 }
 
-/// Why an evaluation did not complete.
-enum Halt {
-    /// It failed, with the reason.
-    Failed(String),
-    /// It was told to stop.
-    Stopped(Stop),
-}
-
-impl From<String> for Halt {
-    fn from(e: String) -> Self {
-        Self::Failed(e)
-    }
-}
-
 #[async_trait::async_trait]
 impl JobRunner for EvaluationWorker {
     async fn run_job(&self, job: job::Model, shutdown: &CancellationToken) {
@@ -435,31 +421,16 @@ impl JobRunner for EvaluationWorker {
         );
         let outcome = self.evaluate(&job, &lease).await;
         drop(lease);
-        let (status, result, error) = match outcome {
-            Ok(r) => (JobStatus::Completed, Some(r), None),
-            Err(Halt::Stopped(Stop::Cancelled)) => (JobStatus::Cancelled, None, None),
-            Err(Halt::Stopped(stop)) => {
-                // Lost: another worker runs it now. Shutdown: the next worker
-                // re-claims it once the lease expires.
-                tracing::info!(job_id = %job.id, ?stop, "evaluation left to another worker");
-                return;
-            }
-            Err(Halt::Failed(e)) => {
-                tracing::error!(job_id = %job.id, error = %e, "evaluation failed");
-                (JobStatus::Failed, None, Some(e))
-            }
+        let Some(settled) = settle(&job.id, "evaluation", outcome) else {
+            return;
         };
-        if status != JobStatus::Completed
+        if settled.0 != JobStatus::Completed
             && let Ok(p) = serde_json::from_value::<EvalParams>(job.params.clone())
         {
             let _ = self
-                .upsert_row(&job, &p, status.as_str(), &format!("{}/", job.id), None)
+                .upsert_row(&job, &p, settled.0.as_str(), &format!("{}/", job.id), None)
                 .await;
         }
-        if let Err(e) =
-            db::finish_job(&self.backends.db, &job.id, &self.id, status, result, error).await
-        {
-            tracing::error!(error = %e, "cannot record the evaluation outcome");
-        }
+        finish(&self.backends.db, &job.id, &self.id, settled).await;
     }
 }

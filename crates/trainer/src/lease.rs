@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use restoreflow_core::config::JobSettings;
-use restoreflow_core::db::{self, Db};
+use restoreflow_core::db::{self, Db, JobStatus};
 use restoreflow_core::shutdown::CancellationToken;
+use serde_json::Value;
 
 /// Why a job must stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,5 +84,53 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Why a leased job did not complete.
+pub enum Halt {
+    /// It failed, with the reason.
+    Failed(String),
+    /// It was told to stop.
+    Stopped(Stop),
+}
+
+impl From<String> for Halt {
+    fn from(e: String) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// What a job's outcome is recorded as: `(status, result, error)`, or `None`
+/// when the job is left to another worker (lease lost, or shutdown: the next
+/// worker re-claims it once the lease expires). `what` names the job in logs.
+pub fn settle(
+    job_id: &str,
+    what: &str,
+    outcome: Result<Value, Halt>,
+) -> Option<(JobStatus, Option<Value>, Option<String>)> {
+    match outcome {
+        Ok(r) => Some((JobStatus::Completed, Some(r), None)),
+        Err(Halt::Stopped(Stop::Cancelled)) => Some((JobStatus::Cancelled, None, None)),
+        Err(Halt::Stopped(stop)) => {
+            tracing::info!(job_id, ?stop, "{what} left to another worker");
+            None
+        }
+        Err(Halt::Failed(e)) => {
+            tracing::error!(job_id, error = %e, "{what} failed");
+            Some((JobStatus::Failed, None, Some(e)))
+        }
+    }
+}
+
+/// Records a settled outcome, once, if the job is still this worker's.
+pub async fn finish(
+    db: &Db,
+    job_id: &str,
+    worker: &str,
+    (status, result, error): (JobStatus, Option<Value>, Option<String>),
+) {
+    if let Err(e) = db::finish_job(db, job_id, worker, status, result, error).await {
+        tracing::error!(job_id, error = %e, "cannot record the job outcome");
     }
 }
