@@ -31,6 +31,9 @@ COPY --from=build /usr/local/bin/restoreflow-synthetic-data /usr/local/bin/resto
 USER 10001
 WORKDIR /var/lib/restoreflow
 ENV RESTOREFLOW__SYNTHETIC_DATA__GRPC_ADDR=0.0.0.0:50051
+# The allocator and thread-pool settings the benchmarks run with (the binary
+# also re-executes itself with them when they are missing).
+ENV MIMALLOC_PURGE_DELAY=-1 CANDLE_BARRIER_POOL_SPIN_LIMIT=0
 EXPOSE 50051
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=5 \
   CMD ["/usr/local/bin/restoreflow-synthetic-data", "healthcheck"]

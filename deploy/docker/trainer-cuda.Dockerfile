@@ -40,6 +40,9 @@ ENV RESTOREFLOW__TRAINER__GRPC_ADDR=0.0.0.0:50053 \
     RESTOREFLOW__TRAINER__DEVICE=cuda \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
+# The allocator and thread-pool settings the benchmarks run with (the binary
+# also re-executes itself with them when they are missing).
+ENV MIMALLOC_PURGE_DELAY=-1 CANDLE_BARRIER_POOL_SPIN_LIMIT=0
 EXPOSE 50053
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=5 \
   CMD ["/usr/local/bin/restoreflow-trainer", "healthcheck"]

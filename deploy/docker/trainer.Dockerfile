@@ -31,6 +31,9 @@ COPY --from=build /usr/local/bin/restoreflow-trainer /usr/local/bin/restoreflow-
 USER 10001
 WORKDIR /var/lib/restoreflow
 ENV RESTOREFLOW__TRAINER__GRPC_ADDR=0.0.0.0:50053
+# The allocator and thread-pool settings the benchmarks run with (the binary
+# also re-executes itself with them when they are missing).
+ENV MIMALLOC_PURGE_DELAY=-1 CANDLE_BARRIER_POOL_SPIN_LIMIT=0
 EXPOSE 50053
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=5 \
   CMD ["/usr/local/bin/restoreflow-trainer", "healthcheck"]

@@ -16,6 +16,7 @@ pub mod config;
 pub mod db;
 pub mod grpc;
 pub mod jobs;
+pub mod process;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

@@ -2,8 +2,20 @@
 
 use restoreflow_core::{Settings, shutdown, telemetry};
 
+/// Every binary allocates with mimalloc (see `restoreflow_core::process` for
+/// the settings it runs with).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    // Before any thread exists: re-executes with the allocator and thread-pool
+    // settings the benchmarks run with, when they are missing.
+    restoreflow_core::process::apply();
+    run()
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let config = std::env::var_os("RESTOREFLOW_CONFIG").map(std::path::PathBuf::from);
     let settings = Settings::load(config.as_deref(), std::env::vars())?;
     // `healthcheck`: exit 0 when the running service answers its gRPC health check.

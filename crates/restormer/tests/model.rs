@@ -124,14 +124,23 @@ fn frozen_copy_matches_and_records_no_graph() {
     let cfg = Config::tiny();
     let (model, varmap) = build(&cfg, &dev).expect("model builds");
     let inference = restoreflow_restormer::frozen(&cfg, &varmap).expect("frozen copy");
+    // A plain input: whatever graph the output carries comes from the weights.
     let x = Tensor::rand(0f32, 1f32, (1, 3, 16, 16), &dev).expect("input");
+    assert!(!x.track_op());
     let y = model.forward(&x).expect("forward");
     let y2 = inference.forward(&x).expect("forward");
     assert_eq!(max_abs(&(&y - &y2).expect("diff")), 0.0);
-    assert!(
-        y2.backward()
-            .expect("backward of a constant")
-            .get(&x)
-            .is_none()
-    );
+    // The trainable model records its forward (this is what keeps every
+    // activation alive); the frozen copy must not.
+    assert!(y.track_op(), "the trainable model should record a graph");
+    assert!(!y2.track_op(), "the frozen copy recorded an autograd graph");
+    // The copy shares the variables' storage: an optimiser update is seen at once.
+    for var in varmap.all_vars() {
+        var.set(&var.as_tensor().affine(0.5, 0.01).expect("scaled"))
+            .expect("set");
+    }
+    let y3 = inference.forward(&x).expect("forward");
+    let y4 = model.forward(&x).expect("forward");
+    assert_eq!(max_abs(&(&y3 - &y4).expect("diff")), 0.0);
+    assert!(max_abs(&(&y3 - &y2).expect("diff")) > 0.0);
 }

@@ -484,12 +484,19 @@ impl Worker {
             let mut hooks = hooks;
             let cfg = restoreflow_restormer::Config::by_name(&preset).map_err(|e| e.to_string())?;
             let device = restoreflow_restormer::device(cuda).map_err(|e| e.to_string())?;
+            // Seeded: the same seed gives the same initial weights (on CPU).
             let (model, varmap) =
-                restoreflow_restormer::build(&cfg, &device).map_err(|e| e.to_string())?;
+                restoreflow_restormer::build_seeded(&cfg, &device, train_cfg.seed)
+                    .map_err(|e| e.to_string())?;
             if let Some(path) = base_weights {
                 restoreflow_training::load_weights(&varmap, &path)
                     .map_err(|e| format!("base model does not fit preset {preset}: {e}"))?;
             }
+            // Validation and samples run a gradient-free copy that shares the
+            // trained weights' storage, so it sees every update.
+            let frozen = RestormerNet(
+                restoreflow_restormer::frozen(&cfg, &varmap).map_err(|e| e.to_string())?,
+            );
             let model_config = json!({"preset": preset, "restormer": cfg});
             let out_dir_for_samples = out_dir.clone();
             let run = restoreflow_training::RunOptions {
@@ -498,9 +505,10 @@ impl Worker {
                 code_version: code_version(),
                 cancel: Some(&*cancel),
                 resume,
+                inference: Some(&frozen),
             };
             let outcome = restoreflow_training::train(
-                &RestormerNet(model.clone()),
+                &RestormerNet(model),
                 &varmap,
                 &source,
                 &train_cfg,
@@ -522,9 +530,8 @@ impl Worker {
                         let _ = restoreflow_training::load_weights(&varmap, &path);
                     }
                 }
-                let net = RestormerNet(model);
                 crate::samples::validation_samples(
-                    &net,
+                    &frozen,
                     &source,
                     val_fraction,
                     sample_seed,
@@ -671,6 +678,7 @@ impl Worker {
                 StopReason::Completed => "completed",
                 StopReason::EarlyStopped => "early_stopped",
                 StopReason::Cancelled => "cancelled",
+                StopReason::TimeBudget => "time_budget",
             },
             "metrics": metrics["final"],
             "weights": format!("{}/{source_key}", Bucket::TrainingOutputs),

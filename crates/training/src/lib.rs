@@ -76,8 +76,8 @@ pub use checkpoint::{
     WEIGHTS_FILE, load_weights, save_weights,
 };
 pub use data::{
-    InMemoryPairs, PageStore, Pair, PairSource, PatchSampler, SamplerState, Split, dihedral_index,
-    split_pages,
+    INK_LUMA, INK_SHARE, INK_TRIES, InMemoryPairs, PageStore, Pair, PairSource, PatchSampler,
+    PatchSampling, SamplerState, Split, dihedral_index, ink_share, split_pages,
 };
 pub use engine::{
     BestEpoch, EpochReport, NoHooks, Progress, ProgressiveStage, RunOptions, StopReason,
@@ -92,4 +92,4 @@ pub use metrics::{
     luma, mse, pixel_accuracy, psnr, ssim, ssim_luma,
 };
 pub use model::{ConvResidual, Restorer, init_deterministic};
-pub use optim::{AdamW, AdamWConfig, LrSchedule, clip_grad_norm};
+pub use optim::{AdamW, AdamWConfig, LrSchedule, OFFICIAL_FLAT_SHARE, clip_grad_norm};

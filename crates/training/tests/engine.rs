@@ -78,6 +78,7 @@ fn stable(h: &[EpochReport]) -> Vec<EpochReport> {
             seconds: 0.0,
             pairs_per_sec: 0.0,
             steps_per_sec: 0.0,
+            val_seconds: 0.0,
             ..r.clone()
         })
         .collect()
@@ -328,4 +329,125 @@ fn toy_model_beats_identity_baseline() {
         baseline.psnr
     );
     assert!(out.history.first().unwrap().train_loss > last.train_loss);
+}
+
+/// Counts forwards and how many of them recorded an autograd graph.
+struct Probe<'a> {
+    inner: &'a ConvResidual,
+    calls: std::cell::Cell<usize>,
+    tracked: std::cell::Cell<usize>,
+}
+
+impl restoreflow_training::Restorer for Probe<'_> {
+    fn forward(&self, x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+        let y = self.inner.forward(x)?;
+        self.calls.set(self.calls.get() + 1);
+        self.tracked.set(self.tracked.get() + usize::from(y.track_op()));
+        Ok(y)
+    }
+}
+
+/// A gradient-free copy of `varmap`'s `ConvResidual` sharing its storage.
+fn frozen_conv(varmap: &VarMap, hidden: usize) -> ConvResidual {
+    let tensors = varmap
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+        .collect();
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, candle_core::DType::F32, &Device::Cpu);
+    ConvResidual::new(vb, hidden).unwrap()
+}
+
+#[test]
+fn validation_runs_the_gradient_free_copy() {
+    let src = pages(8, 24, 0.1);
+    let (model, varmap) = ConvResidual::seeded(4, 3, &Device::Cpu).unwrap();
+    let frozen = frozen_conv(&varmap, 4);
+    let train_probe = Probe {
+        inner: &model,
+        calls: 0.into(),
+        tracked: 0.into(),
+    };
+    let val_probe = Probe {
+        inner: &frozen,
+        calls: 0.into(),
+        tracked: 0.into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        inference: Some(&val_probe),
+        ..run_opts(dir.path())
+    };
+    let out = train(
+        &train_probe,
+        &varmap,
+        &src,
+        &small_config(2),
+        opts,
+        &mut NoHooks,
+    )
+    .unwrap();
+    assert_eq!(out.epochs_completed, 2);
+    // Training records its graph; validation ran on the copy and recorded none.
+    assert_eq!(train_probe.tracked.get(), train_probe.calls.get());
+    assert!(val_probe.calls.get() >= 2, "validation never ran the copy");
+    assert_eq!(val_probe.tracked.get(), 0, "validation recorded a graph");
+    // The copy saw the trained weights: its figures are the model's.
+    let r = out.history.last().unwrap();
+    assert_eq!(r.val_view, "centre 16x16 crop");
+}
+
+#[test]
+fn a_time_budget_ends_the_run_cleanly_after_an_epoch() {
+    let src = pages(8, 24, 0.1);
+    let (model, varmap) = ConvResidual::seeded(4, 3, &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig {
+        epochs: 1000,
+        steps_per_epoch: Some(2),
+        max_seconds: Some(0.6),
+        schedule: LrSchedule::WarmupCosine {
+            lr: 1e-3,
+            warmup_steps: 0,
+            total_steps: 0,
+            min_lr: 0.0,
+        },
+        ..small_config(1000)
+    };
+    let mut rec = Recorder::default();
+    let started = std::time::Instant::now();
+    let out = train(&model, &varmap, &src, &cfg, run_opts(dir.path()), &mut rec).unwrap();
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(out.stop, StopReason::TimeBudget);
+    assert!(out.epochs_completed >= 1 && out.epochs_completed < 1000);
+    // Every finished epoch was validated and checkpointed, and the best is known.
+    assert_eq!(out.history.len(), out.epochs_completed);
+    assert!(out.history.iter().all(|r| r.restored.is_some()));
+    assert_eq!(rec.checkpoints.len(), out.epochs_completed);
+    assert!(out.best.is_some());
+    // The run stopped near its budget, not at 1000 epochs; the learning rate
+    // decayed with the budget's share.
+    assert!(took < 0.6 + 5.0, "took {took} s");
+    let first = rec.progress.first().unwrap().lr;
+    let last = rec.progress.last().unwrap().lr;
+    assert!(last < first, "lr {first} -> {last} did not decay with time");
+}
+
+#[test]
+fn patches_per_page_sets_the_epoch_length() {
+    let src = pages(8, 24, 0.1);
+    let (model, varmap) = ConvResidual::seeded(4, 3, &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig {
+        steps_per_epoch: None,
+        patches_per_page: Some(3),
+        patch_sampling: restoreflow_training::PatchSampling::Ink,
+        ..small_config(1)
+    };
+    let out = train(&model, &varmap, &src, &cfg, run_opts(dir.path()), &mut NoHooks).unwrap();
+    // 8 pages, val_fraction 0.25 by hash: train pages * 3 patches / batch 2.
+    let split = restoreflow_training::split_pages(&src, cfg.val_fraction, cfg.seed);
+    assert_eq!(out.step as usize, (split.train.len() * 3).div_ceil(2));
 }

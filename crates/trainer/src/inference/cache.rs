@@ -216,17 +216,45 @@ fn load_blocking(
     }
     let cfg = restoreflow_restormer::Config::by_name(preset)
         .map_err(|e| ModelError::Corrupt(format!("version {version}: {e}")))?;
-    let (model, varmap) = restoreflow_restormer::build(&cfg, &device)
+    let (_, varmap) = restoreflow_restormer::build(&cfg, &device)
         .map_err(|e| ModelError::Unavailable(format!("cannot build the model: {e}")))?;
     restoreflow_training::load_weights(&varmap, path).map_err(|e| {
         ModelError::Corrupt(format!(
             "weights of version {version} do not fit preset {preset}: {e}"
         ))
     })?;
+    // Serving never needs gradients: the frozen copy records no graph, so each
+    // activation is freed as soon as it is used.
+    let model = restoreflow_restormer::frozen(&cfg, &varmap)
+        .map_err(|e| ModelError::Unavailable(format!("cannot build the model: {e}")))?;
     Ok(Layer2Model {
         version,
         preset: preset.to_string(),
         net: RestormerNet(model),
         device,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Tensor};
+    use restoreflow_training::Restorer;
+
+    #[test]
+    fn loaded_models_run_without_an_autograd_graph() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let cfg = restoreflow_restormer::Config::tiny();
+        let (_, varmap) = restoreflow_restormer::build_seeded(&cfg, &Device::Cpu, 1).unwrap();
+        varmap.save(&path).unwrap();
+        let model = load_blocking(&path, "", "tiny", Device::Cpu, 7).unwrap();
+        let x = Tensor::ones((1, 3, 16, 16), DType::F32, &Device::Cpu).unwrap();
+        let y = model.net.forward(&x).unwrap();
+        assert_eq!(y.dims(), &[1, 3, 16, 16]);
+        assert!(!y.track_op(), "a served model recorded an autograd graph");
+        // A wrong checksum is refused before anything is built.
+        let err = load_blocking(&path, "00", "tiny", Device::Cpu, 7).err().unwrap();
+        assert!(matches!(err, ModelError::Corrupt(_)));
+    }
 }

@@ -4,7 +4,10 @@
 mod sampler;
 mod store;
 
-pub use sampler::{PatchSampler, SamplerState, dihedral_index};
+pub use sampler::{
+    INK_LUMA, INK_SHARE, INK_TRIES, PatchSampler, PatchSampling, SamplerState, dihedral_index,
+    ink_share,
+};
 pub use store::{PageStore, Pair};
 
 use image::RgbImage;

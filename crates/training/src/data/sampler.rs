@@ -12,6 +12,28 @@ use crate::{Error, Result};
 /// How many page draws may hit skipped pages in a row before giving up.
 const MAX_DRAWS_PER_ITEM: usize = 1000;
 
+/// Candidate positions tried per patch by [`PatchSampling::Ink`].
+pub const INK_TRIES: usize = 4;
+/// Share of ink pixels that makes a candidate patch acceptable at once.
+pub const INK_SHARE: f64 = 0.03;
+/// Clean-page luma (0-255, BT.601) below which a pixel counts as ink.
+pub const INK_LUMA: u32 = 150;
+
+/// How a patch position is chosen inside a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchSampling {
+    /// Uniformly over the page.
+    #[default]
+    Uniform,
+    /// Prefer patches with ink: up to [`INK_TRIES`] uniform candidates are
+    /// drawn and the first whose clean side has at least [`INK_SHARE`] ink
+    /// pixels is taken, else the inkiest of them. Blank margin still appears
+    /// (pages without enough ink anywhere, and the odd unlucky draw), so the
+    /// model keeps learning to clean paper too.
+    Ink,
+}
+
 /// Where a sampler is in its random stream: enough to continue it exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SamplerState {
@@ -87,6 +109,7 @@ impl PatchSampler {
         train: &[usize],
         batch: usize,
         patch: usize,
+        sampling: PatchSampling,
         device: &Device,
     ) -> Result<(Tensor, Tensor)> {
         if train.is_empty() {
@@ -97,16 +120,22 @@ impl PatchSampler {
         let mut cln = vec![0f32; batch * 3 * plane];
         for b in 0..batch {
             let pair = self.draw_page(store, train)?;
-            let (w, h) = (pair.clean.width() as usize, pair.clean.height() as usize);
-            let x0 = if w > patch {
-                self.rng.random_range(0..=w - patch)
-            } else {
-                0
-            };
-            let y0 = if h > patch {
-                self.rng.random_range(0..=h - patch)
-            } else {
-                0
+            let (x0, y0) = match sampling {
+                PatchSampling::Uniform => self.position(&pair.clean, patch),
+                PatchSampling::Ink => {
+                    let mut best: Option<(f64, (usize, usize))> = None;
+                    for _ in 0..INK_TRIES {
+                        let pos = self.position(&pair.clean, patch);
+                        let share = ink_share(&pair.clean, pos.0, pos.1, patch);
+                        if best.is_none_or(|b| share > b.0) {
+                            best = Some((share, pos));
+                        }
+                        if share >= INK_SHARE {
+                            break;
+                        }
+                    }
+                    best.map_or((0, 0), |b| b.1)
+                }
             };
             let t: u8 = self.rng.random_range(0..8);
             let off = b * 3 * plane;
@@ -134,6 +163,23 @@ impl PatchSampler {
         ))
     }
 
+    /// A uniform top-left corner for a `patch` square inside `img` (0 along
+    /// a side shorter than the patch).
+    fn position(&mut self, img: &RgbImage, patch: usize) -> (usize, usize) {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let x0 = if w > patch {
+            self.rng.random_range(0..=w - patch)
+        } else {
+            0
+        };
+        let y0 = if h > patch {
+            self.rng.random_range(0..=h - patch)
+        } else {
+            0
+        };
+        (x0, y0)
+    }
+
     fn draw_page(
         &mut self,
         store: &PageStore<'_>,
@@ -150,6 +196,23 @@ impl PatchSampler {
             store.skipped()
         )))
     }
+}
+
+/// Share of ink pixels (luma below [`INK_LUMA`]) in the `patch` square at
+/// `(x0, y0)` of `img`, counted on every other row and column.
+pub fn ink_share(img: &RgbImage, x0: usize, y0: usize, patch: usize) -> f64 {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let raw = img.as_raw();
+    let (mut ink, mut n) = (0u32, 0u32);
+    for y in (y0..(y0 + patch).min(h)).step_by(2) {
+        for x in (x0..(x0 + patch).min(w)).step_by(2) {
+            let i = (y * w + x) * 3;
+            let luma = (299 * u32::from(raw[i]) + 587 * u32::from(raw[i + 1]) + 114 * u32::from(raw[i + 2])) / 1000;
+            ink += u32::from(luma < INK_LUMA);
+            n += 1;
+        }
+    }
+    if n == 0 { 0.0 } else { f64::from(ink) / f64::from(n) }
 }
 
 /// Writes one transformed patch, CHW, into `out` (3 * patch * patch values).
@@ -209,7 +272,7 @@ mod tests {
         src.push("a", clean, degraded);
         let store = PageStore::new(&src, 2);
         let mut s = PatchSampler::new(11);
-        let (d, c) = s.sample(&store, &[0], 6, 8, &Device::Cpu).unwrap();
+        let (d, c) = s.sample(&store, &[0], 6, 8, PatchSampling::Uniform, &Device::Cpu).unwrap();
         // degraded channel 0 must equal clean channel 1 everywhere.
         let d0 = d
             .narrow(1, 0, 1)
@@ -235,13 +298,48 @@ mod tests {
         src.push("b", page(2), page(2));
         let store = PageStore::new(&src, 2);
         let mut a = PatchSampler::new(42);
-        a.sample(&store, &[0, 1], 3, 5, &Device::Cpu).unwrap();
+        a.sample(&store, &[0, 1], 3, 5, PatchSampling::Ink, &Device::Cpu).unwrap();
         let mut b = PatchSampler::from_state(&a.state()).unwrap();
-        let (x, _) = a.sample(&store, &[0, 1], 3, 5, &Device::Cpu).unwrap();
-        let (y, _) = b.sample(&store, &[0, 1], 3, 5, &Device::Cpu).unwrap();
+        let (x, _) = a.sample(&store, &[0, 1], 3, 5, PatchSampling::Ink, &Device::Cpu).unwrap();
+        let (y, _) = b.sample(&store, &[0, 1], 3, 5, PatchSampling::Ink, &Device::Cpu).unwrap();
         let x = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(x, y);
+    }
+
+    #[test]
+    fn ink_sampling_finds_the_text_on_a_mostly_blank_page() {
+        // A white 256 x 256 page with one dark 32 x 32 block of "ink" in a corner:
+        // a uniform 32 px patch overlaps it about 4% of the time.
+        let clean = RgbImage::from_fn(256, 256, |x, y| {
+            if x >= 200 && x < 232 && y >= 200 && y < 232 {
+                image::Rgb([20, 20, 20])
+            } else {
+                image::Rgb([250, 250, 245])
+            }
+        });
+        let mut src = InMemoryPairs::new();
+        src.push("p", clean.clone(), clean);
+        let store = PageStore::new(&src, 1);
+        let with_ink = |sampling| {
+            let mut s = PatchSampler::new(3);
+            let (_, c) = s.sample(&store, &[0], 400, 32, sampling, &Device::Cpu).unwrap();
+            let v = c.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            v.chunks(3 * 32 * 32)
+                .filter(|p| p.iter().filter(|&&x| x < 0.5).count() as f64 >= INK_SHARE * p.len() as f64)
+                .count()
+        };
+        let (uniform, ink) = (with_ink(PatchSampling::Uniform), with_ink(PatchSampling::Ink));
+        assert!(uniform < 60, "uniform sampling hit the ink {uniform} times of 400");
+        assert!(ink > 2 * uniform, "ink sampling hit the ink {ink} times, uniform {uniform}");
+    }
+
+    #[test]
+    fn ink_share_counts_dark_pixels() {
+        let img = RgbImage::from_fn(8, 8, |x, _| if x < 4 { image::Rgb([0, 0, 0]) } else { image::Rgb([255, 255, 255]) });
+        assert!((ink_share(&img, 0, 0, 8) - 0.5).abs() < 1e-9);
+        assert_eq!(ink_share(&img, 4, 0, 4), 0.0);
+        assert_eq!(ink_share(&img, 0, 0, 4), 1.0);
     }
 
     #[test]
@@ -250,7 +348,7 @@ mod tests {
         src.push("tiny", page(0), page(0));
         let store = PageStore::new(&src, 1);
         let (d, _) = PatchSampler::new(0)
-            .sample(&store, &[0], 1, 16, &Device::Cpu)
+            .sample(&store, &[0], 1, 16, PatchSampling::Uniform, &Device::Cpu)
             .unwrap();
         assert_eq!(d.dims(), &[1, 3, 16, 16]);
     }

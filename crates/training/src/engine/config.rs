@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::PatchSampling;
 use crate::infer::TileConfig;
 use crate::{AdamWConfig, Error, LossConfig, LrSchedule, MetricSet, Result};
 
@@ -31,6 +32,17 @@ pub enum ValMode {
     Tiled(TileConfig),
 }
 
+impl ValMode {
+    /// What the validation figures are measured on, in words, e.g.
+    /// `centre 256x256 crop` or `whole page (tiled 256 px, overlap 32)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::CenterCrop { size } => format!("centre {size}x{size} crop"),
+            Self::Tiled(t) => format!("whole page (tiled {} px, overlap {})", t.tile, t.overlap),
+        }
+    }
+}
+
 /// Everything that shapes a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -56,8 +68,23 @@ pub struct TrainConfig {
     pub val_mode: ValMode,
     /// Seeds the split and the patch sampler.
     pub seed: u64,
-    /// Optimiser steps per epoch; default `ceil(train pages / batch_size)`.
+    /// Optimiser steps per epoch; default
+    /// `ceil(train pages * patches_per_page / batch_size)`.
     pub steps_per_epoch: Option<usize>,
+    /// Patches drawn per training page per epoch when `steps_per_epoch` is
+    /// unset; default 1.
+    #[serde(default)]
+    pub patches_per_page: Option<usize>,
+    /// Where patches are taken inside a page.
+    #[serde(default)]
+    pub patch_sampling: PatchSampling,
+    /// Wall-clock budget in seconds (validation included): no epoch is started,
+    /// and no step taken, that would end past it; the run then stops cleanly
+    /// after a last (possibly shortened) epoch with its validation and
+    /// checkpoint, and schedules tied to the run's end decay by the share of
+    /// the budget used.
+    #[serde(default)]
+    pub max_seconds: Option<f64>,
     /// Stop after this many epochs without a better validation PSNR.
     pub early_stopping: Option<usize>,
     /// Decoded pages kept in memory at most.
@@ -79,6 +106,9 @@ impl Default for TrainConfig {
             val_mode: ValMode::CenterCrop { size: 256 },
             seed: 0,
             steps_per_epoch: None,
+            patches_per_page: None,
+            patch_sampling: PatchSampling::Uniform,
+            max_seconds: None,
             early_stopping: None,
             cache_pages: 64,
         }
@@ -95,8 +125,11 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.val_fraction) {
             return bad("val_fraction must be in [0, 1)");
         }
-        if self.steps_per_epoch == Some(0) {
-            return bad("steps_per_epoch must be positive");
+        if self.steps_per_epoch == Some(0) || self.patches_per_page == Some(0) {
+            return bad("steps_per_epoch and patches_per_page must be positive");
+        }
+        if self.max_seconds.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
+            return bad("max_seconds must be a positive number of seconds");
         }
         if let Some(stages) = &self.progressive {
             if stages.is_empty() || stages.iter().any(|s| s.patch == 0 || s.batch == 0) {
@@ -161,6 +194,9 @@ pub struct EpochReport {
     pub baseline: Option<MetricSet>,
     /// Validation pages that were evaluated.
     pub val_pages: usize,
+    /// What the validation figures were measured on ([`ValMode::describe`]).
+    #[serde(default)]
+    pub val_view: String,
     /// Learning rate of the epoch's last step.
     pub lr: f64,
     /// Training pairs (patches) per second.
@@ -170,6 +206,9 @@ pub struct EpochReport {
     pub steps_per_sec: f64,
     /// Wall-clock seconds of the epoch, validation included.
     pub seconds: f64,
+    /// Wall-clock seconds of the epoch's validation alone.
+    #[serde(default)]
+    pub val_seconds: f64,
 }
 
 /// The best epoch by validation PSNR.

@@ -55,7 +55,7 @@ pub struct NoHooks;
 impl TrainHooks for NoHooks {}
 
 /// Run-level inputs that are not hyper-parameters.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RunOptions<'a> {
     /// Checkpoints go to `<dir>/epoch-NNNN` after each epoch and
     /// `<dir>/step-NNNNNNNN` on cancellation.
@@ -68,6 +68,11 @@ pub struct RunOptions<'a> {
     pub cancel: Option<&'a AtomicBool>,
     /// Continue from this checkpoint (weights, optimiser, sampler, history).
     pub resume: Option<Checkpoint>,
+    /// A gradient-free copy of the model sharing the trained variables'
+    /// storage (for Restormer: `restoreflow_restormer::frozen`), used for
+    /// validation. Without it validation runs the training model, whose
+    /// forward records an autograd graph holding every activation alive.
+    pub inference: Option<&'a dyn Restorer>,
 }
 
 /// Why training stopped.
@@ -79,6 +84,8 @@ pub enum StopReason {
     Cancelled,
     /// Validation PSNR stopped improving for `early_stopping` epochs.
     EarlyStopped,
+    /// The wall-clock budget (`max_seconds`) was used up.
+    TimeBudget,
 }
 
 /// The result of [`train`].
@@ -137,9 +144,9 @@ pub fn train(
         return Err(Error::Data("no training pages".into()));
     }
     let store = PageStore::new(source, cfg.cache_pages);
-    let spe = cfg
-        .steps_per_epoch
-        .unwrap_or_else(|| split.train.len().div_ceil(cfg.batch_size)) as u64;
+    let spe = cfg.steps_per_epoch.unwrap_or_else(|| {
+        (split.train.len() * cfg.patches_per_page.unwrap_or(1)).div_ceil(cfg.batch_size)
+    }) as u64;
     let total_steps = spe * cfg.epochs as u64;
 
     let (mut sampler, mut st) = match &run.resume {
@@ -208,11 +215,30 @@ pub fn train(
         skipped: store.skipped(),
     };
 
+    let val_model = run.inference.unwrap_or(model);
+    // Seconds of the run in earlier sessions (completed epochs and the
+    // trained part of an interrupted one), so a resumed run keeps its budget.
+    let earlier_seconds =
+        st.history.iter().map(|r| r.seconds).sum::<f64>() + st.partial.seconds;
+    let budget_start = Instant::now();
+    let elapsed = || earlier_seconds + budget_start.elapsed().as_secs_f64();
+    let time_share = |e: f64| cfg.max_seconds.map(|b| e / b);
+    let mut last_val_seconds = st.history.last().map_or(0.0, |r| r.val_seconds);
     while st.epoch < cfg.epochs {
         let epoch_start = Instant::now();
         let epoch_end_step = (st.epoch as u64 + 1) * spe;
-        let mut lr = cfg.schedule.lr_at(st.step);
+        let mut lr = cfg.schedule.lr_in_run(st.step, total_steps, time_share(elapsed()));
+        let mut out_of_time = false;
         while st.step < epoch_end_step {
+            // Leave room for this epoch's validation inside the budget; an
+            // epoch always takes at least one step.
+            if let Some(budget) = cfg.max_seconds
+                && st.partial.steps > 0
+                && elapsed() + last_val_seconds >= budget
+            {
+                out_of_time = true;
+                break;
+            }
             if run.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 let ck = checkpoint(&st, &sampler, &optimizer, true)?;
                 hooks.on_checkpoint(&ck)?;
@@ -220,8 +246,9 @@ pub fn train(
             }
             let t0 = Instant::now();
             let (patch, batch) = cfg.stage_at(st.step);
-            let (x, y) = sampler.sample(&store, &split.train, batch, patch, &device)?;
-            lr = cfg.schedule.lr_at(st.step);
+            let (x, y) =
+                sampler.sample(&store, &split.train, batch, patch, cfg.patch_sampling, &device)?;
+            lr = cfg.schedule.lr_in_run(st.step, total_steps, time_share(elapsed()));
             let pred = model.forward(&x)?;
             let loss = cfg.loss.compute(&pred, &y)?;
             let mut grads = loss.backward()?;
@@ -247,7 +274,16 @@ pub fn train(
                 eta_secs: per_step * total_steps.saturating_sub(st.step) as f64,
             });
         }
-        let val = validate::validate(model, &store, &split.val, &cfg.val_mode, &cfg.loss, &device)?;
+        let val_start = Instant::now();
+        let val = validate::validate(
+            val_model,
+            &store,
+            &split.val,
+            &cfg.val_mode,
+            &cfg.loss,
+            &device,
+        )?;
+        last_val_seconds = val_start.elapsed().as_secs_f64();
         st.epoch += 1;
         let report = EpochReport {
             epoch: st.epoch,
@@ -257,10 +293,12 @@ pub fn train(
             restored: val.map(|v| v.restored),
             baseline: val.map(|v| v.baseline),
             val_pages: val.map_or(0, |v| v.pages),
+            val_view: cfg.val_mode.describe(),
             lr,
             pairs_per_sec: st.partial.pairs as f64 / st.partial.seconds.max(1e-9),
             steps_per_sec: st.partial.steps as f64 / st.partial.seconds.max(1e-9),
             seconds: epoch_start.elapsed().as_secs_f64(),
+            val_seconds: last_val_seconds,
         };
         st.partial = PartialEpoch::default();
         if let Some(r) = report.restored {
@@ -279,6 +317,16 @@ pub fn train(
         let ck = checkpoint(&st, &sampler, &optimizer, false)?;
         hooks.on_checkpoint(&ck)?;
         last_checkpoint = Some(ck);
+        // Stop when the budget is spent or the next epoch, as long as this
+        // one, would end past it.
+        let epoch_seconds = st.history.last().map_or(0.0, |r| r.seconds);
+        if st.epoch < cfg.epochs
+            && cfg
+                .max_seconds
+                .is_some_and(|b| out_of_time || elapsed() + epoch_seconds > b)
+        {
+            return Ok(outcome(StopReason::TimeBudget, st, last_checkpoint, &store));
+        }
         if cfg.early_stopping.is_some_and(|p| st.stale_epochs >= p) && st.epoch < cfg.epochs {
             return Ok(outcome(
                 StopReason::EarlyStopped,

@@ -3,7 +3,7 @@
 
 mod schedule;
 
-pub use schedule::LrSchedule;
+pub use schedule::{LrSchedule, OFFICIAL_FLAT_SHARE};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -109,11 +109,17 @@ impl AdamW {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let g = g.to_dtype(DType::F32)?;
-            let m = ((&self.m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
-            let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+            // Everything here is arithmetic on plain values: the gradient, the
+            // moments and the weights are detached, so no tensor the optimiser
+            // keeps can hold a backprop op. A moment computed from a tracked
+            // gradient would chain each step's graph (and through it every
+            // activation of that step) to the next one, growing memory without
+            // bound.
+            let g = g.to_dtype(DType::F32)?.detach();
+            let m = ((&self.m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?.detach();
+            let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?.detach();
             let denom = (v.sqrt()? / bc2_sqrt)?.affine(1.0, c.eps)?;
-            let decayed = (var.as_tensor() * (1.0 - lr * c.weight_decay))?;
+            let decayed = (var.as_tensor().detach() * (1.0 - lr * c.weight_decay))?;
             let update = ((&m / &denom)? * (lr / bc1))?;
             var.set(&(decayed - update)?)?;
             self.m[i] = m;
@@ -282,6 +288,27 @@ mod tests {
             assert!((f64::from(got[i]) - p[i]).abs() < 1e-6, "{got:?} vs {p:?}");
         }
         assert_eq!(opt.steps(), 2);
+    }
+
+    #[test]
+    fn optimiser_state_holds_no_graph_after_a_step() {
+        // loss = sum(w * w): the gradient 2w is computed from the variable
+        // itself, so it carries a backprop op. State derived from it without
+        // detaching would keep that graph (and every activation) alive.
+        let (vm, var) = map_with(&[0.5, -1.5, 2.0]);
+        let mut opt = AdamW::new(&vm, AdamWConfig::default()).unwrap();
+        for _ in 0..3 {
+            let grads = var.as_tensor().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            assert!(
+                grads.get(var.as_tensor()).unwrap().track_op(),
+                "the test gradient must carry an op for this test to mean anything"
+            );
+            opt.step(&grads, 1e-2).unwrap();
+        }
+        for (name, t) in opt.state_tensors().unwrap() {
+            assert!(!t.track_op(), "optimiser state {name} keeps a backprop graph");
+        }
+        assert!(!opt.m[0].track_op() && !opt.v[0].track_op());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub enum LrSchedule {
     },
     /// Linear warm-up from `lr / warmup_steps` to `lr` over `warmup_steps`,
     /// then a half cosine down to `min_lr` at `total_steps` (held after).
+    /// `total_steps = 0` means "the end of the run" (see [`LrSchedule::lr_in_run`]).
     WarmupCosine {
         /// Peak rate.
         lr: f64,
@@ -42,6 +43,23 @@ pub enum LrSchedule {
         /// Floor per cycle.
         eta_mins: Vec<f64>,
     },
+    /// The official recipe's shape stretched over the whole run: flat at `lr`
+    /// for the first [`OFFICIAL_FLAT_SHARE`] of it (92k of 300k iterations),
+    /// then a half cosine down to `min_lr` at the end of the run.
+    OfficialCyclic {
+        /// Base rate.
+        lr: f64,
+        /// Final rate.
+        min_lr: f64,
+    },
+}
+
+/// Share of the official Restormer run (92,000 of 300,000 iterations) spent at
+/// the flat base rate before the cosine decay.
+pub const OFFICIAL_FLAT_SHARE: f64 = 92_000.0 / 300_000.0;
+
+fn half_cosine(hi: f64, lo: f64, progress: f64) -> f64 {
+    lo + 0.5 * (hi - lo) * (1.0 + (std::f64::consts::PI * progress.clamp(0.0, 1.0)).cos())
 }
 
 impl LrSchedule {
@@ -65,7 +83,13 @@ impl LrSchedule {
                 total_steps,
                 warmup_steps,
                 min_lr,
-            } if *lr >= 0.0 && *min_lr >= 0.0 && total_steps >= warmup_steps => Ok(()),
+            } if *lr >= 0.0
+                && *min_lr >= 0.0
+                && (*total_steps == 0 || total_steps >= warmup_steps) =>
+            {
+                Ok(())
+            }
+            Self::OfficialCyclic { lr, min_lr } if *lr >= 0.0 && *min_lr >= 0.0 => Ok(()),
             Self::CyclicCosine {
                 lr,
                 periods,
@@ -85,9 +109,69 @@ impl LrSchedule {
         }
     }
 
-    /// The rate for the update that follows `step` completed updates.
+    /// The peak (base) rate.
+    pub fn peak(&self) -> f64 {
+        match self {
+            Self::Constant { lr }
+            | Self::WarmupCosine { lr, .. }
+            | Self::CyclicCosine { lr, .. }
+            | Self::OfficialCyclic { lr, .. } => *lr,
+        }
+    }
+
+    /// The rate for the update that follows `step` completed updates of a run
+    /// that will take `run_steps` updates, when `time_share` (elapsed share of
+    /// a wall-clock budget, if the run has one) may end it sooner.
+    ///
+    /// Schedules tied to the run's end (`WarmupCosine` with `total_steps = 0`
+    /// and `OfficialCyclic`) progress by `max(step share, time share)`, so a
+    /// budgeted run decays to its floor when its time runs out, not at a step
+    /// count it will never reach. `CyclicCosine` counts `max(step, time share x
+    /// its total period)`. Without a time share this is deterministic.
+    pub fn lr_in_run(&self, step: u64, run_steps: u64, time_share: Option<f64>) -> f64 {
+        let t = time_share.unwrap_or(0.0).clamp(0.0, 1.0);
+        match self {
+            Self::Constant { lr } => *lr,
+            Self::WarmupCosine {
+                lr,
+                warmup_steps,
+                total_steps,
+                min_lr,
+            } => {
+                if step < *warmup_steps {
+                    return lr * (step + 1) as f64 / *warmup_steps as f64;
+                }
+                let horizon = if *total_steps == 0 { run_steps } else { *total_steps };
+                let span = horizon.saturating_sub(*warmup_steps).max(1) as f64;
+                let progress = ((step - warmup_steps) as f64 / span).max(t);
+                half_cosine(*lr, *min_lr, progress)
+            }
+            Self::CyclicCosine { periods, .. } => {
+                let total: u64 = periods.iter().sum();
+                self.lr_at(step.max((t * total as f64) as u64))
+            }
+            Self::OfficialCyclic { lr, min_lr } => {
+                let progress = (step as f64 / run_steps.max(1) as f64).max(t);
+                if progress <= OFFICIAL_FLAT_SHARE {
+                    *lr
+                } else {
+                    half_cosine(
+                        *lr,
+                        *min_lr,
+                        (progress - OFFICIAL_FLAT_SHARE) / (1.0 - OFFICIAL_FLAT_SHARE),
+                    )
+                }
+            }
+        }
+    }
+
+    /// The rate for the update that follows `step` completed updates
+    /// (schedules tied to the run's end are taken as ending at `step`; use
+    /// [`LrSchedule::lr_in_run`] inside a run).
     pub fn lr_at(&self, step: u64) -> f64 {
         match self {
+            Self::OfficialCyclic { .. } => self.lr_in_run(step, step, None),
+            Self::WarmupCosine { total_steps: 0, .. } => self.lr_in_run(step, step, None),
             Self::Constant { lr } => *lr,
             Self::WarmupCosine {
                 lr,
@@ -186,6 +270,33 @@ mod tests {
         // Step 11 is one step into the second cycle, which peaks at 0.5.
         let want = 0.5 * 0.5 * (1.0 + (std::f64::consts::PI * 0.1).cos());
         assert!(close(s.lr_at(11), want));
+    }
+
+    #[test]
+    fn run_relative_schedules_follow_steps_or_time() {
+        let s = LrSchedule::WarmupCosine {
+            lr: 1e-3,
+            warmup_steps: 10,
+            total_steps: 0,
+            min_lr: 0.0,
+        };
+        s.validate().unwrap();
+        assert!(close(s.lr_in_run(0, 110, None), 1e-4));
+        assert!(close(s.lr_in_run(60, 110, None), 5e-4));
+        assert!(close(s.lr_in_run(110, 110, None), 0.0));
+        // Half the time budget gone after 20 steps: time leads.
+        assert!(close(s.lr_in_run(20, 1_000_000, Some(0.5)), 5e-4));
+        assert!(close(s.lr_in_run(20, 1_000_000, Some(1.0)), 0.0));
+        let o = LrSchedule::OfficialCyclic { lr: 3e-4, min_lr: 1e-6 };
+        assert!(close(o.lr_in_run(0, 300, None), 3e-4));
+        assert!(close(o.lr_in_run(92, 300, None), 3e-4));
+        assert!(close(o.lr_in_run(196, 300, None), (3e-4 + 1e-6) / 2.0));
+        assert!(close(o.lr_in_run(300, 300, None), 1e-6));
+        assert!(close(o.lr_in_run(1, 300, Some(1.0)), 1e-6));
+        assert_eq!(o.peak(), 3e-4);
+        // Fixed schedules ignore the run length.
+        let f = LrSchedule::restormer_official();
+        assert!(close(f.lr_in_run(50_000, 10, None), f.lr_at(50_000)));
     }
 
     #[test]
