@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bus;
+mod eval_upload;
 mod n8n;
 mod ocr;
 mod registry;

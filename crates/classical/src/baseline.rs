@@ -6,10 +6,13 @@
 use std::fmt;
 use std::str::FromStr;
 
-use image::GrayImage;
+use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
 
-use crate::{ClassicalError, Layer1Params, median_denoise, nl_means_denoise, run_pipeline};
+use crate::{
+    ClassicalError, Layer1Params, median_denoise, median_denoise_rgb, nl_means_denoise,
+    nl_means_denoise_rgb, run_pipeline, run_pipeline_rgb,
+};
 
 /// Radius of the [`Baseline::Median`] filter (3x3).
 pub const MEDIAN_RADIUS: u32 = 1;
@@ -78,6 +81,31 @@ impl Baseline {
             Baseline::Layer1 => run_pipeline(img, &Layer1Params::default_pipeline())?.image,
         })
     }
+
+    /// Restores a colour page with this baseline, colour in, colour out, so
+    /// it can be scored against a colour clean page like a learned model:
+    /// the denoisers filter R, G and B each on its own, and Layer 1 runs on
+    /// luma and keeps the page's chroma ([`run_pipeline_rgb`]). Empty images
+    /// are rejected as in [`Baseline::apply`].
+    pub fn apply_rgb(&self, img: &RgbImage) -> Result<RgbImage, ClassicalError> {
+        if img.width() == 0 || img.height() == 0 {
+            return Err(ClassicalError::EmptyImage {
+                width: img.width(),
+                height: img.height(),
+            });
+        }
+        Ok(match self {
+            Baseline::Identity => img.clone(),
+            Baseline::Median => median_denoise_rgb(img, MEDIAN_RADIUS),
+            Baseline::NonLocalMeans => nl_means_denoise_rgb(
+                img,
+                NL_MEANS_H,
+                NL_MEANS_PATCH_RADIUS,
+                NL_MEANS_SEARCH_RADIUS,
+            ),
+            Baseline::Layer1 => run_pipeline_rgb(img, &Layer1Params::default_pipeline())?.image,
+        })
+    }
 }
 
 impl fmt::Display for Baseline {
@@ -131,6 +159,22 @@ mod tests {
         assert_eq!(Baseline::Identity.apply(&noisy), Ok(noisy));
         for b in Baseline::ALL {
             assert!(b.apply(&GrayImage::new(0, 0)).is_err());
+            assert!(b.apply_rgb(&RgbImage::new(0, 0)).is_err());
+        }
+    }
+
+    #[test]
+    fn colour_baselines_on_grey_pages_match_the_grey_ones() {
+        let noisy = add_noise(&text_page(120, 150), 15.0, 32);
+        let rgb = image::DynamicImage::ImageLuma8(noisy.clone()).to_rgb8();
+        for b in Baseline::ALL {
+            let grey = b.apply(&noisy).expect("non-empty image");
+            let colour = b.apply_rgb(&rgb).expect("non-empty image");
+            assert_eq!(
+                colour,
+                image::DynamicImage::ImageLuma8(grey).to_rgb8(),
+                "{b}"
+            );
         }
     }
 }

@@ -12,6 +12,12 @@
 //! 4. [`estimate_skew`] and [`rotate`]: straighten the text lines;
 //! 5. [`binarize_otsu`] or [`sauvola`]: optional black-and-white output.
 //!
+//! [`run_pipeline_rgb`] runs the same steps on a colour page: Layer 1 works
+//! on its luma and the output keeps the page's chroma (binarised output is
+//! grey); [`median_denoise_rgb`] and [`nl_means_denoise_rgb`] filter each
+//! channel. Evaluations score every method colour in, colour out, against
+//! colour clean pages (see the `colour` module for why Layer 1 stays on luma).
+//!
 //! `Layer1Params` is plain serde data: the registry stores it as JSON, as a
 //! versioned "model" next to the learned ones. [`Baseline`] names the fixed
 //! classical methods an evaluation compares a learned model with.
@@ -26,6 +32,7 @@
 mod baseline;
 mod binarize;
 mod clahe;
+mod colour;
 mod denoise;
 mod error;
 mod illumination;
@@ -42,6 +49,10 @@ pub use baseline::{
 };
 pub use binarize::{binarize_otsu, otsu_threshold, sauvola};
 pub use clahe::clahe;
+pub use colour::{
+    Layer1RgbOutput, map_channels, median_denoise_rgb, nl_means_denoise_rgb, rotate_rgb,
+    run_pipeline_rgb,
+};
 pub use denoise::{median_denoise, nl_means_denoise};
 pub use error::ClassicalError;
 pub use illumination::{estimate_background, normalize_illumination};

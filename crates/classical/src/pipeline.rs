@@ -6,8 +6,8 @@ use image::GrayImage;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Binarization, ClassicalError, DenoiseParams, Layer1Params, binarize_otsu, clahe, estimate_skew,
-    median_denoise, nl_means_denoise, normalize_illumination, rotate, sauvola,
+    Binarization, ClassicalError, DenoiseParams, DeskewParams, Layer1Params, binarize_otsu, clahe,
+    estimate_skew, median_denoise, nl_means_denoise, normalize_illumination, rotate, sauvola,
 };
 
 /// How long one pipeline step took.
@@ -74,9 +74,7 @@ pub fn run_pipeline(
     if let Some(p) = &params.deskew {
         let (angle, straight) = timed(&mut steps, "deskew", || {
             let angle = estimate_skew(&image, p.max_angle_deg, p.step_deg);
-            // Below half a search step the estimate is indistinguishable
-            // from zero; skip the resampling blur.
-            let straight = (angle.abs() >= p.step_deg / 2.0).then(|| rotate(&image, -angle));
+            let straight = straightening_angle(angle, p).map(|turn| rotate(&image, turn));
             (angle, straight)
         });
         skew_angle_deg = Some(angle);
@@ -97,6 +95,14 @@ pub fn run_pipeline(
     })
 }
 
+/// The rotation that straightens a page whose skew was estimated as
+/// `angle` degrees, or `None` when it is left as it is: below half a search
+/// step the estimate is indistinguishable from zero, and rotating would only
+/// blur. Shared with the colour pipeline, which must turn its chroma alike.
+pub(crate) fn straightening_angle(angle: f32, p: &DeskewParams) -> Option<f32> {
+    (angle.abs() >= p.step_deg / 2.0).then_some(-angle)
+}
+
 fn timed<T>(steps: &mut Vec<StepTiming>, name: &str, step: impl FnOnce() -> T) -> T {
     let start = Instant::now();
     let result = step();
@@ -110,8 +116,8 @@ fn timed<T>(steps: &mut Vec<StepTiming>, name: &str, step: impl FnOnce() -> T) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ClaheParams;
     use crate::testutil::{add_noise, degenerate_images, text_page};
-    use crate::{ClaheParams, DeskewParams};
     use image::Luma;
 
     fn deskew_only() -> Layer1Params {

@@ -7,6 +7,9 @@
 //!   backends (PostgreSQL, RabbitMQ, S3), configured by file and environment.
 //! - `restoreflow train …` / `restoreflow models …`: internal tools that talk
 //!   gRPC to the trainer and the model registry (see [`tools`]).
+//! - `restoreflow verify`, `restoreflow demo` and `restoreflow eval register
+//!   DIR --name NAME`: drive a running deployment through the REST gateway
+//!   (the last uploads a folder of pairs and registers it for evaluation).
 
 mod embedded;
 pub mod tools;

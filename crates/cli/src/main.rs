@@ -1,11 +1,12 @@
 //! `restoreflow`: run everything embedded (`up`) or one service (`serve`), or
-//! drive the trainer and the model registry (`train`, `models`).
+//! drive the trainer and the model registry (`train`, `models`) and a running
+//! deployment (`verify`, `demo`, `eval register`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use restoreflow::tools::{self, DemoArgs, ModelsArgs, TrainArgs, VerifyArgs};
+use restoreflow::tools::{self, DemoArgs, EvalArgs, ModelsArgs, TrainArgs, VerifyArgs};
 use restoreflow::{Embedded, EmbeddedOptions};
 use restoreflow_core::{Settings, shutdown, telemetry};
 
@@ -49,6 +50,10 @@ enum Command {
     /// Run the whole story on a running system: generate, train, report,
     /// evaluate, restore.
     Demo(DemoArgs),
+    /// Evaluation datasets: `eval register DIR --name NAME` uploads a folder
+    /// of clean/degraded pairs (and their texts) through the gateway and
+    /// registers it.
+    Eval(EvalArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -77,6 +82,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             }
         }),
         Command::Demo(args) => tools::run_demo(args, &settings)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => tools::run_eval(args, &settings)
             .await
             .map(|()| ExitCode::SUCCESS),
         command => {
@@ -145,7 +153,11 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Train(_) | Command::Models(_) | Command::Verify(_) | Command::Demo(_) => {}
+        Command::Train(_)
+        | Command::Models(_)
+        | Command::Verify(_)
+        | Command::Demo(_)
+        | Command::Eval(_) => {}
     }
     Ok(())
 }

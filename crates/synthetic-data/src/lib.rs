@@ -24,7 +24,8 @@ use tokio::net::TcpListener;
 
 pub use grpc::{MAX_DEGRADE_BYTES, SyntheticGrpc};
 pub use params::{
-    DEFAULT_HEIGHT, DEFAULT_WIDTH, Degradation, GenerateParams, HELD_OUT_SEEDS, pair_seed,
+    DEFAULT_HEIGHT, DEFAULT_WIDTH, Degradation, GenerateParams, HELD_OUT_SEEDS, is_held_out_page,
+    pair_seed,
 };
 pub use worker::Worker;
 

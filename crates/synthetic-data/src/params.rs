@@ -204,14 +204,36 @@ impl GenerateParams {
     }
 }
 
-/// Seed of pair `index` of a dataset with base seed `seed` (splitmix64), so
-/// every pair is reproducible on its own and independent of batching.
+/// Seed of pair `index` of a dataset with base seed `seed`, so every pair is
+/// reproducible on its own and independent of batching.
+///
+/// The page-seed space is partitioned by split, by construction: the top bit
+/// of a page seed is the top bit of its base seed, which
+/// [`GenerateParams::from_request`] sets for `test` datasets and clears for
+/// every other split ([`HELD_OUT_SEEDS`]). The other 63 bits are a bijective
+/// mix (splitmix64's finaliser, reduced modulo 2^63) of the base seed's low
+/// bits and the index, so within a dataset distinct indices never share a
+/// seed. A training page can therefore never have the seed of a held-out
+/// page, whatever the base seeds and indices; mixing the index into all 64
+/// bits, as an earlier version did, let `train` seed `s ^ G` page 1 equal
+/// `test` seed `s` page 0 (G the golden-ratio increment).
 pub fn pair_seed(seed: u64, index: u64) -> u64 {
-    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    const LOW: u64 = HELD_OUT_SEEDS - 1;
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    // Every step is a bijection of 0..2^63: xor with a constant-per-dataset
+    // value, adding a constant, multiplying by an odd constant, and
+    // xor-shifting right, all modulo 2^63.
+    let mut z = (seed ^ index.wrapping_mul(GOLDEN)) & LOW;
+    z = z.wrapping_add(GOLDEN) & LOW;
+    z = ((z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9)) & LOW;
+    z = ((z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB)) & LOW;
+    z ^= z >> 31;
+    (seed & HELD_OUT_SEEDS) | z
+}
+
+/// Whether a page seed belongs to a held-out (`test`) dataset.
+pub fn is_held_out_page(page_seed: u64) -> bool {
+    page_seed & HELD_OUT_SEEDS != 0
 }
 
 #[cfg(test)]
@@ -357,7 +379,49 @@ mod tests {
     #[test]
     fn pair_seeds_differ_and_repeat() {
         assert_eq!(pair_seed(7, 3), pair_seed(7, 3));
-        let seeds: std::collections::HashSet<u64> = (0..1000).map(|i| pair_seed(7, i)).collect();
-        assert_eq!(seeds.len(), 1000);
+        for base in [7, HELD_OUT_SEEDS | 7] {
+            let seeds: std::collections::HashSet<u64> =
+                (0..1000).map(|i| pair_seed(base, i)).collect();
+            assert_eq!(seeds.len(), 1000);
+        }
+    }
+
+    /// The seeds and indices where the previous derivation (index mixed into
+    /// all 64 bits before hashing) gave a training page the seed of a test
+    /// page: `s ^ index * G` is the same for train seed `s ^ G`, page 1 and
+    /// test seed `s`, page 0.
+    #[test]
+    fn training_pages_never_take_a_held_out_page_seed() {
+        const G: u64 = 0x9E37_79B9_7F4A_7C15;
+        let test_seed = HELD_OUT_SEEDS | 12_345;
+        let train_seed = test_seed ^ G;
+        assert!(train_seed < HELD_OUT_SEEDS, "a valid training seed");
+        assert_ne!(pair_seed(train_seed, 1), pair_seed(test_seed, 0));
+
+        // The partition itself, over seeds drawn as the service draws them
+        // and over the ends of both ranges, for many pages each.
+        let mut train_seeds: Vec<u64> = (0..64)
+            .map(|_| rand::random::<u64>() & (HELD_OUT_SEEDS - 1))
+            .collect();
+        train_seeds.extend([0, 1, HELD_OUT_SEEDS - 1, train_seed]);
+        let mut test_seeds: Vec<u64> = (0..64)
+            .map(|_| HELD_OUT_SEEDS | rand::random::<u64>())
+            .collect();
+        test_seeds.extend([HELD_OUT_SEEDS, u64::MAX, test_seed]);
+        let mut train_pages = std::collections::HashSet::new();
+        for &s in &train_seeds {
+            for i in 0..500 {
+                let p = pair_seed(s, i);
+                assert!(!is_held_out_page(p), "train seed {s} page {i} -> {p}");
+                train_pages.insert(p);
+            }
+        }
+        for &s in &test_seeds {
+            for i in 0..500 {
+                let p = pair_seed(s, i);
+                assert!(is_held_out_page(p), "test seed {s} page {i} -> {p}");
+                assert!(!train_pages.contains(&p));
+            }
+        }
     }
 }

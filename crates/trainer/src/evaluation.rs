@@ -1,6 +1,12 @@
 //! The evaluation worker: scores a model version over an evaluation dataset
 //! against the classical baselines, per image and on average, and stores the
 //! results in `evaluation/{eval_id}/` and the `evaluations` table.
+//!
+//! When the dataset knows its pages' texts (generated sets, and uploaded sets
+//! registered with `.txt` files) and tesseract is installed, every page's
+//! restored output and every baseline's output is read by OCR and scored by
+//! character error rate; a page whose OCR fails for any method counts for
+//! none, so the mean CERs of all methods cover the same pages.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -23,12 +29,16 @@ use sea_orm::{EntityTrait, Set};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::inference::{ModelCache, Subject, cer, ocr, ocr_available, score_pair};
+use crate::inference::{ModelCache, Subject, ocr_available, ocr_cers, score_pair};
 use crate::lease::{Halt, Lease, finish, settle};
 use crate::pairs::{PairRef, find_pairs};
+use crate::texts::TextSource;
 
 /// Largest page read for evaluation.
 const MAX_IMAGE_BYTES: u64 = 64 << 20;
+/// The key of the evaluated model's scores among the baselines' (whose
+/// names come from [`restoreflow_classical::Baseline::name`]).
+const MODEL: &str = "model";
 
 /// Parameters of an evaluation job, as `RunEvaluation` recorded them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,14 +140,18 @@ impl EvaluationWorker {
             )
         };
         let prefix = format!("{}/", job.id);
-        let with_ocr = ocr_available() && pairs.dataset_id.is_some();
+        let texts = TextSource::for_dataset(&self.backends, pairs.dataset_id.as_deref())
+            .await
+            .map_err(|e| format!("cannot read the dataset: {e}"))?;
+        let with_ocr = texts.has_texts() && ocr_available();
         self.upsert_row(job, &p, "running", &prefix, None).await?;
         let store = self.backends.store.as_ref();
         let mut per_image = Vec::new();
         let mut skipped = Vec::new();
         let mut model_scores = Vec::new();
         let mut base_scores: BTreeMap<String, Vec<MetricSet>> = BTreeMap::new();
-        let (mut cer_before, mut cer_after) = (Vec::new(), Vec::new());
+        // Method (MODEL or a baseline) -> CER of each page OCR read for every method.
+        let mut cers: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         let total = pairs.pairs.len();
         for (i, pair) in pairs.pairs.iter().enumerate() {
             lease.check().map_err(Halt::Stopped)?;
@@ -152,16 +166,11 @@ impl EvaluationWorker {
             let scored = tokio::task::spawn_blocking(move || {
                 let scores = score_pair(&clean, &degraded, &job_subject)?;
                 let restored_png = png(&scores.restored)?;
-                let degraded_png = if with_ocr {
-                    png(&degraded)?
-                } else {
-                    Vec::new()
-                };
-                Ok::<_, String>((scores, restored_png, degraded_png))
+                Ok::<_, String>((scores, restored_png))
             })
             .await
             .map_err(|e| format!("scoring thread failed: {e}"))?;
-            let (scores, restored_png, degraded_png) = match scored {
+            let (mut scores, restored_png) = match scored {
                 Ok(s) => s,
                 Err(reason) => {
                     skipped.push(json!({"name": pair.name, "reason": reason}));
@@ -173,38 +182,38 @@ impl EvaluationWorker {
                 .put(
                     Bucket::Evaluation,
                     &key,
-                    Bytes::from(restored_png.clone()),
+                    Bytes::from(restored_png),
                     "image/png",
                 )
                 .await
                 .map_err(|e| format!("cannot store {key}: {e}"))?;
-            let mut ocr_row = Value::Null;
-            if with_ocr
-                && let Some(ds) = &pairs.dataset_id
-                && let Some(truth) = self.ground_truth(ds, &pair.name).await
-            {
-                let after_png = restored_png.clone();
-                let (before, after) = tokio::task::spawn_blocking(move || {
-                    (
-                        ocr(&degraded_png).and_then(|t| cer(&truth, &t)),
-                        ocr(&after_png).and_then(|t| cer(&truth, &t)),
-                    )
+            let mut page_cers = None;
+            if with_ocr && let Some(truth) = texts.text(store, &pair.name).await {
+                let mut outputs = std::mem::take(&mut scores.baseline_outputs);
+                outputs.insert(MODEL.to_string(), std::mem::take(&mut scores.restored));
+                page_cers = tokio::task::spawn_blocking(move || {
+                    let images = outputs.iter().map(|(k, v)| (k.clone(), v)).collect();
+                    ocr_cers(&truth, &images)
                 })
                 .await
-                .unwrap_or((None, None));
-                if let (Some(b), Some(a)) = (before, after) {
-                    cer_before.push(b);
-                    cer_after.push(a);
-                    ocr_row = json!({"cer_before": b, "cer_after": a});
-                }
+                .ok()
+                .flatten();
             }
+            let cer_of = |method: &str| page_cers.as_ref().and_then(|c| c.get(method).copied());
+            let ocr_row = match (cer_of("identity"), cer_of(MODEL)) {
+                (Some(before), Some(after)) => json!({"cer_before": before, "cer_after": after}),
+                _ => Value::Null,
+            };
             per_image.push(json!({
                 "name": pair.name,
-                "model": metrics_json(&scores.model, None),
-                "baselines": scores.baselines.iter().map(|(k, m)| (k.clone(), metrics_json(m, None))).collect::<serde_json::Map<_, _>>(),
+                "model": metrics_json(&scores.model, cer_of(MODEL)),
+                "baselines": scores.baselines.iter().map(|(k, m)| (k.clone(), metrics_json(m, cer_of(k)))).collect::<serde_json::Map<_, _>>(),
                 "ocr": ocr_row,
                 "restored_key": key,
             }));
+            for (method, c) in page_cers.into_iter().flatten() {
+                cers.entry(method).or_default().push(c);
+            }
             model_scores.push(scores.model);
             for (k, m) in scores.baselines {
                 base_scores.entry(k).or_default().push(m);
@@ -229,17 +238,14 @@ impl EvaluationWorker {
                     .unwrap_or("no reason")
             )));
         }
-        let mut mean = metrics_json(&MetricSet::mean(&model_scores), mean_of(&cer_after));
+        let mean_cer = |method: &str| cers.get(method).and_then(|v| mean_of(v));
+        let mut mean = metrics_json(&MetricSet::mean(&model_scores), mean_cer(MODEL));
         mean["pairs"] = json!(model_scores.len());
         let mut baselines = serde_json::Map::new();
         for (k, v) in &base_scores {
-            let c = if k == "identity" {
-                mean_of(&cer_before)
-            } else {
-                None
-            };
-            baselines.insert(k.clone(), metrics_json(&MetricSet::mean(v), c));
+            baselines.insert(k.clone(), metrics_json(&MetricSet::mean(v), mean_cer(k)));
         }
+        let ocr_pairs = cers.get(MODEL).map_or(0, Vec::len);
         let result = json!({
             "evaluation_id": job.id,
             "layer": p.layer,
@@ -250,7 +256,8 @@ impl EvaluationWorker {
             "skipped": skipped,
             "mean": mean,
             "baselines": baselines,
-            "ocr": if with_ocr { json!("tesseract") } else { json!(null) },
+            "ocr": if with_ocr { json!("tesseract --psm 6") } else { json!(null) },
+            "ocr_pairs": ocr_pairs,
             "results_key": format!("{}/{prefix}results.json", Bucket::Evaluation),
         });
         let doc = json!({"summary": result, "per_image": per_image});
@@ -319,21 +326,6 @@ impl EvaluationWorker {
             ));
         }
         Ok((clean, degraded))
-    }
-
-    /// The page's ground-truth text, stored by the synthetic-data service.
-    async fn ground_truth(&self, dataset_id: &str, name: &str) -> Option<String> {
-        let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
-        let key = format!("{dataset_id}/text/{stem}.txt");
-        let bytes = get_bytes(
-            self.backends.store.as_ref(),
-            Bucket::SyntheticData,
-            &key,
-            1 << 20,
-        )
-        .await
-        .ok()?;
-        String::from_utf8(bytes.to_vec()).ok()
     }
 
     #[allow(clippy::type_complexity)]

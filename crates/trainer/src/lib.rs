@@ -18,16 +18,18 @@
 //! with Layer 1 (`restoreflow-classical`), Layer 2 or both (tiled, with an LRU
 //! of loaded versions and single-flight loading) and measures Layer 1 on pairs;
 //! `EvaluationService` queues `evaluation` jobs (scored per image against the
-//! identity, median, non-local-means and Layer 1 baselines into
-//! `evaluation/{id}/` and the `evaluations` table) and registers uploaded
-//! evaluation sets; a batch worker restores whole prefixes (`restore_batch`
-//! jobs on `jobs.restore`).
+//! identity, median, non-local-means and Layer 1 baselines, every method
+//! colour in, colour out, plus tesseract's character error rate of each when
+//! the pages' texts are known, into `evaluation/{id}/` and the `evaluations`
+//! table) and registers uploaded evaluation sets with their texts; a batch
+//! worker restores whole prefixes (`restore_batch` jobs on `jobs.restore`).
 //!
 //! Features: `cuda` trains on CUDA device 0. Run alone with
 //! `restoreflow serve trainer`, or inside `restoreflow up`.
 
 mod batch;
 mod checkpoints;
+mod datasets;
 mod env;
 mod evaluation;
 mod grpc;
@@ -38,6 +40,7 @@ mod pairs;
 mod params;
 mod restoration;
 mod samples;
+mod texts;
 mod view;
 mod worker;
 
@@ -58,13 +61,14 @@ pub use batch::{BatchParams, BatchWorker, is_image_key};
 pub use checkpoints::{complete_dirs, epoch_dir};
 pub use evaluation::{EvalParams, EvaluationWorker};
 pub use grpc::TrainerGrpc;
-pub use inference::{ModelCache, Pipeline, cer, ocr_available, score_pair};
+pub use inference::{ModelCache, Pipeline, cer, ocr, ocr_available, ocr_cers, score_pair};
 pub use model::{RestormerNet, code_version};
 pub use pairs::{
     PairRef, PairSet, StorePairs, find_pairs, find_training_pairs, match_pairs, pairs_hash,
 };
 pub use params::{Invalid, MIN_PAIRS, PRESETS, TrainParams, cuda_available};
 pub use restoration::{MAX_PIXELS, RestorationGrpc, check_image};
+pub use texts::{TextSource, upload_text_key};
 pub use view::{epochs_from_events, metric_payload, training_job};
 pub use worker::{SERVICE, Worker};
 

@@ -10,9 +10,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::Utc;
 use image::{DynamicImage, ImageReader, RgbImage};
-use restoreflow_classical::{Layer1Params, run_pipeline};
+use restoreflow_classical::{Layer1Params, run_pipeline_rgb};
 use restoreflow_core::bus::queues;
-use restoreflow_core::db::entity::{dataset, evaluation};
+use restoreflow_core::db::entity::evaluation;
 use restoreflow_core::db::{self, JobKind};
 use restoreflow_core::jobs::JobMessage;
 use restoreflow_core::storage::{Bucket, get_bytes, validate_prefix};
@@ -23,18 +23,19 @@ use restoreflow_proto::v1::{
     restoration_service_server::RestorationService,
 };
 use restoreflow_training::{MetricSet, RgbF32};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::batch::BatchParams;
+use crate::datasets::register_upload;
 use crate::evaluation::EvalParams;
 use crate::grpc::{from_db, internal};
 use crate::inference::{ModelCache, ModelError, Pipeline, restore};
 use crate::model::code_version;
-use crate::pairs::{PairError, find_pairs, pairs_hash};
+use crate::pairs::{PairError, find_pairs};
 
 /// Largest page `RestoreDocument` accepts, in pixels (the gateway's own limit
 /// is usually lower).
@@ -55,7 +56,7 @@ pub struct RestorationGrpc {
     pub(crate) permits: Arc<Semaphore>,
 }
 
-fn invalid(m: impl Into<String>) -> Status {
+pub(crate) fn invalid(m: impl Into<String>) -> Status {
     ErrorCode::InvalidArgument.status(m)
 }
 
@@ -68,7 +69,7 @@ fn from_model(e: ModelError) -> Status {
     }
 }
 
-fn from_pairs(e: PairError) -> Status {
+pub(crate) fn from_pairs(e: PairError) -> Status {
     match e {
         PairError::Storage(s) => s.code().status(s.to_string()),
         PairError::Db(d) => from_db(d),
@@ -127,15 +128,6 @@ pub fn check_image(bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), String> 
         ));
     }
     Ok((w, h))
-}
-
-/// Dataset ids users choose: 1-64 of `[a-z0-9_-]`.
-fn valid_dataset_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 impl RestorationGrpc {
@@ -341,9 +333,9 @@ impl RestorationService for RestorationGrpc {
             let _permit = self.permits.acquire().await.map_err(internal)?;
             let measured = tokio::task::spawn_blocking(move || {
                 let reference = RgbF32::from_rgb8(&clean);
-                let gray = DynamicImage::ImageRgb8(degraded.clone()).to_luma8();
-                let out = run_pipeline(&gray, &p).map_err(|e| e.to_string())?;
-                let restored = DynamicImage::ImageLuma8(out.image).to_rgb8();
+                // Colour in, colour out, scored like evaluations score it.
+                let out = run_pipeline_rgb(&degraded, &p).map_err(|e| e.to_string())?;
+                let restored = out.image;
                 Ok::<_, String>((
                     MetricSet::compute(&reference, &RgbF32::from_rgb8(&degraded)),
                     MetricSet::compute(&reference, &RgbF32::from_rgb8(&restored)),
@@ -654,78 +646,9 @@ impl EvaluationService for RestorationGrpc {
         &self,
         request: Request<v1::RegisterEvaluationDatasetRequest>,
     ) -> Result<Response<v1::EvaluationDataset>, Status> {
-        let r = request.into_inner();
-        let id = r.name.trim().to_string();
-        if !valid_dataset_id(&id) {
-            return Err(invalid("name must be 1-64 characters of a-z, 0-9, _ and -"));
-        }
-        let prefix = r.prefix.trim().to_string();
-        if prefix.is_empty() {
-            return Err(invalid(
-                "prefix is required: the pairs are clean/<prefix>* and degraded/<prefix>* in training-data",
-            ));
-        }
-        validate_prefix(&prefix).map_err(|e| invalid(e.to_string()))?;
-        if dataset::Entity::find_by_id(id.clone())
-            .one(&self.backends.db)
+        register_upload(&self.backends, request.into_inner())
             .await
-            .map_err(|e| from_db(e.into()))?
-            .is_some()
-        {
-            return Err(ErrorCode::AlreadyExists.status(format!("dataset {id:?} already exists")));
-        }
-        let pairs = find_pairs(&self.backends, &prefix, usize::MAX)
-            .await
-            .map_err(from_pairs)?;
-        if pairs.pairs.is_empty() {
-            return Err(invalid(format!(
-                "no clean/degraded pairs with matching names under clean/{prefix} and degraded/{prefix}"
-            )));
-        }
-        let unmatched =
-            (pairs.clean_files + pairs.degraded_files).saturating_sub(2 * pairs.available);
-        let hash = pairs_hash(&pairs.pairs);
-        let row = dataset::ActiveModel {
-            id: Set(id.clone()),
-            job_id: Set(None),
-            source: Set("upload".into()),
-            degradation: Set("upload".into()),
-            split: Set("test".into()),
-            seed: Set(0),
-            num_pairs: Set(pairs.pairs.len() as i32),
-            width: Set(0),
-            height: Set(0),
-            manifest_key: Set(String::new()),
-            manifest: Set(json!({"prefix": prefix, "unmatched_files": unmatched})),
-            content_hash: Set(hash.clone()),
-            created_at: Set(Utc::now()),
-        };
-        if let Err(e) = dataset::Entity::insert(row).exec(&self.backends.db).await {
-            // A concurrent registration of the same name won the insert.
-            let exists = dataset::Entity::find_by_id(id.clone())
-                .one(&self.backends.db)
-                .await
-                .map_err(|e| from_db(e.into()))?
-                .is_some();
-            return Err(if exists {
-                ErrorCode::AlreadyExists.status(format!("dataset {id:?} already exists"))
-            } else {
-                from_db(e.into())
-            });
-        }
-        let skipped = if unmatched > 0 {
-            vec![format!(
-                "{unmatched} files without a partner of the same name"
-            )]
-        } else {
-            Vec::new()
-        };
-        Ok(Response::new(v1::EvaluationDataset {
-            id,
-            pairs: pairs.pairs.len() as u32,
-            skipped,
-            content_hash: hash,
-        }))
+            .map(Response::new)
     }
 }
 
@@ -752,14 +675,5 @@ mod tests {
         );
         let err = check_image(&png(200, 100), 10_000).unwrap_err();
         assert!(err.contains("200x100") && err.contains("10000"), "{err}");
-    }
-
-    #[test]
-    fn dataset_ids_are_slugs() {
-        assert!(valid_dataset_id("eval-set_01"));
-        assert!(!valid_dataset_id(""));
-        assert!(!valid_dataset_id("Eval"));
-        assert!(!valid_dataset_id("a/b"));
-        assert!(!valid_dataset_id(&"x".repeat(65)));
     }
 }

@@ -1,6 +1,7 @@
 //! `restoreflow train …` and `restoreflow models …`: internal tools that talk
-//! gRPC to the trainer and the model registry; `restoreflow verify` and
-//! `restoreflow demo` drive a running deployment through the REST gateway.
+//! gRPC to the trainer and the model registry; `restoreflow verify`,
+//! `restoreflow demo` and `restoreflow eval register` drive a running
+//! deployment through the REST gateway.
 //!
 //! Endpoints come from `--trainer` / `--registry`, else from the configured
 //! `gateway.trainer_url` / `gateway.model_registry_url` (file or
@@ -9,6 +10,8 @@
 //! and exits non-zero: 2 for invalid arguments, 1 otherwise.
 
 mod demo;
+mod eval;
+mod folder;
 mod models;
 mod rest;
 mod table;
@@ -21,7 +24,10 @@ use restoreflow_proto::{prost_types, v1};
 use tonic::transport::{Channel, Endpoint};
 
 pub use demo::{DemoArgs, run_demo};
+pub use eval::{EvalArgs, RegisteredDataset, dataset_prefix, register_folder, run_eval};
+pub use folder::{IMAGE_EXTENSIONS, Layout, LocalPair, PairFolder, scan_folder};
 pub use models::{ModelsArgs, run_models};
+pub use rest::{Gateway, GatewayArgs};
 pub use train::{TrainArgs, run_train};
 pub use verify::{VerifyArgs, run_verify};
 
@@ -46,7 +52,11 @@ pub enum ToolError {
         /// Cause.
         reason: String,
     },
-    /// Anything else (files, object storage, bad local input).
+    /// Local input the tool refuses (a folder that is not a set of pairs, a
+    /// bad name); exits like an invalid argument.
+    #[error("{0}")]
+    Invalid(String),
+    /// Anything else (files, object storage, unexpected answers).
     #[error("{0}")]
     Other(String),
 }
@@ -58,6 +68,7 @@ impl ToolError {
             Self::Rpc(s) if s.code() == tonic::Code::InvalidArgument => {
                 ExitCode::from(EXIT_INVALID)
             }
+            Self::Invalid(_) => ExitCode::from(EXIT_INVALID),
             _ => ExitCode::FAILURE,
         }
     }

@@ -1,4 +1,4 @@
-//! A small client of the REST gateway for `verify` and `demo`.
+//! A small client of the REST gateway for `verify`, `demo` and `eval`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use super::ToolError;
 #[derive(Args, Debug, Clone)]
 pub struct GatewayArgs {
     /// Gateway base URL [default: http:// + the configured gateway.http_addr].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", alias = "url")]
     pub gateway: Option<String>,
     /// API key for mutating routes [default: $RESTOREFLOW_API_KEY, else the
     /// configured gateway.api_key, else the key `up` keeps in --data-dir].
@@ -86,6 +86,12 @@ impl Gateway {
                     .map(|k| k.trim().to_string())
             })
             .filter(|k| !k.is_empty());
+        Self::connect(base, key)
+    }
+
+    /// A client of the gateway at `base` (`http://host:port`) using `key`.
+    pub fn connect(base: impl Into<String>, key: Option<String>) -> Result<Self, ToolError> {
+        let base = base.into().trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(900))
@@ -124,6 +130,39 @@ impl Gateway {
     pub async fn get(&self, path: &str) -> Result<Answer, ToolError> {
         self.send(self.http.get(format!("{}{path}", self.base)))
             .await
+    }
+
+    /// GET a path with query parameters (encoded here).
+    pub async fn get_query(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Answer, ToolError> {
+        self.send(self.http.get(format!("{}{path}", self.base)).query(query))
+            .await
+    }
+
+    /// PUT raw bytes to the path made of `segments`, each percent-encoded
+    /// (so file names with spaces or `#` reach the gateway intact).
+    pub async fn put_bytes(
+        &self,
+        segments: &[&str],
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Answer, ToolError> {
+        let mut url = reqwest::Url::parse(&self.base)
+            .map_err(|e| ToolError::Other(format!("bad gateway URL {}: {e}", self.base)))?;
+        url.path_segments_mut()
+            .map_err(|()| ToolError::Other(format!("bad gateway URL {}", self.base)))?
+            .pop_if_empty()
+            .extend(segments);
+        self.send(
+            self.http
+                .put(url)
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body),
+        )
+        .await
     }
 
     /// POST JSON to a path.

@@ -49,7 +49,10 @@ pub struct Scores {
     pub ssim: f64,
     /// Pixel accuracy in [0, 1].
     pub accuracy: f64,
-    /// OCR character error rate, when tesseract was available.
+    /// Mean character error rate of tesseract (`--psm 6`, whitespace
+    /// collapsed) on this method's output against the pages' ground-truth
+    /// text; present when the dataset has texts (generated sets, uploaded
+    /// sets registered with `.txt` files) and tesseract is installed.
     pub cer: Option<f64>,
 }
 
@@ -81,11 +84,16 @@ pub struct EvaluationView {
     pub pairs: u32,
     /// The model's mean scores.
     pub mean: Option<Scores>,
-    /// Baseline name (identity, median, nl_means, layer1) -> mean scores.
+    /// Baseline name (identity, median, nl_means, layer1) -> mean scores,
+    /// measured like the model's: colour in, colour out, PSNR over RGB, SSIM
+    /// on luma, CER over the same pages.
     pub baselines: BTreeMap<String, Scores>,
     /// Mean PSNR gain over the degraded input (identity baseline), in dB.
     pub gain_over_identity_db: Option<f64>,
-    /// Skipped pairs and per-image scores (absent in the leaderboard).
+    /// Skipped pairs and per-image scores (absent in the leaderboard): each
+    /// image has `model` and `baselines.{name}` scores (with `cer` when OCR
+    /// read it) and `ocr` (`cer_before` of the degraded page, `cer_after` of
+    /// the restored one, or null).
     #[schema(value_type = Object)]
     pub details: Option<Value>,
     /// Where the restored images and results.json are (`evaluation/{id}/`).
@@ -232,7 +240,10 @@ pub struct DatasetBody {
     /// Dataset id to create: 1-64 of a-z, 0-9, `_`, `-`.
     pub name: String,
     /// Pairs are `training-data/clean/{prefix}*` and `training-data/degraded/{prefix}*`
-    /// with matching names (upload them with `PUT /files/training-data/...`).
+    /// with matching names (upload them with `PUT /files/training-data/...`);
+    /// the ground-truth text of pair `{prefix}NAME.png`, when uploaded to
+    /// `training-data/text/{prefix}NAME.txt`, is recorded for the OCR metric.
+    /// `restoreflow eval register DIR --name NAME` does all of it from a folder.
     pub prefix: String,
 }
 
@@ -245,8 +256,12 @@ pub struct DatasetView {
     pub pairs: u32,
     /// Files left out, and why.
     pub skipped: Vec<String>,
-    /// sha256 over the pairs' names and sizes.
+    /// sha256 over the pairs' names and sizes (and their texts' keys and
+    /// sizes, when there are texts).
     pub content_hash: String,
+    /// Pairs with a ground-truth text: evaluations report tesseract's
+    /// character error rate on these.
+    pub pairs_with_text: u32,
 }
 
 /// Registers user-uploaded clean/degraded pairs as an evaluation dataset.
@@ -276,6 +291,7 @@ pub async fn register_dataset(
             pairs: d.pairs,
             skipped: d.skipped,
             content_hash: d.content_hash,
+            pairs_with_text: d.pairs_with_text,
         }),
     ))
 }

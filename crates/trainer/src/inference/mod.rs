@@ -7,4 +7,4 @@ mod score;
 
 pub use cache::{ModelCache, ModelError};
 pub use pipeline::{Pipeline, restore};
-pub use score::{Subject, cer, ocr, ocr_available, score_pair};
+pub use score::{Subject, cer, ocr, ocr_available, ocr_cers, score_pair};

@@ -3,8 +3,8 @@
 
 use std::str::FromStr;
 
-use image::{DynamicImage, GrayImage, RgbImage};
-use restoreflow_classical::{Layer1Params, run_pipeline};
+use image::RgbImage;
+use restoreflow_classical::{Layer1Params, run_pipeline_rgb};
 use restoreflow_training::{RgbF32, TileConfig, restore_tiled};
 
 use super::cache::Layer2Model;
@@ -79,10 +79,11 @@ pub fn restore(
     let mut skew = None;
     if pipeline.uses_layer1() {
         let params = layer1.ok_or("layer 1 parameters are missing")?;
-        let gray: GrayImage = DynamicImage::ImageRgb8(image).to_luma8();
-        let out = run_pipeline(&gray, params).map_err(|e| format!("layer 1 failed: {e}"))?;
+        // Layer 1 decides on luma and keeps the page's colours (grey only
+        // when it binarises), so what it restores is what evaluations score.
+        let out = run_pipeline_rgb(&image, params).map_err(|e| format!("layer 1 failed: {e}"))?;
         skew = out.skew_angle_deg;
-        image = DynamicImage::ImageLuma8(out.image).to_rgb8();
+        image = out.image;
     }
     if pipeline.uses_layer2() {
         let model = layer2.ok_or("layer 2 model is missing")?;
@@ -129,6 +130,17 @@ mod tests {
         });
         let out = restore(&img, Pipeline::Layer1, Some(&Layer1Params::default()), None).unwrap();
         assert_eq!(out.image.dimensions(), (64, 48));
+        // Colour survives Layer 1: red marks on white paper stay red.
+        let red = RgbImage::from_fn(64, 48, |x, y| {
+            if x % 16 < 4 && y % 16 < 4 {
+                image::Rgb([200, 20, 20])
+            } else {
+                image::Rgb([250, 250, 250])
+            }
+        });
+        let out = restore(&red, Pipeline::Layer1, Some(&Layer1Params::default()), None).unwrap();
+        let p = out.image.get_pixel(17, 17);
+        assert!(p[0] > p[1] + 100 && p[0] > p[2] + 100, "{p:?}");
         assert!(restore(&img, Pipeline::Layer2, None, None).is_err());
     }
 }
