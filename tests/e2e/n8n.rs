@@ -308,7 +308,7 @@ async fn n8n_workflows_drive_the_system() {
             "restoreflow/train",
             json!({
                 "num_epochs": 2, "batch_size": 2, "max_pairs": 8, "patch_size": 32, "preset": "tiny",
-                "learning_rate": 0.001, "seed": 11, "min_pairs": 8,
+                "learning_rate": 0.001, "seed": 11, "min_pairs": 8, "schedule": "constant",
                 "generate": {"preset": "light", "width": 128, "height": 160},
                 "set_champion": true
             }),
@@ -324,6 +324,19 @@ async fn n8n_workflows_drive_the_system() {
     assert_eq!(v["champion"]["promoted"], true, "{v}");
     let version = v["version"].as_u64().unwrap();
     let job_id = v["job_id"].as_str().unwrap().to_string();
+    // The recipe field went through the workflow to the job as given; what
+    // the body left out took the trainer's defaults, not the workflow's.
+    let params = db::require_job(&app.backends.db, &job_id)
+        .await
+        .unwrap()
+        .params;
+    assert_eq!(params["schedule"], "constant", "{params}");
+    assert_eq!(params["warmup_steps"], Value::Null, "{params}");
+    assert_eq!(
+        params["patches_per_page"].as_u64(),
+        Some(u64::from(restoreflow_trainer::DEFAULT_PATCHES_PER_PAGE)),
+        "{params}"
+    );
     let (status, champ) = app.get_json("/models/layer/2/champion").await;
     assert_eq!(status, 200);
     assert_eq!(champ["version"].as_u64(), Some(version));

@@ -127,8 +127,10 @@ fn finite(v: &Value, key: &str) -> f64 {
 }
 
 async fn bad_inputs(app: &TestApp, dataset: &str) {
+    // `num_epochs: 0` is not refused any more: like an absent one it asks for
+    // a time-budgeted run (0 means "not given" in the protobuf request).
     let cases = [
-        (json!({"num_epochs": 0}), "num_epochs"),
+        (json!({"num_epochs": 1001}), "num_epochs"),
         (json!({"batch_size": 65}), "batch_size"),
         (json!({"max_pairs": 1}), "max_pairs"),
         (json!({"learning_rate": 1.5}), "learning_rate"),
@@ -138,6 +140,15 @@ async fn bad_inputs(app: &TestApp, dataset: &str) {
         (json!({"device": "cuda"}), "cuda"),
         (json!({"base_model": "no-such-alias"}), "base_model"),
         (json!({"dataset": "nothing-here"}), "found 0"),
+        (json!({"schedule": "cosine"}), "schedule"),
+        (json!({"loss": "l2"}), "loss"),
+        (json!({"ssim_weight": 0.5}), "ssim_weight"),
+        (json!({"max_minutes": 0}), "max_minutes"),
+        (json!({"val_crop_size": 100}), "val_crop_size"),
+        (
+            json!({"patches_per_page": 2, "steps_per_epoch": 2}),
+            "steps_per_epoch",
+        ),
     ];
     for (patch, needle) in cases {
         let mut body = tiny_run(dataset, 1);
@@ -153,10 +164,18 @@ async fn bad_inputs(app: &TestApp, dataset: &str) {
         let msg = v["error"]["message"].as_str().unwrap();
         assert!(msg.contains(needle), "{needle}: {msg}");
     }
+    // Every field is optional now, but a misspelt one is still refused.
     let (status, v) = app
-        .post_json("/training/layer2/start", &json!({"num_epochs": 1}))
+        .post_json("/training/layer2/start", &json!({"num_epoch": 1}))
         .await;
-    assert_eq!(status, 400, "missing fields: {v}");
+    assert_eq!(status, 400, "unknown field: {v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("num_epoch"),
+        "{v}"
+    );
     let r = app
         .http
         .post(app.url("/training/layer2/start"))
@@ -429,6 +448,199 @@ async fn resumes_after_a_dead_worker(kind: Kind) {
         "the registered history includes the epoch before the resume"
     );
     app.stop().await;
+}
+
+/// The text report of a job, once the report service has built it.
+async fn report_text(app: &TestApp, job_id: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let r = app
+            .http
+            .get(app.url(&format!("/training/reports/job/{job_id}?format=txt")))
+            .send()
+            .await
+            .expect("report request");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        if status == 200 {
+            return text;
+        }
+        assert_eq!(status, 404, "{text}");
+        assert!(Instant::now() < deadline, "no report for {job_id}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A non-default recipe through REST reaches the job's params, the engine's
+/// config, every epoch (validation view, learning rate) and the report; a
+/// run without `num_epochs` trains for its time budget and says so.
+async fn trains_the_requested_recipe(kind: Kind) {
+    let app = TestApp::spawn(kind).await;
+    let dataset = tiny_dataset(&app).await;
+    let (status, v) = app
+        .post_json(
+            "/training/layer2/start",
+            &json!({"dataset": dataset, "preset": "tiny", "progressive": [
+                {"patch_size": 16, "batch_size": 2, "until_step": 3},
+                {"patch_size": 36, "batch_size": 2, "until_step": 6}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("progressive[1].patch_size"),
+        "{v}"
+    );
+
+    let body = json!({
+        "num_epochs": 2, "max_pairs": 6, "preset": "tiny", "seed": 11, "dataset": dataset,
+        "learning_rate": 0.002, "schedule": "cyclic_cosine", "min_learning_rate": 1e-5,
+        "loss": "l1_ssim", "ssim_weight": 0.3,
+        "progressive": [{"patch_size": 16, "batch_size": 2, "until_step": 3},
+                        {"patch_size": 32, "batch_size": 2, "until_step": 6}],
+        "patches_per_page": 2, "patch_sampling": "uniform", "clip_norm": 0.5,
+        "val_view": "whole_page", "max_minutes": 5
+    });
+    let id = start(&app, &body).await;
+    let job = wait_training(&app, &id, Duration::from_secs(300)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let p = &job["params"];
+    for key in [
+        "schedule",
+        "min_learning_rate",
+        "loss",
+        "ssim_weight",
+        "progressive",
+        "patches_per_page",
+        "patch_sampling",
+        "clip_norm",
+        "val_view",
+        "max_minutes",
+    ] {
+        assert_eq!(p[key], body[key], "{key} in {p}");
+    }
+    // Filled in: the first stage's sizes, no warm-up or crop for these choices.
+    assert_eq!(
+        (p["batch_size"].as_u64(), p["patch_size"].as_u64()),
+        (Some(2), Some(16))
+    );
+    assert_eq!(p["warmup_steps"], Value::Null, "{p}");
+    assert_eq!(p["val_crop_size"], Value::Null, "{p}");
+
+    // The engine ran the same recipe.
+    let events = db::list_events(&app.backends.db, &id, 0, 1000)
+        .await
+        .unwrap();
+    let config = &events
+        .iter()
+        .find(|e| e.kind == "config")
+        .expect("config event")
+        .payload["train_config"];
+    assert_eq!(
+        config["schedule"],
+        json!({"kind": "official_cyclic", "lr": 0.002, "min_lr": 1e-5})
+    );
+    assert_eq!(config["loss"]["ssim_weight"], 0.3, "{config}");
+    assert_eq!(config["loss"]["pixel"]["kind"], "l1", "{config}");
+    assert_eq!(
+        config["progressive"],
+        json!([{"patch": 16, "batch": 2, "until_step": 3},
+               {"patch": 32, "batch": 2, "until_step": 6}])
+    );
+    assert_eq!(config["patches_per_page"], 2, "{config}");
+    assert_eq!(config["patch_sampling"], "uniform", "{config}");
+    assert_eq!(config["clip_norm"], 0.5, "{config}");
+    assert_eq!(config["max_seconds"], 300.0, "{config}");
+    assert_eq!(config["val_mode"]["kind"], "tiled", "{config}");
+
+    // Every epoch was validated on whole pages, at the scheduled rate.
+    let epochs = job["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2, "{job}");
+    for e in epochs {
+        let view = e["val_view"].as_str().unwrap();
+        assert!(view.starts_with("whole page (tiled"), "{e}");
+        finite(e, "psnr");
+    }
+    let metric: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.kind == "metric")
+        .map(|e| &e.payload)
+        .collect();
+    assert_eq!(metric.len(), 2);
+    let steps_per_epoch = metric[0]["step"].as_u64().unwrap();
+    let schedule = restoreflow_training::LrSchedule::OfficialCyclic {
+        lr: 0.002,
+        min_lr: 1e-5,
+    };
+    for m in &metric {
+        // The rate of each epoch's last step, `step - 1` of a run of
+        // `2 x steps_per_epoch` steps (the 5-minute budget's share of time
+        // stays below the share of steps in a run this short).
+        let want = schedule.lr_in_run(m["step"].as_u64().unwrap() - 1, 2 * steps_per_epoch, None);
+        let got = m["learning_rate"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-9 * want,
+            "lr {got} != {want} in {m}"
+        );
+    }
+    assert!(
+        metric[1]["learning_rate"].as_f64() < metric[0]["learning_rate"].as_f64(),
+        "the rate decays: {metric:?}"
+    );
+
+    // The report states the recipe and names the validation view.
+    let text = report_text(&app, &id).await;
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        "TRAINING RECIPE",
+        "cyclic_cosine (official Restormer shape over the run): 2e-3",
+        "then cosine to 1e-5",
+        "16 px x 2 until step 3, then 32 px x 2 until step 6",
+        "l1_ssim (SSIM weight 0.3)",
+        "2 patches per page per epoch",
+        "Patch sampling : uniform",
+        "global L2 norm 0.5",
+        "Time budget : 5 min",
+        "PER-EPOCH METRICS (validation: whole page (tiled 256 px, overlap 32))",
+    ] {
+        assert!(flat.contains(needle), "report lacks {needle:?}:\n{text}");
+    }
+
+    // No num_epochs: the default epoch cap within a (tiny) time budget; it
+    // stops on the budget after an epoch or two, registered and reported.
+    let id = start(
+        &app,
+        &json!({"dataset": dataset, "preset": "tiny", "patch_size": 16, "batch_size": 2,
+                "max_minutes": 0.01, "val_crop_size": 32}),
+    )
+    .await;
+    let job = wait_training(&app, &id, Duration::from_secs(300)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let p = &job["params"];
+    assert_eq!(
+        p["num_epochs"].as_u64(),
+        Some(u64::from(restoreflow_trainer::DEFAULT_BUDGET_EPOCHS)),
+        "{p}"
+    );
+    assert_eq!(p["max_pairs"], 0, "every pair: {p}");
+    assert_eq!(job["result"]["stop_reason"], "time_budget", "{job}");
+    let epochs_done = job["result"]["epochs_completed"].as_u64().unwrap();
+    assert!((1..10).contains(&epochs_done), "{job}");
+    assert_eq!(job["result"]["pairs_used"], 6, "{job}");
+    assert_eq!(job["epochs"][0]["val_view"], "centre 32x32 crop", "{job}");
+    let text = report_text(&app, &id).await;
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("Stop reason : time budget reached"), "{text}");
+    assert!(flat.contains("0.01 min (time budget reached)"), "{text}");
+    assert!(flat.contains("(validation: centre 32x32 crop)"), "{text}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_training_follows_the_recipe() {
+    trains_the_requested_recipe(Kind::Embedded).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

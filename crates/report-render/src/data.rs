@@ -42,7 +42,7 @@ pub struct JobInfo {
     pub duration_seconds: Option<f64>,
     pub attempts: u32,
     pub error: Option<String>,
-    /// completed | early_stopped | cancelled
+    /// completed | early_stopped | time_budget | cancelled
     pub stop_reason: Option<String>,
     /// Epoch a later attempt resumed from, after a crash.
     pub resumed_from_epoch: Option<u32>,
@@ -71,6 +71,53 @@ pub struct TrainingParameters {
     pub base_model: Option<String>,
     /// Dataset id or prefix asked for; None means every pair.
     pub dataset: Option<String>,
+    /// How the run trained; None for runs started before training recipes.
+    #[serde(default)]
+    pub recipe: Option<TrainingRecipe>,
+    /// What the validation figures were measured on, e.g. "centre 256x256
+    /// crop" or "whole page (tiled 256 px, overlap 32)", as the trainer
+    /// recorded it.
+    #[serde(default)]
+    pub validation_view: Option<String>,
+}
+
+/// The training recipe of a run, as the job's params state it (names as in
+/// the training request).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainingRecipe {
+    /// constant | warmup_cosine | cyclic_cosine
+    pub schedule: String,
+    /// The schedule's peak (base) learning rate.
+    pub peak_learning_rate: f64,
+    /// Linear warm-up steps (warmup_cosine).
+    pub warmup_steps: Option<u64>,
+    /// Final learning rate (warmup_cosine, cyclic_cosine).
+    pub min_learning_rate: Option<f64>,
+    /// Progressive stages, empty for one patch and batch size throughout.
+    pub progressive: Vec<ProgressiveStage>,
+    /// l1 | charbonnier | l1_ssim
+    pub loss: String,
+    /// Weight of the SSIM term (l1_ssim).
+    pub ssim_weight: Option<f64>,
+    /// Patches per training page per epoch (when the epoch is sized by pages).
+    pub patches_per_page: Option<u32>,
+    /// Fixed optimiser steps per epoch.
+    pub steps_per_epoch: Option<u32>,
+    /// ink | uniform
+    pub patch_sampling: String,
+    /// Global L2 norm gradients were clipped to; None when not clipped.
+    pub clip_norm: Option<f64>,
+    /// Wall-clock budget in minutes; None without one.
+    pub max_minutes: Option<f64>,
+}
+
+/// One progressive training stage.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ProgressiveStage {
+    pub patch_size: u32,
+    pub batch_size: u32,
+    /// First step that no longer belongs to the stage.
+    pub until_step: u64,
 }
 
 /// What the trainer found and used.

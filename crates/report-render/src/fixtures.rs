@@ -77,6 +77,32 @@ pub fn sample_data() -> ReportData {
             early_stopping_patience: Some(3),
             base_model: None,
             dataset: Some("ds-1".into()),
+            recipe: Some(TrainingRecipe {
+                schedule: "warmup_cosine".into(),
+                peak_learning_rate: 0.0002,
+                warmup_steps: Some(100),
+                min_learning_rate: Some(0.00001),
+                progressive: vec![
+                    ProgressiveStage {
+                        patch_size: 64,
+                        batch_size: 8,
+                        until_step: 400,
+                    },
+                    ProgressiveStage {
+                        patch_size: 128,
+                        batch_size: 4,
+                        until_step: 800,
+                    },
+                ],
+                loss: "l1_ssim".into(),
+                ssim_weight: Some(0.2),
+                patches_per_page: Some(4),
+                steps_per_epoch: None,
+                patch_sampling: "ink".into(),
+                clip_norm: Some(1.0),
+                max_minutes: Some(90.0),
+            }),
+            validation_view: Some("centre 256x256 crop".into()),
         },
         data: DataStats {
             location: "restoreflow-data/pairs/".into(),

@@ -113,7 +113,7 @@ pub const JSON_SCHEMA: &str = r##"{
         "duration_seconds": { "type": ["number", "null"] },
         "attempts": { "type": "integer" },
         "error": { "type": ["string", "null"] },
-        "stop_reason": { "type": ["string", "null"] },
+        "stop_reason": { "type": ["string", "null"], "description": "completed | early_stopped | time_budget | cancelled" },
         "resumed_from_epoch": { "type": ["integer", "null"] }
       }
     },
@@ -125,7 +125,7 @@ pub const JSON_SCHEMA: &str = r##"{
         "batch_size": { "type": "integer" },
         "learning_rate": { "type": "number" },
         "schedule": { "type": "string" },
-        "max_pairs": { "type": "integer" },
+        "max_pairs": { "type": "integer", "description": "0: every pair" },
         "optimizer": { "type": "string" },
         "preset": { "type": "string" },
         "patch_size": { "type": "integer" },
@@ -134,7 +134,37 @@ pub const JSON_SCHEMA: &str = r##"{
         "val_fraction": { "type": "number" },
         "early_stopping_patience": { "type": ["integer", "null"] },
         "base_model": { "type": ["string", "null"] },
-        "dataset": { "type": ["string", "null"] }
+        "dataset": { "type": ["string", "null"] },
+        "recipe": { "oneOf": [{ "type": "null" }, { "$ref": "#/$defs/recipe" }], "description": "How the run trained; null for runs started before training recipes." },
+        "validation_view": { "type": ["string", "null"], "description": "What the validation figures were measured on, e.g. centre 256x256 crop or whole page (tiled 256 px, overlap 32)." }
+      }
+    },
+    "recipe": {
+      "type": "object",
+      "description": "The training recipe as the job's params state it (names as in the training request).",
+      "required": ["schedule", "peak_learning_rate", "progressive", "loss", "patch_sampling"],
+      "properties": {
+        "schedule": { "type": "string", "description": "constant | warmup_cosine | cyclic_cosine" },
+        "peak_learning_rate": { "type": "number" },
+        "warmup_steps": { "type": ["integer", "null"], "description": "warmup_cosine only" },
+        "min_learning_rate": { "type": ["number", "null"], "description": "warmup_cosine and cyclic_cosine only" },
+        "progressive": { "type": "array", "items": { "$ref": "#/$defs/progressive_stage" }, "description": "Empty for one patch and batch size throughout." },
+        "loss": { "type": "string", "description": "l1 | charbonnier | l1_ssim" },
+        "ssim_weight": { "type": ["number", "null"], "description": "l1_ssim only" },
+        "patches_per_page": { "type": ["integer", "null"] },
+        "steps_per_epoch": { "type": ["integer", "null"] },
+        "patch_sampling": { "type": "string", "description": "ink | uniform" },
+        "clip_norm": { "type": ["number", "null"], "description": "null: gradients not clipped" },
+        "max_minutes": { "type": ["number", "null"], "description": "Wall-clock budget; null without one." }
+      }
+    },
+    "progressive_stage": {
+      "type": "object",
+      "required": ["patch_size", "batch_size", "until_step"],
+      "properties": {
+        "patch_size": { "type": "integer" },
+        "batch_size": { "type": "integer" },
+        "until_step": { "type": "integer", "description": "First step that no longer belongs to the stage." }
       }
     },
     "data": {
@@ -316,6 +346,11 @@ mod tests {
         for (def, value) in [
             ("job", &report["job"]),
             ("parameters", &report["parameters"]),
+            ("recipe", &report["parameters"]["recipe"]),
+            (
+                "progressive_stage",
+                &report["parameters"]["recipe"]["progressive"][0],
+            ),
             ("data", &report["data"]),
             ("epoch", &report["epochs"][0]),
             ("model", &report["model"]),

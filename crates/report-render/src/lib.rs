@@ -28,6 +28,7 @@ mod format;
 mod html;
 mod json;
 mod markdown;
+mod recipe;
 mod recommend;
 mod samples;
 mod sections;

@@ -8,6 +8,7 @@
 use crate::data::ReportData;
 use crate::derive::{Change, Derived, derive};
 use crate::format::{self as f, NA, opt};
+use crate::recipe::{metrics_heading, recipe_fields, stop_reason};
 use crate::recommend::{Recommendation, recommendations};
 
 /// Title of the text report's banner.
@@ -101,7 +102,7 @@ pub(crate) fn build(data: &ReportData) -> Content {
     }
 }
 
-fn field(label: &str, value: impl Into<String>) -> (String, String) {
+pub(crate) fn field(label: &str, value: impl Into<String>) -> (String, String) {
     (label.to_string(), value.into())
 }
 
@@ -111,7 +112,7 @@ fn job(data: &ReportData) -> Vec<Block> {
         field("Job id", &j.id),
         field("Layer", j.layer.to_string()),
         field("Status", &j.status),
-        field("Stop reason", opt(j.stop_reason.clone(), |s| s)),
+        field("Stop reason", opt(j.stop_reason.as_deref(), stop_reason)),
         field("Error", j.error.clone().unwrap_or_else(|| "none".into())),
         field("Attempts", j.attempts.to_string()),
         field(
@@ -127,7 +128,7 @@ fn job(data: &ReportData) -> Vec<Block> {
 
 fn parameters(data: &ReportData) -> Vec<Block> {
     let p = &data.parameters;
-    vec![Block::Fields(vec![
+    let mut blocks = vec![Block::Fields(vec![
         field("Epochs requested", p.epochs.to_string()),
         field("Batch size", p.batch_size.to_string()),
         field("Learning rate", f::lr(p.learning_rate)),
@@ -135,7 +136,14 @@ fn parameters(data: &ReportData) -> Vec<Block> {
         field("Optimizer", &p.optimizer),
         field("Preset", &p.preset),
         field("Patch size", format!("{} px", p.patch_size)),
-        field("Max pairs", f::count(u64::from(p.max_pairs))),
+        field(
+            "Max pairs",
+            if p.max_pairs == 0 {
+                "all".to_string()
+            } else {
+                f::count(u64::from(p.max_pairs))
+            },
+        ),
         field(
             "Validation fraction",
             format!("{} ({})", p.val_fraction, f::pct(p.val_fraction * 100.0)),
@@ -156,7 +164,16 @@ fn parameters(data: &ReportData) -> Vec<Block> {
             "Dataset",
             p.dataset.clone().unwrap_or_else(|| "all pairs".into()),
         ),
-    ])]
+    ])];
+    blocks.push(Block::Subheading("TRAINING RECIPE".into()));
+    match &p.recipe {
+        Some(r) => blocks.push(Block::Fields(recipe_fields(data, r))),
+        None => blocks.push(Block::Note(format!(
+            "Not recorded: the run was started before training recipes (schedule above; validation view: {}).",
+            opt(p.validation_view.clone(), |v| v)
+        ))),
+    }
+    blocks
 }
 
 fn data_stats(data: &ReportData, d: &Derived) -> Vec<Block> {
@@ -262,6 +279,7 @@ fn metrics(data: &ReportData, d: &Derived) -> Vec<Block> {
     });
     let best = d.best.as_ref();
     vec![
+        Block::Subheading(metrics_heading(data)),
         Block::Table(metrics_table(data)),
         Block::Fields(vec![
             field(

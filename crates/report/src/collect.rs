@@ -8,8 +8,8 @@ use chrono::Utc;
 use restoreflow_core::db::entity::{job, job_event, model_alias, model_version};
 use restoreflow_core::db::{self, Db, JobKind};
 use restoreflow_report_render::{
-    DataStats, Environment, EpochRow, JobInfo, ModelInfo, PreviousVersion, ReportData, SkippedPair,
-    TrainingParameters,
+    DataStats, Environment, EpochRow, JobInfo, ModelInfo, PreviousVersion, ProgressiveStage,
+    ReportData, SkippedPair, TrainingParameters, TrainingRecipe,
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::Value;
@@ -209,7 +209,66 @@ fn parameters(job: &job::Model, events: &[job_event::Model]) -> TrainingParamete
         early_stopping_patience: u(p, "early_stopping").map(|x| x as u32),
         base_model: s(p, "base_model"),
         dataset: s(p, "dataset").filter(|d| !d.is_empty()),
+        recipe: recipe(p),
+        validation_view: validation_view(events, cfg),
     }
+}
+
+/// The recipe from the job's params; `None` for params stored before
+/// recipes (they have no `schedule`).
+fn recipe(p: &Value) -> Option<TrainingRecipe> {
+    let schedule = s(p, "schedule")?;
+    let progressive = p
+        .get("progressive")
+        .and_then(Value::as_array)
+        .map(|stages| {
+            stages
+                .iter()
+                .map(|st| ProgressiveStage {
+                    patch_size: u(st, "patch_size").unwrap_or(0) as u32,
+                    batch_size: u(st, "batch_size").unwrap_or(0) as u32,
+                    until_step: u(st, "until_step").unwrap_or(0),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(TrainingRecipe {
+        schedule,
+        peak_learning_rate: f(p, "learning_rate").unwrap_or(0.0),
+        warmup_steps: u(p, "warmup_steps"),
+        min_learning_rate: f(p, "min_learning_rate"),
+        progressive,
+        loss: s(p, "loss").unwrap_or_default(),
+        ssim_weight: f(p, "ssim_weight"),
+        patches_per_page: u(p, "patches_per_page").map(|x| x as u32),
+        steps_per_epoch: u(p, "steps_per_epoch").map(|x| x as u32),
+        patch_sampling: s(p, "patch_sampling").unwrap_or_default(),
+        clip_norm: f(p, "clip_norm"),
+        max_minutes: f(p, "max_minutes"),
+    })
+}
+
+/// What validation measured, as the last `metric` event recorded it; for a
+/// run without one, described from the engine config's `val_mode` in the
+/// words of the engine's `ValMode::describe`.
+fn validation_view(events: &[job_event::Model], cfg: Option<&Value>) -> Option<String> {
+    let recorded = events
+        .iter()
+        .rev()
+        .filter(|e| e.kind == "metric")
+        .find_map(|e| s(&e.payload, "val_view").filter(|v| !v.is_empty()));
+    recorded.or_else(|| {
+        let mode = cfg?.get("val_mode")?;
+        match s(mode, "kind")?.as_str() {
+            "center_crop" => u(mode, "size").map(|n| format!("centre {n}x{n} crop")),
+            "tiled" => Some(format!(
+                "whole page (tiled {} px, overlap {})",
+                u(mode, "tile")?,
+                u(mode, "overlap")?
+            )),
+            _ => None,
+        }
+    })
 }
 
 fn data_stats(job: &job::Model, events: &[job_event::Model]) -> DataStats {
@@ -389,6 +448,68 @@ async fn previous_version(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn metric(id: i64, payload: Value) -> job_event::Model {
+        job_event::Model {
+            id,
+            job_id: "j".into(),
+            kind: "metric".into(),
+            payload,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_recipe_comes_from_the_params() {
+        let p = json!({
+            "learning_rate": 0.002, "schedule": "cyclic_cosine", "warmup_steps": null,
+            "min_learning_rate": 1e-6, "loss": "l1_ssim", "ssim_weight": 0.5,
+            "progressive": [{"patch_size": 32, "batch_size": 4, "until_step": 10}],
+            "patches_per_page": null, "steps_per_epoch": 7, "patch_sampling": "uniform",
+            "clip_norm": 0.5, "max_minutes": 2, "val_view": "whole_page", "val_crop_size": null
+        });
+        let r = recipe(&p).unwrap();
+        assert_eq!(r.schedule, "cyclic_cosine");
+        assert_eq!(r.peak_learning_rate, 0.002);
+        assert_eq!((r.warmup_steps, r.min_learning_rate), (None, Some(1e-6)));
+        assert_eq!(
+            r.progressive,
+            vec![ProgressiveStage {
+                patch_size: 32,
+                batch_size: 4,
+                until_step: 10
+            }]
+        );
+        assert_eq!((r.loss.as_str(), r.ssim_weight), ("l1_ssim", Some(0.5)));
+        assert_eq!((r.patches_per_page, r.steps_per_epoch), (None, Some(7)));
+        assert_eq!(r.patch_sampling, "uniform");
+        assert_eq!((r.clip_norm, r.max_minutes), (Some(0.5), Some(2.0)));
+        // Params stored before recipes have none.
+        assert_eq!(recipe(&json!({"learning_rate": 0.0003})), None);
+    }
+
+    #[test]
+    fn the_validation_view_is_the_recorded_one() {
+        let events = vec![
+            metric(1, json!({"epoch": 1, "val_view": "centre 128x128 crop"})),
+            metric(2, json!({"epoch": 2})),
+        ];
+        assert_eq!(
+            validation_view(&events, None).as_deref(),
+            Some("centre 128x128 crop")
+        );
+        let tiled = json!({"val_mode": {"kind": "tiled", "tile": 256, "overlap": 32}});
+        assert_eq!(
+            validation_view(&[], Some(&tiled)).as_deref(),
+            Some("whole page (tiled 256 px, overlap 32)")
+        );
+        let crop = json!({"val_mode": {"kind": "center_crop", "size": 256}});
+        assert_eq!(
+            validation_view(&[], Some(&crop)).as_deref(),
+            Some("centre 256x256 crop")
+        );
+        assert_eq!(validation_view(&[], None), None);
+    }
 
     #[test]
     fn schedules_are_described_from_their_fields() {

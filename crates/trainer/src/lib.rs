@@ -66,7 +66,14 @@ pub use model::{RestormerNet, code_version};
 pub use pairs::{
     PairRef, PairSet, StorePairs, find_pairs, find_training_pairs, match_pairs, pairs_hash,
 };
-pub use params::{Invalid, MIN_PAIRS, PRESETS, TrainParams, cuda_available};
+pub use params::{
+    CHARBONNIER_EPS, DEFAULT_BATCH_SIZE, DEFAULT_BUDGET_EPOCHS, DEFAULT_CLIP_NORM,
+    DEFAULT_LEARNING_RATE, DEFAULT_LOSS, DEFAULT_MAX_MINUTES, DEFAULT_MIN_LEARNING_RATE,
+    DEFAULT_PATCH_SAMPLING, DEFAULT_PATCH_SIZE, DEFAULT_PATCHES_PER_PAGE, DEFAULT_PRESET,
+    DEFAULT_PROGRESSIVE, DEFAULT_SCHEDULE, DEFAULT_SSIM_WEIGHT, DEFAULT_VAL_CROP,
+    DEFAULT_VAL_FRACTION, DEFAULT_VAL_VIEW, DEFAULT_WARMUP_STEPS, Invalid, Loss, MIN_PAIRS,
+    PRESETS, Schedule, Stage, TrainParams, ValView, cuda_available, patch_sampling_name,
+};
 pub use restoration::{MAX_PIXELS, RestorationGrpc, check_image};
 pub use texts::{TextSource, upload_text_key};
 pub use view::{epochs_from_events, metric_payload, training_job};

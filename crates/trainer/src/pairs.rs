@@ -96,7 +96,7 @@ pub enum PairError {
 
 /// Finds the pairs under `dataset` (a dataset id, a name prefix, or empty for
 /// everything) whose clean and degraded images both exist, in name order, and
-/// keeps the first `max_pairs`.
+/// keeps the first `max_pairs` (all of them when `max_pairs` is 0).
 pub async fn find_pairs(
     backends: &Backends,
     dataset: &str,
@@ -175,7 +175,13 @@ async fn select_pairs(
         .filter(|p| !exclude.iter().any(|x| p.name.starts_with(x.as_str())))
         .collect();
     let available = all.len();
-    let pairs: Vec<PairRef> = all.into_iter().take(max_pairs).collect();
+    // 0 is a training request's "every pair" (see `TrainParams::max_pairs`).
+    let cap = if max_pairs == 0 {
+        usize::MAX
+    } else {
+        max_pairs
+    };
+    let pairs: Vec<PairRef> = all.into_iter().take(cap).collect();
     let content_hash = match &row {
         Some(d) if pairs.len() == available && available as i32 == d.num_pairs => {
             d.content_hash.clone()

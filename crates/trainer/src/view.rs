@@ -24,6 +24,9 @@ pub fn metric_payload(r: &EpochReport) -> Value {
         "baseline_ssim": baseline.map(|m| m.ssim),
         "baseline_accuracy": baseline.map(|m| m.accuracy),
         "val_pages": r.val_pages,
+        // What the validation figures above were measured on.
+        "val_view": r.val_view,
+        "val_seconds": r.val_seconds,
         "learning_rate": r.lr,
         // One training pair is one image patch, so both names say the same;
         // `images_per_second` sits beside `steps_per_second` for dashboards.
@@ -62,6 +65,11 @@ pub fn epochs_from_events(events: &[job_event::Model]) -> Vec<v1::EpochMetrics> 
             learning_rate: num(p, "learning_rate"),
             pairs_per_second: num(p, "pairs_per_second"),
             seconds: num(p, "seconds"),
+            val_view: p
+                .get("val_view")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
         })
         .collect()
 }
@@ -149,7 +157,11 @@ mod tests {
             ),
             event(3, "metric", json!({"epoch": 2, "psnr": 21.0})),
             // A resumed attempt repeated epoch 2.
-            event(4, "metric", json!({"epoch": 2, "psnr": 22.0})),
+            event(
+                4,
+                "metric",
+                json!({"epoch": 2, "psnr": 22.0, "val_view": "centre 256x256 crop"}),
+            ),
             event(
                 5,
                 "progress",
@@ -159,7 +171,10 @@ mod tests {
         let v = training_job(&job("running"), &events);
         assert_eq!(v.epochs.len(), 2);
         assert_eq!(v.epochs[1].psnr, 22.0);
+        assert_eq!(v.epochs[1].val_view, "centre 256x256 crop");
         assert_eq!(v.epochs[0].train_loss, 0.5);
+        // Older runs recorded no view.
+        assert_eq!(v.epochs[0].val_view, "");
         assert_eq!((v.epoch, v.step), (3, 9));
         assert_eq!(v.eta_seconds, Some(4.5));
         assert_eq!(v.throughput, Some(7.0));

@@ -8,6 +8,13 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use restoreflow_core::Settings;
 use restoreflow_proto::v1::{self, trainer_service_client::TrainerServiceClient};
+use restoreflow_trainer::{
+    DEFAULT_BATCH_SIZE, DEFAULT_BUDGET_EPOCHS, DEFAULT_CLIP_NORM, DEFAULT_LEARNING_RATE,
+    DEFAULT_LOSS, DEFAULT_MAX_MINUTES, DEFAULT_MIN_LEARNING_RATE, DEFAULT_PATCH_SAMPLING,
+    DEFAULT_PATCH_SIZE, DEFAULT_PATCHES_PER_PAGE, DEFAULT_PRESET, DEFAULT_SCHEDULE,
+    DEFAULT_SSIM_WEIGHT, DEFAULT_VAL_CROP, DEFAULT_VAL_FRACTION, DEFAULT_VAL_VIEW,
+    DEFAULT_WARMUP_STEPS, patch_sampling_name,
+};
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
@@ -29,7 +36,8 @@ pub struct TrainArgs {
 #[derive(Subcommand, Debug)]
 enum TrainCommand {
     /// Starts a Layer 2 training job and prints its id.
-    Start(StartArgs),
+    // Boxed: the recipe makes these arguments much larger than the others.
+    Start(Box<StartArgs>),
     /// Queued/running/finished counts, live workers and the queue depth.
     Status,
     /// Follows a job with a progress bar until it ends (exit 0 when it
@@ -45,31 +53,35 @@ enum TrainCommand {
     },
 }
 
-/// Parameters of `train start`; the trainer validates them.
+/// Parameters of `train start`; the trainer validates them. An absent flag
+/// takes the trainer's default (the `DEFAULT_*` constants of
+/// `restoreflow-trainer`, shown in the help).
 #[derive(Args, Debug)]
 struct StartArgs {
-    /// Epochs, 1–1000.
+    #[arg(long, help = format!(
+        "Epochs, 1–1000 [default: a time budget of --max-minutes, at most {DEFAULT_BUDGET_EPOCHS} epochs]"
+    ))]
+    epochs: Option<u32>,
+    #[arg(long, help = format!(
+        "Patches per step, 1–64 [default: {DEFAULT_BATCH_SIZE}, or the first --stage's]"
+    ))]
+    batch_size: Option<u32>,
+    /// Pages to use, at least 2 [default: every pair].
     #[arg(long)]
-    epochs: u32,
-    /// Batch size, 1–64.
-    #[arg(long)]
-    batch_size: u32,
-    /// Pages to use, at least 2.
-    #[arg(long)]
-    max_pairs: u32,
-    /// Model size: tiny, small or base [default: the trainer's].
-    #[arg(long)]
+    max_pairs: Option<u32>,
+    #[arg(long, help = format!("Model size: tiny, small or base [default: {DEFAULT_PRESET}]"))]
     preset: Option<String>,
-    /// Learning rate, in (0, 1).
-    #[arg(long)]
+    #[arg(long, help = format!("Peak learning rate, in (0, 1) [default: {DEFAULT_LEARNING_RATE:e}]"))]
     lr: Option<f64>,
-    /// Training patch size: a multiple of 8 in 16–512.
-    #[arg(long)]
+    #[arg(long, help = format!(
+        "Training patch size: a multiple of 8 in 16–512, not with --stage [default: {DEFAULT_PATCH_SIZE}]"
+    ))]
     patch_size: Option<u32>,
-    /// Fraction of pages held out for validation, in (0, 0.5].
-    #[arg(long)]
+    #[arg(long, help = format!(
+        "Fraction of pages held out for validation, in (0, 0.5] [default: {DEFAULT_VAL_FRACTION}]"
+    ))]
     val_fraction: Option<f64>,
-    /// Seed of the split, shuffling and initialisation.
+    /// Seed of the split, shuffling and initialisation [default: random].
     #[arg(long)]
     seed: Option<u64>,
     /// cpu or cuda [default: the trainer's].
@@ -84,14 +96,84 @@ struct StartArgs {
     /// Stop after this many epochs without a better validation PSNR.
     #[arg(long)]
     early_stopping: Option<u32>,
+    #[arg(long, help = format!(
+        "Learning-rate schedule: constant, warmup_cosine or cyclic_cosine [default: {}]",
+        DEFAULT_SCHEDULE.as_str()
+    ))]
+    schedule: Option<String>,
+    #[arg(long, help = format!(
+        "Warm-up steps of warmup_cosine, 0–100000 [default: {DEFAULT_WARMUP_STEPS}]"
+    ))]
+    warmup_steps: Option<u64>,
+    #[arg(long, help = format!(
+        "Final rate of warmup_cosine and cyclic_cosine, in [0, --lr] [default: {DEFAULT_MIN_LEARNING_RATE:e}]"
+    ))]
+    min_lr: Option<f64>,
+    /// A progressive stage, PATCHxBATCH@UNTIL_STEP (e.g. 64x8@2000): patches
+    /// of PATCH px in batches of BATCH until step UNTIL_STEP. Repeat it for
+    /// up to 8 stages with increasing steps [default: none].
+    #[arg(long = "stage", value_name = "PATCHxBATCH@UNTIL_STEP", value_parser = parse_stage)]
+    stages: Vec<v1::ProgressiveStage>,
+    #[arg(long, help = format!(
+        "Training loss: l1, charbonnier or l1_ssim [default: {}]",
+        DEFAULT_LOSS.as_str()
+    ))]
+    loss: Option<String>,
+    #[arg(long, help = format!(
+        "Weight of the SSIM term of l1_ssim, in [0, 10] [default: {DEFAULT_SSIM_WEIGHT}]"
+    ))]
+    ssim_weight: Option<f64>,
+    #[arg(long, help = format!(
+        "Patches per training page per epoch, 1–256 [default: {DEFAULT_PATCHES_PER_PAGE}]"
+    ))]
+    patches_per_page: Option<u32>,
+    /// Optimiser steps per epoch, 1–100000 (instead of --patches-per-page).
+    #[arg(long)]
+    steps_per_epoch: Option<u32>,
+    #[arg(long, help = format!(
+        "Where patches are taken in a page: ink or uniform [default: {}]",
+        patch_sampling_name(DEFAULT_PATCH_SAMPLING)
+    ))]
+    patch_sampling: Option<String>,
+    #[arg(long, help = format!(
+        "Clip gradients to this global L2 norm (> 0) [default: {}]",
+        DEFAULT_CLIP_NORM.map_or("no clipping".to_string(), |c| c.to_string())
+    ))]
+    clip_norm: Option<f64>,
+    #[arg(long, help = format!(
+        "Wall-clock budget in minutes, (0, 10080] [default: {DEFAULT_MAX_MINUTES} without --epochs, else none]"
+    ))]
+    max_minutes: Option<f64>,
+    #[arg(long, help = format!(
+        "What validation measures each page on: center_crop or whole_page [default: {}]",
+        DEFAULT_VAL_VIEW.as_str()
+    ))]
+    val_view: Option<String>,
+    #[arg(long, help = format!(
+        "Side of the center_crop square, a multiple of 8 in 32–1024 [default: {DEFAULT_VAL_CROP}]"
+    ))]
+    val_crop: Option<u32>,
+}
+
+/// Parses `PATCHxBATCH@UNTIL_STEP`, e.g. `64x8@2000`.
+fn parse_stage(s: &str) -> Result<v1::ProgressiveStage, String> {
+    let bad = || format!("{s:?} is not PATCHxBATCH@UNTIL_STEP (e.g. 64x8@2000)");
+    let (sizes, until) = s.split_once('@').ok_or_else(bad)?;
+    let (patch, batch) = sizes.split_once(['x', 'X']).ok_or_else(bad)?;
+    Ok(v1::ProgressiveStage {
+        patch_size: patch.trim().parse().map_err(|_| bad())?,
+        batch_size: batch.trim().parse().map_err(|_| bad())?,
+        until_step: until.trim().parse().map_err(|_| bad())?,
+    })
 }
 
 impl StartArgs {
+    /// The request; absent flags stay unset (0 or empty) for the trainer's defaults.
     fn request(self) -> v1::StartTrainingRequest {
         v1::StartTrainingRequest {
-            num_epochs: self.epochs,
-            batch_size: self.batch_size,
-            max_pairs: self.max_pairs,
+            num_epochs: self.epochs.unwrap_or(0),
+            batch_size: self.batch_size.unwrap_or(0),
+            max_pairs: self.max_pairs.unwrap_or(0),
             learning_rate: self.lr,
             patch_size: self.patch_size,
             preset: self.preset.unwrap_or_default(),
@@ -101,6 +183,19 @@ impl StartArgs {
             dataset: self.dataset.unwrap_or_default(),
             base_model: self.base_model.unwrap_or_default(),
             early_stopping_patience: self.early_stopping,
+            schedule: self.schedule.unwrap_or_default(),
+            warmup_steps: self.warmup_steps,
+            min_learning_rate: self.min_lr,
+            progressive: self.stages,
+            loss: self.loss.unwrap_or_default(),
+            ssim_weight: self.ssim_weight,
+            patches_per_page: self.patches_per_page,
+            steps_per_epoch: self.steps_per_epoch,
+            patch_sampling: self.patch_sampling.unwrap_or_default(),
+            clip_norm: self.clip_norm,
+            max_minutes: self.max_minutes,
+            val_view: self.val_view.unwrap_or_default(),
+            val_crop_size: self.val_crop,
         }
     }
 }
@@ -297,10 +392,13 @@ async fn watch(
     let status = job_status(job.status);
     let result = struct_json(job.result.as_ref());
     let summary = match status.as_str() {
-        "completed" => match result.get("version").and_then(Value::as_u64) {
-            Some(v) => format!("job {} completed: registered as version {v}", job.id),
-            None => format!("job {} completed", job.id),
-        },
+        "completed" => {
+            let why = stopped_early(&result);
+            match result.get("version").and_then(Value::as_u64) {
+                Some(v) => format!("job {} completed{why}: registered as version {v}", job.id),
+                None => format!("job {} completed{why}", job.id),
+            }
+        }
         "failed" => format!(
             "job {} failed: {}",
             job.id,
@@ -324,9 +422,155 @@ async fn watch(
     })
 }
 
+/// Why a completed run ended before its last epoch, e.g. ` (time budget
+/// reached)`; empty when it ran them all.
+fn stopped_early(result: &Value) -> &'static str {
+    match result.get("stop_reason").and_then(Value::as_str) {
+        Some("time_budget") => " (time budget reached)",
+        Some("early_stopped") => " (early stopped)",
+        _ => "",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Start {
+        #[command(flatten)]
+        args: StartArgs,
+    }
+
+    fn start(flags: &[&str]) -> Result<v1::StartTrainingRequest, clap::Error> {
+        let argv = std::iter::once("start").chain(flags.iter().copied());
+        Start::try_parse_from(argv).map(|s| s.args.request())
+    }
+
+    #[test]
+    fn no_flags_leave_every_default_to_the_trainer() {
+        assert_eq!(start(&[]).unwrap(), v1::StartTrainingRequest::default());
+    }
+
+    #[test]
+    fn recipe_flags_build_the_request() {
+        let r = start(&[
+            "--epochs",
+            "3",
+            "--batch-size",
+            "2",
+            "--max-pairs",
+            "6",
+            "--lr",
+            "0.002",
+            "--schedule",
+            "warmup_cosine",
+            "--warmup-steps",
+            "50",
+            "--min-lr",
+            "1e-6",
+            "--stage",
+            "32x4@100",
+            "--stage",
+            "64X2@200",
+            "--loss",
+            "l1_ssim",
+            "--ssim-weight",
+            "0.3",
+            "--steps-per-epoch",
+            "12",
+            "--patch-sampling",
+            "uniform",
+            "--clip-norm",
+            "1",
+            "--max-minutes",
+            "2.5",
+            "--val-view",
+            "center_crop",
+            "--val-crop",
+            "128",
+        ])
+        .unwrap();
+        assert_eq!((r.num_epochs, r.batch_size, r.max_pairs), (3, 2, 6));
+        assert_eq!(r.learning_rate, Some(0.002));
+        assert_eq!(r.schedule, "warmup_cosine");
+        assert_eq!(
+            (r.warmup_steps, r.min_learning_rate),
+            (Some(50), Some(1e-6))
+        );
+        assert_eq!(
+            r.progressive,
+            vec![
+                v1::ProgressiveStage {
+                    patch_size: 32,
+                    batch_size: 4,
+                    until_step: 100
+                },
+                v1::ProgressiveStage {
+                    patch_size: 64,
+                    batch_size: 2,
+                    until_step: 200
+                },
+            ]
+        );
+        assert_eq!((r.loss.as_str(), r.ssim_weight), ("l1_ssim", Some(0.3)));
+        assert_eq!((r.patches_per_page, r.steps_per_epoch), (None, Some(12)));
+        assert_eq!(r.patch_sampling, "uniform");
+        assert_eq!((r.clip_norm, r.max_minutes), (Some(1.0), Some(2.5)));
+        assert_eq!(
+            (r.val_view.as_str(), r.val_crop_size),
+            ("center_crop", Some(128))
+        );
+        let r = start(&["--patches-per-page", "8", "--val-view", "whole_page"]).unwrap();
+        assert_eq!(
+            (r.patches_per_page, r.val_view.as_str()),
+            (Some(8), "whole_page")
+        );
+    }
+
+    #[test]
+    fn an_early_end_is_named() {
+        assert_eq!(
+            stopped_early(&json!({"stop_reason": "time_budget"})),
+            " (time budget reached)"
+        );
+        assert_eq!(stopped_early(&json!({"stop_reason": "completed"})), "");
+        assert_eq!(stopped_early(&json!({})), "");
+    }
+
+    #[test]
+    fn stages_must_read_patch_x_batch_at_step() {
+        assert_eq!(
+            parse_stage("128x2@4000"),
+            Ok(v1::ProgressiveStage {
+                patch_size: 128,
+                batch_size: 2,
+                until_step: 4000
+            })
+        );
+        for bad in ["128x2", "128@4000", "x2@4", "128x2@", "axb@c", "128x2@-1"] {
+            let e = parse_stage(bad).unwrap_err();
+            assert!(e.contains("PATCHxBATCH@UNTIL_STEP"), "{bad}: {e}");
+        }
+        let e = start(&["--stage", "64-8@10"]).unwrap_err().to_string();
+        assert!(e.contains("PATCHxBATCH@UNTIL_STEP"), "{e}");
+    }
+
+    #[test]
+    fn help_names_the_trainers_defaults() {
+        use clap::CommandFactory;
+        let help = Start::command().render_help().to_string();
+        assert!(
+            help.contains(&format!("[default: {}]", DEFAULT_SCHEDULE.as_str())),
+            "{help}"
+        );
+        assert!(
+            help.contains(&format!("[default: {DEFAULT_WARMUP_STEPS}]")),
+            "{help}"
+        );
+        assert!(help.contains("--stage <PATCHxBATCH@UNTIL_STEP>"), "{help}");
+    }
 
     #[test]
     fn events_fold_into_the_progress_line() {

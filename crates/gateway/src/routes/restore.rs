@@ -18,7 +18,10 @@ pub struct RestoreForm {
     /// The page (PNG or JPEG).
     #[schema(value_type = String, format = Binary)]
     pub file: Vec<u8>,
-    /// `layer2` (default), `layer1` or `layer1+layer2`.
+    /// `layer2` (default), `layer1` or `layer1+layer2`. `layer1+layer2` feeds
+    /// Layer 1's output to a Layer 2 model that was trained on degraded pages,
+    /// never on Layer 1 output, so this untrained chain can score below
+    /// `layer2` alone.
     pub pipeline: Option<String>,
     /// Layer 2 version number (or use `alias`).
     pub version: Option<String>,
@@ -152,7 +155,9 @@ pub struct BatchBody {
     pub prefix: String,
     /// Layer 2 version number or alias (default `latest`).
     pub version: Option<String>,
-    /// `layer2` (default), `layer1` or `layer1+layer2`.
+    /// `layer2` (default), `layer1` or `layer1+layer2` (an untrained chain:
+    /// the Layer 2 model never saw Layer 1 output, so it can score below
+    /// `layer2` alone).
     pub pipeline: Option<String>,
     /// Where the results go in the same bucket (default `restored/{uuid}/`).
     pub output_prefix: Option<String>,

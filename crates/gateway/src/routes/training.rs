@@ -22,23 +22,30 @@ use crate::state::AppState;
 /// How often the event stream looks for new events.
 const POLL: Duration = Duration::from_millis(500);
 
-/// Body of `POST /training/layer2/start`.
+/// Body of `POST /training/layer2/start`. Every field is optional: an empty
+/// body trains the default recipe on every pair for the default time budget.
+/// The trainer checks each field and answers 400 naming the one it refuses;
+/// the defaults are the trainer's (listed in the README's training section).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
-    /// Epochs to run, 1..=1000.
-    pub num_epochs: u32,
-    /// Patches per optimiser step, 1..=64.
-    pub batch_size: u32,
-    /// Most clean/degraded pairs to use (at least 2), the first in name order.
-    pub max_pairs: u32,
-    /// Constant learning rate in (0, 1) (default 3e-4).
+    /// Epochs to run, 1..=1000. Absent (or 0): train for a time budget,
+    /// `max_minutes` (default budget when absent) capped at the default epochs.
+    pub num_epochs: Option<u32>,
+    /// Patches per optimiser step, 1..=64 (absent or 0: the default, or the
+    /// first progressive stage's batch). With `progressive` it only sizes an
+    /// epoch.
+    pub batch_size: Option<u32>,
+    /// Most clean/degraded pairs to use (at least 2), the first in name order;
+    /// absent or 0: every pair.
+    pub max_pairs: Option<u32>,
+    /// Peak learning rate in (0, 1) (the rate of `constant`).
     pub learning_rate: Option<f64>,
-    /// Training patch side, a multiple of 8 in 16..=512 (default 64).
+    /// Training patch side, a multiple of 8 in 16..=512; not with `progressive`.
     pub patch_size: Option<u32>,
     /// Model size: `tiny`, `small` (default) or `base`.
     pub preset: Option<String>,
-    /// Share of pages held out for validation, in (0, 0.5] (default 0.1).
+    /// Share of pages held out for validation, in (0, 0.5].
     pub val_fraction: Option<f64>,
     /// Seeds the split and the patch sampler; random (and recorded) when absent.
     pub seed: Option<u64>,
@@ -50,6 +57,99 @@ pub struct StartBody {
     pub base_model: Option<String>,
     /// Stop after this many epochs without a better validation PSNR.
     pub early_stopping: Option<u32>,
+    /// Learning-rate schedule: `warmup_cosine` (linear warm-up, then a half
+    /// cosine to `min_learning_rate` at the end of the run or its time
+    /// budget), `constant`, or `cyclic_cosine` (the official Restormer shape:
+    /// flat for the first 92/300 of the run, then a half cosine).
+    pub schedule: Option<String>,
+    /// Warm-up steps of `warmup_cosine`, 0..=100000.
+    pub warmup_steps: Option<u64>,
+    /// Final rate of `warmup_cosine` and `cyclic_cosine`, in [0, learning_rate].
+    pub min_learning_rate: Option<f64>,
+    /// Progressive training (1..=8 stages): each stage's patch and batch size
+    /// apply until its `until_step` (strictly increasing); the last stage's
+    /// sizes stay after it.
+    pub progressive: Option<Vec<StageBody>>,
+    /// Training loss: `l1`, `charbonnier` (eps 1e-3) or `l1_ssim`
+    /// (L1 + `ssim_weight` x (1 - SSIM)).
+    pub loss: Option<String>,
+    /// Weight of the SSIM term of `l1_ssim`, in [0, 10].
+    pub ssim_weight: Option<f64>,
+    /// Patches drawn per training page per epoch, 1..=256 (an epoch is
+    /// `ceil(train pages x patches_per_page / batch_size)` steps); not with
+    /// `steps_per_epoch`.
+    pub patches_per_page: Option<u32>,
+    /// Optimiser steps per epoch, 1..=100000; not with `patches_per_page`.
+    pub steps_per_epoch: Option<u32>,
+    /// Where patches are taken inside a page: `ink` (prefer patches with
+    /// text) or `uniform`.
+    pub patch_sampling: Option<String>,
+    /// Clip gradients to this global L2 norm (> 0); absent: no clipping
+    /// unless the trainer's default clips.
+    pub clip_norm: Option<f64>,
+    /// Wall-clock budget in minutes, (0, 10080], validation included: the
+    /// run stops cleanly (stop reason `time_budget`) and its schedule decays
+    /// by the share of the budget used.
+    pub max_minutes: Option<f64>,
+    /// What each validation page is measured on: `center_crop` (a centred
+    /// `val_crop_size` square, fast) or `whole_page` (tiled, as restoration
+    /// restores it).
+    pub val_view: Option<String>,
+    /// Side of the `center_crop` square, a multiple of 8 in 32..=1024.
+    pub val_crop_size: Option<u32>,
+}
+
+/// One progressive training stage.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageBody {
+    /// Patch side, a multiple of 8 in 16..=512.
+    pub patch_size: u32,
+    /// Patches per step, 1..=64.
+    pub batch_size: u32,
+    /// First step that no longer belongs to this stage.
+    pub until_step: u64,
+}
+
+impl From<StartBody> for v1::StartTrainingRequest {
+    fn from(body: StartBody) -> Self {
+        Self {
+            num_epochs: body.num_epochs.unwrap_or(0),
+            batch_size: body.batch_size.unwrap_or(0),
+            max_pairs: body.max_pairs.unwrap_or(0),
+            learning_rate: body.learning_rate,
+            patch_size: body.patch_size,
+            preset: body.preset.unwrap_or_default(),
+            val_fraction: body.val_fraction,
+            seed: body.seed,
+            device: body.device.unwrap_or_default(),
+            dataset: body.dataset.unwrap_or_default(),
+            base_model: body.base_model.unwrap_or_default(),
+            early_stopping_patience: body.early_stopping,
+            schedule: body.schedule.unwrap_or_default(),
+            warmup_steps: body.warmup_steps,
+            min_learning_rate: body.min_learning_rate,
+            progressive: body
+                .progressive
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| v1::ProgressiveStage {
+                    patch_size: s.patch_size,
+                    batch_size: s.batch_size,
+                    until_step: s.until_step,
+                })
+                .collect(),
+            loss: body.loss.unwrap_or_default(),
+            ssim_weight: body.ssim_weight,
+            patches_per_page: body.patches_per_page,
+            steps_per_epoch: body.steps_per_epoch,
+            patch_sampling: body.patch_sampling.unwrap_or_default(),
+            clip_norm: body.clip_norm,
+            max_minutes: body.max_minutes,
+            val_view: body.val_view.unwrap_or_default(),
+            val_crop_size: body.val_crop_size,
+        }
+    }
 }
 
 /// Answer of `POST /training/layer2/start`.
@@ -74,20 +174,7 @@ pub async fn start(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<(StatusCode, ApiJson<TrainingAccepted>), ApiError> {
-    let req = v1::StartTrainingRequest {
-        num_epochs: body.num_epochs,
-        batch_size: body.batch_size,
-        max_pairs: body.max_pairs,
-        learning_rate: body.learning_rate,
-        patch_size: body.patch_size,
-        preset: body.preset.unwrap_or_default(),
-        val_fraction: body.val_fraction,
-        seed: body.seed,
-        device: body.device.unwrap_or_default(),
-        dataset: body.dataset.unwrap_or_default(),
-        base_model: body.base_model.unwrap_or_default(),
-        early_stopping_patience: body.early_stopping,
-    };
+    let req = v1::StartTrainingRequest::from(body);
     let job = state
         .trainer
         .clone()
@@ -132,6 +219,9 @@ pub struct EpochView {
     pub pairs_per_second: f64,
     /// Wall-clock seconds, validation included.
     pub seconds: f64,
+    /// What the validation figures were measured on, e.g. `centre 256x256
+    /// crop` or `whole page (tiled 256 px, overlap 32)`; empty for older runs.
+    pub val_view: String,
 }
 
 impl From<v1::EpochMetrics> for EpochView {
@@ -149,6 +239,7 @@ impl From<v1::EpochMetrics> for EpochView {
             learning_rate: m.learning_rate,
             pairs_per_second: m.pairs_per_second,
             seconds: m.seconds,
+            val_view: m.val_view,
         }
     }
 }
@@ -492,6 +583,95 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_body_asks_for_every_default() {
+        let body: StartBody = serde_json::from_str("{}").unwrap();
+        assert_eq!(
+            v1::StartTrainingRequest::from(body),
+            v1::StartTrainingRequest::default()
+        );
+    }
+
+    #[test]
+    fn recipe_fields_reach_the_request() {
+        let body: StartBody = serde_json::from_value(serde_json::json!({
+            "num_epochs": 3, "schedule": "cyclic_cosine", "warmup_steps": 5,
+            "min_learning_rate": 1e-6, "loss": "l1_ssim", "ssim_weight": 0.3,
+            "progressive": [{"patch_size": 32, "batch_size": 4, "until_step": 10},
+                            {"patch_size": 64, "batch_size": 2, "until_step": 20}],
+            "patches_per_page": 2, "steps_per_epoch": 9, "patch_sampling": "uniform",
+            "clip_norm": 1.0, "max_minutes": 2.5, "val_view": "whole_page",
+            "val_crop_size": 128
+        }))
+        .unwrap();
+        let r = v1::StartTrainingRequest::from(body);
+        assert_eq!((r.num_epochs, r.batch_size, r.max_pairs), (3, 0, 0));
+        assert_eq!(r.schedule, "cyclic_cosine");
+        assert_eq!(r.warmup_steps, Some(5));
+        assert_eq!(r.min_learning_rate, Some(1e-6));
+        assert_eq!(r.loss, "l1_ssim");
+        assert_eq!(r.ssim_weight, Some(0.3));
+        assert_eq!(
+            r.progressive,
+            vec![
+                v1::ProgressiveStage {
+                    patch_size: 32,
+                    batch_size: 4,
+                    until_step: 10
+                },
+                v1::ProgressiveStage {
+                    patch_size: 64,
+                    batch_size: 2,
+                    until_step: 20
+                },
+            ]
+        );
+        assert_eq!((r.patches_per_page, r.steps_per_epoch), (Some(2), Some(9)));
+        assert_eq!(r.patch_sampling, "uniform");
+        assert_eq!((r.clip_norm, r.max_minutes), (Some(1.0), Some(2.5)));
+        assert_eq!(
+            (r.val_view.as_str(), r.val_crop_size),
+            ("whole_page", Some(128))
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_in_stages_too() {
+        assert!(serde_json::from_str::<StartBody>(r#"{"num_epoch": 1}"#).is_err());
+        let stage = r#"{"progressive": [{"patch": 32, "batch_size": 2, "until_step": 5}]}"#;
+        assert!(serde_json::from_str::<StartBody>(stage).is_err());
+    }
+
+    #[test]
+    fn the_openapi_document_describes_the_recipe() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(crate::ApiDoc::openapi()).unwrap();
+        let body = &doc["components"]["schemas"]["StartBody"];
+        for field in [
+            "schedule",
+            "warmup_steps",
+            "min_learning_rate",
+            "progressive",
+            "loss",
+            "ssim_weight",
+            "patches_per_page",
+            "steps_per_epoch",
+            "patch_sampling",
+            "clip_norm",
+            "max_minutes",
+            "val_view",
+            "val_crop_size",
+        ] {
+            let desc = body["properties"][field]["description"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(!desc.is_empty(), "{field} is documented: {body}");
+        }
+        assert_eq!(body["required"], serde_json::Value::Null, "{body}");
+        let epoch = &doc["components"]["schemas"]["EpochView"]["properties"];
+        assert!(epoch.get("val_view").is_some(), "{epoch}");
+    }
+
+    #[test]
     fn training_view_flattens_the_job() {
         let t = v1::TrainingJob {
             job: Some(v1::Job {
@@ -508,6 +688,7 @@ mod tests {
             epochs: vec![v1::EpochMetrics {
                 epoch: 1,
                 psnr: 21.0,
+                val_view: "centre 256x256 crop".into(),
                 ..Default::default()
             }],
             device: "cpu".into(),
@@ -516,6 +697,7 @@ mod tests {
         assert_eq!((v.id.as_str(), v.status.as_str()), ("j", "running"));
         assert_eq!((v.epoch, v.step, v.attempts), (2, 7, 2));
         assert_eq!(v.epochs[0].psnr, 21.0);
+        assert_eq!(v.epochs[0].val_view, "centre 256x256 crop");
         assert_eq!(v.params, serde_json::Value::Null);
     }
 }
