@@ -50,9 +50,13 @@ async fn registered_folders_with_texts_report_cer_for_model_and_baselines() {
         return;
     }
     let app = TestApp::spawn(Kind::Embedded).await;
-    // Legible pages whose text is known: a generated held-out set.
+    // Legible pages whose text is known: a generated held-out set, with a
+    // fixed seed whose pages are single-column (tesseract reads a page as one
+    // block of text, `--psm 6`, which interleaves the lines of multi-column
+    // layouts; a random layout would make the legibility check below flaky).
     let job = app
-        .generate(json!({"num_images": 2, "preset": "light", "split": "test"}))
+        .generate(json!({"num_images": 2, "preset": "light", "split": "test",
+                          "seed": restoreflow_synthetic_data::HELD_OUT_SEEDS + 2}))
         .await;
     let job = app.wait_job(&job, Duration::from_secs(120)).await;
     assert_eq!(job["status"], "completed", "{job}");

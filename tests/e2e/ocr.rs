@@ -19,9 +19,13 @@ async fn evaluations_report_character_error_rates() {
         return;
     }
     let app = TestApp::spawn(Kind::Embedded).await;
-    // Full-size pages: OCR needs legible text.
+    // Full-size pages: OCR needs legible text. A fixed held-out seed whose
+    // page is one column of text: tesseract reads pages as one uniform block
+    // (`--psm 6`, like the published yardsticks), which interleaves the lines
+    // of multi-column pages, so a random layout would make this check flaky.
     let id = app
-        .generate(json!({"num_images": 1, "preset": "light", "split": "test"}))
+        .generate(json!({"num_images": 1, "preset": "light", "split": "test",
+                          "seed": restoreflow_synthetic_data::HELD_OUT_SEEDS}))
         .await;
     let job = app.wait_job(&id, Duration::from_secs(120)).await;
     assert_eq!(job["status"], "completed", "{job}");
