@@ -23,6 +23,8 @@
 //! - `SOAK_PAIRS` (default 300) and `SOAK_PRESET` (default `mixed`): generated pairs.
 //! - `SOAK_BODY`: the JSON body of `POST /training/layer2/start` (default `{}`:
 //!   the default recipe).
+//! - `SOAK_TEST_PAIRS`: generate this many held-out (`split: "test"`) pairs of
+//!   `SOAK_PRESET` and evaluate the trained model on their whole pages.
 //! - `SOAK_EVAL_DIR`: a folder of pairs to register and evaluate on afterwards.
 //! - `SOAK_TORCH`: `PYTHON SCRIPT` of the PyTorch reference; with `SOAK_TORCH_ARGS`
 //!   (default `train small 4 64`) it runs once before and once after the job.
@@ -132,11 +134,17 @@ fn torch(label: &str) -> Option<Value> {
     let out = std::process::Command::new(python)
         .arg(script)
         .args(args.split_whitespace())
-        .env("THREADS", std::env::var("THREADS").unwrap_or_else(|_| "2".into()))
+        .env(
+            "THREADS",
+            std::env::var("THREADS").unwrap_or_else(|_| "2".into()),
+        )
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{'))?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))?;
     let v: Value = serde_json::from_str(line).ok()?;
     println!("pytorch ({label}): {v}");
     Some(v)
@@ -170,9 +178,8 @@ async fn main() -> Res<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let preset = std::env::var("SOAK_PRESET").unwrap_or_else(|_| "mixed".into());
-    let body: Value = serde_json::from_str(
-        &std::env::var("SOAK_BODY").unwrap_or_else(|_| "{}".into()),
-    )?;
+    let body: Value =
+        serde_json::from_str(&std::env::var("SOAK_BODY").unwrap_or_else(|_| "{}".into()))?;
     let torch_before = torch("before");
 
     let data = tempfile::Builder::new().prefix("rf-soak-").tempdir()?;
@@ -210,12 +217,15 @@ async fn main() -> Res<()> {
     let gen_job = api
         .post(
             "/synthetic/generate",
-            &json!({"num_images": pairs, "preset": preset}),
+            &json!({"num_images": pairs, "preset": preset, "seed": 1}),
         )
         .await?;
     api.wait_job(gen_job["job_id"].as_str().ok_or("no job id")?)
         .await?;
-    println!("generated {pairs} {preset} pairs in {:.0} s", t.elapsed().as_secs_f64());
+    println!(
+        "generated {pairs} {preset} pairs in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
 
     let job = api.post("/training/layer2/start", &body).await?;
     let id = job["job_id"].as_str().ok_or("no job id")?.to_string();
@@ -266,9 +276,18 @@ async fn main() -> Res<()> {
         .collect();
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v[v.len() / 2]
+        }
     };
-    let s_per_epoch = median(epochs.iter().filter_map(|e| e["seconds"].as_f64()).collect());
+    let s_per_epoch = median(
+        epochs
+            .iter()
+            .filter_map(|e| e["seconds"].as_f64())
+            .collect(),
+    );
     let steps = view["step"].as_u64().unwrap_or(0);
     let at50 = samples.iter().find(|s| s.step >= 50);
     let end = samples.last();
@@ -285,8 +304,14 @@ async fn main() -> Res<()> {
     println!("| stop | {} |", view["result"]["stop_reason"]);
     println!("| steps | {steps} |");
     println!("| epochs | {} |", epochs.len());
-    println!("| wall time of the job | {:.1} min |", t0.elapsed().as_secs_f64() / 60.0);
-    println!("| ms/step (median of epoch records) | {:.0} |", median(ms_per_step.clone()));
+    println!(
+        "| wall time of the job | {:.1} min |",
+        t0.elapsed().as_secs_f64() / 60.0
+    );
+    println!(
+        "| ms/step (median of epoch records) | {:.0} |",
+        median(ms_per_step.clone())
+    );
     println!("| training seconds (validation excluded) | {train_secs:.0} |");
     println!("| s/epoch with validation (median) | {s_per_epoch:.1} |");
     println!("| peak RSS (VmHWM) | {peak_mb:.0} MB |");
@@ -315,6 +340,27 @@ async fn main() -> Res<()> {
         }
     }
 
+    let test_pairs: u32 = std::env::var("SOAK_TEST_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if test_pairs > 0 {
+        let gen_job = api
+            .post(
+                "/synthetic/generate",
+                &json!({"num_images": test_pairs, "preset": preset, "split": "test", "seed": 9_223_372_036_854_779_999_u64}),
+            )
+            .await?;
+        let done = api
+            .wait_job(gen_job["job_id"].as_str().ok_or("no job id")?)
+            .await?;
+        let dataset = done["result"]["dataset_id"]
+            .as_str()
+            .ok_or("the test generation names no dataset")?
+            .to_string();
+        println!("\nheld-out {preset} test split ({test_pairs} pages, whole pages):");
+        evaluate(&api, &dataset, &view).await?;
+    }
     if let Some(dir) = std::env::var_os("SOAK_EVAL_DIR").map(PathBuf::from) {
         model_card(&api, &dir, &view).await?;
     }
@@ -336,7 +382,14 @@ async fn model_card(api: &Api, dir: &Path, view: &Value) -> Res<()> {
     let out = std::process::Command::new(binary())
         .args(["eval", "register"])
         .arg(dir)
-        .args(["--name", "soak-eval", "--url", &api.base, "--api-key", &api.key])
+        .args([
+            "--name",
+            "soak-eval",
+            "--url",
+            &api.base,
+            "--api-key",
+            &api.key,
+        ])
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     if !out.status.success() {
@@ -353,6 +406,12 @@ async fn model_card(api: &Api, dir: &Path, view: &Value) -> Res<()> {
         .or_else(|| text.lines().last().map(|l| l.trim().to_string()))
         .ok_or("no dataset id printed")?;
     println!("registered {} pairs as {dataset}", names.len());
+    evaluate(api, &dataset, view).await
+}
+
+/// Evaluates the job's registered version on `dataset` and prints its row and
+/// the baselines' rows.
+async fn evaluate(api: &Api, dataset: &str, view: &Value) -> Res<()> {
     let version = view["result"]["version"].as_u64();
     let mut body = json!({"layer": 2, "dataset": dataset});
     if let Some(v) = version {
@@ -382,10 +441,7 @@ async fn model_card(api: &Api, dir: &Path, view: &Value) -> Res<()> {
                 .map_or("n/a".to_string(), |c| format!("{c:.3}"))
         );
     };
-    row(
-        &format!("layer 2 v{}", result["version"]),
-        &result["mean"],
-    );
+    row(&format!("layer 2 v{}", result["version"]), &result["mean"]);
     if let Some(b) = result["baselines"].as_object() {
         for (name, s) in b {
             row(name, s);

@@ -10,6 +10,11 @@ use restoreflow::tools::{self, DemoArgs, EvalArgs, ModelsArgs, TrainArgs, Verify
 use restoreflow::{Embedded, EmbeddedOptions};
 use restoreflow_core::{Settings, shutdown, telemetry};
 
+/// Every binary allocates with mimalloc (see `restoreflow_core::process` for
+/// the settings it runs with).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "restoreflow",
@@ -50,10 +55,13 @@ enum Command {
     /// Run the whole story on a running system: generate, train, report,
     /// evaluate, restore.
     Demo(DemoArgs),
-    /// Evaluation datasets: `eval register DIR --name NAME` uploads a folder
-    /// of clean/degraded pairs (and their texts) through the gateway and
-    /// registers it.
+    /// Register a folder of clean/degraded pairs (and their text) as an
+    /// evaluation dataset on a running gateway.
     Eval(EvalArgs),
+    /// Print the process settings this binary runs with (allocator purge
+    /// delay, Candle pool spin limit), one `NAME=value` a line.
+    #[command(hide = true)]
+    ProcessInfo,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,9 +73,22 @@ enum Service {
     Report,
 }
 
+fn main() -> anyhow::Result<ExitCode> {
+    // Before any thread exists: re-executes with the allocator and thread-pool
+    // settings the benchmarks run with, when they are missing.
+    restoreflow_core::process::apply();
+    run()
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+async fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    if let Command::ProcessInfo = cli.command {
+        for (name, value) in restoreflow_core::process::effective() {
+            println!("{name}={}", value.as_deref().unwrap_or("(unset)"));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let settings = Settings::load(cli.config.as_deref(), std::env::vars())?;
     let tool = match cli.command {
         Command::Train(args) => tools::run_train(args, &settings).await,
@@ -157,7 +178,8 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
         | Command::Models(_)
         | Command::Verify(_)
         | Command::Demo(_)
-        | Command::Eval(_) => {}
+        | Command::Eval(_)
+        | Command::ProcessInfo => {}
     }
     Ok(())
 }

@@ -104,7 +104,13 @@ mod tests {
     fn operator_values_are_kept() {
         let got = missing(env(&[("MIMALLOC_PURGE_DELAY", "100")]));
         assert_eq!(got, vec![("CANDLE_BARRIER_POOL_SPIN_LIMIT", "0")]);
-        assert!(missing(env(&[("MIMALLOC_PURGE_DELAY", "5"), ("CANDLE_BARRIER_POOL_SPIN_LIMIT", "9")])).is_empty());
+        assert!(
+            missing(env(&[
+                ("MIMALLOC_PURGE_DELAY", "5"),
+                ("CANDLE_BARRIER_POOL_SPIN_LIMIT", "9")
+            ]))
+            .is_empty()
+        );
     }
 
     #[test]

@@ -119,7 +119,12 @@ mod tests {
             .lock()
             .unwrap()
             .iter()
-            .map(|(k, v)| (k.clone(), v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                )
+            })
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v

@@ -342,7 +342,8 @@ impl restoreflow_training::Restorer for Probe<'_> {
     fn forward(&self, x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
         let y = self.inner.forward(x)?;
         self.calls.set(self.calls.get() + 1);
-        self.tracked.set(self.tracked.get() + usize::from(y.track_op()));
+        self.tracked
+            .set(self.tracked.get() + usize::from(y.track_op()));
         Ok(y)
     }
 }
@@ -446,7 +447,15 @@ fn patches_per_page_sets_the_epoch_length() {
         patch_sampling: restoreflow_training::PatchSampling::Ink,
         ..small_config(1)
     };
-    let out = train(&model, &varmap, &src, &cfg, run_opts(dir.path()), &mut NoHooks).unwrap();
+    let out = train(
+        &model,
+        &varmap,
+        &src,
+        &cfg,
+        run_opts(dir.path()),
+        &mut NoHooks,
+    )
+    .unwrap();
     // 8 pages, val_fraction 0.25 by hash: train pages * 3 patches / batch 2.
     let split = restoreflow_training::split_pages(&src, cfg.val_fraction, cfg.seed);
     assert_eq!(out.step as usize, (split.train.len() * 3).div_ceil(2));

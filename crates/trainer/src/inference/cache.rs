@@ -254,7 +254,9 @@ mod tests {
         assert_eq!(y.dims(), &[1, 3, 16, 16]);
         assert!(!y.track_op(), "a served model recorded an autograd graph");
         // A wrong checksum is refused before anything is built.
-        let err = load_blocking(&path, "00", "tiny", Device::Cpu, 7).err().unwrap();
+        let err = load_blocking(&path, "00", "tiny", Device::Cpu, 7)
+            .err()
+            .unwrap();
         assert!(matches!(err, ModelError::Corrupt(_)));
     }
 }

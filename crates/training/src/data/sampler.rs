@@ -207,12 +207,19 @@ pub fn ink_share(img: &RgbImage, x0: usize, y0: usize, patch: usize) -> f64 {
     for y in (y0..(y0 + patch).min(h)).step_by(2) {
         for x in (x0..(x0 + patch).min(w)).step_by(2) {
             let i = (y * w + x) * 3;
-            let luma = (299 * u32::from(raw[i]) + 587 * u32::from(raw[i + 1]) + 114 * u32::from(raw[i + 2])) / 1000;
+            let luma = (299 * u32::from(raw[i])
+                + 587 * u32::from(raw[i + 1])
+                + 114 * u32::from(raw[i + 2]))
+                / 1000;
             ink += u32::from(luma < INK_LUMA);
             n += 1;
         }
     }
-    if n == 0 { 0.0 } else { f64::from(ink) / f64::from(n) }
+    if n == 0 {
+        0.0
+    } else {
+        f64::from(ink) / f64::from(n)
+    }
 }
 
 /// Writes one transformed patch, CHW, into `out` (3 * patch * patch values).
@@ -272,7 +279,9 @@ mod tests {
         src.push("a", clean, degraded);
         let store = PageStore::new(&src, 2);
         let mut s = PatchSampler::new(11);
-        let (d, c) = s.sample(&store, &[0], 6, 8, PatchSampling::Uniform, &Device::Cpu).unwrap();
+        let (d, c) = s
+            .sample(&store, &[0], 6, 8, PatchSampling::Uniform, &Device::Cpu)
+            .unwrap();
         // degraded channel 0 must equal clean channel 1 everywhere.
         let d0 = d
             .narrow(1, 0, 1)
@@ -298,10 +307,15 @@ mod tests {
         src.push("b", page(2), page(2));
         let store = PageStore::new(&src, 2);
         let mut a = PatchSampler::new(42);
-        a.sample(&store, &[0, 1], 3, 5, PatchSampling::Ink, &Device::Cpu).unwrap();
+        a.sample(&store, &[0, 1], 3, 5, PatchSampling::Ink, &Device::Cpu)
+            .unwrap();
         let mut b = PatchSampler::from_state(&a.state()).unwrap();
-        let (x, _) = a.sample(&store, &[0, 1], 3, 5, PatchSampling::Ink, &Device::Cpu).unwrap();
-        let (y, _) = b.sample(&store, &[0, 1], 3, 5, PatchSampling::Ink, &Device::Cpu).unwrap();
+        let (x, _) = a
+            .sample(&store, &[0, 1], 3, 5, PatchSampling::Ink, &Device::Cpu)
+            .unwrap();
+        let (y, _) = b
+            .sample(&store, &[0, 1], 3, 5, PatchSampling::Ink, &Device::Cpu)
+            .unwrap();
         let x = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(x, y);
@@ -323,20 +337,39 @@ mod tests {
         let store = PageStore::new(&src, 1);
         let with_ink = |sampling| {
             let mut s = PatchSampler::new(3);
-            let (_, c) = s.sample(&store, &[0], 400, 32, sampling, &Device::Cpu).unwrap();
+            let (_, c) = s
+                .sample(&store, &[0], 400, 32, sampling, &Device::Cpu)
+                .unwrap();
             let v = c.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             v.chunks(3 * 32 * 32)
-                .filter(|p| p.iter().filter(|&&x| x < 0.5).count() as f64 >= INK_SHARE * p.len() as f64)
+                .filter(|p| {
+                    p.iter().filter(|&&x| x < 0.5).count() as f64 >= INK_SHARE * p.len() as f64
+                })
                 .count()
         };
-        let (uniform, ink) = (with_ink(PatchSampling::Uniform), with_ink(PatchSampling::Ink));
-        assert!(uniform < 60, "uniform sampling hit the ink {uniform} times of 400");
-        assert!(ink > 2 * uniform, "ink sampling hit the ink {ink} times, uniform {uniform}");
+        let (uniform, ink) = (
+            with_ink(PatchSampling::Uniform),
+            with_ink(PatchSampling::Ink),
+        );
+        assert!(
+            uniform < 60,
+            "uniform sampling hit the ink {uniform} times of 400"
+        );
+        assert!(
+            ink > 2 * uniform,
+            "ink sampling hit the ink {ink} times, uniform {uniform}"
+        );
     }
 
     #[test]
     fn ink_share_counts_dark_pixels() {
-        let img = RgbImage::from_fn(8, 8, |x, _| if x < 4 { image::Rgb([0, 0, 0]) } else { image::Rgb([255, 255, 255]) });
+        let img = RgbImage::from_fn(8, 8, |x, _| {
+            if x < 4 {
+                image::Rgb([0, 0, 0])
+            } else {
+                image::Rgb([255, 255, 255])
+            }
+        });
         assert!((ink_share(&img, 0, 0, 8) - 0.5).abs() < 1e-9);
         assert_eq!(ink_share(&img, 4, 0, 4), 0.0);
         assert_eq!(ink_share(&img, 0, 0, 4), 1.0);

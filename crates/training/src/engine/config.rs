@@ -128,7 +128,10 @@ impl TrainConfig {
         if self.steps_per_epoch == Some(0) || self.patches_per_page == Some(0) {
             return bad("steps_per_epoch and patches_per_page must be positive");
         }
-        if self.max_seconds.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
+        if self
+            .max_seconds
+            .is_some_and(|s| !(s > 0.0 && s.is_finite()))
+        {
             return bad("max_seconds must be a positive number of seconds");
         }
         if let Some(stages) = &self.progressive {

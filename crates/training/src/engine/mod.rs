@@ -218,8 +218,7 @@ pub fn train(
     let val_model = run.inference.unwrap_or(model);
     // Seconds of the run in earlier sessions (completed epochs and the
     // trained part of an interrupted one), so a resumed run keeps its budget.
-    let earlier_seconds =
-        st.history.iter().map(|r| r.seconds).sum::<f64>() + st.partial.seconds;
+    let earlier_seconds = st.history.iter().map(|r| r.seconds).sum::<f64>() + st.partial.seconds;
     let budget_start = Instant::now();
     let elapsed = || earlier_seconds + budget_start.elapsed().as_secs_f64();
     let time_share = |e: f64| cfg.max_seconds.map(|b| e / b);
@@ -227,7 +226,9 @@ pub fn train(
     while st.epoch < cfg.epochs {
         let epoch_start = Instant::now();
         let epoch_end_step = (st.epoch as u64 + 1) * spe;
-        let mut lr = cfg.schedule.lr_in_run(st.step, total_steps, time_share(elapsed()));
+        let mut lr = cfg
+            .schedule
+            .lr_in_run(st.step, total_steps, time_share(elapsed()));
         let mut out_of_time = false;
         while st.step < epoch_end_step {
             // Leave room for this epoch's validation inside the budget; an
@@ -246,9 +247,17 @@ pub fn train(
             }
             let t0 = Instant::now();
             let (patch, batch) = cfg.stage_at(st.step);
-            let (x, y) =
-                sampler.sample(&store, &split.train, batch, patch, cfg.patch_sampling, &device)?;
-            lr = cfg.schedule.lr_in_run(st.step, total_steps, time_share(elapsed()));
+            let (x, y) = sampler.sample(
+                &store,
+                &split.train,
+                batch,
+                patch,
+                cfg.patch_sampling,
+                &device,
+            )?;
+            lr = cfg
+                .schedule
+                .lr_in_run(st.step, total_steps, time_share(elapsed()));
             let pred = model.forward(&x)?;
             let loss = cfg.loss.compute(&pred, &y)?;
             let mut grads = loss.backward()?;

@@ -298,7 +298,14 @@ mod tests {
         let (vm, var) = map_with(&[0.5, -1.5, 2.0]);
         let mut opt = AdamW::new(&vm, AdamWConfig::default()).unwrap();
         for _ in 0..3 {
-            let grads = var.as_tensor().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let grads = var
+                .as_tensor()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             assert!(
                 grads.get(var.as_tensor()).unwrap().track_op(),
                 "the test gradient must carry an op for this test to mean anything"
@@ -306,7 +313,10 @@ mod tests {
             opt.step(&grads, 1e-2).unwrap();
         }
         for (name, t) in opt.state_tensors().unwrap() {
-            assert!(!t.track_op(), "optimiser state {name} keeps a backprop graph");
+            assert!(
+                !t.track_op(),
+                "optimiser state {name} keeps a backprop graph"
+            );
         }
         assert!(!opt.m[0].track_op() && !opt.v[0].track_op());
     }

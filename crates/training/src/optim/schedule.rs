@@ -138,12 +138,18 @@ impl LrSchedule {
                 total_steps,
                 min_lr,
             } => {
-                if step < *warmup_steps {
-                    return lr * (step + 1) as f64 / *warmup_steps as f64;
+                let (horizon, warmup) = if *total_steps == 0 {
+                    // Tied to the run: a short run warms up over at most a
+                    // fifth of itself, so it still reaches its peak and decays.
+                    (run_steps, (*warmup_steps).min(run_steps / 5))
+                } else {
+                    (*total_steps, *warmup_steps)
+                };
+                if step < warmup {
+                    return lr * (step + 1) as f64 / warmup as f64;
                 }
-                let horizon = if *total_steps == 0 { run_steps } else { *total_steps };
-                let span = horizon.saturating_sub(*warmup_steps).max(1) as f64;
-                let progress = ((step - warmup_steps) as f64 / span).max(t);
+                let span = horizon.saturating_sub(warmup).max(1) as f64;
+                let progress = ((step - warmup) as f64 / span).max(t);
                 half_cosine(*lr, *min_lr, progress)
             }
             Self::CyclicCosine { periods, .. } => {
@@ -284,10 +290,16 @@ mod tests {
         assert!(close(s.lr_in_run(0, 110, None), 1e-4));
         assert!(close(s.lr_in_run(60, 110, None), 5e-4));
         assert!(close(s.lr_in_run(110, 110, None), 0.0));
+        // A run shorter than five warm-ups warms up over a fifth of itself.
+        assert!(close(s.lr_in_run(3, 20, None), 1e-3));
+        assert!(close(s.lr_in_run(20, 20, None), 0.0));
         // Half the time budget gone after 20 steps: time leads.
         assert!(close(s.lr_in_run(20, 1_000_000, Some(0.5)), 5e-4));
         assert!(close(s.lr_in_run(20, 1_000_000, Some(1.0)), 0.0));
-        let o = LrSchedule::OfficialCyclic { lr: 3e-4, min_lr: 1e-6 };
+        let o = LrSchedule::OfficialCyclic {
+            lr: 3e-4,
+            min_lr: 1e-6,
+        };
         assert!(close(o.lr_in_run(0, 300, None), 3e-4));
         assert!(close(o.lr_in_run(92, 300, None), 3e-4));
         assert!(close(o.lr_in_run(196, 300, None), (3e-4 + 1e-6) / 2.0));
