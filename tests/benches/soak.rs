@@ -261,18 +261,19 @@ async fn main() -> Res<()> {
     let epochs = view["epochs"].as_array().cloned().unwrap_or_default();
     let params = &view["params"];
     let batch = params["batch_size"].as_f64().unwrap_or(4.0);
-    let train_secs: f64 = epochs
-        .iter()
-        .map(|e| {
-            let s = e["seconds"].as_f64().unwrap_or(0.0);
-            s - e["val_seconds"].as_f64().unwrap_or(0.0)
-        })
-        .sum();
+    // ms per optimiser step from each epoch's own record (validation excluded).
     let ms_per_step: Vec<f64> = epochs
         .iter()
-        .filter_map(|e| e["pairs_per_second"].as_f64())
-        .filter(|p| *p > 0.0)
-        .map(|p| 1000.0 * batch / p)
+        .filter_map(|e| {
+            e["steps_per_second"]
+                .as_f64()
+                .filter(|s| *s > 0.0)
+                .map(|s| 1000.0 / s)
+                .or_else(|| {
+                    let p = e["pairs_per_second"].as_f64().filter(|p| *p > 0.0)?;
+                    Some(1000.0 * batch / p)
+                })
+        })
         .collect();
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -312,7 +313,19 @@ async fn main() -> Res<()> {
         "| ms/step (median of epoch records) | {:.0} |",
         median(ms_per_step.clone())
     );
-    println!("| training seconds (validation excluded) | {train_secs:.0} |");
+    let val_secs: f64 = epochs
+        .iter()
+        .filter_map(|e| e["val_seconds"].as_f64())
+        .sum();
+    let wall: f64 = epochs.iter().filter_map(|e| e["seconds"].as_f64()).sum();
+    println!(
+        "| seconds: training+checkpoints / validation ({}) | {:.0} / {val_secs:.0} |",
+        epochs
+            .last()
+            .and_then(|e| e["val_view"].as_str())
+            .unwrap_or("?"),
+        wall - val_secs
+    );
     println!("| s/epoch with validation (median) | {s_per_epoch:.1} |");
     println!("| peak RSS (VmHWM) | {peak_mb:.0} MB |");
     if let (Some(a), Some(b)) = (at50, end) {
@@ -413,21 +426,38 @@ async fn model_card(api: &Api, dir: &Path, view: &Value) -> Res<()> {
 /// the baselines' rows.
 async fn evaluate(api: &Api, dataset: &str, view: &Value) -> Res<()> {
     let version = view["result"]["version"].as_u64();
-    let mut body = json!({"layer": 2, "dataset": dataset});
-    if let Some(v) = version {
-        body["version"] = json!(v);
-    }
-    let ev = api.post("/evaluation/run", &body).await?;
-    let eid = ev["evaluation_id"].as_str().ok_or("no evaluation id")?;
-    let result = loop {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let v = api.get(&format!("/evaluation/{eid}")).await?;
-        match v["status"].as_str() {
-            Some("completed") => break v,
-            Some("failed") | Some("cancelled") => return Err(format!("evaluation: {v}").into()),
-            _ => {}
+    let pipelines = std::env::var("SOAK_PIPELINES").unwrap_or_else(|_| "layer2".into());
+    let mut results = Vec::new();
+    for pipeline in pipelines
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let mut body = json!({"layer": 2, "dataset": dataset, "pipeline": pipeline});
+        if let Some(v) = version {
+            body["version"] = json!(v);
         }
-    };
+        let t = Instant::now();
+        let ev = api.post("/evaluation/run", &body).await?;
+        let eid = ev["evaluation_id"].as_str().ok_or("no evaluation id")?;
+        let result = loop {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let v = api.get(&format!("/evaluation/{eid}")).await?;
+            match v["status"].as_str() {
+                Some("completed") => break v,
+                Some("failed") | Some("cancelled") => {
+                    return Err(format!("evaluation: {v}").into());
+                }
+                _ => {}
+            }
+        };
+        println!(
+            "evaluation {eid} ({pipeline}): {} pairs in {:.0} s",
+            result["pairs"],
+            t.elapsed().as_secs_f64()
+        );
+        results.push((pipeline.to_string(), result));
+    }
     println!();
     println!("| method | PSNR dB | SSIM | CER |");
     println!("|---|---|---|---|");
@@ -441,8 +471,15 @@ async fn evaluate(api: &Api, dataset: &str, view: &Value) -> Res<()> {
                 .map_or("n/a".to_string(), |c| format!("{c:.3}"))
         );
     };
-    row(&format!("layer 2 v{}", result["version"]), &result["mean"]);
-    if let Some(b) = result["baselines"].as_object() {
+    for (pipeline, result) in &results {
+        row(
+            &format!("{pipeline} (layer 2 v{})", result["version"]),
+            &result["mean"],
+        );
+    }
+    if let Some((_, result)) = results.first()
+        && let Some(b) = result["baselines"].as_object()
+    {
         for (name, s) in b {
             row(name, s);
         }

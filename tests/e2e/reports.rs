@@ -413,6 +413,24 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
             .unwrap()
             .is_some()
     );
+    assert_eq!(eval["pipeline"], "layer2", "{eval}");
+    // The same model behind Layer 1: a pipeline of its own, scored the same way.
+    let (status, v) = app
+        .post_json(
+            "/evaluation/run",
+            &json!({"layer": 2, "alias": "latest", "dataset": test_set, "pipeline": "layer1+layer2"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let chain = wait_evaluation(&app, v["evaluation_id"].as_str().unwrap()).await;
+    assert_eq!(chain["status"], "completed", "{chain}");
+    assert_eq!(chain["pipeline"], "layer1+layer2", "{chain}");
+    assert_eq!(chain["pairs"], 2);
+    assert_ne!(
+        chain["mean"]["psnr"], eval["mean"]["psnr"],
+        "the chain restored exactly what layer 2 alone did"
+    );
+    assert_eq!(chain["baselines"], eval["baselines"]);
     let (status, board) = app.get_json("/evaluation?layer=2").await;
     assert_eq!(status, 200, "{board}");
     assert!(
@@ -433,6 +451,14 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
         (
             json!({"layer": 2, "dataset": "no-such-pairs"}),
             "no clean/degraded",
+        ),
+        (
+            json!({"layer": 2, "dataset": test_set, "pipeline": "layer3"}),
+            "pipeline",
+        ),
+        (
+            json!({"layer": 1, "dataset": test_set, "pipeline": "layer1+layer2"}),
+            "pipeline",
         ),
     ] {
         let (status, v) = app.post_json("/evaluation/run", &body).await;

@@ -284,13 +284,14 @@ async fn train_commands() {
             "train",
             "start",
             "--epochs",
-            "0",
+            "1001",
             "--batch-size",
             "2",
             "--max-pairs",
             "4",
         ])
         .await;
+    // (0 would mean "not given": a run for the default time budget.)
     assert_eq!(code, 2, "{out} {err}");
     assert!(
         err.contains("num_epochs must be between 1 and 1000"),

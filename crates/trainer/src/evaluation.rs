@@ -29,7 +29,7 @@ use sea_orm::{EntityTrait, Set};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::inference::{ModelCache, Subject, ocr_available, ocr_cers, score_pair};
+use crate::inference::{ModelCache, Pipeline, Subject, ocr_available, ocr_cers, score_pair};
 use crate::lease::{Halt, Lease, finish, settle};
 use crate::pairs::{PairRef, find_pairs};
 use crate::texts::TextSource;
@@ -53,6 +53,10 @@ pub struct EvalParams {
     pub dataset: String,
     /// Cap on pairs; 0 = all.
     pub max_pairs: u32,
+    /// `layer1`, `layer2` or `layer1+layer2` (empty in jobs stored before
+    /// pipelines could be chosen: the layer alone).
+    #[serde(default)]
+    pub pipeline: String,
 }
 
 /// Claims and runs evaluation jobs.
@@ -132,12 +136,18 @@ impl EvaluationWorker {
                 .map_err(|e| e.to_string())?;
             Subject::Layer1(Arc::new(params))
         } else {
-            Subject::Layer2(
-                self.models
-                    .layer2(&p.version.to_string())
-                    .await
-                    .map_err(|e| e.to_string())?,
-            )
+            let model = self
+                .models
+                .layer2(&p.version.to_string())
+                .await
+                .map_err(|e| e.to_string())?;
+            if p.pipeline == Pipeline::Layer1ThenLayer2.as_str() {
+                // The registered Layer 1 (or the default pipeline) first.
+                let (_, l1) = self.models.layer1("").await.map_err(|e| e.to_string())?;
+                Subject::Chain(Arc::new(l1), model)
+            } else {
+                Subject::Layer2(model)
+            }
         };
         let prefix = format!("{}/", job.id);
         let texts = TextSource::for_dataset(&self.backends, pairs.dataset_id.as_deref())
@@ -241,6 +251,12 @@ impl EvaluationWorker {
         let mean_cer = |method: &str| cers.get(method).and_then(|v| mean_of(v));
         let mut mean = metrics_json(&MetricSet::mean(&model_scores), mean_cer(MODEL));
         mean["pairs"] = json!(model_scores.len());
+        let pipeline = if p.pipeline.is_empty() {
+            if p.layer == 1 { "layer1" } else { "layer2" }
+        } else {
+            p.pipeline.as_str()
+        };
+        mean["pipeline"] = json!(pipeline);
         let mut baselines = serde_json::Map::new();
         for (k, v) in &base_scores {
             baselines.insert(k.clone(), metrics_json(&MetricSet::mean(v), mean_cer(k)));
@@ -250,6 +266,7 @@ impl EvaluationWorker {
             "evaluation_id": job.id,
             "layer": p.layer,
             "version": p.version,
+            "pipeline": pipeline,
             "dataset": p.dataset,
             "dataset_id": pairs.dataset_id,
             "pairs": model_scores.len(),

@@ -473,6 +473,12 @@ fn evaluation_message(row: &evaluation::Model, error: Option<String>) -> v1::Eva
             "per_image": row.per_image,
         }))),
         object_prefix: format!("{}/{}", Bucket::Evaluation, row.object_prefix),
+        pipeline: row
+            .mean
+            .get("pipeline")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| if row.layer == 1 { "layer1" } else { "layer2" }.to_string()),
         created_at: Some(timestamp(row.created_at)),
         finished_at: row.finished_at.map(timestamp),
         error,
@@ -496,6 +502,23 @@ impl EvaluationService for RestorationGrpc {
                 "dataset is required (a dataset id or a training-data prefix)",
             ));
         }
+        let pipeline = match (r.layer, r.pipeline.trim()) {
+            (1, "" | "layer1") => Pipeline::Layer1,
+            (1, other) => {
+                return Err(invalid(format!(
+                    "pipeline {other:?} needs layer 2; layer 1 evaluations run layer1"
+                )));
+            }
+            (_, "") => Pipeline::Layer2,
+            (_, name) => match name.parse::<Pipeline>().map_err(invalid)? {
+                Pipeline::Layer1 => {
+                    return Err(invalid(
+                        "pipeline layer1 evaluates Layer 1: ask for layer 1 instead",
+                    ));
+                }
+                p => p,
+            },
+        };
         let version = self
             .models
             .resolve(r.layer, &r.model)
@@ -517,6 +540,7 @@ impl EvaluationService for RestorationGrpc {
             )));
         }
         let params = EvalParams {
+            pipeline: pipeline.as_str().to_string(),
             layer: r.layer,
             version,
             model: if r.model.trim().is_empty() {

@@ -65,6 +65,9 @@ pub fn epochs_from_events(events: &[job_event::Model]) -> Vec<v1::EpochMetrics> 
             learning_rate: num(p, "learning_rate"),
             pairs_per_second: num(p, "pairs_per_second"),
             seconds: num(p, "seconds"),
+            step: p.get("step").and_then(Value::as_u64).unwrap_or(0),
+            steps_per_second: num(p, "steps_per_second"),
+            val_seconds: num(p, "val_seconds"),
             val_view: p
                 .get("val_view")
                 .and_then(Value::as_str)

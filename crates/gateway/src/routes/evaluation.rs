@@ -27,6 +27,10 @@ pub struct RunBody {
     pub dataset: String,
     /// Score at most this many pairs (default all).
     pub max_pairs: Option<u32>,
+    /// Layer 2 only: `layer2` (default: the model on the degraded page) or
+    /// `layer1+layer2` (the model on the classical pipeline's output; a model
+    /// never trained on Layer 1 output can score below `layer2` alone).
+    pub pipeline: Option<String>,
 }
 
 /// Answer of `POST /evaluation/run`.
@@ -90,6 +94,8 @@ pub struct EvaluationView {
     pub baselines: BTreeMap<String, Scores>,
     /// Mean PSNR gain over the degraded input (identity baseline), in dB.
     pub gain_over_identity_db: Option<f64>,
+    /// What was run: `layer1`, `layer2` or `layer1+layer2`.
+    pub pipeline: String,
     /// Skipped pairs and per-image scores (absent in the leaderboard): each
     /// image has `model` and `baselines.{name}` scores (with `cer` when OCR
     /// read it) and `ocr` (`cer_before` of the degraded page, `cer_after` of
@@ -123,6 +129,7 @@ fn view(e: v1::Evaluation) -> EvaluationView {
         mean: mean.filter(|_| e.pairs > 0),
         baselines,
         gain_over_identity_db: gain,
+        pipeline: e.pipeline,
         details: e.details.as_ref().map(restoreflow_proto::struct_to_json),
         object_prefix: e.object_prefix,
         error: e.error,
@@ -152,6 +159,7 @@ pub async fn run(
             model,
             dataset: body.dataset,
             max_pairs: body.max_pairs.unwrap_or(0),
+            pipeline: body.pipeline.unwrap_or_default(),
         })
         .await?
         .into_inner();

@@ -222,6 +222,12 @@ pub struct EpochView {
     /// What the validation figures were measured on, e.g. `centre 256x256
     /// crop` or `whole page (tiled 256 px, overlap 32)`; empty for older runs.
     pub val_view: String,
+    /// Optimiser steps completed at the epoch's end.
+    pub step: u64,
+    /// Optimiser steps per second of training (validation excluded).
+    pub steps_per_second: f64,
+    /// Wall-clock seconds of the epoch's validation alone.
+    pub val_seconds: f64,
 }
 
 impl From<v1::EpochMetrics> for EpochView {
@@ -240,6 +246,9 @@ impl From<v1::EpochMetrics> for EpochView {
             pairs_per_second: m.pairs_per_second,
             seconds: m.seconds,
             val_view: m.val_view,
+            step: m.step,
+            steps_per_second: m.steps_per_second,
+            val_seconds: m.val_seconds,
         }
     }
 }

@@ -18,6 +18,8 @@ pub enum Subject {
     Layer1(Arc<Layer1Params>),
     /// A Layer 2 model.
     Layer2(Arc<Layer2Model>),
+    /// Layer 1, then the Layer 2 model on its output.
+    Chain(Arc<Layer1Params>, Arc<Layer2Model>),
 }
 
 /// Scores of one pair.
@@ -63,6 +65,12 @@ pub fn score_pair(
                 .image
         }
         Subject::Layer2(m) => run_layer2(m, degraded)?,
+        Subject::Chain(p, m) => {
+            let first = run_pipeline_rgb(degraded, p)
+                .map_err(|e| format!("layer 1 failed: {e}"))?
+                .image;
+            run_layer2(m, &first)?
+        }
     };
     let mut baselines = BTreeMap::new();
     let mut baseline_outputs = BTreeMap::new();
