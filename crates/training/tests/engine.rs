@@ -460,3 +460,27 @@ fn patches_per_page_sets_the_epoch_length() {
     let split = restoreflow_training::split_pages(&src, cfg.val_fraction, cfg.seed);
     assert_eq!(out.step as usize, (split.train.len() * 3).div_ceil(2));
 }
+
+#[test]
+fn an_epoch_longer_than_the_budget_is_cut_short_and_validated() {
+    let src = pages(8, 24, 0.1);
+    let (model, varmap) = ConvResidual::seeded(4, 3, &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig {
+        epochs: 3,
+        steps_per_epoch: Some(1_000_000),
+        max_seconds: Some(0.5),
+        ..small_config(3)
+    };
+    let mut rec = Recorder::default();
+    let out = train(&model, &varmap, &src, &cfg, run_opts(dir.path()), &mut rec).unwrap();
+    assert_eq!(out.stop, StopReason::TimeBudget);
+    assert_eq!(out.epochs_completed, 1);
+    let r = &out.history[0];
+    assert!(r.step > 0 && r.step < 1_000_000, "step {}", r.step);
+    assert!(
+        r.restored.is_some(),
+        "the shortened epoch was not validated"
+    );
+    assert_eq!(rec.checkpoints.len(), 1);
+}

@@ -78,11 +78,12 @@ pub struct TrainConfig {
     /// Where patches are taken inside a page.
     #[serde(default)]
     pub patch_sampling: PatchSampling,
-    /// Wall-clock budget in seconds (validation included): no epoch is started,
-    /// and no step taken, that would end past it; the run then stops cleanly
-    /// after a last (possibly shortened) epoch with its validation and
-    /// checkpoint, and schedules tied to the run's end decay by the share of
-    /// the budget used.
+    /// Wall-clock budget in seconds (validation included): steps stop when
+    /// the budget less the last validation's duration is used, and the epoch
+    /// in progress is validated and checkpointed as the last (shortened) one;
+    /// an epoch starts only when a tenth of one still fits. Schedules tied to
+    /// the run's end decay by the share of the budget used, so the rate
+    /// reaches its floor when the time runs out.
     #[serde(default)]
     pub max_seconds: Option<f64>,
     /// Stop after this many epochs without a better validation PSNR.

@@ -326,13 +326,18 @@ pub fn train(
         let ck = checkpoint(&st, &sampler, &optimizer, false)?;
         hooks.on_checkpoint(&ck)?;
         last_checkpoint = Some(ck);
-        // Stop when the budget is spent or the next epoch, as long as this
-        // one, would end past it.
-        let epoch_seconds = st.history.last().map_or(0.0, |r| r.seconds);
+        // Stop when the budget is spent, or when what is left would not
+        // hold a tenth of an epoch's training plus its validation. Otherwise
+        // the next epoch starts and is cut short when the time runs out, so
+        // a run uses its whole budget however long its epochs are.
+        let train_seconds = st
+            .history
+            .last()
+            .map_or(0.0, |r| (r.seconds - r.val_seconds).max(0.0));
         if st.epoch < cfg.epochs
-            && cfg
-                .max_seconds
-                .is_some_and(|b| out_of_time || elapsed() + epoch_seconds > b)
+            && cfg.max_seconds.is_some_and(|b| {
+                out_of_time || elapsed() + last_val_seconds + 0.1 * train_seconds >= b
+            })
         {
             return Ok(outcome(StopReason::TimeBudget, st, last_checkpoint, &store));
         }

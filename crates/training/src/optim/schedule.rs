@@ -176,22 +176,11 @@ impl LrSchedule {
     /// [`LrSchedule::lr_in_run`] inside a run).
     pub fn lr_at(&self, step: u64) -> f64 {
         match self {
-            Self::OfficialCyclic { .. } => self.lr_in_run(step, step, None),
-            Self::WarmupCosine { total_steps: 0, .. } => self.lr_in_run(step, step, None),
-            Self::Constant { lr } => *lr,
-            Self::WarmupCosine {
-                lr,
-                warmup_steps,
-                total_steps,
-                min_lr,
-            } => {
-                if step < *warmup_steps {
-                    return lr * (step + 1) as f64 / *warmup_steps as f64;
-                }
-                let span = total_steps.saturating_sub(*warmup_steps).max(1) as f64;
-                let progress = ((step - warmup_steps) as f64 / span).min(1.0);
-                min_lr + 0.5 * (lr - min_lr) * (1.0 + (std::f64::consts::PI * progress).cos())
+            // Fixed horizons ignore the run length; run-relative ones end here.
+            Self::OfficialCyclic { .. } | Self::WarmupCosine { .. } => {
+                self.lr_in_run(step, step, None)
             }
+            Self::Constant { lr } => *lr,
             Self::CyclicCosine {
                 lr,
                 periods,
