@@ -23,7 +23,7 @@ use restoreflow_core::db::{self, DbError, JobKind, JobStatus};
 use restoreflow_core::jobs::{JobLoop, JobRunner};
 use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_core::storage::{Bucket, get_bytes};
-use restoreflow_training::MetricSet;
+use restoreflow_training::{MetricSet, PSNR_CAP_DB};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{EntityTrait, Set};
 use serde::{Deserialize, Serialize};
@@ -67,8 +67,11 @@ pub struct EvaluationWorker {
     id: String,
 }
 
+/// Scores as stored JSON. PSNR is capped at [`PSNR_CAP_DB`] as the means
+/// cap it: identical images (a page no degradation touched) have an infinite
+/// PSNR, which JSON cannot hold and would store as `null`.
 fn metrics_json(m: &MetricSet, cer: Option<f64>) -> Value {
-    let mut v = json!({"psnr": m.psnr, "ssim": m.ssim, "accuracy": m.accuracy});
+    let mut v = json!({"psnr": m.psnr.min(PSNR_CAP_DB), "ssim": m.ssim, "accuracy": m.accuracy});
     if let Some(c) = cer {
         v["cer"] = json!(c);
     }
@@ -407,7 +410,21 @@ pub fn png_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::png_name;
+    use super::{MetricSet, PSNR_CAP_DB, metrics_json, png_name};
+
+    #[test]
+    fn an_untouched_page_stores_a_capped_psnr_not_null() {
+        let identical = MetricSet {
+            psnr: f64::INFINITY,
+            ssim: 1.0,
+            accuracy: 1.0,
+        };
+        let v = metrics_json(&identical, Some(0.0));
+        assert_eq!(v["psnr"].as_f64(), Some(PSNR_CAP_DB), "{v}");
+        // And through a JSON round trip (what the database stores).
+        let back: serde_json::Value = serde_json::from_str(&v.to_string()).unwrap();
+        assert_eq!(back["psnr"].as_f64(), Some(PSNR_CAP_DB));
+    }
 
     #[test]
     fn output_names_never_collide() {
