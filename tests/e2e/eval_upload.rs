@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use restoreflow::tools::{Gateway, ToolError, register_folder};
-use restoreflow_tests::{Kind, TestApp};
+use restoreflow_tests::{Kind, TestApp, tesseract_or_skip};
 use serde_json::{Value, json};
 
 const BASELINES: [&str; 4] = ["identity", "median", "nl_means", "layer1"];
@@ -42,11 +42,7 @@ fn cer(v: &Value) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn registered_folders_with_texts_report_cer_for_model_and_baselines() {
-    if !restoreflow_trainer::ocr_available() {
-        assert!(
-            std::env::var_os("RESTOREFLOW_SKIP_OCR").is_some(),
-            "no tesseract on the PATH: run the tests with scripts/test.sh (it installs it), or set RESTOREFLOW_SKIP_OCR=1"
-        );
+    if !tesseract_or_skip() {
         return;
     }
     let app = TestApp::spawn(Kind::Embedded).await;

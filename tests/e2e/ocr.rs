@@ -6,16 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use restoreflow_tests::{Kind, TestApp};
+use restoreflow_tests::{Kind, TestApp, tesseract_or_skip};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn evaluations_report_character_error_rates() {
-    if !restoreflow_trainer::ocr_available() {
-        assert!(
-            std::env::var_os("RESTOREFLOW_SKIP_OCR").is_some(),
-            "no tesseract on the PATH: run the tests with scripts/test.sh (it installs it), or set RESTOREFLOW_SKIP_OCR=1"
-        );
+    if !tesseract_or_skip() {
         return;
     }
     let app = TestApp::spawn(Kind::Embedded).await;

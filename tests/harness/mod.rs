@@ -45,6 +45,19 @@ pub const TEST_S3_SECRET_KEY: &str =
     "9c1f5e2a7b3d8c4e0f6a1b7c2d8e3f9a4b0c5d1e6f2a7b3c8d4e9f0a5b1c6d2e";
 
 /// A short unique token for database, queue and bucket names.
+/// Whether tesseract is on the PATH for an OCR test; without it the test
+/// fails unless `RESTOREFLOW_SKIP_OCR` says to skip it.
+pub fn tesseract_or_skip() -> bool {
+    if restoreflow_trainer::ocr_available() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("RESTOREFLOW_SKIP_OCR").is_some(),
+        "no tesseract on the PATH: run the tests with scripts/test.sh (it installs it), or set RESTOREFLOW_SKIP_OCR=1"
+    );
+    false
+}
+
 pub fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_string()
 }

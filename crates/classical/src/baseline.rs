@@ -63,12 +63,7 @@ impl Baseline {
     /// Empty images are rejected for every baseline, identity included, so
     /// callers see the same behaviour whichever they pick.
     pub fn apply(&self, img: &GrayImage) -> Result<GrayImage, ClassicalError> {
-        if img.width() == 0 || img.height() == 0 {
-            return Err(ClassicalError::EmptyImage {
-                width: img.width(),
-                height: img.height(),
-            });
-        }
+        non_empty(img.width(), img.height())?;
         Ok(match self {
             Baseline::Identity => img.clone(),
             Baseline::Median => median_denoise(img, MEDIAN_RADIUS),
@@ -88,12 +83,7 @@ impl Baseline {
     /// luma and keeps the page's chroma ([`run_pipeline_rgb`]). Empty images
     /// are rejected as in [`Baseline::apply`].
     pub fn apply_rgb(&self, img: &RgbImage) -> Result<RgbImage, ClassicalError> {
-        if img.width() == 0 || img.height() == 0 {
-            return Err(ClassicalError::EmptyImage {
-                width: img.width(),
-                height: img.height(),
-            });
-        }
+        non_empty(img.width(), img.height())?;
         Ok(match self {
             Baseline::Identity => img.clone(),
             Baseline::Median => median_denoise_rgb(img, MEDIAN_RADIUS),
@@ -123,6 +113,15 @@ impl FromStr for Baseline {
             .find(|b| b.name() == s)
             .ok_or_else(|| ClassicalError::UnknownBaseline(s.to_owned()))
     }
+}
+
+/// Every baseline refuses an empty image, identity included, so callers see
+/// the same behaviour whichever they pick.
+fn non_empty(width: u32, height: u32) -> Result<(), ClassicalError> {
+    if width == 0 || height == 0 {
+        return Err(ClassicalError::EmptyImage { width, height });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
