@@ -402,22 +402,22 @@ async fn model_card(api: &Api, dir: &Path, view: &Value) -> Res<()> {
             &api.base,
             "--api-key",
             &api.key,
+            "--json",
         ])
         .output()?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
     if !out.status.success() {
         return Err(format!(
-            "eval register failed: {text} {}",
+            "eval register failed: {} {}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
         .into());
     }
-    let dataset = text
-        .split_whitespace()
-        .find(|w| w.starts_with("ds-") || w.len() == 36)
-        .map(str::to_string)
-        .or_else(|| text.lines().last().map(|l| l.trim().to_string()))
-        .ok_or("no dataset id printed")?;
+    let registered: Value = serde_json::from_slice(&out.stdout)?;
+    let dataset = registered["id"]
+        .as_str()
+        .ok_or("eval register printed no dataset id")?
+        .to_string();
     println!("registered {} pairs as {dataset}", names.len());
     evaluate(api, &dataset, view).await
 }

@@ -75,13 +75,17 @@ async fn bare_run(app: &TestApp, params: &TrainParams) -> Run {
         let t0 = Instant::now();
         let mcfg = restoreflow_restormer::Config::by_name(&preset).unwrap();
         let device = restoreflow_restormer::device(false).unwrap();
-        let (model, varmap) = restoreflow_restormer::build(&mcfg, &device).unwrap();
+        // As the trainer service does: seeded weights, a gradient-free copy for validation.
+        let (model, varmap) =
+            restoreflow_restormer::build_seeded(&mcfg, &device, cfg.seed).unwrap();
+        let frozen = RestormerNet(restoreflow_restormer::frozen(&mcfg, &varmap).unwrap());
         let run = RunOptions {
             checkpoint_dir: dir,
             model_config: json!({"preset": preset}),
             code_version: code_version(),
             cancel: None,
             resume: None,
+            inference: Some(&frozen),
         };
         let outcome = restoreflow_training::train(
             &RestormerNet(model),
