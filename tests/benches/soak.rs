@@ -20,7 +20,9 @@
 //! Environment:
 //! - `RESTOREFLOW_BIN`: the binary (default `$CARGO_TARGET_DIR/release/restoreflow`,
 //!   else `target/release/restoreflow`).
-//! - `SOAK_PAIRS` (default 300) and `SOAK_PRESET` (default `mixed`): generated pairs.
+//! - `SOAK_PAIRS` (default 300) and `SOAK_PRESET` (default `mixed`): generated pairs;
+//!   `SOAK_TARGET` (default `as_printed`): what their clean half holds (`digital`:
+//!   black on white).
 //! - `SOAK_BODY`: the JSON body of `POST /training/layer2/start` (default `{}`:
 //!   the default recipe).
 //! - `SOAK_TEST_PAIRS`: generate this many held-out (`split: "test"`) pairs of
@@ -178,6 +180,7 @@ async fn main() -> Res<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let preset = std::env::var("SOAK_PRESET").unwrap_or_else(|_| "mixed".into());
+    let target = std::env::var("SOAK_TARGET").unwrap_or_else(|_| "as_printed".into());
     let body: Value =
         serde_json::from_str(&std::env::var("SOAK_BODY").unwrap_or_else(|_| "{}".into()))?;
     let torch_before = torch("before");
@@ -217,13 +220,13 @@ async fn main() -> Res<()> {
     let gen_job = api
         .post(
             "/synthetic/generate",
-            &json!({"num_images": pairs, "preset": preset, "seed": 1}),
+            &json!({"num_images": pairs, "preset": preset, "seed": 1, "target": target}),
         )
         .await?;
     api.wait_job(gen_job["job_id"].as_str().ok_or("no job id")?)
         .await?;
     println!(
-        "generated {pairs} {preset} pairs in {:.0} s",
+        "generated {pairs} {preset} pairs ({target}) in {:.0} s",
         t.elapsed().as_secs_f64()
     );
 
@@ -361,7 +364,7 @@ async fn main() -> Res<()> {
         let gen_job = api
             .post(
                 "/synthetic/generate",
-                &json!({"num_images": test_pairs, "preset": preset, "split": "test", "seed": 9_223_372_036_854_779_999_u64}),
+                &json!({"num_images": test_pairs, "preset": preset, "split": "test", "target": target, "seed": 9_223_372_036_854_779_999_u64}),
             )
             .await?;
         let done = api

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use restoreflow_synth::{
-    Family, FontLibrary, Pipeline, generate_batch, generate_pair, render_page,
+    Family, FontLibrary, Pipeline, Target, generate_batch, generate_pair, render_page,
 };
 
 const WIDTH: u32 = 640;
@@ -80,7 +80,8 @@ fn time_batch(
     seeds: &[u64],
 ) -> f64 {
     let start = Instant::now();
-    let out = pool.install(|| generate_batch(fonts, pipeline, WIDTH, HEIGHT, seeds));
+    let out =
+        pool.install(|| generate_batch(fonts, pipeline, WIDTH, HEIGHT, seeds, Target::AsPrinted));
     let secs = start.elapsed().as_secs_f64();
     assert!(out.iter().all(Result::is_ok), "640x832 is a valid size");
     secs
@@ -100,7 +101,14 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // Warm up caches, the corpus index and the allocator.
     for seed in 0..8 {
-        generate_pair(&fonts, &pipeline, WIDTH, HEIGHT, 1_000_000 + seed)?;
+        generate_pair(
+            &fonts,
+            &pipeline,
+            WIDTH,
+            HEIGHT,
+            1_000_000 + seed,
+            Target::AsPrinted,
+        )?;
     }
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let all = rayon::ThreadPoolBuilder::new()

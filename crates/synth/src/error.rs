@@ -23,6 +23,9 @@ pub enum SynthError {
     /// A preset name that does not exist.
     #[error("unknown preset `{0}` (valid: {list})", list = preset_list())]
     UnknownPreset(String),
+    /// A target name that does not exist.
+    #[error("unknown target `{0}` (valid: as_printed, digital)")]
+    UnknownTarget(String),
     /// A pipeline that is empty or has a probability outside `[0, 1]`.
     #[error("invalid pipeline: {0}")]
     InvalidPipeline(String),

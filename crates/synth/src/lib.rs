@@ -8,10 +8,10 @@
 //! pairs with OCR ground truth; everything is a pure function of its seed.
 //!
 //! ```no_run
-//! use restoreflow_synth::{FontLibrary, Pipeline, generate_pair};
+//! use restoreflow_synth::{FontLibrary, Pipeline, Target, generate_pair};
 //! let fonts = FontLibrary::system()?;
 //! let pipeline = Pipeline::preset("scan")?;
-//! let pair = generate_pair(&fonts, &pipeline, 640, 832, 42)?;
+//! let pair = generate_pair(&fonts, &pipeline, 640, 832, 42, Target::Digital)?;
 //! assert_eq!(pair.clean.dimensions(), pair.degraded.dimensions());
 //! # Ok::<(), restoreflow_synth::SynthError>(())
 //! ```
@@ -32,5 +32,7 @@ pub use codec::{decode_image, encode_png};
 pub use degrade::{Applied, Degraded, Family, Pipeline, PresetInfo, Step, presets};
 pub use error::SynthError;
 pub use fonts::FontLibrary;
-pub use page::{MAX_SIZE, MIN_SIZE, Page, render_page};
+pub use page::{
+    DIGITAL_INK, DIGITAL_PAPER, MAX_SIZE, MIN_SIZE, Page, Target, render_page, render_page_as,
+};
 pub use pair::{Pair, generate_batch, generate_pair};

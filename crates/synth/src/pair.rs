@@ -4,7 +4,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 
 use crate::degrade::{Applied, Pipeline};
-use crate::{FontLibrary, SynthError, render_page};
+use crate::{FontLibrary, SynthError, Target, render_page, render_page_as};
 
 /// A pixel-aligned training pair with its ground truth.
 pub struct Pair {
@@ -29,19 +29,27 @@ fn degradation_seed(seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Renders the page for `seed` and degrades it with `pipeline`.
+/// Renders the page for `seed` as printed, degrades it with `pipeline`, and
+/// pairs it with the page as `target` wants it restored: the printed page
+/// itself, or its black-on-white digital original (same layout and
+/// anti-aliasing, so the two stay pixel-aligned).
 pub fn generate_pair(
     fonts: &FontLibrary,
     pipeline: &Pipeline,
     width: u32,
     height: u32,
     seed: u64,
+    target: Target,
 ) -> Result<Pair, SynthError> {
     let page = render_page(fonts, width, height, seed)?;
     let degraded = pipeline.apply(&page.image, degradation_seed(seed));
+    let clean = match target {
+        Target::AsPrinted => page.image,
+        Target::Digital => render_page_as(fonts, width, height, seed, target)?.image,
+    };
     Ok(Pair {
         name_seed: seed,
-        clean: page.image,
+        clean,
         degraded: degraded.image,
         text: page.text,
         applied: degraded.applied,
@@ -57,27 +65,30 @@ pub fn generate_batch(
     width: u32,
     height: u32,
     seeds: &[u64],
+    target: Target,
 ) -> Vec<Result<Pair, SynthError>> {
     seeds
         .par_iter()
-        .map(|&seed| generate_pair(fonts, pipeline, width, height, seed))
+        .map(|&seed| generate_pair(fonts, pipeline, width, height, seed, target))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{DIGITAL_INK, DIGITAL_PAPER};
 
     #[test]
     fn batch_matches_sequential() {
         let fonts = FontLibrary::system().expect("the build machines have DejaVu installed");
         let pipeline = Pipeline::preset("mixed").expect("mixed is a preset");
         let seeds = [3u64, 99, 3, 12345];
-        let batch = generate_batch(&fonts, &pipeline, 200, 260, &seeds);
+        let batch = generate_batch(&fonts, &pipeline, 200, 260, &seeds, Target::AsPrinted);
         assert_eq!(batch.len(), seeds.len());
         for (seed, got) in seeds.iter().zip(&batch) {
             let got = got.as_ref().expect("valid size");
-            let want = generate_pair(&fonts, &pipeline, 200, 260, *seed).expect("valid size");
+            let want = generate_pair(&fonts, &pipeline, 200, 260, *seed, Target::AsPrinted)
+                .expect("valid size");
             assert_eq!(got.name_seed, *seed);
             assert_eq!(got.clean, want.clean);
             assert_eq!(got.degraded, want.degraded);
@@ -88,7 +99,8 @@ mod tests {
             .num_threads(1)
             .build()
             .expect("a 1-thread pool");
-        let single = pool.install(|| generate_batch(&fonts, &pipeline, 200, 260, &seeds));
+        let single =
+            pool.install(|| generate_batch(&fonts, &pipeline, 200, 260, &seeds, Target::AsPrinted));
         for (a, b) in single.iter().zip(&batch) {
             let (a, b) = (a.as_ref().expect("valid"), b.as_ref().expect("valid"));
             assert_eq!(a.degraded, b.degraded);
@@ -99,10 +111,55 @@ mod tests {
     fn pair_is_aligned_and_reports_errors() {
         let fonts = FontLibrary::system().expect("the build machines have DejaVu installed");
         let pipeline = Pipeline::preset("heavy").expect("heavy is a preset");
-        let pair = generate_pair(&fonts, &pipeline, 180, 240, 5).expect("valid size");
+        let pair =
+            generate_pair(&fonts, &pipeline, 180, 240, 5, Target::AsPrinted).expect("valid size");
         assert_eq!(pair.clean.dimensions(), pair.degraded.dimensions());
         assert_ne!(pair.clean, pair.degraded);
-        let bad = generate_batch(&fonts, &pipeline, 10, 240, &[1]);
+        let bad = generate_batch(&fonts, &pipeline, 10, 240, &[1], Target::Digital);
         assert!(matches!(bad[0], Err(SynthError::InvalidSize { .. })));
+    }
+
+    #[test]
+    fn digital_target_is_black_on_white_and_aligned_with_the_printed_page() {
+        let fonts = FontLibrary::system().expect("the build machines have DejaVu installed");
+        let pipeline = Pipeline::preset("light").expect("light is a preset");
+        // Find a page printed in coloured ink or on tinted paper, so the
+        // digital target must differ from the printed one.
+        let (printed, digital) = (0..64u64)
+            .find_map(|seed| {
+                let p = generate_pair(&fonts, &pipeline, 200, 260, seed, Target::AsPrinted).ok()?;
+                let d = generate_pair(&fonts, &pipeline, 200, 260, seed, Target::Digital).ok()?;
+                let tinted = p
+                    .clean
+                    .pixels()
+                    .any(|px| px.0 != [255; 3] && px.0[0] != px.0[2]);
+                tinted.then_some((p, d))
+            })
+            .expect("some page in 64 is printed in colour or on tinted paper");
+        assert_eq!(
+            printed.degraded, digital.degraded,
+            "the input is the printed copy"
+        );
+        assert_eq!(printed.text, digital.text);
+        assert_ne!(printed.clean, digital.clean);
+        let printed_paper = printed.clean.get_pixel(0, 0).0;
+        let (mut paper_p, mut paper_d) = (0usize, 0usize);
+        for (p, d) in printed.clean.pixels().zip(digital.clean.pixels()) {
+            let [r, g, b] = d.0;
+            assert!(r == g && g == b, "digital pages are grey: {:?}", d.0);
+            paper_p += usize::from(p.0 == printed_paper);
+            paper_d += usize::from(d.0 == DIGITAL_PAPER);
+        }
+        // Same layout and coverage: the paper areas agree up to the
+        // rounding of the faintest anti-aliased edge pixels.
+        let n = (printed.clean.width() * printed.clean.height()) as usize;
+        assert!(
+            paper_p.abs_diff(paper_d) * 100 < n,
+            "{paper_p} vs {paper_d} of {n}"
+        );
+        assert!(
+            digital.clean.pixels().any(|px| px.0 == DIGITAL_INK),
+            "solid ink pixels are black"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Validation of generation requests, shared by the gRPC handler and the worker.
 
 use restoreflow_proto::{ErrorCode, v1};
-use restoreflow_synth::{Family, MAX_SIZE, MIN_SIZE, Pipeline, Step};
+use restoreflow_synth::{Family, MAX_SIZE, MIN_SIZE, Pipeline, Step, SynthError, Target};
 use serde::{Deserialize, Serialize};
 
 /// Default page width (a 640x832 page is the benchmark size).
@@ -143,6 +143,10 @@ pub struct GenerateParams {
     pub height: u32,
     /// Dataset split.
     pub split: String,
+    /// What the clean half of each pair holds (jobs stored before targets
+    /// existed read as `as_printed`).
+    #[serde(default)]
+    pub target: Target,
 }
 
 impl GenerateParams {
@@ -177,6 +181,10 @@ impl GenerateParams {
                 SPLITS.join(", ")
             )));
         }
+        let target: Target = r
+            .target
+            .parse()
+            .map_err(|e: SynthError| Invalid(e.to_string()))?;
         let held_out = split == "test";
         let seed = match r.seed {
             Some(s) if held_out && s < HELD_OUT_SEEDS => {
@@ -200,6 +208,7 @@ impl GenerateParams {
             width,
             height,
             split,
+            target,
         })
     }
 }
@@ -253,6 +262,28 @@ mod tests {
         assert_eq!((p.width, p.height), (DEFAULT_WIDTH, DEFAULT_HEIGHT));
         assert!(matches!(p.degradation, Degradation::Preset(ref n) if n == "mixed"));
         assert_eq!(p.split, "train");
+        assert_eq!(p.target, Target::AsPrinted);
+    }
+
+    #[test]
+    fn target_is_parsed_and_bad_targets_are_refused() {
+        let digital = v1::GenerateRequest {
+            target: "Digital".into(),
+            ..req(2)
+        };
+        let p = GenerateParams::from_request(&digital, 100).unwrap();
+        assert_eq!(p.target, Target::Digital);
+        let bad = v1::GenerateRequest {
+            target: "scanned".into(),
+            ..req(2)
+        };
+        let msg = GenerateParams::from_request(&bad, 100).unwrap_err().0;
+        assert!(msg.contains("scanned") && msg.contains("digital"), "{msg}");
+        // Job params stored before targets existed still load.
+        let mut json = serde_json::to_value(&p).unwrap();
+        json.as_object_mut().unwrap().remove("target");
+        let old: GenerateParams = serde_json::from_value(json).unwrap();
+        assert_eq!(old.target, Target::AsPrinted);
     }
 
     #[test]

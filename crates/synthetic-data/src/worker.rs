@@ -241,14 +241,14 @@ impl Worker {
     ) -> Result<Vec<Encoded>, Stop> {
         let fonts = self.fonts.clone();
         let pipeline = pipeline.clone();
-        let (w, h, seed) = (params.width, params.height, params.seed);
+        let (w, h, seed, target) = (params.width, params.height, params.seed, params.target);
         tokio::task::spawn_blocking(move || {
             use rayon::prelude::*;
             (start..end)
                 .into_par_iter()
                 .map(|i| {
                     let s = pair_seed(seed, i);
-                    let pair = restoreflow_synth::generate_pair(&fonts, &pipeline, w, h, s)
+                    let pair = restoreflow_synth::generate_pair(&fonts, &pipeline, w, h, s, target)
                         .map_err(|e| Stop::Failed(format!("pair {i}: {e}")))?;
                     let enc = |img| {
                         restoreflow_synth::encode_png(img).map_err(|e| Stop::Failed(e.to_string()))
@@ -347,6 +347,7 @@ impl Worker {
             "width": params.width,
             "height": params.height,
             "split": params.split,
+            "target": params.target,
             "num_pairs": records.len(),
             "content_hash": content_hash,
             "clean_prefix": format!("{}/clean/{dataset_id}_", Bucket::TrainingData),

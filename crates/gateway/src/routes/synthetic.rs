@@ -31,6 +31,11 @@ pub struct GenerateBody {
     pub split: Option<String>,
     /// A free composition instead of a preset: each family applied with its probability.
     pub steps: Option<Vec<StepBody>>,
+    /// What the clean half of each pair holds: `as_printed` (default: the
+    /// printed page with its ink colour and paper tone) or `digital` (the
+    /// black-on-white original, so a model learns to recover the document
+    /// rather than the copy).
+    pub target: Option<String>,
 }
 
 /// One step of a free composition.
@@ -71,6 +76,7 @@ pub async fn generate(
         width: body.width,
         height: body.height,
         split: body.split.unwrap_or_default(),
+        target: body.target.unwrap_or_default(),
         steps: body
             .steps
             .unwrap_or_default()

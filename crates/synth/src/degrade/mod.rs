@@ -12,6 +12,7 @@ mod light;
 mod noise;
 mod paper;
 mod presets;
+mod print;
 mod scan;
 mod util;
 
@@ -55,6 +56,14 @@ pub enum Family {
     ScannerLines,
     Halftone,
     Photocopy,
+    InkColourSwap,
+    ColouredPaper,
+    LowInkLines,
+    HollowStrokes,
+    Dithering,
+    DirtyDrum,
+    BadPhotocopy,
+    LowLightNoise,
 }
 
 impl Family {
@@ -84,6 +93,14 @@ impl Family {
         Family::ScannerLines,
         Family::Halftone,
         Family::Photocopy,
+        Family::InkColourSwap,
+        Family::ColouredPaper,
+        Family::LowInkLines,
+        Family::HollowStrokes,
+        Family::Dithering,
+        Family::DirtyDrum,
+        Family::BadPhotocopy,
+        Family::LowLightNoise,
     ];
 
     /// The snake_case name used in JSON and on the command line.
@@ -113,6 +130,14 @@ impl Family {
             Family::ScannerLines => "scanner_lines",
             Family::Halftone => "halftone",
             Family::Photocopy => "photocopy",
+            Family::InkColourSwap => "ink_colour_swap",
+            Family::ColouredPaper => "coloured_paper",
+            Family::LowInkLines => "low_ink_lines",
+            Family::HollowStrokes => "hollow_strokes",
+            Family::Dithering => "dithering",
+            Family::DirtyDrum => "dirty_drum",
+            Family::BadPhotocopy => "bad_photocopy",
+            Family::LowLightNoise => "low_light_noise",
         }
     }
 
@@ -143,6 +168,20 @@ impl Family {
             Family::ScannerLines => "streaks from dirt on the scanner glass or sensor",
             Family::Halftone => "binary halftone or dithered reproduction",
             Family::Photocopy => "photocopier darkening, toner specks and rough edges",
+            Family::InkColourSwap => "parts of the text printed in another, often pale, ink colour",
+            Family::ColouredPaper => "coloured or tinted paper stock that the ink darkens with",
+            Family::LowInkLines => "thin lines where the print head or toner ran dry",
+            Family::HollowStrokes => {
+                "worn letterpress or starved ink: thick strokes print as outlines"
+            }
+            Family::Dithering => {
+                "few colour levels per channel, ordered or error-diffusion dithered"
+            }
+            Family::DirtyDrum => "bands of toner specks from a dirty copier drum or roller",
+            Family::BadPhotocopy => "large blotches of dark grainy toner from a bad photocopy",
+            Family::LowLightNoise => {
+                "a dim exposure pushed up: darker page and strong colour noise"
+            }
         }
     }
 
@@ -236,6 +275,44 @@ impl Family {
             ),
             Family::Halftone => run(scan::Halftone::sample(rng), img, rng, scan::halftone),
             Family::Photocopy => run(scan::Photocopy::sample(rng), img, rng, scan::photocopy),
+            Family::InkColourSwap => run(
+                print::InkColourSwap::sample(rng, w, h),
+                img,
+                rng,
+                print::ink_colour_swap,
+            ),
+            Family::ColouredPaper => run(
+                print::ColouredPaper::sample(rng),
+                img,
+                rng,
+                print::coloured_paper,
+            ),
+            Family::LowInkLines => run(
+                print::LowInkLines::sample(rng, h),
+                img,
+                rng,
+                print::low_ink_lines,
+            ),
+            Family::HollowStrokes => run(
+                print::HollowStrokes::sample(rng),
+                img,
+                rng,
+                print::hollow_strokes,
+            ),
+            Family::Dithering => run(print::Dithering::sample(rng), img, rng, print::dithering),
+            Family::DirtyDrum => run(print::DirtyDrum::sample(rng), img, rng, print::dirty_drum),
+            Family::BadPhotocopy => run(
+                print::BadPhotocopy::sample(rng, w, h),
+                img,
+                rng,
+                print::bad_photocopy,
+            ),
+            Family::LowLightNoise => run(
+                print::LowLightNoise::sample(rng),
+                img,
+                rng,
+                print::low_light_noise,
+            ),
         }
     }
 }

@@ -265,12 +265,14 @@ impl Watermark {
             [200, 40, 40],
             [40, 70, 180],
             [150, 150, 150],
+            [40, 220, 70],
+            [130, 30, 150],
         ];
         let sign = if rng.random_bool(0.8) { 1.0 } else { -1.0 };
         Self {
             text: STAMPS[rng.random_range(0..STAMPS.len())].to_owned(),
             angle_deg: sign * uniform(rng, 20.0, 60.0),
-            opacity: uniform(rng, 0.1, 0.3),
+            opacity: uniform(rng, 0.1, 0.6),
             color: colors[rng.random_range(0..colors.len())],
             span: uniform(rng, 0.5, 0.85),
         }

@@ -93,17 +93,24 @@ const PRESETS: &[Preset] = &[
         "mixed",
         "a broad random mix of every family, each sample drawing its own subset",
         &[
+            (InkColourSwap, 0.15),
+            (HollowStrokes, 0.08),
+            (LowInkLines, 0.1),
             (Halftone, 0.05),
             (FadedInk, 0.2),
             (BrokenStrokes, 0.2),
             (InkBleed, 0.2),
             (BleedThrough, 0.25),
-            (Watermark, 0.1),
+            (Watermark, 0.15),
+            (ColouredPaper, 0.15),
             (PaperTexture, 0.6),
             (Stains, 0.2),
             (CoffeeRing, 0.1),
             (FoldCrease, 0.15),
             (Photocopy, 0.1),
+            (BadPhotocopy, 0.08),
+            (DirtyDrum, 0.1),
+            (Dithering, 0.06),
             (UnevenIllumination, 0.4),
             (Shadow, 0.2),
             (GaussianBlur, 0.3),
@@ -112,11 +119,69 @@ const PRESETS: &[Preset] = &[
             (LowResolution, 0.1),
             (ScannerLines, 0.15),
             (ContrastGamma, 0.35),
+            (LowLightNoise, 0.08),
             (GaussianNoise, 0.35),
             (PoissonNoise, 0.2),
             (SpeckleNoise, 0.15),
             (SaltPepper, 0.15),
             (Jpeg, 0.5),
+        ],
+    ),
+    (
+        "office_copier",
+        "an office printer and copier: swapped or low ink, hollow strokes, dithering, a dirty drum, a bad copy",
+        &[
+            (InkColourSwap, 0.35),
+            (HollowStrokes, 0.2),
+            (LowInkLines, 0.35),
+            (FadedInk, 0.25),
+            (ColouredPaper, 0.3),
+            (Photocopy, 0.3),
+            (BadPhotocopy, 0.3),
+            (DirtyDrum, 0.4),
+            (Dithering, 0.2),
+            (ScannerLines, 0.3),
+            (ContrastGamma, 0.5),
+            (GaussianNoise, 0.5),
+            (Jpeg, 0.5),
+        ],
+    ),
+    (
+        "archive",
+        "an aged archive page: faded, broken and bleeding ink, coloured and stained paper, folds, stamps",
+        &[
+            (FadedInk, 0.5),
+            (HollowStrokes, 0.15),
+            (BrokenStrokes, 0.4),
+            (InkBleed, 0.4),
+            (BleedThrough, 0.5),
+            (Watermark, 0.25),
+            (ColouredPaper, 0.4),
+            (PaperTexture, 1.0),
+            (Stains, 0.6),
+            (CoffeeRing, 0.3),
+            (FoldCrease, 0.4),
+            (UnevenIllumination, 0.6),
+            (GaussianBlur, 0.4),
+            (SpeckleNoise, 0.4),
+            (Jpeg, 0.6),
+        ],
+    ),
+    (
+        "phone_photo",
+        "a phone photo in poor light: shading, cast shadows, dim noisy exposure, focus or shake blur, jpeg",
+        &[
+            (PaperTexture, 0.5),
+            (ColouredPaper, 0.2),
+            (UnevenIllumination, 1.0),
+            (Shadow, 0.7),
+            (DefocusBlur, 0.4),
+            (MotionBlur, 0.3),
+            (ContrastGamma, 0.6),
+            (LowLightNoise, 0.4),
+            (PoissonNoise, 0.7),
+            (LowResolution, 0.3),
+            (Jpeg, 0.9),
         ],
     ),
 ];
@@ -151,7 +216,8 @@ pub(crate) fn preset_list() -> String {
 }
 
 impl Pipeline {
-    /// The preset called `name` (`light`, `scan`, `photo`, `heavy`, `mixed`).
+    /// The preset called `name` (`light`, `scan`, `photo`, `heavy`, `mixed`,
+    /// `office_copier`, `archive`, `phone_photo`).
     pub fn preset(name: &str) -> Result<Pipeline, SynthError> {
         let wanted = name.trim().to_ascii_lowercase();
         PRESETS
@@ -168,11 +234,20 @@ mod tests {
 
     #[test]
     fn all_presets_parse_and_validate() {
-        for name in ["light", "scan", "photo", "heavy", "mixed"] {
+        for name in [
+            "light",
+            "scan",
+            "photo",
+            "heavy",
+            "mixed",
+            "office_copier",
+            "archive",
+            "phone_photo",
+        ] {
             let p = Pipeline::preset(name).expect("documented preset");
             Pipeline::new(p.steps.clone()).expect("presets are valid pipelines");
         }
-        assert_eq!(presets().len(), 5);
+        assert_eq!(presets().len(), 8);
         assert!(presets().iter().all(|p| !p.description.is_empty()));
     }
 
@@ -219,7 +294,7 @@ mod tests {
         assert!(
             json[4]["pipeline"]["steps"]
                 .as_array()
-                .is_some_and(|s| s.len() == 24)
+                .is_some_and(|s| s.len() == Family::ALL.len())
         );
     }
 }

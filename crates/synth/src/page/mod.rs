@@ -5,9 +5,12 @@ mod blocks;
 mod corpus;
 mod text;
 
+use std::str::FromStr;
+
 use image::RgbImage;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::fonts::FontFamily;
 use crate::{FontLibrary, SynthError};
@@ -39,6 +42,52 @@ pub(crate) fn check_size(width: u32, height: u32) -> Result<(), SynthError> {
     }
 }
 
+/// What a restored page should look like: the ground truth a pair's clean
+/// image holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// The page as it was printed: the theme's ink colour on its paper tone
+    /// (a restorer learns to keep blue ink blue and cream paper cream).
+    #[default]
+    AsPrinted,
+    /// The digital original: pure black ink on white paper, whatever ink
+    /// and paper the printed copy used (a restorer learns to recover the
+    /// document, not the copy).
+    Digital,
+}
+
+impl Target {
+    /// Every target, in a stable order.
+    pub const ALL: &'static [Target] = &[Target::AsPrinted, Target::Digital];
+
+    /// The snake_case name used in JSON and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::AsPrinted => "as_printed",
+            Target::Digital => "digital",
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = SynthError;
+
+    /// Parses a target name; case-insensitive, `-` accepted for `_`, empty
+    /// means [`Target::AsPrinted`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase().replace('-', "_");
+        if wanted.is_empty() {
+            return Ok(Target::AsPrinted);
+        }
+        Target::ALL
+            .iter()
+            .copied()
+            .find(|t| t.name() == wanted)
+            .ok_or_else(|| SynthError::UnknownTarget(s.to_owned()))
+    }
+}
+
 /// Renders a clean page of `width` x `height` pixels; the same seed always
 /// gives the same page.
 pub fn render_page(
@@ -47,13 +96,33 @@ pub fn render_page(
     height: u32,
     seed: u64,
 ) -> Result<Page, SynthError> {
+    render_page_as(fonts, width, height, seed, Target::AsPrinted)
+}
+
+/// Renders the page of `seed` for `target`: the same layout, text and
+/// anti-aliasing for every target, only the ink and paper colours differ.
+pub fn render_page_as(
+    fonts: &FontLibrary,
+    width: u32,
+    height: u32,
+    seed: u64,
+    target: Target,
+) -> Result<Page, SynthError> {
     check_size(width, height)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let theme = Theme::sample(&mut rng, fonts, width, height);
+    let mut theme = Theme::sample(&mut rng, fonts, width, height);
+    if target == Target::Digital {
+        theme.set_colours(DIGITAL_INK, DIGITAL_PAPER);
+    }
     let mut writer = Writer::new(&theme, width, height);
     lay_out(&mut writer, &theme, &mut rng, width, height);
     Ok(writer.finish())
 }
+
+/// Ink of a [`Target::Digital`] page.
+pub const DIGITAL_INK: [u8; 3] = [0, 0, 0];
+/// Paper of a [`Target::Digital`] page.
+pub const DIGITAL_PAPER: [u8; 3] = [255, 255, 255];
 
 /// Everything about a page's look that is fixed before layout starts.
 struct Theme<'f> {
@@ -82,6 +151,23 @@ struct Theme<'f> {
 }
 
 impl<'f> Theme<'f> {
+    /// Repaints every style with `ink` on `paper`; layout is untouched.
+    fn set_colours(&mut self, ink: [u8; 3], paper: [u8; 3]) {
+        for style in [
+            &mut self.body,
+            &mut self.italic,
+            &mut self.title,
+            &mut self.heading,
+            &mut self.table,
+            &mut self.table_head,
+            &mut self.small,
+        ] {
+            style.ink = ink;
+        }
+        self.ink = ink;
+        self.paper = paper;
+    }
+
     fn sample(rng: &mut ChaCha8Rng, fonts: &'f FontLibrary, width: u32, height: u32) -> Self {
         let families = fonts.families();
         let pick = |rng: &mut ChaCha8Rng| -> &'f FontFamily {

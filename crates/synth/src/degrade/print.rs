@@ -1,0 +1,741 @@
+//! Printing and copying defects that change what the ink and paper look
+//! like: ink printed in another colour, coloured stock, low-ink lines,
+//! hollow strokes, dithered reproduction, a dirty copier drum, a bad
+//! photocopy and a dim, noisy exposure.
+//!
+//! Several families need to know how much ink covers a pixel. They run
+//! early in a pipeline, on a page that is still close to clean, and read
+//! coverage from luma between the page's paper and ink levels
+//! ([`InkCoverage`]).
+
+use image::RgbImage;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::util::{
+    FastRng, Field, Scratch, add_noise, clamp_f, for_each_pixel_index, luma, normal_table,
+    smoothstep, uniform,
+};
+
+/// Paper and ink levels of a page, read from its luma histogram.
+struct InkCoverage {
+    paper: f32,
+    ink: f32,
+    /// Mean colour of the pixels that are (nearly) solid ink.
+    ink_rgb: [f32; 3],
+}
+
+impl InkCoverage {
+    fn measure(img: &RgbImage) -> Self {
+        let mut hist = [0u32; 256];
+        for px in img.as_raw().chunks_exact(3) {
+            hist[usize::from(luma(px))] += 1;
+        }
+        let n = (img.width() * img.height()).max(1);
+        // Paper: the most common level in the brighter half (the page's
+        // background); ink: the 1st percentile, at least 40 levels darker.
+        let paper = (128..256).max_by_key(|&v| hist[v]).unwrap_or(255) as f32;
+        let mut seen = 0u32;
+        let mut ink = 0.0;
+        for (v, &c) in hist.iter().enumerate() {
+            seen += c;
+            if seen * 100 >= n {
+                ink = v as f32;
+                break;
+            }
+        }
+        let ink = ink.min(paper - 40.0).max(0.0);
+        let (mut sum, mut count) = ([0f32; 3], 0f32);
+        for px in img.as_raw().chunks_exact(3) {
+            if f32::from(luma(px)) <= ink + 8.0 {
+                for (s, &v) in sum.iter_mut().zip(px) {
+                    *s += f32::from(v);
+                }
+                count += 1.0;
+            }
+        }
+        let ink_rgb = if count > 0.0 {
+            sum.map(|s| s / count)
+        } else {
+            [ink; 3]
+        };
+        Self {
+            paper,
+            ink,
+            ink_rgb,
+        }
+    }
+
+    /// Ink coverage of a pixel in `[0, 1]`.
+    #[inline]
+    fn of(&self, px: &[u8]) -> f32 {
+        ((self.paper - f32::from(luma(px))) / (self.paper - self.ink).max(1.0)).clamp(0.0, 1.0)
+    }
+}
+
+/// A rectangle `[x0, y0, x1, y1)` in pixels.
+type Rect = [u32; 4];
+
+/// Random horizontal bands of text: `count` rectangles each spanning a few
+/// lines and part of (or all of) the width.
+fn sample_bands(rng: &mut ChaCha8Rng, w: u32, h: u32, count: u32) -> Vec<Rect> {
+    (0..count)
+        .map(|_| {
+            let bh = ((f64::from(h) * uniform(rng, 0.02, 0.2)) as u32).max(1);
+            let bw = ((f64::from(w) * uniform(rng, 0.15, 1.0)) as u32).max(1);
+            let y0 = rng.random_range(0..h.saturating_sub(bh).max(1));
+            let x0 = rng.random_range(0..w.saturating_sub(bw).max(1));
+            [x0, y0, (x0 + bw).min(w), (y0 + bh).min(h)]
+        })
+        .collect()
+}
+
+/// Parts of the text printed in another ink colour (a colour cartridge, a
+/// highlighter-like pass, or an ink swap), often light enough to hide it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct InkColourSwap {
+    /// The new ink colour.
+    pub color: [u8; 3],
+    /// Rectangles whose ink is recoloured; the whole page when empty.
+    pub regions: Vec<Rect>,
+}
+
+/// Swapped ink colours: saturated and pale ones both occur on real copies.
+const SWAP_COLOURS: &[[u8; 3]] = &[
+    [150, 220, 235],
+    [170, 235, 225],
+    [235, 160, 190],
+    [220, 120, 160],
+    [200, 40, 40],
+    [30, 60, 190],
+    [120, 170, 230],
+    [40, 140, 60],
+    [150, 210, 150],
+    [160, 90, 170],
+    [200, 200, 200],
+    [150, 150, 150],
+    [225, 200, 120],
+];
+
+impl InkColourSwap {
+    pub fn sample(rng: &mut ChaCha8Rng, w: u32, h: u32) -> Self {
+        let color = SWAP_COLOURS[rng.random_range(0..SWAP_COLOURS.len())];
+        let regions = if rng.random_bool(0.2) {
+            Vec::new()
+        } else {
+            let count = rng.random_range(1..=8);
+            sample_bands(rng, w, h, count)
+        };
+        Self { color, regions }
+    }
+}
+
+fn inside(regions: &[Rect], x: u32, y: u32) -> bool {
+    regions.is_empty()
+        || regions
+            .iter()
+            .any(|r| x >= r[0] && x < r[2] && y >= r[1] && y < r[3])
+}
+
+pub(super) fn ink_colour_swap(img: &mut RgbImage, p: &InkColourSwap, _rng: &mut ChaCha8Rng) {
+    let cov = InkCoverage::measure(img);
+    let color = p.color.map(f32::from);
+    for (x, y, px) in img.enumerate_pixels_mut() {
+        if !inside(&p.regions, x, y) {
+            continue;
+        }
+        let a = cov.of(&px.0);
+        if a <= 0.0 {
+            continue;
+        }
+        // px = paper (1 - a) + ink a  becomes  paper (1 - a) + colour a.
+        for c in 0..3 {
+            px.0[c] = clamp_f(f32::from(px.0[c]) + a * (color[c] - cov.ink_rgb[c]));
+        }
+    }
+}
+
+/// Coloured or tinted paper stock, with a faint mottle; ink printed on it
+/// darkens with it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct ColouredPaper {
+    /// Paper colour at full strength.
+    pub color: [u8; 3],
+    /// How far the page moves to that colour (0..1).
+    pub strength: f64,
+    /// Relative brightness variation of the mottle.
+    pub mottle: f64,
+}
+
+const PAPER_COLOURS: &[[u8; 3]] = &[
+    [250, 240, 185],
+    [255, 250, 215],
+    [215, 245, 205],
+    [230, 250, 225],
+    [245, 205, 225],
+    [250, 225, 235],
+    [205, 225, 250],
+    [225, 240, 250],
+    [225, 200, 160],
+    [200, 170, 200],
+    [210, 210, 210],
+    [175, 175, 175],
+];
+
+impl ColouredPaper {
+    pub fn sample(rng: &mut ChaCha8Rng) -> Self {
+        Self {
+            color: PAPER_COLOURS[rng.random_range(0..PAPER_COLOURS.len())],
+            strength: uniform(rng, 0.5, 1.0),
+            mottle: uniform(rng, 0.0, 0.08),
+        }
+    }
+}
+
+pub(super) fn coloured_paper(img: &mut RgbImage, p: &ColouredPaper, rng: &mut ChaCha8Rng) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let s = p.strength.clamp(0.0, 1.0) as f32;
+    // Multiplying by the paper colour tints the paper fully and dark ink
+    // barely, as ink on coloured stock looks.
+    let gain = p.color.map(|c| 1.0 - s * (1.0 - f32::from(c) / 255.0));
+    let mut field = Field::new(rng, w, h, (w.min(h) as f32 / 6.0).max(2.0));
+    let mut row = vec![0f32; w];
+    let m = p.mottle as f32;
+    for (y, line) in img.chunks_exact_mut(w * 3).enumerate() {
+        field.row(y, &mut row);
+        for (px, &f) in line.chunks_exact_mut(3).zip(&row) {
+            let k = 1.0 + m * f;
+            for c in 0..3 {
+                px[c] = clamp_f(f32::from(px[c]) * gain[c] * k);
+            }
+        }
+    }
+}
+
+/// Thin horizontal lines where the print head or toner ran low, so the ink
+/// crossing them is faint or missing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct LowInkLines {
+    /// Period of the lines in pixels (0: lines at random rows).
+    pub period: u32,
+    /// Line thickness in pixels.
+    pub thickness: u32,
+    /// How much of the ink is lost on a line (0..1).
+    pub loss: f64,
+    /// Rows of the random lines (when `period` is 0).
+    pub rows: Vec<u32>,
+}
+
+impl LowInkLines {
+    pub fn sample(rng: &mut ChaCha8Rng, h: u32) -> Self {
+        let thickness = rng.random_range(1..=3);
+        let loss = uniform(rng, 0.5, 1.0);
+        if rng.random_bool(0.5) {
+            Self {
+                period: rng.random_range(thickness + 3..=thickness + 24),
+                thickness,
+                loss,
+                rows: Vec::new(),
+            }
+        } else {
+            let count = rng.random_range(3..=30);
+            let rows = (0..count).map(|_| rng.random_range(0..h.max(1))).collect();
+            Self {
+                period: 0,
+                thickness,
+                loss,
+                rows,
+            }
+        }
+    }
+}
+
+pub(super) fn low_ink_lines(img: &mut RgbImage, p: &LowInkLines, _rng: &mut ChaCha8Rng) {
+    let cov = InkCoverage::measure(img);
+    let (w, h) = (img.width() as usize, img.height());
+    let hit = |y: u32| {
+        if p.period > 0 {
+            y % p.period < p.thickness
+        } else {
+            p.rows.iter().any(|&r| y >= r && y < r + p.thickness)
+        }
+    };
+    let loss = p.loss.clamp(0.0, 1.0) as f32;
+    for y in (0..h).filter(|&y| hit(y)) {
+        let line = &mut img.as_mut()[y as usize * w * 3..(y as usize + 1) * w * 3];
+        for px in line.chunks_exact_mut(3) {
+            let a = cov.of(px);
+            // Remove `loss` of the ink: move towards the paper level.
+            let lift = loss * a * (cov.paper - cov.ink);
+            for v in px.iter_mut() {
+                *v = clamp_f(f32::from(*v) + lift);
+            }
+        }
+    }
+}
+
+/// Hollow strokes: the inside of thick strokes prints light, leaving the
+/// outline (worn letterpress, a starved inkjet, outlined fonts on a fax).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct HollowStrokes {
+    /// Erosion radius in pixels: strokes thinner than about twice this stay solid.
+    pub radius: u32,
+    /// How much of the interior ink is lost (0..1).
+    pub strength: f64,
+}
+
+impl HollowStrokes {
+    pub fn sample(rng: &mut ChaCha8Rng) -> Self {
+        Self {
+            radius: 1,
+            strength: uniform(rng, 0.5, 0.95),
+        }
+    }
+}
+
+pub(super) fn hollow_strokes(img: &mut RgbImage, p: &HollowStrokes, _rng: &mut ChaCha8Rng) {
+    let cov = InkCoverage::measure(img);
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    // Coverage per pixel, then its erosion (minimum over the window): high
+    // only where every neighbour is ink, i.e. inside a stroke.
+    let mut a = Scratch::zeroed(w * h);
+    for (o, px) in a.iter_mut().zip(img.as_raw().chunks_exact(3)) {
+        *o = (cov.of(px) * 255.0) as u8;
+    }
+    let r = p.radius as usize;
+    let mut eroded = Scratch::zeroed(w * h);
+    for y in 0..h {
+        for x in 0..w {
+            let mut m = 255u8;
+            for yy in y.saturating_sub(r)..=(y + r).min(h - 1) {
+                for xx in x.saturating_sub(r)..=(x + r).min(w - 1) {
+                    m = m.min(a[yy * w + xx]);
+                }
+            }
+            eroded[y * w + x] = m;
+        }
+    }
+    let s = p.strength.clamp(0.0, 1.0) as f32;
+    let span = cov.paper - cov.ink;
+    for (px, &e) in img.as_mut().chunks_exact_mut(3).zip(eroded.iter()) {
+        let lift = s * f32::from(e) / 255.0 * span;
+        for v in px.iter_mut() {
+            *v = clamp_f(f32::from(*v) + lift);
+        }
+    }
+}
+
+/// Colour reproduction with few levels per channel, dithered (ordered
+/// Bayer matrix or Floyd-Steinberg error diffusion).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct Dithering {
+    /// Output levels per channel.
+    pub levels: u32,
+    /// `true`: Floyd-Steinberg; `false`: ordered 4x4 Bayer.
+    pub diffusion: bool,
+    /// Shift of every input level before quantising, as a share of one
+    /// level step (a device's darker or lighter rendering).
+    pub bias: f64,
+}
+
+impl Dithering {
+    pub fn sample(rng: &mut ChaCha8Rng) -> Self {
+        Self {
+            levels: rng.random_range(2..=6),
+            diffusion: rng.random_bool(0.5),
+            bias: uniform(rng, -0.2, 0.2),
+        }
+    }
+}
+
+const BAYER4: [[f32; 4]; 4] = [
+    [0.0, 8.0, 2.0, 10.0],
+    [12.0, 4.0, 14.0, 6.0],
+    [3.0, 11.0, 1.0, 9.0],
+    [15.0, 7.0, 13.0, 5.0],
+];
+
+pub(super) fn dithering(img: &mut RgbImage, p: &Dithering, _rng: &mut ChaCha8Rng) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let steps = (p.levels.max(2) - 1) as f32;
+    let q = 255.0 / steps;
+    let bias = p.bias as f32;
+    let quantise = |v: f32| ((v / q + bias).round().clamp(0.0, steps)) * q;
+    if p.diffusion {
+        // Two rows of carried error, padded by one pixel each side: pixel
+        // `x` lives at padded column `x + 1`.
+        let mut err = vec![0f32; (w + 2) * 2 * 3];
+        let at = |r: usize, xp: usize, c: usize| (r * (w + 2) + xp) * 3 + c;
+        for y in 0..h {
+            let (cur, next) = (y % 2, (y + 1) % 2);
+            for xp in 0..w + 2 {
+                for c in 0..3 {
+                    err[at(next, xp, c)] = 0.0;
+                }
+            }
+            for x in 0..w {
+                let (i, xp) = ((y * w + x) * 3, x + 1);
+                for c in 0..3 {
+                    let v = f32::from(img.as_raw()[i + c]) + err[at(cur, xp, c)];
+                    let o = quantise(v);
+                    img.as_mut()[i + c] = clamp_f(o);
+                    let e = v - o;
+                    err[at(cur, xp + 1, c)] += e * 7.0 / 16.0;
+                    err[at(next, xp - 1, c)] += e * 3.0 / 16.0;
+                    err[at(next, xp, c)] += e * 5.0 / 16.0;
+                    err[at(next, xp + 1, c)] += e / 16.0;
+                }
+            }
+        }
+    } else {
+        for (y, line) in img.chunks_exact_mut(w * 3).enumerate() {
+            for (x, px) in line.chunks_exact_mut(3).enumerate() {
+                let t = (BAYER4[y % 4][x % 4] + 0.5) / 16.0 - 0.5;
+                for v in px.iter_mut() {
+                    *v = clamp_f(quantise(f32::from(*v) + t * q));
+                }
+            }
+        }
+    }
+}
+
+/// A dirty copier drum or roller: bands of dark specks and smears along
+/// the paper's travel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct DirtyDrum {
+    /// `true`: bands run top to bottom; `false`: left to right.
+    pub vertical: bool,
+    /// Band centres as a fraction of the page's width (or height).
+    pub positions: Vec<f64>,
+    /// Band widths in pixels.
+    pub widths: Vec<u32>,
+    /// Share of band pixels that get toner (0..1).
+    pub density: f64,
+    /// Darkness of a speck (0..1).
+    pub darkness: f64,
+}
+
+impl DirtyDrum {
+    pub fn sample(rng: &mut ChaCha8Rng) -> Self {
+        let n = rng.random_range(1..=8);
+        Self {
+            vertical: rng.random_bool(0.6),
+            positions: (0..n).map(|_| uniform(rng, 0.0, 1.0)).collect(),
+            widths: (0..n).map(|_| rng.random_range(2..=12)).collect(),
+            density: uniform(rng, 0.1, 0.5),
+            darkness: uniform(rng, 0.3, 0.9),
+        }
+    }
+}
+
+pub(super) fn dirty_drum(img: &mut RgbImage, p: &DirtyDrum, rng: &mut ChaCha8Rng) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let across = if p.vertical { w } else { h };
+    let along = if p.vertical { h } else { w };
+    // The toner density varies along a band, so streaks come and go.
+    let mut field = Field::new(rng, along, 1, (along as f32 / 8.0).max(2.0));
+    let mut profile = vec![0f32; along];
+    field.row(0, &mut profile);
+    let mut fast = FastRng::new(rng);
+    let keep = 1.0 - p.darkness.clamp(0.0, 1.0) as f32;
+    for (&pos, &bw) in p.positions.iter().zip(&p.widths) {
+        let centre = (pos * across as f64) as usize;
+        let lo = centre.saturating_sub(bw as usize / 2);
+        let hi = (lo + bw as usize).min(across);
+        for t in 0..along {
+            let local = (p.density as f32 * (1.0 + profile[t])).clamp(0.0, 1.0);
+            for s in lo..hi {
+                let r = (fast.next_u64() & 0xFFFF) as f32 / 65535.0;
+                if r < local {
+                    let (x, y) = if p.vertical { (s, t) } else { (t, s) };
+                    let i = (y * w + x) * 3;
+                    for v in &mut img.as_mut()[i..i + 3] {
+                        *v = clamp_f(f32::from(*v) * keep);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A bad photocopy: large blotchy regions of dark grainy toner noise.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct BadPhotocopy {
+    /// Size of the blotches in pixels.
+    pub scale: f64,
+    /// Field level above which toner appears (-1..1; lower covers more).
+    pub threshold: f64,
+    /// Darkness of the grain at full strength (0..1).
+    pub darkness: f64,
+    /// Share of pixels inside a blotch that get toner.
+    pub density: f64,
+}
+
+impl BadPhotocopy {
+    pub fn sample(rng: &mut ChaCha8Rng, w: u32, h: u32) -> Self {
+        Self {
+            scale: uniform(rng, 0.05, 0.3) * f64::from(w.min(h)),
+            threshold: uniform(rng, -0.1, 0.6),
+            darkness: uniform(rng, 0.3, 0.8),
+            density: uniform(rng, 0.2, 0.7),
+        }
+    }
+}
+
+pub(super) fn bad_photocopy(img: &mut RgbImage, p: &BadPhotocopy, rng: &mut ChaCha8Rng) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut field = Field::new(rng, w, h, (p.scale as f32).max(2.0));
+    let mut row = vec![0f32; w];
+    let mut fast = FastRng::new(rng);
+    let t = p.threshold as f32;
+    let (dark, density) = (p.darkness as f32, p.density as f32);
+    let mut y = 0;
+    for line in img.chunks_exact_mut(w * 3) {
+        field.row(y, &mut row);
+        for_each_pixel_index(line, &mut fast, |x, px, r| {
+            let m = smoothstep(t, t + 0.3, row[x]);
+            if m > 0.0 && (r as f32) < density * m * 4096.0 {
+                let keep = 1.0 - dark * m;
+                for v in px.iter_mut() {
+                    *v = clamp_f(f32::from(*v) * keep);
+                }
+            }
+        });
+        y += 1;
+    }
+}
+
+/// A dim exposure: the page darkened and pushed up again by the camera,
+/// with strong colour sensor noise.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct LowLightNoise {
+    /// Exposure gain (< 1 darkens).
+    pub gain: f64,
+    /// Noise standard deviation in levels.
+    pub sigma: f64,
+}
+
+impl LowLightNoise {
+    pub fn sample(rng: &mut ChaCha8Rng) -> Self {
+        Self {
+            gain: uniform(rng, 0.45, 0.85),
+            sigma: uniform(rng, 6.0, 22.0),
+        }
+    }
+}
+
+pub(super) fn low_light_noise(img: &mut RgbImage, p: &LowLightNoise, rng: &mut ChaCha8Rng) {
+    let g = p.gain as f32;
+    for v in img.as_mut().iter_mut() {
+        *v = clamp_f(f32::from(*v) * g);
+    }
+    let table = normal_table(p.sigma as f32);
+    let mut fast = FastRng::new(rng);
+    add_noise(img.as_mut(), &table, &mut fast);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::util::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn coverage_reads_paper_and_ink() {
+        let img = text_like(60, 40);
+        let cov = InkCoverage::measure(&img);
+        assert!(
+            cov.paper > 200.0 && cov.ink < 60.0,
+            "{} {}",
+            cov.paper,
+            cov.ink
+        );
+        assert_eq!(cov.of(&[cov.paper as u8; 3]), 0.0);
+        assert!(cov.of(&[0, 0, 0]) > 0.95);
+    }
+
+    #[test]
+    fn ink_swap_recolours_ink_and_leaves_paper() {
+        let img = text_like(80, 60);
+        let mut out = img.clone();
+        let p = InkColourSwap {
+            color: [200, 40, 40],
+            regions: Vec::new(),
+        };
+        ink_colour_swap(&mut out, &p, &mut rng(1));
+        let mut recoloured = 0;
+        for (a, b) in img.pixels().zip(out.pixels()) {
+            if luma(&a.0) > 240 {
+                assert_eq!(a, b, "paper stays");
+            } else if luma(&a.0) < 30 {
+                assert!(
+                    b.0[0] > 150 && b.0[1] < 90,
+                    "solid ink turns red: {:?}",
+                    b.0
+                );
+                recoloured += 1;
+            }
+        }
+        assert!(recoloured > 0);
+        // A region limits the swap.
+        let mut part = img.clone();
+        let p = InkColourSwap {
+            color: [200, 40, 40],
+            regions: vec![[0, 0, 40, 60]],
+        };
+        ink_colour_swap(&mut part, &p, &mut rng(1));
+        for (x, y, px) in part.enumerate_pixels() {
+            if x >= 40 {
+                assert_eq!(px, img.get_pixel(x, y));
+            }
+        }
+    }
+
+    #[test]
+    fn coloured_paper_tints_paper_more_than_ink() {
+        let img = text_like(60, 40);
+        let mut out = img.clone();
+        let p = ColouredPaper {
+            color: [250, 240, 185],
+            strength: 1.0,
+            mottle: 0.0,
+        };
+        coloured_paper(&mut out, &p, &mut rng(2));
+        let paper = out
+            .pixels()
+            .zip(img.pixels())
+            .find(|(_, a)| luma(&a.0) > 250)
+            .expect("paper")
+            .0;
+        assert!(paper.0[2] < 200 && paper.0[0] > 240, "{:?}", paper.0);
+        for (a, b) in img.pixels().zip(out.pixels()) {
+            if luma(&a.0) < 30 {
+                assert!(b.0.iter().all(|&v| v < 30), "ink stays dark: {:?}", b.0);
+            }
+        }
+    }
+
+    #[test]
+    fn low_ink_lines_lighten_ink_only_on_their_rows() {
+        let img = text_like(60, 40);
+        let mut out = img.clone();
+        let p = LowInkLines {
+            period: 4,
+            thickness: 1,
+            loss: 1.0,
+            rows: Vec::new(),
+        };
+        low_ink_lines(&mut out, &p, &mut rng(3));
+        let mut lifted = 0;
+        for (x, y, px) in out.enumerate_pixels() {
+            let before = img.get_pixel(x, y);
+            if y % 4 != 0 {
+                assert_eq!(px, before);
+            } else if luma(&before.0) < 30 {
+                assert!(luma(&px.0) > 200, "ink on a low-ink line disappears");
+                lifted += 1;
+            }
+        }
+        assert!(lifted > 0);
+    }
+
+    #[test]
+    fn hollow_strokes_keep_edges_and_empty_thick_interiors() {
+        // A 9-pixel-wide black bar: its centre lightens, its edge stays.
+        let mut img = flat(30, 30, 255);
+        for y in 5..25 {
+            for x in 10..19 {
+                img.put_pixel(x, y, image::Rgb([0, 0, 0]));
+            }
+        }
+        let mut out = img.clone();
+        hollow_strokes(
+            &mut out,
+            &HollowStrokes {
+                radius: 1,
+                strength: 0.9,
+            },
+            &mut rng(4),
+        );
+        assert!(out.get_pixel(14, 15).0[0] > 180, "interior is hollow");
+        assert_eq!(out.get_pixel(10, 15).0, [0, 0, 0], "outline stays");
+        assert_eq!(out.get_pixel(2, 2).0, [255, 255, 255], "paper stays");
+    }
+
+    #[test]
+    fn dithering_uses_only_its_levels() {
+        let img = text_like(40, 30);
+        for diffusion in [false, true] {
+            let mut out = img.clone();
+            dithering(
+                &mut out,
+                &Dithering {
+                    levels: 3,
+                    diffusion,
+                    bias: 0.1,
+                },
+                &mut rng(5),
+            );
+            assert!(
+                out.as_raw().iter().all(|&v| [0, 128, 255].contains(&v)),
+                "levels 0, 127.5 and 255 only"
+            );
+        }
+    }
+
+    #[test]
+    fn drum_bands_stay_in_their_columns() {
+        let img = flat(50, 40, 255);
+        let mut out = img.clone();
+        let p = DirtyDrum {
+            vertical: true,
+            positions: vec![0.5],
+            widths: vec![4],
+            density: 0.5,
+            darkness: 0.8,
+        };
+        dirty_drum(&mut out, &p, &mut rng(6));
+        let mut dark = 0;
+        for (x, _, px) in out.enumerate_pixels() {
+            if !(23..27).contains(&x) {
+                assert_eq!(px.0, [255; 3]);
+            } else if px.0[0] < 255 {
+                dark += 1;
+            }
+        }
+        assert!(dark > 10, "{dark} specks");
+    }
+
+    #[test]
+    fn low_light_darkens_and_adds_noise() {
+        let img = flat(40, 40, 240);
+        let mut out = img.clone();
+        low_light_noise(
+            &mut out,
+            &LowLightNoise {
+                gain: 0.5,
+                sigma: 10.0,
+            },
+            &mut rng(7),
+        );
+        let m = mean(&out);
+        assert!((m - 120.0).abs() < 3.0, "mean {m}");
+        assert!(std(&out) > 7.0);
+    }
+
+    #[test]
+    fn bad_photocopy_darkens_some_paper() {
+        let img = flat(120, 120, 255);
+        let mut out = img.clone();
+        let p = BadPhotocopy {
+            scale: 20.0,
+            threshold: -0.5,
+            darkness: 0.8,
+            density: 0.7,
+        };
+        bad_photocopy(&mut out, &p, &mut rng(8));
+        let dark = count(&out, |p| p[0] < 200);
+        assert!(dark > 100, "{dark}");
+        assert!(dark < 120 * 120);
+    }
+}
