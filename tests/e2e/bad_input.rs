@@ -46,6 +46,7 @@ async fn check_generate_rejections(app: &TestApp) {
         (json!({"num_images": 2, "width": 10}), "width"),
         (json!({"num_images": 2, "height": 100000}), "height"),
         (json!({"num_images": 2, "split": "everything"}), "split"),
+        (json!({"num_images": 2, "target": "scanned"}), "scanned"),
         (json!({"num_images": 2, "colour": "blue"}), "colour"),
         (json!({"preset": "light"}), "num_images"),
         (

@@ -141,6 +141,59 @@ async fn embedded_generates_twenty_pairs_that_can_be_listed_and_downloaded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn digital_target_pairs_are_black_on_white_and_recorded_in_the_manifest() {
+    let app = TestApp::spawn(Kind::Embedded).await;
+    let mut names = Vec::new();
+    for target in ["as_printed", "digital"] {
+        // Same seed for both: the same pages, printed and degraded alike;
+        // only the clean half differs with the target.
+        let id = app
+            .generate(
+                json!({"num_images": 3, "preset": "archive", "seed": 7, "width": 160,
+                             "height": 200, "target": target}),
+            )
+            .await;
+        let job = app.wait_job(&id, Duration::from_secs(120)).await;
+        assert_eq!(job["status"], "completed", "{job}");
+        let dataset = job["result"]["dataset_id"].as_str().expect("dataset id");
+        let (status, manifest) = app
+            .get_bytes(&format!("/files/synthetic-data/{dataset}/manifest.json"))
+            .await;
+        assert_eq!(status, 200);
+        let manifest: Value = serde_json::from_slice(&manifest).expect("manifest is JSON");
+        assert_eq!(manifest["target"], target);
+        names.push((
+            dataset.to_string(),
+            manifest["pairs"][0]["name"].as_str().unwrap().to_string(),
+        ));
+    }
+    let load = |bytes: &[u8]| image::load_from_memory(bytes).expect("a PNG").to_rgb8();
+    let mut pages = Vec::new();
+    for (_, name) in &names {
+        let (_, clean) = app
+            .get_bytes(&format!("/files/training-data/clean/{name}"))
+            .await;
+        let (_, degraded) = app
+            .get_bytes(&format!("/files/training-data/degraded/{name}"))
+            .await;
+        pages.push((load(&clean), load(&degraded)));
+    }
+    let (printed, digital) = (&pages[0], &pages[1]);
+    assert_eq!(printed.1, digital.1, "same seed, same degraded input");
+    assert_ne!(printed.0, digital.0);
+    assert_eq!(digital.0.get_pixel(0, 0).0, [255, 255, 255], "white paper");
+    assert!(
+        digital
+            .0
+            .pixels()
+            .all(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2]),
+        "grey only"
+    );
+    assert!(digital.0.pixels().any(|p| p.0 == [0, 0, 0]), "black ink");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn real_backends_store_pairs_in_s3_and_jobs_in_postgres() {
     let app = TestApp::spawn(Kind::Real).await;
     let job = generate_and_verify(&app, 12, 320, 416).await;
