@@ -41,6 +41,9 @@ apt_install() {
 }
 command -v tesseract >/dev/null 2>&1 || { echo "installing tesseract-ocr"; apt_install tesseract-ocr tesseract-ocr-eng; }
 command -v chromium-headless-shell >/dev/null 2>&1 || { echo "installing chromium-headless-shell"; apt_install chromium-headless-shell; }
+# The font packs of the synthetic pages (serif, sans, mono, typewriter,
+# condensed, handwriting); the script skips what is installed already.
+./scripts/install-fonts.sh
 if [ -z "${RESTOREFLOW_N8N_DIR:-}" ]; then
   wait "$n8n_pid" || { echo "n8n install failed" >&2; exit 1; }
   RESTOREFLOW_N8N_DIR="$(tail -n 1 "$n8n_out")"

@@ -23,8 +23,12 @@ RUN cargo build --release --locked --package restoreflow-synthetic-data --bin re
  && cp target/release/restoreflow-synthetic-data /usr/local/bin/restoreflow-synthetic-data
 
 FROM debian:bookworm-slim AS runtime
+# The font packs the page generator draws from (serif, sans, mono, typewriter,
+# condensed, handwriting; about 51 MiB), installed by the same script as CI.
+COPY scripts/install-fonts.sh /usr/local/lib/restoreflow/install-fonts.sh
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates fonts-dejavu-core fonts-liberation fontconfig \
+ && apt-get install -y --no-install-recommends ca-certificates fontconfig \
+ && bash /usr/local/lib/restoreflow/install-fonts.sh \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/restoreflow --create-home restoreflow
 COPY --from=build /usr/local/bin/restoreflow-synthetic-data /usr/local/bin/restoreflow-synthetic-data

@@ -23,6 +23,9 @@
 //! - `SOAK_PAIRS` (default 300) and `SOAK_PRESET` (default `mixed`): generated pairs;
 //!   `SOAK_TARGET` (default `as_printed`): what their clean half holds (`digital`:
 //!   black on white).
+//! - `SOAK_GENERATE`: a JSON object merged into both generation bodies, e.g.
+//!   `{"steps": [...]}` for a free composition instead of the preset, or
+//!   `{"page_size": "a4", "dpi": 150}`.
 //! - `SOAK_BODY`: the JSON body of `POST /training/layer2/start` (default `{}`:
 //!   the default recipe).
 //! - `SOAK_TEST_PAIRS`: generate this many held-out (`split: "test"`) pairs of
@@ -183,6 +186,22 @@ async fn main() -> Res<()> {
     let target = std::env::var("SOAK_TARGET").unwrap_or_else(|_| "as_printed".into());
     let body: Value =
         serde_json::from_str(&std::env::var("SOAK_BODY").unwrap_or_else(|_| "{}".into()))?;
+    let extra: Value =
+        serde_json::from_str(&std::env::var("SOAK_GENERATE").unwrap_or_else(|_| "{}".into()))?;
+    let generate_body = |fields: Value| -> Res<Value> {
+        let mut merged = fields;
+        let (Some(into), Some(from)) = (merged.as_object_mut(), extra.as_object()) else {
+            return Err("SOAK_GENERATE must be a JSON object".into());
+        };
+        // A free composition replaces the preset (the API takes one or the other).
+        if from.contains_key("steps") {
+            into.remove("preset");
+        }
+        for (k, v) in from {
+            into.insert(k.clone(), v.clone());
+        }
+        Ok(merged)
+    };
     let torch_before = torch("before");
 
     let data = tempfile::Builder::new().prefix("rf-soak-").tempdir()?;
@@ -220,13 +239,15 @@ async fn main() -> Res<()> {
     let gen_job = api
         .post(
             "/synthetic/generate",
-            &json!({"num_images": pairs, "preset": preset, "seed": 1, "target": target}),
+            &generate_body(
+                json!({"num_images": pairs, "preset": preset, "seed": 1, "target": target}),
+            )?,
         )
         .await?;
     api.wait_job(gen_job["job_id"].as_str().ok_or("no job id")?)
         .await?;
     println!(
-        "generated {pairs} {preset} pairs ({target}) in {:.0} s",
+        "generated {pairs} {preset} pairs ({target}, extra {extra}) in {:.0} s",
         t.elapsed().as_secs_f64()
     );
 
@@ -364,7 +385,9 @@ async fn main() -> Res<()> {
         let gen_job = api
             .post(
                 "/synthetic/generate",
-                &json!({"num_images": test_pairs, "preset": preset, "split": "test", "target": target, "seed": 9_223_372_036_854_779_999_u64}),
+                &generate_body(
+                    json!({"num_images": test_pairs, "preset": preset, "split": "test", "target": target, "seed": 9_223_372_036_854_779_999_u64}),
+                )?,
             )
             .await?;
         let done = api

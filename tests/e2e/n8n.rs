@@ -285,6 +285,30 @@ async fn n8n_workflows_drive_the_system() {
         .await;
     assert_eq!(status, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("split"), "{v}");
+    // Sheet fields are forwarded (the gateway refuses an unknown page size
+    // by name) and checked for type in the workflow itself.
+    let (status, v) = n8n
+        .trigger(
+            "restoreflow/generate",
+            json!({"num_images": 1, "page_size": "a3", "dpi": 150}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("a4, letter"), "{v}");
+    let (status, v) = n8n
+        .trigger(
+            "restoreflow/generate",
+            json!({"num_images": 1, "fonts": "serif"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("fonts must be an array"),
+        "{v}"
+    );
     // A job that outlives the workflow's timeout ends in a clear 504.
     let (status, v) = n8n
         .trigger(

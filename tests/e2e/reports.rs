@@ -215,6 +215,9 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
     let id = start(&app, &tiny_run(&dataset, 2)).await;
     let job = wait_training(&app, &id, Duration::from_secs(300)).await;
     assert_eq!(job["status"], "completed", "{job}");
+    // What the clean pages held: the generated set's (default) target, no dpi asked for.
+    assert_eq!(job["result"]["targets"], json!({"as_printed": 6}), "{job}");
+    assert_eq!(job["result"]["dpi"], json!([]), "{job}");
 
     // The report, built from the completion event, in every format.
     let report = wait_report(&app, &id).await;
@@ -222,6 +225,11 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
     assert_eq!(report["report"]["job"]["id"], id.as_str());
     assert_eq!(report["report"]["job"]["status"], "completed");
     assert_eq!(report["report"]["parameters"]["preset"], "tiny");
+    assert_eq!(
+        report["report"]["data"]["targets"],
+        json!({"as_printed": 6}),
+        "{report}"
+    );
     report_numbers_are_stored_records(&app, &id, &report).await;
     let report_id = report["report"]["report_id"].as_str().unwrap().to_string();
     let (status, ct, text) =
@@ -229,6 +237,7 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
     assert_eq!(status, 200);
     assert!(ct.starts_with("text/plain"), "{ct}");
     assert!(text.contains("RESTOREFLOW TRAINING REPORT"), "{text}");
+    assert!(text.contains(": as_printed (6 pairs)\n"), "{text}");
     let mut at = 0;
     for section in [
         "JOB INFORMATION",
@@ -349,10 +358,15 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
         .get_json(&format!("/models/layer/2/{first_version}"))
         .await;
     assert_eq!(m1["metrics"]["final"]["psnr"].as_f64(), Some(old_psnr));
+    assert_eq!(m1["config"]["targets"], json!({"as_printed": 6}), "{m1}");
 
-    // Evaluation on a held-out test set against the baselines.
+    // Evaluation on a held-out test set against the baselines; its clean
+    // pages are digital, which the model never trained on.
     let generation = app
-        .generate(json!({"num_images": 2, "preset": "light", "width": 128, "height": 160, "split": "test"}))
+        .generate(json!({
+            "num_images": 2, "preset": "light", "width": 128, "height": 160,
+            "split": "test", "target": "digital"
+        }))
         .await;
     let gen_job = app.wait_job(&generation, Duration::from_secs(120)).await;
     let test_set = gen_job["result"]["dataset_id"]
@@ -416,6 +430,17 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
             .is_some()
     );
     assert_eq!(eval["pipeline"], "layer2", "{eval}");
+    let details = &eval["details"];
+    assert_eq!(details["targets"], json!({"digital": 2}), "{eval}");
+    assert_eq!(details["model_targets"], json!({"as_printed": 6}), "{eval}");
+    assert_eq!(details["target_mismatch"], true, "{eval}");
+    let (_, eval_job) = app.get_json(&format!("/jobs/{eval_id}")).await;
+    assert_eq!(
+        eval_job["result"]["targets"],
+        json!({"digital": 2}),
+        "{eval_job}"
+    );
+    assert_eq!(eval_job["result"]["target_mismatch"], true, "{eval_job}");
     // The same model behind Layer 1: a pipeline of its own, scored the same way.
     let (status, v) = app
         .post_json(
@@ -554,6 +579,11 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
             .contains("sizes differ"),
         "{up_eval}"
     );
+    // Uploads record no target, and Layer 1 was trained on none.
+    let details = &up_eval["details"];
+    assert_eq!(details["targets"], json!({"uploaded": 2}), "{up_eval}");
+    assert_eq!(details["model_targets"], Value::Null, "{up_eval}");
+    assert_eq!(details["target_mismatch"], Value::Null, "{up_eval}");
 
     // Held-out sets never reach training: refused by name, left out of "every pair".
     let mut body = tiny_run(&test_set, 1);
@@ -582,6 +612,7 @@ async fn reports_evaluation_and_restoration(kind: Kind) {
         stats["valid_pairs"], 6,
         "only the training set's pairs: {stats}"
     );
+    assert_eq!(stats["targets"], json!({"as_printed": 6}), "{stats}");
     let (status, _) = app
         .post_json(&format!("/training/jobs/{all}/cancel"), &json!({}))
         .await;

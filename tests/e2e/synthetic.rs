@@ -358,3 +358,119 @@ async fn cancelling_a_running_job_removes_its_partial_pairs() {
     assert_eq!(status, 409, "{err}");
     app.stop().await;
 }
+
+/// A whole sheet at a stated resolution: generated with the requested fonts,
+/// recorded in the manifest with its content elements, trained on, and
+/// restored at its native size. Bad sheet requests are refused up front.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sheets_at_a_dpi_generate_train_and_restore_at_native_size() {
+    let app = TestApp::spawn(Kind::Embedded).await;
+    for (body, needle) in [
+        (json!({"num_images": 2, "page_size": "a3"}), "a4, letter"),
+        (
+            json!({"num_images": 2, "page_size": "a4", "dpi": 20}),
+            "dpi 20",
+        ),
+        (json!({"num_images": 2, "dpi": 600}), "dpi 600"),
+        (
+            json!({"num_images": 2, "page_size": "letter", "width": 800}),
+            "page_size or width",
+        ),
+        (
+            json!({"num_images": 2, "fonts": ["No Such Typeface"]}),
+            "No Such Typeface",
+        ),
+    ] {
+        let (status, v) = app.post_json("/synthetic/generate", &body).await;
+        assert_eq!(status, 400, "{body} -> {v}");
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{body}: {msg}");
+    }
+
+    // A4 at 100 dpi: 827x1169 pixels.
+    let id = app
+        .generate(
+            json!({"num_images": 3, "preset": "scan", "seed": 3, "page_size": "a4",
+                         "dpi": 100, "fonts": ["DejaVu Serif", "DejaVu Sans Mono"]}),
+        )
+        .await;
+    let job = app.wait_job(&id, Duration::from_secs(240)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let dataset = job["result"]["dataset_id"].as_str().expect("dataset id");
+    let (status, manifest) = app
+        .get_bytes(&format!("/files/synthetic-data/{dataset}/manifest.json"))
+        .await;
+    assert_eq!(status, 200);
+    let manifest: Value = serde_json::from_slice(&manifest).expect("manifest is JSON");
+    assert_eq!(
+        (&manifest["width"], &manifest["height"]),
+        (&json!(827), &json!(1169))
+    );
+    assert_eq!(manifest["dpi"], 100);
+    assert_eq!(manifest["page_size"], "a4");
+    assert_eq!(
+        manifest["fonts"],
+        json!(["DejaVu Serif", "DejaVu Sans Mono"])
+    );
+    for pair in manifest["pairs"].as_array().expect("pairs") {
+        let fonts = pair["fonts"].as_array().expect("fonts per pair");
+        assert!(!fonts.is_empty(), "{pair}");
+        for f in fonts {
+            let f = f.as_str().unwrap();
+            assert!(
+                f.starts_with("DejaVu Serif") || f.starts_with("DejaVu Sans Mono"),
+                "{f} was not requested"
+            );
+        }
+        assert!(pair["elements"].is_array(), "{pair}");
+    }
+    let name = manifest["pairs"][0]["name"].as_str().unwrap();
+    let (_, degraded) = app
+        .get_bytes(&format!("/files/training-data/degraded/{name}"))
+        .await;
+    let page = image::load_from_memory(&degraded).expect("a PNG");
+    assert_eq!((page.width(), page.height()), (827, 1169));
+
+    // A short run on the sheets, then restore one at its native size.
+    let (status, v) = app
+        .post_json(
+            "/training/layer2/start",
+            &json!({"num_epochs": 1, "batch_size": 2, "max_pairs": 3, "patch_size": 32,
+                    "preset": "tiny", "seed": 2, "dataset": dataset}),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let train_id = v["job_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let trained = loop {
+        let (_, j) = app.get_json(&format!("/training/jobs/{train_id}")).await;
+        if matches!(
+            j["status"].as_str(),
+            Some("completed" | "failed" | "cancelled")
+        ) {
+            break j;
+        }
+        assert!(std::time::Instant::now() < deadline, "training hangs: {j}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(trained["status"], "completed", "{trained}");
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(degraded.to_vec()).file_name("sheet.png"),
+        )
+        .text("pipeline", "layer2")
+        .text("alias", "latest");
+    let r = app
+        .http
+        .post(app.url("/restore/document"))
+        .header("x-api-key", &app.api_key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("restore request");
+    assert_eq!(r.status(), 200);
+    let out = image::load_from_memory(&r.bytes().await.unwrap()).expect("a PNG");
+    assert_eq!((out.width(), out.height()), (827, 1169), "native size");
+    app.stop().await;
+}

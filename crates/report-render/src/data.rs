@@ -138,6 +138,14 @@ pub struct DataStats {
     pub skipped: Vec<SkippedPair>,
     pub dataset_id: Option<String>,
     pub dataset_hash: Option<String>,
+    /// Pairs selected per target of their datasets: `as_printed` (the printed
+    /// page) or `digital` (black on white), `uploaded` or `unknown`; empty
+    /// for runs recorded before targets.
+    #[serde(default)]
+    pub targets: BTreeMap<String, u64>,
+    /// The dpi values the datasets recorded, ascending; empty when none did.
+    #[serde(default)]
+    pub dpi: Vec<u32>,
 }
 
 /// A pair left out, and why.

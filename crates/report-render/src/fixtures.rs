@@ -125,6 +125,11 @@ pub fn sample_data() -> ReportData {
             ],
             dataset_id: Some("ds-1".into()),
             dataset_hash: Some("ab12cd34".into()),
+            targets: BTreeMap::from([
+                ("as_printed".to_string(), 100),
+                ("digital".to_string(), 400),
+            ]),
+            dpi: vec![150, 300],
         },
         epochs,
         model: Some(ModelInfo {

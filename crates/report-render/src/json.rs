@@ -184,7 +184,9 @@ pub const JSON_SCHEMA: &str = r##"{
           "items": { "type": "object", "required": ["name", "reason"], "properties": { "name": { "type": "string" }, "reason": { "type": "string" } } }
         },
         "dataset_id": { "type": ["string", "null"] },
-        "dataset_hash": { "type": ["string", "null"] }
+        "dataset_hash": { "type": ["string", "null"] },
+        "targets": { "type": "object", "additionalProperties": { "type": "integer" }, "description": "Pairs selected (before skipped ones) per target of their datasets: as_printed | digital | uploaded | unknown; empty for runs recorded before targets." },
+        "dpi": { "type": "array", "items": { "type": "integer" }, "description": "The dpi values the datasets recorded, ascending; empty when none did." }
       }
     },
     "epoch": {

@@ -5,6 +5,8 @@
 //! Markdown and HTML renderers only lay these out, so all three say the same
 //! thing in the same order.
 
+use std::collections::BTreeMap;
+
 use crate::data::ReportData;
 use crate::derive::{Change, Derived, derive};
 use crate::format::{self as f, NA, opt};
@@ -180,6 +182,16 @@ fn data_stats(data: &ReportData, d: &Derived) -> Vec<Block> {
     let s = &data.data;
     let mut blocks = vec![Block::Fields(vec![
         field("Location", &s.location),
+        field("Target", targets(&s.targets)),
+        field(
+            "DPI",
+            if s.dpi.is_empty() {
+                NOT_RECORDED.to_string()
+            } else {
+                let dpi: Vec<String> = s.dpi.iter().map(u32::to_string).collect();
+                dpi.join(", ")
+            },
+        ),
         field("Files seen", f::count(s.files_seen)),
         field("Clean files", f::count(s.clean_files)),
         field("Degraded files", f::count(s.degraded_files)),
@@ -218,6 +230,25 @@ fn data_stats(data: &ReportData, d: &Derived) -> Vec<Block> {
         }
     }
     blocks
+}
+
+/// What a run recorded no value for because it predates the field (or the
+/// data had none), as opposed to [`NA`], a value that could not be computed.
+const NOT_RECORDED: &str = "not recorded";
+
+/// Pairs per target, e.g. "as_printed (100 pairs), digital (400 pairs)".
+fn targets(t: &BTreeMap<String, u64>) -> String {
+    if t.is_empty() {
+        return NOT_RECORDED.into();
+    }
+    let parts: Vec<String> = t
+        .iter()
+        .map(|(target, &n)| {
+            let unit = if n == 1 { "pair" } else { "pairs" };
+            format!("{target} ({} {unit})", f::count(n))
+        })
+        .collect();
+    parts.join(", ")
 }
 
 /// The per-epoch table: header then one row per epoch.
@@ -450,4 +481,49 @@ fn recommendation_list(recs: &[Recommendation]) -> Vec<Block> {
             .map(|r| format!("[{}] {}: {}", r.severity.as_str(), r.rule, r.message))
             .collect(),
     )]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::sample_data;
+    use crate::{render_html, render_json, render_markdown, render_text};
+
+    #[test]
+    fn the_data_section_states_the_training_targets_and_dpi() {
+        let mut data = sample_data();
+        let text = render_text(&data);
+        let md = render_markdown(&data, &[]);
+        let html = render_html(&data, &[]);
+        for (name, doc) in [("txt", &text), ("md", &md), ("html", &html)] {
+            let flat = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+            for needle in ["as_printed (100 pairs), digital (400 pairs)", "150, 300"] {
+                assert!(flat.contains(needle), "{name} lacks {needle:?}:\n{doc}");
+            }
+        }
+        // In the data statistics, not elsewhere.
+        let at = text.find("digital (400 pairs)").unwrap();
+        assert!(text.find("DATA STATISTICS").unwrap() < at);
+        assert!(at < text.find("TRAINING METRICS").unwrap());
+        let json = render_json(&data);
+        assert_eq!(
+            json["report"]["data"]["targets"],
+            serde_json::json!({"as_printed": 100, "digital": 400})
+        );
+        assert_eq!(json["report"]["data"]["dpi"], serde_json::json!([150, 300]));
+
+        data.data.targets = BTreeMap::from([("digital".to_string(), 1)]);
+        data.data.dpi.clear();
+        let text = render_text(&data);
+        assert!(text.contains(": digital (1 pair)\n"), "{text}");
+        assert!(text.contains(": not recorded\n"), "{text}");
+        // A stored report from before targets reads back with none.
+        let mut old = render_json(&data)["report"].clone();
+        let d = old["data"].as_object_mut().unwrap();
+        d.remove("targets");
+        d.remove("dpi");
+        let back: ReportData = serde_json::from_value(old).unwrap();
+        assert!(back.data.targets.is_empty() && back.data.dpi.is_empty());
+        assert_eq!(targets(&back.data.targets), NOT_RECORDED);
+    }
 }

@@ -308,6 +308,25 @@ fn data_stats(job: &job::Model, events: &[job_event::Model]) -> DataStats {
         skipped,
         dataset_id: s(&d, "dataset_id"),
         dataset_hash: s(&d, "dataset_hash"),
+        // Absent from `data` events recorded before targets.
+        targets: d
+            .get("targets")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        dpi: d
+            .get("dpi")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| u32::try_from(v.as_u64()?).ok())
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -449,14 +468,68 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn metric(id: i64, payload: Value) -> job_event::Model {
+    fn event(id: i64, kind: &str, payload: Value) -> job_event::Model {
         job_event::Model {
             id,
             job_id: "j".into(),
-            kind: "metric".into(),
+            kind: kind.into(),
             payload,
             created_at: Utc::now(),
         }
+    }
+
+    fn metric(id: i64, payload: Value) -> job_event::Model {
+        event(id, "metric", payload)
+    }
+
+    fn finished_job(result: Value) -> job::Model {
+        let t = Utc::now();
+        job::Model {
+            id: "j".into(),
+            kind: JobKind::TrainingLayer2.as_str().into(),
+            status: "completed".into(),
+            params: json!({}),
+            progress: 100.0,
+            attempts: 1,
+            error: None,
+            result: Some(result),
+            lease_owner: None,
+            lease_expires_at: None,
+            cancel_requested: false,
+            created_at: t,
+            updated_at: t,
+            started_at: Some(t),
+            finished_at: Some(t),
+        }
+    }
+
+    #[test]
+    fn the_training_targets_come_from_the_data_event() {
+        let job = finished_job(json!({"skipped_pages": []}));
+        let events = vec![event(
+            1,
+            "data",
+            json!({"location": "training-data", "pairs_used": 700, "dataset_id": null,
+                   "targets": {"digital": 600, "as_printed": 100}, "dpi": [300, 150]}),
+        )];
+        let d = data_stats(&job, &events);
+        assert_eq!(
+            d.targets,
+            BTreeMap::from([
+                ("as_printed".to_string(), 100),
+                ("digital".to_string(), 600)
+            ])
+        );
+        // As recorded (the trainer writes them ascending).
+        assert_eq!(d.dpi, [300, 150]);
+        // Events from before targets have none.
+        let old = vec![event(
+            1,
+            "data",
+            json!({"location": "training-data", "pairs_used": 6}),
+        )];
+        let d = data_stats(&job, &old);
+        assert!(d.targets.is_empty() && d.dpi.is_empty());
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! Throughput of clean+degraded pair generation at 640x832 with the `mixed`
-//! preset, single-threaded and on all cores, printed as a markdown table.
+//! Throughput of clean+degraded pair generation with the `mixed` preset,
+//! single-threaded and on all cores, printed as a markdown table. Pages are
+//! 640x832 (no dpi) by default; `SYNTH_BENCH_PAGE=a4@150` (or `letter@300`,
+//! ...) generates whole sheets at that resolution instead, with fonts and
+//! degradations scaled to it.
 //!
 //! Run with `cargo bench -p restoreflow-synth --bench generate`. To compare
 //! with Augraphy, point `AUGRAPHY_PYTHON` at a python with augraphy installed
@@ -13,12 +16,22 @@ use std::process::Command;
 use std::time::Instant;
 
 use restoreflow_synth::{
-    Family, FontLibrary, Pipeline, Target, generate_batch, generate_pair, render_page,
+    Family, FontLibrary, PageSpec, PaperSize, Pipeline, Target, generate_batch, generate_pair,
+    render_page_as,
 };
 
-const WIDTH: u32 = 640;
-const HEIGHT: u32 = 832;
 const PEER_PAGES: &str = "8";
+
+/// The page to generate: `SYNTH_BENCH_PAGE=SIZE@DPI`, else 640x832.
+fn page_spec() -> Result<PageSpec, Box<dyn Error>> {
+    let Ok(v) = std::env::var("SYNTH_BENCH_PAGE") else {
+        return Ok(PageSpec::pixels(640, 832));
+    };
+    let (size, dpi) = v
+        .split_once('@')
+        .ok_or("SYNTH_BENCH_PAGE is SIZE@DPI, e.g. a4@150")?;
+    Ok(PageSpec::paper(size.parse::<PaperSize>()?, dpi.parse()?)?)
+}
 
 struct Row {
     mode: String,
@@ -43,7 +56,7 @@ impl Row {
 }
 
 /// Runs the Augraphy peer script once; `None` when it is not configured.
-fn peer_seconds_per_page() -> Option<Result<f64, Box<dyn Error>>> {
+fn peer_seconds_per_page(spec: &PageSpec) -> Option<Result<f64, Box<dyn Error>>> {
     let python = std::env::var_os("AUGRAPHY_PYTHON")?;
     let script = std::env::var_os("AUGRAPHY_BENCH")?;
     let run = || -> Result<f64, Box<dyn Error>> {
@@ -54,7 +67,11 @@ fn peer_seconds_per_page() -> Option<Result<f64, Box<dyn Error>>> {
         let out = Command::new(python)
             .current_dir(scratch.path())
             .arg(script)
-            .args([PEER_PAGES, &WIDTH.to_string(), &HEIGHT.to_string()])
+            .args([
+                PEER_PAGES,
+                &spec.width.to_string(),
+                &spec.height.to_string(),
+            ])
             .output()?;
         if !out.status.success() {
             return Err(format!("peer failed: {}", String::from_utf8_lossy(&out.stderr)).into());
@@ -77,13 +94,16 @@ fn time_batch(
     pool: &rayon::ThreadPool,
     fonts: &FontLibrary,
     pipeline: &Pipeline,
+    spec: &PageSpec,
     seeds: &[u64],
 ) -> f64 {
     let start = Instant::now();
-    let out =
-        pool.install(|| generate_batch(fonts, pipeline, WIDTH, HEIGHT, seeds, Target::AsPrinted));
+    let out = pool.install(|| generate_batch(fonts, pipeline, spec, seeds, Target::AsPrinted));
     let secs = start.elapsed().as_secs_f64();
-    assert!(out.iter().all(Result::is_ok), "640x832 is a valid size");
+    assert!(
+        out.iter().all(Result::is_ok),
+        "the bench page is a valid size"
+    );
     secs
 }
 
@@ -96,16 +116,20 @@ fn main() -> Result<(), Box<dyn Error>> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
     let seeds: Vec<u64> = (0..pairs as u64).collect();
+    let spec = page_spec()?;
+    let (width, height) = (spec.width, spec.height);
+    let dpi = spec
+        .dpi
+        .map_or_else(|| "no dpi".to_string(), |d| format!("{d} dpi"));
 
-    let peer_before = peer_seconds_per_page().transpose()?;
+    let peer_before = peer_seconds_per_page(&spec).transpose()?;
 
     // Warm up caches, the corpus index and the allocator.
     for seed in 0..8 {
         generate_pair(
             &fonts,
             &pipeline,
-            WIDTH,
-            HEIGHT,
+            &spec,
             1_000_000 + seed,
             Target::AsPrinted,
         )?;
@@ -118,7 +142,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut rows = Vec::new();
     let start = Instant::now();
     for &seed in &seeds {
-        render_page(&fonts, WIDTH, HEIGHT, seed)?;
+        render_page_as(&fonts, &spec, seed, Target::AsPrinted)?;
     }
     rows.push(Row {
         mode: "render only".into(),
@@ -130,19 +154,19 @@ fn main() -> Result<(), Box<dyn Error>> {
         mode: "render + mixed degrade".into(),
         threads: 1,
         pairs,
-        seconds: time_batch(&single, &fonts, &pipeline, &seeds),
+        seconds: time_batch(&single, &fonts, &pipeline, &spec, &seeds),
     });
     rows.push(Row {
         mode: "render + mixed degrade".into(),
         threads,
         pairs,
-        seconds: time_batch(&all, &fonts, &pipeline, &seeds),
+        seconds: time_batch(&all, &fonts, &pipeline, &spec, &seeds),
     });
 
-    let peer_after = peer_seconds_per_page().transpose()?;
-    let families = per_family_ms(&fonts)?;
+    let peer_after = peer_seconds_per_page(&spec).transpose()?;
+    let families = per_family_ms(&fonts, &spec)?;
 
-    println!("restoreflow-synth pair generation, {WIDTH}x{HEIGHT}, preset `mixed`\n");
+    println!("restoreflow-synth pair generation, {width}x{height} ({dpi}), preset `mixed`\n");
     println!("| mode | threads | pairs | seconds | pairs/s | ms/pair |");
     println!("|---|---|---|---|---|---|");
     for row in &rows {
@@ -173,7 +197,7 @@ fn main() -> Result<(), Box<dyn Error>> {
              installed) and AUGRAPHY_BENCH (path to augraphy_bench.py) to enable it."
         ),
     }
-    println!("\nper-family cost on one {WIDTH}x{HEIGHT} page, single thread\n");
+    println!("\nper-family cost on one {width}x{height} page ({dpi}), single thread\n");
     println!("| family | ms/apply |");
     println!("|---|---|");
     for (family, ms) in families {
@@ -183,15 +207,18 @@ fn main() -> Result<(), Box<dyn Error>> {
 }
 
 /// Mean milliseconds of each family applied alone (probability 1).
-fn per_family_ms(fonts: &FontLibrary) -> Result<Vec<(Family, f64)>, Box<dyn Error>> {
+fn per_family_ms(
+    fonts: &FontLibrary,
+    spec: &PageSpec,
+) -> Result<Vec<(Family, f64)>, Box<dyn Error>> {
     const REPS: u64 = 10;
-    let page = render_page(fonts, WIDTH, HEIGHT, 7)?.image;
+    let page = render_page_as(fonts, spec, 7, Target::AsPrinted)?.image;
     let mut out = Vec::new();
     for &family in Family::ALL {
         let pipeline = Pipeline::single(family);
         let start = Instant::now();
         for seed in 0..REPS {
-            std::hint::black_box(pipeline.apply(&page, seed));
+            std::hint::black_box(pipeline.apply_scaled(&page, seed, spec.scale()));
         }
         out.push((family, start.elapsed().as_secs_f64() * 1000.0 / REPS as f64));
     }

@@ -9,6 +9,16 @@ pub enum SynthError {
     /// No font usable for rendering Latin text was found.
     #[error("no usable fonts: {0}")]
     NoFonts(String),
+    /// A requested font family or font pack that is not loaded.
+    #[error("font {kind} `{name}` is not installed; {hint}")]
+    MissingFont {
+        /// `family` or `pack`.
+        kind: &'static str,
+        /// The family or pack name as requested.
+        name: String,
+        /// The Debian package(s) that provide it and the installer command.
+        hint: String,
+    },
     /// A width or height outside `MIN_SIZE..=MAX_SIZE`.
     #[error("size {width}x{height} is outside the allowed range {min}..={max} per side", min = MIN_SIZE, max = MAX_SIZE)]
     InvalidSize {
@@ -17,6 +27,12 @@ pub enum SynthError {
         /// Requested or decoded height in pixels.
         height: u32,
     },
+    /// A scan resolution outside `MIN_DPI..=MAX_DPI`.
+    #[error("dpi {0} is outside the allowed range {min}..={max}", min = crate::MIN_DPI, max = crate::MAX_DPI)]
+    InvalidDpi(u32),
+    /// A paper size name that does not exist.
+    #[error("unknown page size `{0}` (valid: a4, letter)")]
+    UnknownPaperSize(String),
     /// A degradation family name that does not exist.
     #[error("unknown degradation family `{0}` (valid: {list})", list = family_list())]
     UnknownFamily(String),

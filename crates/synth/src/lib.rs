@@ -1,17 +1,20 @@
 //! Synthetic training data for document-image restoration.
 //!
 //! This crate renders clean, deterministic document pages (real prose set in
-//! the system's fonts as headings, paragraphs, lists and ruled tables) and
-//! degrades them into realistic scans with a pipeline of parameterised
-//! degradation families (noise, blur, JPEG, stains, bleed-through, ...).
+//! the system's fonts as headings, paragraphs, lists and ruled tables, with
+//! charts, photos, logos, forms, signatures, stamps and highlighter among it,
+//! each listed with its box in [`Page::elements`]) and degrades them into
+//! realistic scans with a pipeline of parameterised degradation families
+//! (noise, blur, JPEG, stains, bleed-through, ...).
 //! The service crates use it to produce pixel-aligned `(clean, degraded)`
 //! pairs with OCR ground truth; everything is a pure function of its seed.
 //!
 //! ```no_run
-//! use restoreflow_synth::{FontLibrary, Pipeline, Target, generate_pair};
+//! use restoreflow_synth::{FontLibrary, PageSpec, PaperSize, Pipeline, Target, generate_pair};
 //! let fonts = FontLibrary::system()?;
 //! let pipeline = Pipeline::preset("scan")?;
-//! let pair = generate_pair(&fonts, &pipeline, 640, 832, 42, Target::Digital)?;
+//! let sheet = PageSpec::paper(PaperSize::A4, 150)?; // 1240x1754, fonts and kernels scaled
+//! let pair = generate_pair(&fonts, &pipeline, &sheet, 42, Target::Digital)?;
 //! assert_eq!(pair.clean.dimensions(), pair.degraded.dimensions());
 //! # Ok::<(), restoreflow_synth::SynthError>(())
 //! ```
@@ -31,8 +34,9 @@ mod pair;
 pub use codec::{decode_image, encode_png};
 pub use degrade::{Applied, Degraded, Family, Pipeline, PresetInfo, Step, presets};
 pub use error::SynthError;
-pub use fonts::FontLibrary;
+pub use fonts::{FontLibrary, FontPack};
 pub use page::{
-    DIGITAL_INK, DIGITAL_PAPER, MAX_SIZE, MIN_SIZE, Page, Target, render_page, render_page_as,
+    DIGITAL_INK, DIGITAL_PAPER, Element, MAX_DPI, MAX_SIZE, MIN_DPI, MIN_SIZE, Page, PageSpec,
+    PaperSize, REFERENCE_DPI, Target, render_page, render_page_as,
 };
 pub use pair::{Pair, generate_batch, generate_pair};

@@ -4,7 +4,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 
 use crate::degrade::{Applied, Pipeline};
-use crate::{FontLibrary, SynthError, Target, render_page, render_page_as};
+use crate::{FontLibrary, PageSpec, SynthError, Target, render_page_as};
 
 /// A pixel-aligned training pair with its ground truth.
 pub struct Pair {
@@ -16,6 +16,11 @@ pub struct Pair {
     pub degraded: RgbImage,
     /// Text drawn on the page, lines in reading order.
     pub text: String,
+    /// Non-text content on the page (figures, stamps, forms, ...) with its
+    /// boxes and parameters.
+    pub elements: Vec<crate::Element>,
+    /// Names of the font faces used, in order of first use.
+    pub fonts_used: Vec<String>,
     /// Degradations actually applied, with their sampled parameters.
     pub applied: Vec<Applied>,
 }
@@ -29,29 +34,31 @@ fn degradation_seed(seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Renders the page for `seed` as printed, degrades it with `pipeline`, and
-/// pairs it with the page as `target` wants it restored: the printed page
-/// itself, or its black-on-white digital original (same layout and
-/// anti-aliasing, so the two stay pixel-aligned).
+/// Renders the page for `seed` as printed, degrades it with `pipeline` (its
+/// pixel-sized parameters scaled to the page's dpi), and pairs it with the
+/// page as `target` wants it restored: the printed page itself, or its
+/// black-on-white digital original (same layout and anti-aliasing, so the
+/// two stay pixel-aligned).
 pub fn generate_pair(
     fonts: &FontLibrary,
     pipeline: &Pipeline,
-    width: u32,
-    height: u32,
+    spec: &PageSpec,
     seed: u64,
     target: Target,
 ) -> Result<Pair, SynthError> {
-    let page = render_page(fonts, width, height, seed)?;
-    let degraded = pipeline.apply(&page.image, degradation_seed(seed));
+    let page = render_page_as(fonts, spec, seed, Target::AsPrinted)?;
+    let degraded = pipeline.apply_scaled(&page.image, degradation_seed(seed), spec.scale());
     let clean = match target {
         Target::AsPrinted => page.image,
-        Target::Digital => render_page_as(fonts, width, height, seed, target)?.image,
+        Target::Digital => render_page_as(fonts, spec, seed, target)?.image,
     };
     Ok(Pair {
         name_seed: seed,
         clean,
         degraded: degraded.image,
         text: page.text,
+        elements: page.elements,
+        fonts_used: page.fonts_used,
         applied: degraded.applied,
     })
 }
@@ -62,14 +69,13 @@ pub fn generate_pair(
 pub fn generate_batch(
     fonts: &FontLibrary,
     pipeline: &Pipeline,
-    width: u32,
-    height: u32,
+    spec: &PageSpec,
     seeds: &[u64],
     target: Target,
 ) -> Vec<Result<Pair, SynthError>> {
     seeds
         .par_iter()
-        .map(|&seed| generate_pair(fonts, pipeline, width, height, seed, target))
+        .map(|&seed| generate_pair(fonts, pipeline, spec, seed, target))
         .collect()
 }
 
@@ -83,12 +89,24 @@ mod tests {
         let fonts = FontLibrary::system().expect("the build machines have DejaVu installed");
         let pipeline = Pipeline::preset("mixed").expect("mixed is a preset");
         let seeds = [3u64, 99, 3, 12345];
-        let batch = generate_batch(&fonts, &pipeline, 200, 260, &seeds, Target::AsPrinted);
+        let batch = generate_batch(
+            &fonts,
+            &pipeline,
+            &PageSpec::pixels(200, 260),
+            &seeds,
+            Target::AsPrinted,
+        );
         assert_eq!(batch.len(), seeds.len());
         for (seed, got) in seeds.iter().zip(&batch) {
             let got = got.as_ref().expect("valid size");
-            let want = generate_pair(&fonts, &pipeline, 200, 260, *seed, Target::AsPrinted)
-                .expect("valid size");
+            let want = generate_pair(
+                &fonts,
+                &pipeline,
+                &PageSpec::pixels(200, 260),
+                *seed,
+                Target::AsPrinted,
+            )
+            .expect("valid size");
             assert_eq!(got.name_seed, *seed);
             assert_eq!(got.clean, want.clean);
             assert_eq!(got.degraded, want.degraded);
@@ -99,8 +117,15 @@ mod tests {
             .num_threads(1)
             .build()
             .expect("a 1-thread pool");
-        let single =
-            pool.install(|| generate_batch(&fonts, &pipeline, 200, 260, &seeds, Target::AsPrinted));
+        let single = pool.install(|| {
+            generate_batch(
+                &fonts,
+                &pipeline,
+                &PageSpec::pixels(200, 260),
+                &seeds,
+                Target::AsPrinted,
+            )
+        });
         for (a, b) in single.iter().zip(&batch) {
             let (a, b) = (a.as_ref().expect("valid"), b.as_ref().expect("valid"));
             assert_eq!(a.degraded, b.degraded);
@@ -111,11 +136,23 @@ mod tests {
     fn pair_is_aligned_and_reports_errors() {
         let fonts = FontLibrary::system().expect("the build machines have DejaVu installed");
         let pipeline = Pipeline::preset("heavy").expect("heavy is a preset");
-        let pair =
-            generate_pair(&fonts, &pipeline, 180, 240, 5, Target::AsPrinted).expect("valid size");
+        let pair = generate_pair(
+            &fonts,
+            &pipeline,
+            &PageSpec::pixels(180, 240),
+            5,
+            Target::AsPrinted,
+        )
+        .expect("valid size");
         assert_eq!(pair.clean.dimensions(), pair.degraded.dimensions());
         assert_ne!(pair.clean, pair.degraded);
-        let bad = generate_batch(&fonts, &pipeline, 10, 240, &[1], Target::Digital);
+        let bad = generate_batch(
+            &fonts,
+            &pipeline,
+            &PageSpec::pixels(10, 240),
+            &[1],
+            Target::Digital,
+        );
         assert!(matches!(bad[0], Err(SynthError::InvalidSize { .. })));
     }
 
@@ -127,8 +164,22 @@ mod tests {
         // digital target must differ from the printed one.
         let (printed, digital) = (0..64u64)
             .find_map(|seed| {
-                let p = generate_pair(&fonts, &pipeline, 200, 260, seed, Target::AsPrinted).ok()?;
-                let d = generate_pair(&fonts, &pipeline, 200, 260, seed, Target::Digital).ok()?;
+                let p = generate_pair(
+                    &fonts,
+                    &pipeline,
+                    &PageSpec::pixels(200, 260),
+                    seed,
+                    Target::AsPrinted,
+                )
+                .ok()?;
+                let d = generate_pair(
+                    &fonts,
+                    &pipeline,
+                    &PageSpec::pixels(200, 260),
+                    seed,
+                    Target::Digital,
+                )
+                .ok()?;
                 let tinted = p
                     .clean
                     .pixels()

@@ -19,6 +19,8 @@ pub const MAX_DEGRADE_BYTES: usize = 64 * 1024 * 1024;
 pub struct SyntheticGrpc {
     pub(crate) backends: Backends,
     pub(crate) max_images: u32,
+    /// The installed fonts, to refuse a job naming a missing family up front.
+    pub(crate) fonts: std::sync::Arc<restoreflow_synth::FontLibrary>,
 }
 
 fn internal(e: impl std::fmt::Display) -> Status {
@@ -41,6 +43,11 @@ impl SyntheticDataService for SyntheticGrpc {
         request: Request<v1::GenerateRequest>,
     ) -> Result<Response<v1::Job>, Status> {
         let params = GenerateParams::from_request(request.get_ref(), self.max_images)?;
+        if !params.fonts.is_empty()
+            && let Err(e) = self.fonts.subset(&params.fonts)
+        {
+            return Err(ErrorCode::InvalidArgument.status(e.to_string()));
+        }
         let value = serde_json::to_value(&params).map_err(internal)?;
         let job = db::create_job(&self.backends.db, JobKind::Synthetic, value)
             .await

@@ -102,6 +102,7 @@ impl Application {
             grpc: SyntheticGrpc {
                 backends,
                 max_images: cfg.max_images,
+                fonts,
             },
             worker,
         })

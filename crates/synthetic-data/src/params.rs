@@ -1,7 +1,9 @@
 //! Validation of generation requests, shared by the gRPC handler and the worker.
 
 use restoreflow_proto::{ErrorCode, v1};
-use restoreflow_synth::{Family, MAX_SIZE, MIN_SIZE, Pipeline, Step, SynthError, Target};
+use restoreflow_synth::{
+    Family, MAX_SIZE, MIN_SIZE, PageSpec, PaperSize, Pipeline, Step, SynthError, Target,
+};
 use serde::{Deserialize, Serialize};
 
 /// Default page width (a 640x832 page is the benchmark size).
@@ -147,7 +149,23 @@ pub struct GenerateParams {
     /// existed read as `as_printed`).
     #[serde(default)]
     pub target: Target,
+    /// Scan resolution the page stands for; fonts, rules and degradation
+    /// sizes scale with it (absent: sized by the page width, reference scale).
+    #[serde(default)]
+    pub dpi: Option<u32>,
+    /// The paper size when the page is a whole sheet (width and height
+    /// then follow from it and `dpi`).
+    #[serde(default)]
+    pub page_size: Option<PaperSize>,
+    /// Font families or packs to draw with (empty: every installed family).
+    #[serde(default)]
+    pub fonts: Vec<String>,
 }
+
+/// Resolution of an `a4` / `letter` page when the request names no dpi.
+pub const DEFAULT_SHEET_DPI: u32 = 150;
+/// Most font names a request may list.
+pub const MAX_FONT_NAMES: usize = 32;
 
 impl GenerateParams {
     /// Validates a request; a missing seed is drawn at random and recorded.
@@ -161,13 +179,54 @@ impl GenerateParams {
                 r.num_images
             )));
         }
-        let width = r.width.unwrap_or(DEFAULT_WIDTH);
-        let height = r.height.unwrap_or(DEFAULT_HEIGHT);
-        for (name, v) in [("width", width), ("height", height)] {
-            if !(MIN_SIZE..=MAX_SIZE).contains(&v) {
-                return Err(Invalid(format!(
-                    "{name} must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {v}"
-                )));
+        let page_size = match r.page_size.trim() {
+            "" => None,
+            name => Some(
+                name.parse::<PaperSize>()
+                    .map_err(|e: SynthError| Invalid(e.to_string()))?,
+            ),
+        };
+        let spec = match page_size {
+            Some(paper) => {
+                if r.width.is_some() || r.height.is_some() {
+                    return Err(Invalid(
+                        "give either page_size or width/height, not both".into(),
+                    ));
+                }
+                PageSpec::paper(paper, r.dpi.unwrap_or(DEFAULT_SHEET_DPI))
+                    .map_err(|e| Invalid(e.to_string()))?
+            }
+            None => {
+                let width = r.width.unwrap_or(DEFAULT_WIDTH);
+                let height = r.height.unwrap_or(DEFAULT_HEIGHT);
+                for (name, v) in [("width", width), ("height", height)] {
+                    if !(MIN_SIZE..=MAX_SIZE).contains(&v) {
+                        return Err(Invalid(format!(
+                            "{name} must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {v}"
+                        )));
+                    }
+                }
+                match r.dpi {
+                    Some(dpi) => PageSpec::sized_at(width, height, dpi)
+                        .map_err(|e| Invalid(e.to_string()))?,
+                    None => PageSpec::pixels(width, height),
+                }
+            }
+        };
+        if r.fonts.len() > MAX_FONT_NAMES {
+            return Err(Invalid(format!(
+                "fonts may list at most {MAX_FONT_NAMES} names, got {}",
+                r.fonts.len()
+            )));
+        }
+        let mut fonts: Vec<String> = Vec::new();
+        for name in &r.fonts {
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(Invalid("fonts holds an empty name".into()));
+            }
+            if !fonts.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+                fonts.push(name.to_string());
             }
         }
         let split = if r.split.trim().is_empty() {
@@ -205,11 +264,23 @@ impl GenerateParams {
             num_images: r.num_images,
             degradation: Degradation::from_generate(r)?,
             seed,
-            width,
-            height,
+            width: spec.width,
+            height: spec.height,
             split,
             target,
+            dpi: spec.dpi,
+            page_size,
+            fonts,
         })
+    }
+
+    /// The page every pair of the job is rendered on.
+    pub fn spec(&self) -> PageSpec {
+        PageSpec {
+            width: self.width,
+            height: self.height,
+            dpi: self.dpi,
+        }
     }
 }
 

@@ -43,6 +43,11 @@ struct PairRecord {
     degraded_sha256: String,
     clean_bytes: u64,
     degraded_bytes: u64,
+    /// Font faces drawn with, in order of first use.
+    fonts: Vec<String>,
+    /// Non-text content (figures, photos, logos, stamps, forms, ...) with
+    /// boxes and parameters.
+    elements: Vec<restoreflow_synth::Element>,
     degradations: Vec<restoreflow_synth::Applied>,
 }
 
@@ -53,6 +58,8 @@ struct Encoded {
     clean: Vec<u8>,
     degraded: Vec<u8>,
     text: String,
+    fonts: Vec<String>,
+    elements: Vec<restoreflow_synth::Element>,
     applied: Vec<restoreflow_synth::Applied>,
 }
 
@@ -239,17 +246,27 @@ impl Worker {
         start: u64,
         end: u64,
     ) -> Result<Vec<Encoded>, Stop> {
-        let fonts = self.fonts.clone();
+        // Validated when the job was accepted; a font removed since fails the job here.
+        let fonts = if params.fonts.is_empty() {
+            self.fonts.clone()
+        } else {
+            Arc::new(
+                self.fonts
+                    .subset(&params.fonts)
+                    .map_err(|e| Stop::Failed(e.to_string()))?,
+            )
+        };
         let pipeline = pipeline.clone();
-        let (w, h, seed, target) = (params.width, params.height, params.seed, params.target);
+        let (spec, seed, target) = (params.spec(), params.seed, params.target);
         tokio::task::spawn_blocking(move || {
             use rayon::prelude::*;
             (start..end)
                 .into_par_iter()
                 .map(|i| {
                     let s = pair_seed(seed, i);
-                    let pair = restoreflow_synth::generate_pair(&fonts, &pipeline, w, h, s, target)
-                        .map_err(|e| Stop::Failed(format!("pair {i}: {e}")))?;
+                    let pair =
+                        restoreflow_synth::generate_pair(&fonts, &pipeline, &spec, s, target)
+                            .map_err(|e| Stop::Failed(format!("pair {i}: {e}")))?;
                     let enc = |img| {
                         restoreflow_synth::encode_png(img).map_err(|e| Stop::Failed(e.to_string()))
                     };
@@ -259,6 +276,8 @@ impl Worker {
                         clean: enc(&pair.clean)?,
                         degraded: enc(&pair.degraded)?,
                         text: pair.text,
+                        fonts: pair.fonts_used,
+                        elements: pair.elements,
                         applied: pair.applied,
                     })
                 })
@@ -288,6 +307,8 @@ impl Worker {
             clean_key: format!("{}/{clean_key}", Bucket::TrainingData),
             degraded_key: format!("{}/{degraded_key}", Bucket::TrainingData),
             text_key: format!("{}/{text_key}", Bucket::SyntheticData),
+            fonts: pair.fonts,
+            elements: pair.elements,
             degradations: pair.applied,
         };
         let store: &dyn ObjectStore = self.backends.store.as_ref();
@@ -346,6 +367,9 @@ impl Worker {
             "seed": params.seed,
             "width": params.width,
             "height": params.height,
+            "dpi": params.dpi,
+            "page_size": params.page_size,
+            "fonts": params.fonts,
             "split": params.split,
             "target": params.target,
             "num_pairs": records.len(),

@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 use crate::inference::{ModelCache, Pipeline, Subject, ocr_available, ocr_cers, score_pair};
 use crate::lease::{Halt, Lease, finish, settle};
 use crate::pairs::{PairRef, find_pairs};
+use crate::targets::evaluation_targets;
 use crate::texts::TextSource;
 
 /// Largest page read for evaluation.
@@ -152,6 +153,18 @@ impl EvaluationWorker {
                 Subject::Layer2(model)
             }
         };
+        // Layer 1 has no training target; the Layer 2 model's is in its config.
+        let model_config = if p.layer == 2 {
+            let mv = self
+                .models
+                .resolve(2, &p.version.to_string())
+                .await
+                .map_err(|e| e.to_string())?;
+            mv.config.as_ref().map(restoreflow_proto::struct_to_json)
+        } else {
+            None
+        };
+        let targets = evaluation_targets(&pairs.targets, model_config.as_ref());
         let prefix = format!("{}/", job.id);
         let texts = TextSource::for_dataset(&self.backends, pairs.dataset_id.as_deref())
             .await
@@ -260,12 +273,17 @@ impl EvaluationWorker {
             p.pipeline.as_str()
         };
         mean["pipeline"] = json!(pipeline);
+        // Kept with the scores (like the pipeline) so `GET /evaluation/{id}`
+        // can show what the model was trained on beside what it was scored on.
+        for (k, v) in targets.as_object().into_iter().flatten() {
+            mean[k] = v.clone();
+        }
         let mut baselines = serde_json::Map::new();
         for (k, v) in &base_scores {
             baselines.insert(k.clone(), metrics_json(&MetricSet::mean(v), mean_cer(k)));
         }
         let ocr_pairs = cers.get(MODEL).map_or(0, Vec::len);
-        let result = json!({
+        let mut result = json!({
             "evaluation_id": job.id,
             "layer": p.layer,
             "version": p.version,
@@ -280,6 +298,9 @@ impl EvaluationWorker {
             "ocr_pairs": ocr_pairs,
             "results_key": format!("{}/{prefix}results.json", Bucket::Evaluation),
         });
+        for (k, v) in targets.as_object().into_iter().flatten() {
+            result[k] = v.clone();
+        }
         let doc = json!({"summary": result, "per_image": per_image});
         store
             .put(

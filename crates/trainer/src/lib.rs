@@ -40,6 +40,7 @@ mod pairs;
 mod params;
 mod restoration;
 mod samples;
+mod targets;
 mod texts;
 mod view;
 mod worker;
@@ -75,6 +76,7 @@ pub use params::{
     PRESETS, Schedule, Stage, TrainParams, ValView, cuda_available, patch_sampling_name,
 };
 pub use restoration::{MAX_PIXELS, RestorationGrpc, check_image};
+pub use targets::PairTargets;
 pub use texts::{TextSource, upload_text_key};
 pub use view::{epochs_from_events, metric_payload, training_job};
 pub use worker::{SERVICE, Worker};

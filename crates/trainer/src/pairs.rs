@@ -16,6 +16,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::targets::PairTargets;
+
 /// Largest page image fetched, in bytes.
 const MAX_PAGE_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -60,6 +62,8 @@ pub struct PairSet {
     pub clean_files: usize,
     /// Objects listed under the degraded side.
     pub degraded_files: usize,
+    /// Targets and dpi of the datasets the pairs come from.
+    pub targets: PairTargets,
 }
 
 impl PairSet {
@@ -74,6 +78,8 @@ impl PairSet {
             "pairs_used": self.pairs.len(),
             "dataset_id": self.dataset_id,
             "dataset_hash": self.content_hash,
+            "targets": self.targets.targets,
+            "dpi": self.targets.dpi,
         })
     }
 }
@@ -127,7 +133,7 @@ pub async fn find_training_pairs(
 
 /// The name prefix of a dataset's pairs: `{id}_` for generated sets, the
 /// upload prefix for uploaded ones.
-fn pair_prefix(d: &dataset::Model) -> String {
+pub(crate) fn pair_prefix(d: &dataset::Model) -> String {
     d.manifest
         .get("prefix")
         .and_then(serde_json::Value::as_str)
@@ -182,6 +188,15 @@ async fn select_pairs(
         max_pairs
     };
     let pairs: Vec<PairRef> = all.into_iter().take(cap).collect();
+    // Any dataset's pairs may match a bare prefix (or everything).
+    let origins = match &row {
+        Some(d) => vec![d.clone()],
+        None => dataset::Entity::find()
+            .all(&backends.db)
+            .await
+            .map_err(DbError::from)?,
+    };
+    let targets = PairTargets::of(&pairs, &origins);
     let content_hash = match &row {
         Some(d) if pairs.len() == available && available as i32 == d.num_pairs => {
             d.content_hash.clone()
@@ -203,6 +218,7 @@ async fn select_pairs(
         location,
         clean_files: clean.len(),
         degraded_files: degraded.len(),
+        targets,
     })
 }
 

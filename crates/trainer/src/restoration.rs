@@ -471,6 +471,11 @@ fn evaluation_message(row: &evaluation::Model, error: Option<String>) -> v1::Eva
         details: Some(restoreflow_proto::json_to_struct(&json!({
             "skipped": row.skipped,
             "per_image": row.per_image,
+            // Stored with the mean scores; absent in evaluations from before targets.
+            "targets": row.mean.get("targets"),
+            "dpi": row.mean.get("dpi"),
+            "model_targets": row.mean.get("model_targets"),
+            "target_mismatch": row.mean.get("target_mismatch"),
         }))),
         object_prefix: format!("{}/{}", Bucket::Evaluation, row.object_prefix),
         pipeline: row

@@ -622,10 +622,14 @@ impl Worker {
             "final": final_metrics,
             "epochs": outcome.history.iter().map(metric_payload).collect::<Vec<_>>(),
         });
+        // `targets` and `dpi` say what the model learnt to produce (printed
+        // or digital pages); evaluations compare them with what they score.
         let config = json!({
             "model": model_config,
             "training": params,
             "pairs_used": pairs.pairs.len(),
+            "targets": pairs.targets.targets,
+            "dpi": pairs.targets.dpi,
         });
         // Still ours? A worker that lost its lease must not register.
         let lease = chrono::Duration::seconds(self.jobs.lease_secs as i64);
@@ -686,6 +690,8 @@ impl Worker {
             "dataset_id": pairs.dataset_id,
             "dataset_hash": pairs.content_hash,
             "pairs_used": pairs.pairs.len(),
+            "targets": pairs.targets.targets,
+            "dpi": pairs.targets.dpi,
             "skipped_pages": outcome.skipped.iter().map(|(id, why)| json!({"page": id, "reason": why})).collect::<Vec<_>>(),
             "parameter_count": parameter_count,
             "resumed_from": resumed_from.map(|(epoch, step)| json!({"epoch": epoch, "step": step})),

@@ -99,7 +99,11 @@ pub struct EvaluationView {
     /// Skipped pairs and per-image scores (absent in the leaderboard): each
     /// image has `model` and `baselines.{name}` scores (with `cer` when OCR
     /// read it) and `ocr` (`cer_before` of the degraded page, `cer_after` of
-    /// the restored one, or null).
+    /// the restored one, or null). `targets` (pairs per target of the pairs
+    /// evaluated: `as_printed`, `digital`, `uploaded` or `unknown`), `dpi`,
+    /// `model_targets` (what the Layer 2 model was trained on; null for Layer 1
+    /// or when not recorded) and `target_mismatch` (true when some pages have a
+    /// target the model never trained on; null when either side is unknown).
     #[schema(value_type = Object)]
     pub details: Option<Value>,
     /// Where the restored images and results.json are (`evaluation/{id}/`).

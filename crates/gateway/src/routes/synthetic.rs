@@ -36,6 +36,17 @@ pub struct GenerateBody {
     /// black-on-white original, so a model learns to recover the document
     /// rather than the copy).
     pub target: Option<String>,
+    /// Scan resolution, 50..=300 dpi: fonts, table rules and the
+    /// degradations' pixel sizes (blur radii, stroke widths, ...) scale with
+    /// it. With `page_size` (150 by default) the page is a whole sheet.
+    pub dpi: Option<u32>,
+    /// `a4` or `letter`: a whole sheet at `dpi` (A4 at 150 dpi is
+    /// 1240x1754 pixels); excludes `width` and `height`.
+    pub page_size: Option<String>,
+    /// Font families or packs (`serif`, `sans`, `mono`, `typewriter`,
+    /// `condensed`) to draw with; absent means every installed family. A
+    /// family that is not installed is refused with its Debian package.
+    pub fonts: Option<Vec<String>>,
 }
 
 /// One step of a free composition.
@@ -77,6 +88,9 @@ pub async fn generate(
         height: body.height,
         split: body.split.unwrap_or_default(),
         target: body.target.unwrap_or_default(),
+        dpi: body.dpi,
+        page_size: body.page_size.unwrap_or_default(),
+        fonts: body.fonts.unwrap_or_default(),
         steps: body
             .steps
             .unwrap_or_default()

@@ -276,7 +276,9 @@ pub struct TrainingJobView {
     pub attempts: u32,
     /// The validated request.
     pub params: serde_json::Value,
-    /// Once completed: registered version, best epoch, final metrics, ...
+    /// Once completed: registered version, best epoch, final metrics,
+    /// `targets` (pairs used per target of their datasets, e.g.
+    /// `{"digital": 600}`) and `dpi`, ...
     pub result: Option<serde_json::Value>,
     /// Cause, once failed.
     pub error: Option<String>,

@@ -1,5 +1,6 @@
 //! Optical softness: Gaussian, motion and defocus blur, and resolution loss.
 
+use super::Scaled;
 use image::RgbImage;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -364,6 +365,41 @@ fn upsample_bilinear(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize
         }
         for ((o, &a), &b) in out.iter_mut().zip(&upper).zip(&lower) {
             *o = ((u16::from(a) * (256 - t) + u16::from(b) * t + 128) >> 8) as u8;
+        }
+    }
+}
+
+impl Scaled for GaussianBlur {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            sigma: self.sigma * s,
+        }
+    }
+}
+
+impl Scaled for MotionBlur {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            length: self.length * s,
+            ..self
+        }
+    }
+}
+
+impl Scaled for DefocusBlur {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            radius: self.radius * s,
+        }
+    }
+}
+
+impl Scaled for LowResolution {
+    /// The intermediate image keeps the same absolute resolution, so a finer
+    /// scan is downsampled by more.
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            scale: (self.scale / s).clamp(0.02, 1.0),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Ink defects: bleeding, show-through from the reverse side, fading and
 //! broken strokes.
 
+use super::{Scaled, scale_px};
 use image::RgbImage;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -214,6 +215,44 @@ pub(super) fn broken_strokes(img: &mut RgbImage, p: &BrokenStrokes, rng: &mut Ch
         }
         expand3(&frac, &mut frac3);
         lighten_bytes(row, &frac3);
+    }
+}
+
+impl Scaled for InkBleed {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            radius: scale_px(self.radius, s),
+            softness: self.softness * s,
+            ..self
+        }
+    }
+}
+
+impl Scaled for BleedThrough {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            offset_y: (f64::from(self.offset_y) * s).round() as i32,
+            blur: self.blur * s,
+            ..self
+        }
+    }
+}
+
+impl Scaled for FadedInk {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            patch: self.patch * s,
+            ..self
+        }
+    }
+}
+
+impl Scaled for BrokenStrokes {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            gap_size: self.gap_size * s,
+            ..self
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Lighting and tone: uneven illumination, shadows, contrast/gamma and fold creases.
 
+use super::Scaled;
 use image::RgbImage;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -242,6 +243,21 @@ pub(super) fn fold_crease(img: &mut RgbImage, p: &FoldCrease, _rng: &mut ChaCha8
                 let x = f32::from(*v) * dark;
                 *v = clamp_f(x + (255.0 - x) * light);
             }
+        }
+    }
+}
+
+// Blotch sizes, shadows and crease positions are sampled from the page's
+// own size; only the crease's pixel width scales.
+impl Scaled for UnevenIllumination {}
+impl Scaled for Shadow {}
+impl Scaled for ContrastGamma {}
+
+impl Scaled for FoldCrease {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            width: self.width * s,
+            ..self
         }
     }
 }

@@ -64,6 +64,7 @@ pub enum Family {
     DirtyDrum,
     BadPhotocopy,
     LowLightNoise,
+    TexturedStains,
 }
 
 impl Family {
@@ -101,6 +102,7 @@ impl Family {
         Family::DirtyDrum,
         Family::BadPhotocopy,
         Family::LowLightNoise,
+        Family::TexturedStains,
     ];
 
     /// The snake_case name used in JSON and on the command line.
@@ -138,6 +140,7 @@ impl Family {
             Family::DirtyDrum => "dirty_drum",
             Family::BadPhotocopy => "bad_photocopy",
             Family::LowLightNoise => "low_light_noise",
+            Family::TexturedStains => "textured_stains",
         }
     }
 
@@ -182,132 +185,212 @@ impl Family {
             Family::LowLightNoise => {
                 "a dim exposure pushed up: darker page and strong colour noise"
             }
+            Family::TexturedStains => {
+                "stains soaked into the fibres: mottled, grainy bodies with tide lines"
+            }
         }
     }
 
     /// Samples this family's parameters, applies it and returns the parameters.
-    fn apply(self, img: &mut RgbImage, rng: &mut ChaCha8Rng) -> serde_json::Value {
+    fn apply(self, img: &mut RgbImage, rng: &mut ChaCha8Rng, scale: f64) -> serde_json::Value {
         let (w, h) = img.dimensions();
         match self {
             Family::GaussianNoise => run(
+                scale,
                 noise::GaussianNoise::sample(rng),
                 img,
                 rng,
                 noise::gaussian_noise,
             ),
             Family::PoissonNoise => run(
+                scale,
                 noise::PoissonNoise::sample(rng),
                 img,
                 rng,
                 noise::poisson_noise,
             ),
             Family::SpeckleNoise => run(
+                scale,
                 noise::SpeckleNoise::sample(rng),
                 img,
                 rng,
                 noise::speckle_noise,
             ),
-            Family::SaltPepper => run(noise::SaltPepper::sample(rng), img, rng, noise::salt_pepper),
+            Family::SaltPepper => run(
+                scale,
+                noise::SaltPepper::sample(rng),
+                img,
+                rng,
+                noise::salt_pepper,
+            ),
             Family::GaussianBlur => run(
+                scale,
                 blur::GaussianBlur::sample(rng),
                 img,
                 rng,
                 blur::gaussian_blur,
             ),
-            Family::MotionBlur => run(blur::MotionBlur::sample(rng), img, rng, blur::motion_blur),
-            Family::DefocusBlur => {
-                run(blur::DefocusBlur::sample(rng), img, rng, blur::defocus_blur)
-            }
+            Family::MotionBlur => run(
+                scale,
+                blur::MotionBlur::sample(rng),
+                img,
+                rng,
+                blur::motion_blur,
+            ),
+            Family::DefocusBlur => run(
+                scale,
+                blur::DefocusBlur::sample(rng),
+                img,
+                rng,
+                blur::defocus_blur,
+            ),
             Family::LowResolution => run(
+                scale,
                 blur::LowResolution::sample(rng),
                 img,
                 rng,
                 blur::low_resolution,
             ),
-            Family::Jpeg => run(scan::Jpeg::sample(rng), img, rng, scan::jpeg),
+            Family::Jpeg => run(scale, scan::Jpeg::sample(rng), img, rng, scan::jpeg),
             Family::UnevenIllumination => run(
+                scale,
                 light::UnevenIllumination::sample(rng, w, h),
                 img,
                 rng,
                 light::uneven_illumination,
             ),
-            Family::Shadow => run(light::Shadow::sample(rng), img, rng, light::shadow),
+            Family::Shadow => run(scale, light::Shadow::sample(rng), img, rng, light::shadow),
             Family::ContrastGamma => run(
+                scale,
                 light::ContrastGamma::sample(rng),
                 img,
                 rng,
                 light::contrast_gamma,
             ),
-            Family::FoldCrease => run(light::FoldCrease::sample(rng), img, rng, light::fold_crease),
+            Family::FoldCrease => run(
+                scale,
+                light::FoldCrease::sample(rng),
+                img,
+                rng,
+                light::fold_crease,
+            ),
             Family::PaperTexture => run(
+                scale,
                 paper::PaperTexture::sample(rng),
                 img,
                 rng,
                 paper::paper_texture,
             ),
-            Family::Stains => run(paper::Stains::sample(rng, w, h), img, rng, paper::stains),
+            Family::Stains => run(
+                scale,
+                paper::Stains::sample(rng, w, h),
+                img,
+                rng,
+                paper::stains,
+            ),
             Family::CoffeeRing => run(
+                scale,
                 paper::CoffeeRing::sample(rng, w, h),
                 img,
                 rng,
                 paper::coffee_ring,
             ),
-            Family::Watermark => run(paper::Watermark::sample(rng), img, rng, paper::watermark),
-            Family::InkBleed => run(ink::InkBleed::sample(rng), img, rng, ink::ink_bleed),
+            Family::Watermark => run(
+                scale,
+                paper::Watermark::sample(rng),
+                img,
+                rng,
+                paper::watermark,
+            ),
+            Family::InkBleed => run(scale, ink::InkBleed::sample(rng), img, rng, ink::ink_bleed),
             Family::BleedThrough => run(
+                scale,
                 ink::BleedThrough::sample(rng, h),
                 img,
                 rng,
                 ink::bleed_through,
             ),
-            Family::FadedInk => run(ink::FadedInk::sample(rng), img, rng, ink::faded_ink),
+            Family::FadedInk => run(scale, ink::FadedInk::sample(rng), img, rng, ink::faded_ink),
             Family::BrokenStrokes => run(
+                scale,
                 ink::BrokenStrokes::sample(rng),
                 img,
                 rng,
                 ink::broken_strokes,
             ),
             Family::ScannerLines => run(
+                scale,
                 scan::ScannerLines::sample(rng, w, h),
                 img,
                 rng,
                 scan::scanner_lines,
             ),
-            Family::Halftone => run(scan::Halftone::sample(rng), img, rng, scan::halftone),
-            Family::Photocopy => run(scan::Photocopy::sample(rng), img, rng, scan::photocopy),
+            Family::Halftone => run(scale, scan::Halftone::sample(rng), img, rng, scan::halftone),
+            Family::Photocopy => run(
+                scale,
+                scan::Photocopy::sample(rng),
+                img,
+                rng,
+                scan::photocopy,
+            ),
             Family::InkColourSwap => run(
+                scale,
                 print::InkColourSwap::sample(rng, w, h),
                 img,
                 rng,
                 print::ink_colour_swap,
             ),
             Family::ColouredPaper => run(
+                scale,
                 print::ColouredPaper::sample(rng),
                 img,
                 rng,
                 print::coloured_paper,
             ),
             Family::LowInkLines => run(
+                scale,
                 print::LowInkLines::sample(rng, h),
                 img,
                 rng,
                 print::low_ink_lines,
             ),
             Family::HollowStrokes => run(
+                scale,
                 print::HollowStrokes::sample(rng),
                 img,
                 rng,
                 print::hollow_strokes,
             ),
-            Family::Dithering => run(print::Dithering::sample(rng), img, rng, print::dithering),
-            Family::DirtyDrum => run(print::DirtyDrum::sample(rng), img, rng, print::dirty_drum),
+            Family::Dithering => run(
+                scale,
+                print::Dithering::sample(rng),
+                img,
+                rng,
+                print::dithering,
+            ),
+            Family::DirtyDrum => run(
+                scale,
+                print::DirtyDrum::sample(rng),
+                img,
+                rng,
+                print::dirty_drum,
+            ),
             Family::BadPhotocopy => run(
+                scale,
                 print::BadPhotocopy::sample(rng, w, h),
                 img,
                 rng,
                 print::bad_photocopy,
             ),
+            Family::TexturedStains => run(
+                scale,
+                paper::TexturedStains::sample(rng, w, h),
+                img,
+                rng,
+                paper::textured_stains,
+            ),
             Family::LowLightNoise => run(
+                scale,
                 print::LowLightNoise::sample(rng),
                 img,
                 rng,
@@ -318,12 +401,18 @@ impl Family {
 }
 
 /// Applies `f` with `params` and returns the parameters as JSON.
-fn run<P: Serialize>(
+fn run<P: Serialize + Scaled>(
+    scale: f64,
     params: P,
     img: &mut RgbImage,
     rng: &mut ChaCha8Rng,
     f: fn(&mut RgbImage, &P, &mut ChaCha8Rng),
 ) -> serde_json::Value {
+    let params = if scale == 1.0 {
+        params
+    } else {
+        params.scaled(scale)
+    };
     f(img, &params, rng);
     // Parameter structs hold only numbers, strings and bools, which always
     // serialise; Null would only hide a future non-serialisable field.
@@ -331,6 +420,22 @@ fn run<P: Serialize>(
 }
 
 /// Comma-separated family names, for error messages.
+/// Parameters whose pixel sizes (radii, widths, periods) grow with the
+/// scan resolution. Parameters sampled as fractions of the page, levels or
+/// probabilities stay as they are; per-pixel effects (sensor noise, JPEG
+/// blocks, dithering) keep acting per pixel, as a finer scanner's do.
+pub(crate) trait Scaled: Sized {
+    /// The same degradation for a page `scale` times the reference dpi.
+    fn scaled(self, _scale: f64) -> Self {
+        self
+    }
+}
+
+/// Scales a pixel count, never below one pixel.
+pub(crate) fn scale_px(v: u32, scale: f64) -> u32 {
+    ((f64::from(v) * scale).round() as u32).max(1)
+}
+
 pub(crate) fn family_list() -> String {
     Family::ALL
         .iter()
@@ -419,6 +524,20 @@ impl Pipeline {
     /// ChaCha8 stream `i` of `seed`, so results are identical bytes for the
     /// same inputs and independent of threads or of earlier steps' draws.
     pub fn apply(&self, img: &RgbImage, seed: u64) -> Degraded {
+        self.apply_scaled(img, seed, 1.0)
+    }
+
+    /// Like [`Pipeline::apply`] for a page scanned at `scale` times the
+    /// reference resolution: every pixel-sized parameter is multiplied by
+    /// `scale` (and recorded that way), so the same seed degrades a 300 dpi
+    /// page like its 75 dpi twin, only finer. The random draws are the
+    /// same at every scale.
+    pub fn apply_scaled(&self, img: &RgbImage, seed: u64, scale: f32) -> Degraded {
+        let scale = if scale.is_finite() && scale > 0.0 {
+            f64::from(scale)
+        } else {
+            1.0
+        };
         let mut image = img.clone();
         let mut applied = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {
@@ -428,7 +547,7 @@ impl Pipeline {
             if gate >= step.probability {
                 continue;
             }
-            let params = step.family.apply(&mut image, &mut rng);
+            let params = step.family.apply(&mut image, &mut rng, scale);
             applied.push(Applied {
                 family: step.family,
                 params,
@@ -478,6 +597,60 @@ mod tests {
             assert_eq!(a.applied, again.applied);
             let other = p.apply(&page, 6);
             assert_ne!(a.image, other.image, "{family:?} ignores the seed");
+        }
+    }
+
+    #[test]
+    fn scaled_pipelines_scale_pixel_sizes_and_keep_the_draws() {
+        let page = text_like(96, 96);
+        let param = |family, scale: f32, key: &str| {
+            let d = Pipeline::single(family).apply_scaled(&page, 9, scale);
+            d.applied[0].params[key]
+                .as_f64()
+                .expect("numeric parameter")
+        };
+        for (family, key) in [
+            (Family::GaussianBlur, "sigma"),
+            (Family::DefocusBlur, "radius"),
+            (Family::MotionBlur, "length"),
+            (Family::FoldCrease, "width"),
+            (Family::BadPhotocopy, "scale"),
+        ] {
+            let (one, two) = (param(family, 1.0, key), param(family, 2.0, key));
+            assert!(
+                (two - 2.0 * one).abs() < 1e-9,
+                "{family:?}.{key}: {one} -> {two}"
+            );
+        }
+        // A finer scan is downsampled by more to reach the same coarse image.
+        let (one, four) = (
+            param(Family::LowResolution, 1.0, "scale"),
+            param(Family::LowResolution, 4.0, "scale"),
+        );
+        assert!(
+            (four - (one / 4.0).max(0.02)).abs() < 1e-9,
+            "{one} -> {four}"
+        );
+        // Integer sizes scale and stay at least one pixel.
+        let (one, three) = (
+            param(Family::HollowStrokes, 1.0, "radius"),
+            param(Family::HollowStrokes, 3.0, "radius"),
+        );
+        assert_eq!(three, (3.0 * one).round().max(1.0));
+        // Per-pixel noise does not change with the resolution.
+        let a = Pipeline::single(Family::GaussianNoise).apply_scaled(&page, 9, 1.0);
+        let b = Pipeline::single(Family::GaussianNoise).apply_scaled(&page, 9, 4.0);
+        assert_eq!(a.applied, b.applied);
+        assert_eq!(a.image, b.image);
+        // Scale 1 is the plain pipeline; nonsense scales fall back to it.
+        let mixed = Pipeline::preset("mixed").expect("preset");
+        let plain = mixed.apply(&page, 4);
+        for s in [1.0, 0.0, -2.0, f32::NAN] {
+            assert_eq!(
+                mixed.apply_scaled(&page, 4, s).image,
+                plain.image,
+                "scale {s}"
+            );
         }
     }
 

@@ -1,6 +1,7 @@
 //! Sensor noise: additive Gaussian, photon shot, multiplicative speckle and
 //! impulse (salt and pepper).
 
+use super::Scaled;
 use image::RgbImage;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -151,6 +152,12 @@ pub(super) fn salt_pepper(img: &mut RgbImage, p: &SaltPepper, rng: &mut ChaCha8R
         }
     }
 }
+
+// Sensor noise acts per pixel at any resolution.
+impl Scaled for GaussianNoise {}
+impl Scaled for PoissonNoise {}
+impl Scaled for SpeckleNoise {}
+impl Scaled for SaltPepper {}
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
 //! The paper itself: aged texture, stains, coffee rings and watermark stamps.
 
+use super::Scaled;
 use image::RgbImage;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -417,10 +418,226 @@ pub(super) fn watermark(img: &mut RgbImage, p: &Watermark, _rng: &mut ChaCha8Rng
     }
 }
 
+impl Scaled for PaperTexture {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            mottle_size: self.mottle_size * s,
+            ..self
+        }
+    }
+}
+
+// Stain blots and watermarks are sampled from the page's own size.
+impl Scaled for Stains {}
+impl Scaled for Watermark {}
+
+impl Scaled for CoffeeRing {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            ring_width: self.ring_width * s,
+            ..self
+        }
+    }
+}
+
+/// Stains with texture: liquid soaked into the fibres, so the body is
+/// mottled and grainy rather than a flat wash, with one or more tide lines
+/// where the liquid dried in steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct TexturedStains {
+    /// The individual stains.
+    pub blots: Vec<TexturedBlot>,
+}
+
+/// One textured stain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct TexturedBlot {
+    pub cx: f64,
+    pub cy: f64,
+    pub rx: f64,
+    pub ry: f64,
+    /// Opacity of the stain body (0..1).
+    pub strength: f64,
+    /// Multiplicative colour, per channel in 0..1.
+    pub color: [f64; 3],
+    /// Size of the fibre mottle in pixels.
+    pub grain: f64,
+    /// How much the mottle modulates the body (0: flat, 1: patchy).
+    pub texture: f64,
+    /// Tide lines inside the outline (1..=3).
+    pub tide_lines: u32,
+}
+
+impl TexturedStains {
+    pub fn sample(rng: &mut ChaCha8Rng, w: u32, h: u32) -> Self {
+        let (w, h) = (f64::from(w), f64::from(h));
+        let size = w.min(h);
+        let n = rng.random_range(1..=3);
+        let blots = (0..n)
+            .map(|_| {
+                let r = uniform(rng, size * 0.05, size * 0.22).max(2.0);
+                // Tea and coffee browns, a grey water mark, or diluted blue ink.
+                let color = match rng.random_range(0..4) {
+                    0 | 1 => {
+                        let b = uniform(rng, 0.35, 0.7);
+                        [(b + 0.2).min(1.0), b, crate::degrade::util::r3(b * 0.55)]
+                    }
+                    2 => {
+                        let g = uniform(rng, 0.55, 0.8);
+                        [g, g, crate::degrade::util::r3(g * 0.95)]
+                    }
+                    _ => [
+                        uniform(rng, 0.45, 0.7),
+                        uniform(rng, 0.55, 0.8),
+                        uniform(rng, 0.85, 1.0),
+                    ],
+                };
+                TexturedBlot {
+                    cx: uniform(rng, 0.0, w),
+                    cy: uniform(rng, 0.0, h),
+                    rx: r,
+                    ry: crate::degrade::util::r3(r * rng.random_range(0.6..1.5)),
+                    strength: uniform(rng, 0.2, 0.6),
+                    color,
+                    grain: uniform(rng, 1.5, 5.0),
+                    texture: uniform(rng, 0.35, 0.9),
+                    tide_lines: rng.random_range(1..=3),
+                }
+            })
+            .collect();
+        Self { blots }
+    }
+}
+
+impl Scaled for TexturedStains {
+    /// Outlines are sampled from the page size; the fibre grain is in pixels.
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            blots: self
+                .blots
+                .into_iter()
+                .map(|b| TexturedBlot {
+                    grain: b.grain * s,
+                    ..b
+                })
+                .collect(),
+        }
+    }
+}
+
+pub(super) fn textured_stains(img: &mut RgbImage, p: &TexturedStains, rng: &mut ChaCha8Rng) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let buf: &mut [u8] = img;
+    for blot in &p.blots {
+        let (rx, ry) = (blot.rx.max(1.0) as f32, blot.ry.max(1.0) as f32);
+        let (cx, cy) = (blot.cx as f32, blot.cy as f32);
+        let x0 = (cx - rx * 1.4).max(0.0) as usize;
+        let x1 = ((cx + rx * 1.4).max(0.0) as usize).min(w);
+        let y0 = (cy - ry * 1.4).max(0.0) as usize;
+        let y1 = ((cy + ry * 1.4).max(0.0) as usize).min(h);
+        if x0 >= x1 || y0 >= y1 {
+            continue;
+        }
+        // Fields cover only the stain's box: a ragged outline, a coarse
+        // mottle and a fine fibre grain.
+        let (bw, bh) = (x1 - x0, y1 - y0);
+        let outline = Field::new(rng, bw, bh, rx.min(ry) * 0.45);
+        let mottle = Field::new(rng, bw, bh, blot.grain as f32 * 3.0);
+        let fibre = Field::new(rng, bw, bh, blot.grain as f32);
+        let color = blot.color.map(|c| c as f32);
+        let tides: Vec<f32> = (0..blot.tide_lines.max(1))
+            .map(|k| 0.95 - 0.14 * k as f32)
+            .collect();
+        let texture = blot.texture as f32;
+        for y in y0..y1 {
+            let dy = (y as f32 - cy) / ry;
+            for x in x0..x1 {
+                let dx = (x as f32 - cx) / rx;
+                let (lx, ly) = (x - x0, y - y0);
+                let rho = (dx * dx + dy * dy).sqrt() + 0.3 * outline.at(lx, ly);
+                if rho >= 1.05 {
+                    continue;
+                }
+                let body = 1.0 - smoothstep(0.75, 1.0, rho);
+                // Mottle in [0, 1]: soaked patches and dry patches.
+                let m = 0.5 + 0.35 * mottle.at(lx, ly) + 0.25 * fibre.at(lx, ly);
+                let patchy = (1.0 - texture) + texture * m.clamp(0.0, 1.0) * 1.6;
+                let tide: f32 = tides
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &t)| {
+                        let width = 0.035 + 0.01 * k as f32;
+                        (-((rho - t) / width).powi(2)).exp() / (1.0 + k as f32)
+                    })
+                    .sum();
+                let a =
+                    (blot.strength as f32 * (0.6 * body * patchy + 0.7 * tide)).clamp(0.0, 0.95);
+                let i = (y * w + x) * 3;
+                for c in 0..3 {
+                    let v = f32::from(buf[i + c]);
+                    buf[i + c] = clamp_f(v * (1.0 - a + a * color[c]));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::util::fixtures::*;
     use super::*;
+
+    #[test]
+    fn textured_stains_darken_a_patchy_area_with_tide_lines() {
+        let (w, h) = (200u32, 200u32);
+        let p = TexturedStains {
+            blots: vec![TexturedBlot {
+                cx: 100.0,
+                cy: 100.0,
+                rx: 60.0,
+                ry: 60.0,
+                strength: 0.5,
+                color: [0.6, 0.45, 0.25],
+                grain: 3.0,
+                texture: 0.9,
+                tide_lines: 2,
+            }],
+        };
+        let mut img = flat(w, h, 240);
+        textured_stains(&mut img, &p, &mut rng(3));
+        // Far corners are untouched, the centre is stained and tinted brown.
+        assert_eq!(img.get_pixel(2, 2).0, [240, 240, 240]);
+        assert_eq!(img.get_pixel(197, 197).0, [240, 240, 240]);
+        let inside: Vec<[u8; 3]> = (80..120)
+            .flat_map(|y| (80..120).map(move |x| (x, y)))
+            .map(|(x, y)| img.get_pixel(x, y).0)
+            .collect();
+        let mean =
+            |c: usize| inside.iter().map(|p| f64::from(p[c])).sum::<f64>() / inside.len() as f64;
+        assert!(
+            mean(0) < 236.0 && mean(2) < mean(0) - 5.0,
+            "{} {}",
+            mean(0),
+            mean(2)
+        );
+        // Texture: the stained body varies far more than a flat wash would.
+        let g: Vec<f64> = inside.iter().map(|p| f64::from(p[1])).collect();
+        let m = g.iter().sum::<f64>() / g.len() as f64;
+        let sd = (g.iter().map(|v| (v - m).powi(2)).sum::<f64>() / g.len() as f64).sqrt();
+        assert!(sd > 3.0, "stain body std {sd:.2}");
+        // A flat (texture 0) stain of the same shape is much smoother inside.
+        let mut flat_img = flat(w, h, 240);
+        let mut q = p.clone();
+        q.blots[0].texture = 0.0;
+        textured_stains(&mut flat_img, &q, &mut rng(3));
+        let g2: Vec<f64> = (80..120)
+            .flat_map(|y| (80..120).map(move |x| (x, y)))
+            .map(|(x, y)| f64::from(flat_img.get_pixel(x, y).0[1]))
+            .collect();
+        let m2 = g2.iter().sum::<f64>() / g2.len() as f64;
+        let sd2 = (g2.iter().map(|v| (v - m2).powi(2)).sum::<f64>() / g2.len() as f64).sqrt();
+        assert!(sd > 2.0 * sd2, "textured {sd:.2} vs flat {sd2:.2}");
+    }
 
     #[test]
     fn paper_texture_tints_and_grains_the_paper() {

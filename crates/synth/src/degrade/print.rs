@@ -8,6 +8,7 @@
 //! coverage from luma between the page's paper and ink levels
 //! ([`InkCoverage`]).
 
+use super::{Scaled, scale_px};
 use image::RgbImage;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -533,6 +534,53 @@ pub(super) fn low_light_noise(img: &mut RgbImage, p: &LowLightNoise, rng: &mut C
     let table = normal_table(p.sigma as f32);
     let mut fast = FastRng::new(rng);
     add_noise(img.as_mut(), &table, &mut fast);
+}
+
+// Regions, colours and levels do not depend on the resolution.
+impl Scaled for InkColourSwap {}
+impl Scaled for ColouredPaper {}
+impl Scaled for Dithering {}
+impl Scaled for LowLightNoise {}
+
+impl Scaled for LowInkLines {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            period: if self.period == 0 {
+                0
+            } else {
+                scale_px(self.period, s)
+            },
+            thickness: scale_px(self.thickness, s),
+            ..self
+        }
+    }
+}
+
+impl Scaled for HollowStrokes {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            radius: scale_px(self.radius, s),
+            ..self
+        }
+    }
+}
+
+impl Scaled for DirtyDrum {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            widths: self.widths.iter().map(|&w| scale_px(w, s)).collect(),
+            ..self
+        }
+    }
+}
+
+impl Scaled for BadPhotocopy {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            scale: self.scale * s,
+            ..self
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Reproduction artefacts: JPEG compression, scanner streaks, halftoning
 //! and photocopying.
 
+use super::{Scaled, scale_px};
 use image::{ImageDecoder, RgbImage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -347,6 +348,46 @@ pub(super) fn photocopy(img: &mut RgbImage, p: &Photocopy, rng: &mut ChaCha8Rng)
                     buf[j + c] = clamp_f(f32::from(buf[j + c]) * f);
                 }
             }
+        }
+    }
+}
+
+impl Scaled for Jpeg {}
+
+impl Scaled for ScannerLines {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            streaks: self
+                .streaks
+                .into_iter()
+                .map(|k| Streak {
+                    width: k.width * s,
+                    ..k
+                })
+                .collect(),
+            ..self
+        }
+    }
+}
+
+impl Scaled for Halftone {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            cell: self.cell * s,
+            ..self
+        }
+    }
+}
+
+impl Scaled for Photocopy {
+    fn scaled(self, s: f64) -> Self {
+        Self {
+            border: if self.border == 0 {
+                0
+            } else {
+                scale_px(self.border, s)
+            },
+            ..self
         }
     }
 }

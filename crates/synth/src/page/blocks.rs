@@ -4,6 +4,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::content::{Element, LineBox};
 use super::text::{Canvas, TextStyle};
 use super::{Page, Theme, corpus};
 
@@ -24,12 +25,17 @@ pub(super) enum Flow {
 
 /// Draws onto the page and keeps the text in reading order.
 pub(super) struct Writer<'t, 'f> {
-    theme: &'t Theme<'f>,
-    canvas: Canvas,
+    pub(super) theme: &'t Theme<'f>,
+    pub(super) canvas: Canvas,
     text: String,
     fonts_used: Vec<String>,
     /// Number of the next numbered section heading.
     section: u32,
+    /// Number of the next figure (0 until the first figure picks one).
+    pub(super) figure_no: u32,
+    /// Every line drawn through `emit_line`, for marks made over the text.
+    pub(super) lines: Vec<LineBox>,
+    elements: Vec<Element>,
 }
 
 impl<'t, 'f> Writer<'t, 'f> {
@@ -40,6 +46,9 @@ impl<'t, 'f> Writer<'t, 'f> {
             text: String::new(),
             fonts_used: Vec::new(),
             section: 0,
+            figure_no: 0,
+            lines: Vec::new(),
+            elements: Vec::new(),
         }
     }
 
@@ -48,10 +57,44 @@ impl<'t, 'f> Writer<'t, 'f> {
             image: self.canvas.image,
             text: self.text,
             fonts_used: self.fonts_used,
+            elements: self.elements,
         }
     }
 
-    fn line_height(&self, style: &TextStyle) -> f32 {
+    /// Page width and height in pixels.
+    pub fn page_size(&self) -> (f32, f32) {
+        let (w, h) = self.canvas.image.dimensions();
+        (w as f32, h as f32)
+    }
+
+    /// Records an element whose box spans `x0..x1` x `y0..y1`, rounded
+    /// outwards and clipped to the page; empty boxes are dropped.
+    pub fn add_element(
+        &mut self,
+        kind: &str,
+        x0: f32,
+        y0: f32,
+        x1: f32,
+        y1: f32,
+        params: serde_json::Value,
+    ) {
+        let (w, h) = self.canvas.image.dimensions();
+        let clip = |v: f32, max: u32| (v.max(0.0) as u32).min(max);
+        let (left, top) = (clip(x0.floor(), w), clip(y0.floor(), h));
+        let (right, bottom) = (clip(x1.ceil(), w), clip(y1.ceil(), h));
+        if right > left && bottom > top {
+            self.elements.push(Element {
+                kind: kind.to_owned(),
+                x: left,
+                y: top,
+                width: right - left,
+                height: bottom - top,
+                params,
+            });
+        }
+    }
+
+    pub(super) fn line_height(&self, style: &TextStyle) -> f32 {
         style.px * self.theme.leading
     }
 
@@ -60,8 +103,30 @@ impl<'t, 'f> Writer<'t, 'f> {
         style.ascent() + (self.line_height(style) - style.px) * 0.5
     }
 
-    /// Draws words separated by `gap` (a normal space when `None`).
-    fn draw_words(
+    /// Draws words separated by `gap` (a normal space when `None`);
+    /// returns the left and right edge of every word.
+    pub(super) fn draw_words(
+        &mut self,
+        style: &TextStyle,
+        x: f32,
+        top: f32,
+        words: &[&str],
+        gap: Option<f32>,
+    ) -> Vec<(f32, f32)> {
+        let gap = gap.unwrap_or_else(|| style.space());
+        let baseline = top + self.baseline(style);
+        let mut pen = x;
+        let mut extents = Vec::with_capacity(words.len());
+        for word in words {
+            let advance = self.canvas.draw_text(style, pen, baseline, word);
+            extents.push((pen, pen + advance));
+            pen += advance + gap;
+        }
+        extents
+    }
+
+    /// Draws a line of words and records it as ground truth.
+    pub(super) fn emit_line(
         &mut self,
         style: &TextStyle,
         x: f32,
@@ -69,21 +134,23 @@ impl<'t, 'f> Writer<'t, 'f> {
         words: &[&str],
         gap: Option<f32>,
     ) {
-        let gap = gap.unwrap_or_else(|| style.space());
-        let baseline = top + self.baseline(style);
-        let mut pen = x;
-        for word in words {
-            pen += self.canvas.draw_text(style, pen, baseline, word) + gap;
-        }
-    }
-
-    /// Draws a line of words and records it as ground truth.
-    fn emit_line(&mut self, style: &TextStyle, x: f32, top: f32, words: &[&str], gap: Option<f32>) {
-        self.draw_words(style, x, top, words, gap);
+        let extents = self.draw_words(style, x, top, words, gap);
         self.record(style, &words.join(" "));
+        self.lines.push(LineBox {
+            baseline: top + self.baseline(style),
+            px: style.px,
+            words: extents,
+            text: words.iter().map(|w| (*w).to_owned()).collect(),
+        });
     }
 
-    fn natural_width(style: &TextStyle, words: &[&str]) -> f32 {
+    /// Draws a single-line string and records it as ground truth.
+    pub(super) fn emit_text(&mut self, style: &TextStyle, x: f32, top: f32, text: &str) {
+        let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+        self.emit_line(style, x, top, &words, None);
+    }
+
+    pub(super) fn natural_width(style: &TextStyle, words: &[&str]) -> f32 {
         let spaces = words.len().saturating_sub(1) as f32 * style.space();
         words.iter().map(|w| style.width(w)).sum::<f32>() + spaces
     }
@@ -146,7 +213,7 @@ impl<'t, 'f> Writer<'t, 'f> {
     }
 
     /// Wrapped lines, each centred or left-aligned, for titles and headings.
-    fn short_block(
+    pub(super) fn short_block(
         &mut self,
         col: &mut Column,
         words: &[&str],
@@ -193,43 +260,11 @@ impl<'t, 'f> Writer<'t, 'f> {
                 col.x as i32,
                 col.y as i32,
                 col.width as i32,
-                1,
+                self.theme.rule,
                 self.theme.ink,
             );
             col.y += self.line_height(&self.theme.body) * 0.6;
         }
-    }
-
-    pub fn running_header(&mut self, rng: &mut ChaCha8Rng, col: &mut Column) {
-        let words = corpus::heading(rng, 5);
-        let words: Vec<&str> = words.iter().map(String::as_str).collect();
-        let _ = self.short_block(col, &words, self.theme.small, false);
-        self.canvas.fill_rect(
-            col.x as i32,
-            col.y as i32,
-            col.width as i32,
-            1,
-            self.theme.ink,
-        );
-        col.y += self.line_height(&self.theme.small);
-    }
-
-    pub fn footer(&mut self, rng: &mut ChaCha8Rng, height: u32) {
-        let style = self.theme.small;
-        if self.theme.bottom < style.px * 1.6 {
-            return;
-        }
-        let n = rng.random_range(1..400).to_string();
-        let label = match rng.random_range(0..3) {
-            0 => n,
-            1 => format!("- {n} -"),
-            _ => format!("Page {n}"),
-        };
-        let words: Vec<&str> = label.split(' ').collect();
-        let page_w = self.canvas.image.width() as f32;
-        let w = Self::natural_width(&style, &words);
-        let top = height as f32 - self.theme.bottom * 0.5 - self.line_height(&style) * 0.5;
-        self.emit_line(&style, (page_w - w) * 0.5, top, &words, None);
     }
 
     pub fn heading(&mut self, rng: &mut ChaCha8Rng, col: &mut Column) -> Flow {
@@ -414,7 +449,8 @@ impl<'t, 'f> Writer<'t, 'f> {
         let grid = rng.random_range(0..3); // 0: three rules, 1: every row, 2: full grid
         let ink = self.theme.ink;
         let (xi, wi) = (x0.round() as i32, total_w.round() as i32);
-        let thick = if rng.random_bool(0.5) { 2 } else { 1 };
+        let rule = self.theme.rule;
+        let thick = if rng.random_bool(0.5) { 2 * rule } else { rule };
         let top = col.y;
         self.canvas.fill_rect(xi, top as i32, wi, thick, ink);
         for (r, row) in cells.iter().enumerate() {
@@ -437,7 +473,7 @@ impl<'t, 'f> Writer<'t, 'f> {
             self.record(&style, &drawn.join(" "));
             let rule_y = (y + row_h) as i32;
             if r == 0 || grid >= 1 && r < nrows {
-                self.canvas.fill_rect(xi, rule_y, wi, 1, ink);
+                self.canvas.fill_rect(xi, rule_y, wi, rule, ink);
             }
         }
         let bottom = top + row_h * (nrows + 1) as f32;
@@ -445,14 +481,19 @@ impl<'t, 'f> Writer<'t, 'f> {
         if grid == 2 {
             let mut x = x0;
             for w in widths.iter().take(ncols) {
-                self.canvas
-                    .fill_rect(x.round() as i32, top as i32, 1, (bottom - top) as i32, ink);
+                self.canvas.fill_rect(
+                    x.round() as i32,
+                    top as i32,
+                    rule,
+                    (bottom - top) as i32,
+                    ink,
+                );
                 x += w;
             }
             self.canvas.fill_rect(
-                x.round() as i32 - 1,
+                x.round() as i32 - rule,
                 top as i32,
-                1,
+                rule,
                 (bottom - top) as i32,
                 ink,
             );
@@ -461,11 +502,16 @@ impl<'t, 'f> Writer<'t, 'f> {
         Flow::Done
     }
 
-    /// Records a line drawn by hand (table rows).
-    fn record(&mut self, style: &TextStyle, line: &str) {
+    /// Notes that `style`'s face was used for drawn text.
+    pub(super) fn note_face(&mut self, style: &TextStyle) {
         if !self.fonts_used.contains(&style.face.name) {
             self.fonts_used.push(style.face.name.clone());
         }
+    }
+
+    /// Records a line drawn by hand (table rows).
+    pub(super) fn record(&mut self, style: &TextStyle, line: &str) {
+        self.note_face(style);
         if !self.text.is_empty() {
             self.text.push('\n');
         }

@@ -26,7 +26,7 @@ fn is_stopword(word: &str) -> bool {
 }
 
 /// Drops trailing function words so a cut phrase still reads as complete.
-fn trim_tail<T: AsRef<str>>(words: &mut Vec<T>) {
+pub(super) fn trim_tail<T: AsRef<str>>(words: &mut Vec<T>) {
     while words.len() > 1 && words.last().is_some_and(|w| is_stopword(w.as_ref())) {
         words.pop();
     }

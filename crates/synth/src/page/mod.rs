@@ -1,8 +1,20 @@
 //! Clean synthetic document pages: real prose laid out as headings,
-//! paragraphs, lists and ruled tables in one or two columns.
+//! paragraphs, lists and ruled tables in one, two or three columns, with
+//! non-text content among it (charts, photos, logos, forms, signatures,
+//! stamps, highlighter and pen marks, running headers and page numbers),
+//! every piece of which is listed in the page's [`Element`] manifest.
 
 mod blocks;
+mod content;
 mod corpus;
+mod figures;
+mod forms;
+mod furniture;
+mod marks;
+mod names;
+mod paint;
+mod pen;
+mod photos;
 mod text;
 
 use std::str::FromStr;
@@ -12,9 +24,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::fonts::FontFamily;
+use crate::fonts::{FontFamily, FontPack};
 use crate::{FontLibrary, SynthError};
 use blocks::{Column, Flow, Writer};
+pub use content::Element;
+use content::{Insert, Plan};
+use figures::Figure;
 use text::TextStyle;
 
 /// Smallest page width or height accepted, in pixels.
@@ -30,6 +45,9 @@ pub struct Page {
     pub text: String,
     /// Names of the font faces used, in order of first use.
     pub fonts_used: Vec<String>,
+    /// Non-text content and page furniture, in drawing order, with boxes
+    /// and sampled parameters; identical for every [`Target`].
+    pub elements: Vec<Element>,
 }
 
 /// Validates a page or image size against [`MIN_SIZE`] and [`MAX_SIZE`].
@@ -88,6 +106,118 @@ impl FromStr for Target {
     }
 }
 
+/// Resolution the generator's pixel sizes were designed at: a page of
+/// [`PageSpec::pixels`] (no dpi) renders and degrades as a 75 dpi scan.
+pub const REFERENCE_DPI: u32 = 75;
+/// Lowest scan resolution accepted, in dots per inch.
+pub const MIN_DPI: u32 = 50;
+/// Highest scan resolution accepted, in dots per inch.
+pub const MAX_DPI: u32 = 300;
+
+/// A standard paper size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaperSize {
+    /// ISO A4, 210 x 297 mm.
+    A4,
+    /// US Letter, 8.5 x 11 in.
+    Letter,
+}
+
+impl PaperSize {
+    /// Every paper size, in a stable order.
+    pub const ALL: &'static [PaperSize] = &[PaperSize::A4, PaperSize::Letter];
+
+    /// The lowercase name used in JSON and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PaperSize::A4 => "a4",
+            PaperSize::Letter => "letter",
+        }
+    }
+
+    /// Width and height in inches.
+    pub fn inches(self) -> (f64, f64) {
+        match self {
+            PaperSize::A4 => (210.0 / 25.4, 297.0 / 25.4),
+            PaperSize::Letter => (8.5, 11.0),
+        }
+    }
+}
+
+impl FromStr for PaperSize {
+    type Err = SynthError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase();
+        PaperSize::ALL
+            .iter()
+            .copied()
+            .find(|p| p.name() == wanted)
+            .ok_or_else(|| SynthError::UnknownPaperSize(s.to_owned()))
+    }
+}
+
+/// The size of a page to render and the resolution it stands for.
+///
+/// With a `dpi`, fonts, rules and every degradation's pixel-sized
+/// parameters (blur radii, stroke widths, speck sizes, ...) scale by
+/// `dpi / REFERENCE_DPI`, so a 300 dpi page looks like the same document
+/// scanned finer, not like a page with more, smaller text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageSpec {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Scan resolution; `None` sizes text by the page width and keeps the
+    /// degradations at their reference scale.
+    pub dpi: Option<u32>,
+}
+
+impl PageSpec {
+    /// A page of `width` x `height` pixels without a stated resolution.
+    pub fn pixels(width: u32, height: u32) -> Self {
+        Self {
+            width,
+            height,
+            dpi: None,
+        }
+    }
+
+    /// A page of `width` x `height` pixels scanned at `dpi`.
+    pub fn sized_at(width: u32, height: u32, dpi: u32) -> Result<Self, SynthError> {
+        check_dpi(dpi)?;
+        check_size(width, height)?;
+        Ok(Self {
+            width,
+            height,
+            dpi: Some(dpi),
+        })
+    }
+
+    /// A whole sheet of `paper` scanned at `dpi` (A4 at 150 dpi is 1240 x 1754).
+    pub fn paper(paper: PaperSize, dpi: u32) -> Result<Self, SynthError> {
+        check_dpi(dpi)?;
+        let (w, h) = paper.inches();
+        let px = |inches: f64| (inches * f64::from(dpi)).round() as u32;
+        Self::sized_at(px(w), px(h), dpi)
+    }
+
+    /// How much larger than at [`REFERENCE_DPI`] every pixel size is.
+    pub fn scale(&self) -> f32 {
+        self.dpi.map_or(1.0, |d| d as f32 / REFERENCE_DPI as f32)
+    }
+}
+
+fn check_dpi(dpi: u32) -> Result<(), SynthError> {
+    if (MIN_DPI..=MAX_DPI).contains(&dpi) {
+        Ok(())
+    } else {
+        Err(SynthError::InvalidDpi(dpi))
+    }
+}
+
 /// Renders a clean page of `width` x `height` pixels; the same seed always
 /// gives the same page.
 pub fn render_page(
@@ -96,21 +226,29 @@ pub fn render_page(
     height: u32,
     seed: u64,
 ) -> Result<Page, SynthError> {
-    render_page_as(fonts, width, height, seed, Target::AsPrinted)
+    render_page_as(
+        fonts,
+        &PageSpec::pixels(width, height),
+        seed,
+        Target::AsPrinted,
+    )
 }
 
 /// Renders the page of `seed` for `target`: the same layout, text and
 /// anti-aliasing for every target, only the ink and paper colours differ.
 pub fn render_page_as(
     fonts: &FontLibrary,
-    width: u32,
-    height: u32,
+    spec: &PageSpec,
     seed: u64,
     target: Target,
 ) -> Result<Page, SynthError> {
+    let (width, height) = (spec.width, spec.height);
     check_size(width, height)?;
+    if let Some(dpi) = spec.dpi {
+        check_dpi(dpi)?;
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut theme = Theme::sample(&mut rng, fonts, width, height);
+    let mut theme = Theme::sample(&mut rng, fonts, spec);
     if target == Target::Digital {
         theme.set_colours(DIGITAL_INK, DIGITAL_PAPER);
     }
@@ -148,6 +286,11 @@ struct Theme<'f> {
     bottom: f32,
     columns: u32,
     gutter: f32,
+    /// Thickness of a hairline rule in pixels (thicker at higher dpi).
+    rule: i32,
+    /// Whether the page is a [`Target::Digital`] twin: coloured content
+    /// (logos, stamps, photos, highlighter) is drawn in its luminance.
+    digital: bool,
 }
 
 impl<'f> Theme<'f> {
@@ -166,28 +309,48 @@ impl<'f> Theme<'f> {
         }
         self.ink = ink;
         self.paper = paper;
+        self.digital = true;
     }
 
-    fn sample(rng: &mut ChaCha8Rng, fonts: &'f FontLibrary, width: u32, height: u32) -> Self {
-        let families = fonts.families();
-        let pick = |rng: &mut ChaCha8Rng| -> &'f FontFamily {
-            &families[rng.random_range(0..families.len())]
-        };
-        let body_family = pick(rng);
+    /// The colour to draw a coloured element in: `rgb` itself on an
+    /// as-printed page, its BT.601 luminance as grey on a digital twin.
+    fn colour(&self, rgb: [u8; 3]) -> [u8; 3] {
+        if self.digital {
+            let [r, g, b] = rgb.map(u32::from);
+            let y = ((77 * r + 150 * g + 29 * b + 128) >> 8).min(255) as u8;
+            [y, y, y]
+        } else {
+            rgb
+        }
+    }
+
+    fn sample(rng: &mut ChaCha8Rng, fonts: &'f FontLibrary, spec: &PageSpec) -> Self {
+        let (width, height) = (spec.width, spec.height);
+        // Pack first, then family, then weight: serif, sans, typewriter,
+        // condensed, mono and handwriting looks mix whatever the number of
+        // families each pack has installed.
+        let (body_family, body_weight) = fonts.pick_body(rng);
         let head_family = if rng.random_bool(0.5) {
             body_family
         } else {
-            pick(rng)
+            fonts.pick_body(rng).0
         };
-        let monos: Vec<&FontFamily> = families.iter().filter(|f| f.monospace).collect();
-        let table_family = if !monos.is_empty() && rng.random_bool(0.25) {
-            monos[rng.random_range(0..monos.len())]
+        let head_weight = head_family.heading_weight(rng);
+        let table_family = if rng.random_bool(0.25) {
+            fonts
+                .pick_in(rng, &[FontPack::Mono, FontPack::Typewriter])
+                .unwrap_or(body_family)
         } else {
             body_family
         };
 
         let (w, h) = (width as f32, height as f32);
-        let base = w.min(h * 0.8);
+        // Body text spans the same share of a Letter-wide sheet at any dpi;
+        // without a dpi it spans the same share of the page width.
+        let base = match spec.dpi {
+            Some(dpi) => 8.5 * dpi as f32,
+            None => w.min(h * 0.8),
+        };
         let px = (base * rng.random_range(0.0175..0.027)).max(7.0).round();
         let ink = match rng.random_range(0..10) {
             0..6 => {
@@ -209,11 +372,12 @@ impl<'f> Theme<'f> {
                 rng.random_range(20..35),
             ],
         };
-        let style = |family: &'f FontFamily, bold, italic, size: f32| TextStyle {
-            face: family.face(bold, italic),
+        let style = |family: &'f FontFamily, weight: u16, italic, size: f32| TextStyle {
+            face: family.face_weighted(weight, italic),
             px: size.round().max(6.0),
             ink,
         };
+        let strong = |bold: bool| if bold { head_weight } else { 400 };
         let table_px = px * rng.random_range(0.82..1.0);
         let leading = rng.random_range(1.15..1.6);
         let first_line_indent = rng.random_bool(0.4);
@@ -225,23 +389,23 @@ impl<'f> Theme<'f> {
         let pv = rng.random_range(244..=255u8);
         let warm = rng.random_range(0..=6u8).min(pv);
         Self {
-            body: style(body_family, false, false, px),
-            italic: style(body_family, false, true, px),
+            body: style(body_family, body_weight, false, px),
+            italic: style(body_family, body_weight, true, px),
             title: style(
                 head_family,
-                rng.random_bool(0.8),
+                strong(rng.random_bool(0.8)),
                 false,
                 px * rng.random_range(1.6..2.4),
             ),
             heading: style(
                 head_family,
-                rng.random_bool(0.85),
+                strong(rng.random_bool(0.85)),
                 rng.random_bool(0.15),
                 px * rng.random_range(1.1..1.5),
             ),
-            table: style(table_family, false, false, table_px),
-            table_head: style(table_family, true, false, table_px),
-            small: style(body_family, false, rng.random_bool(0.5), px * 0.8),
+            table: style(table_family, 400, false, table_px),
+            table_head: style(table_family, 700, false, table_px),
+            small: style(body_family, body_weight, rng.random_bool(0.5), px * 0.8),
             paper: [pv, pv, pv - warm],
             ink,
             leading,
@@ -262,6 +426,8 @@ impl<'f> Theme<'f> {
             bottom: h * rng.random_range(0.05..0.1),
             columns,
             gutter: w * rng.random_range(0.03..0.06),
+            rule: (px / 14.0).round().max(1.0) as i32,
+            digital: false,
         }
     }
 }
@@ -274,10 +440,24 @@ enum Block {
     List,
     Table,
     Quote,
+    /// A plotters chart with its caption.
+    Chart,
+    /// A procedural photograph with its caption.
+    Photo,
+    /// Labelled fields and checkboxes.
+    Form,
 }
 
-fn choose_block(rng: &mut ChaCha8Rng) -> Block {
-    match rng.random_range(0..100) {
+/// The next block: the planned figure or form that is `due` at this point
+/// of the column, otherwise running text, tables and the like at random.
+fn choose_block(rng: &mut ChaCha8Rng, due: Option<Block>) -> Block {
+    // Drawn even when a planned block is due, so the text that follows is
+    // the same wherever the planned block lands.
+    let roll = rng.random_range(0..100);
+    if let Some(block) = due {
+        return block;
+    }
+    match roll {
         0..55 => Block::Paragraph,
         55..67 => Block::Heading,
         67..79 => Block::List,
@@ -286,11 +466,19 @@ fn choose_block(rng: &mut ChaCha8Rng) -> Block {
     }
 }
 
-/// Header, title, columns of blocks, footer; in reading order.
+/// Header, letterhead or masthead, title, columns of blocks with the
+/// planned figures and forms, signature and footer (the text in reading
+/// order), then marks over the finished page: highlighter, pen marks,
+/// margin notes and stamps.
 fn lay_out(w: &mut Writer, theme: &Theme, rng: &mut ChaCha8Rng, width: u32, height: u32) {
     let (pw, ph) = (width as f32, height as f32);
     let content_w = pw - theme.left - theme.right;
     let bottom = ph - theme.bottom;
+    // Non-text content draws from a stream of its own: where a figure
+    // lands can move by a line between resolutions, and that must not
+    // change the text sampled around it.
+    let extra = &mut ChaCha8Rng::seed_from_u64(rng.random());
+    let mut plan = Plan::sample(extra, theme, width);
     let mut full = Column {
         x: theme.left,
         width: content_w,
@@ -298,39 +486,66 @@ fn lay_out(w: &mut Writer, theme: &Theme, rng: &mut ChaCha8Rng, width: u32, heig
         bottom,
     };
 
-    if rng.random_bool(0.3) {
-        w.running_header(rng, &mut full);
+    if plan.header {
+        w.running_header(rng, &mut full, plan.header_number.then_some(&plan.folio));
+    }
+    if plan.letterhead {
+        w.letterhead(extra, &mut full);
+    }
+    if plan.columns == 3 {
+        w.masthead(extra, &mut full);
     }
     w.title(rng, &mut full);
 
-    let cols = theme.columns as f32;
-    let col_w = (content_w - theme.gutter * (cols - 1.0)) / cols;
+    // Figures, forms and the signature share at most half the text area,
+    // so every page stays mostly text.
+    let top = full.y;
+    let mut budget = (bottom - top) * 0.5;
+    let signature_h = w.signature_height();
+    plan.signature &= signature_h <= budget;
+    if plan.signature {
+        budget -= signature_h;
+    }
+
+    let cols = plan.columns as f32;
+    let col_w = (content_w - plan.gutter * (cols - 1.0)) / cols;
+    let mut pending: std::collections::VecDeque<Insert> = plan.inserts.drain(..).collect();
     let mut carry: Option<(Vec<&'static str>, usize)> = None;
-    for c in 0..theme.columns {
+    let mut lowest = top;
+    let mut end = (theme.left, col_w, top);
+    for c in 0..plan.columns {
+        let last = c + 1 == plan.columns;
         let mut col = Column {
-            x: theme.left + c as f32 * (col_w + theme.gutter),
+            x: theme.left + c as f32 * (col_w + plan.gutter),
             width: col_w,
-            y: full.y,
-            bottom,
+            y: top,
+            bottom: if last && plan.signature {
+                bottom - signature_h
+            } else {
+                bottom
+            },
         };
-        if let Some((words, from)) = carry.take() {
-            match w.paragraph(&mut col, &words, from, theme.body, false) {
-                Flow::Done => {}
-                Flow::Stopped(at) => {
-                    carry = Some((words, at));
-                    continue;
-                }
-            }
+        let mut full_already = false;
+        if let Some((words, from)) = carry.take()
+            && let Flow::Stopped(at) = w.paragraph(&mut col, &words, from, theme.body, false)
+        {
+            carry = Some((words, at));
+            full_already = true;
         }
         // Blocks that do not fit are skipped, so stop once not even a body
         // line fits; the cap only guards against surprises.
         let body_line = theme.body.px * theme.leading;
         let mut previous = Block::Paragraph;
         for _ in 0..1000 {
-            if col.y + body_line > col.bottom {
+            if full_already || col.y + body_line > col.bottom {
                 break;
             }
-            let mut block = choose_block(rng);
+            let reached = |i: &&Insert| i.column <= c && col.y >= top + i.at * (col.bottom - top);
+            let due = pending.front().filter(reached).map(|i| i.block);
+            if due.is_some() {
+                pending.pop_front();
+            }
+            let mut block = choose_block(rng, due);
             // A heading always introduces something other than a heading.
             if matches!((previous, block), (Block::Heading, Block::Heading)) {
                 block = Block::Paragraph;
@@ -350,14 +565,62 @@ fn lay_out(w: &mut Writer, theme: &Theme, rng: &mut ChaCha8Rng, width: u32, heig
                 Block::List => w.list(rng, &mut col),
                 Block::Table => w.table(rng, &mut col),
                 Block::Quote => w.quote(rng, &mut col),
+                Block::Chart | Block::Photo | Block::Form => {
+                    let before = col.y;
+                    let placed = match block {
+                        Block::Chart => w.figure(extra, &mut col, Figure::Chart, budget),
+                        Block::Photo => w.figure(extra, &mut col, Figure::Photo, budget),
+                        _ => w.form(extra, &mut col, budget),
+                    };
+                    budget -= col.y - before;
+                    if !placed && !last {
+                        // Try again at the top of the next column.
+                        pending.push_front(Insert {
+                            block,
+                            column: c + 1,
+                            at: 0.0,
+                        });
+                    }
+                    Flow::Done
+                }
             };
             if let Flow::Stopped(_) = flow {
                 break;
             }
         }
+        lowest = lowest.max(col.y.min(col.bottom));
+        end = (col.x, col.width, col.y);
     }
-    if rng.random_bool(0.5) {
-        w.footer(rng, height);
+    if plan.column_rules && plan.columns > 1 {
+        let xs: Vec<f32> = (1..plan.columns)
+            .map(|c| theme.left + c as f32 * (col_w + plan.gutter) - plan.gutter * 0.5)
+            .collect();
+        w.column_rules(&xs, top, lowest);
+    }
+    if plan.signature {
+        let (x, width, y) = end;
+        let mut sig = Column {
+            x,
+            width,
+            y: y.min(bottom - signature_h),
+            bottom,
+        };
+        w.signature_block(extra, &mut sig);
+    }
+    if plan.footer {
+        w.footer(rng, height, &plan.folio);
+    }
+    if plan.highlights > 0 {
+        w.highlight(extra, plan.highlights);
+    }
+    if plan.pen_mark {
+        w.pen_mark(extra);
+    }
+    if plan.margin_note {
+        w.margin_note(extra);
+    }
+    if plan.stamp {
+        w.stamp(extra);
     }
 }
 
@@ -419,6 +682,82 @@ mod tests {
                 .filter(|&(x, y)| page.image.get_pixel(x, y).0[0] < 128)
                 .count();
             assert_eq!(last_rows, 0, "seed {seed} draws into the bottom edge");
+        }
+    }
+
+    #[test]
+    fn paper_sizes_at_a_dpi() {
+        let a4 = PageSpec::paper(PaperSize::A4, 150).expect("valid");
+        assert_eq!((a4.width, a4.height, a4.dpi), (1240, 1754, Some(150)));
+        let letter = PageSpec::paper(PaperSize::Letter, 300).expect("valid");
+        assert_eq!((letter.width, letter.height), (2550, 3300));
+        assert!((letter.scale() - 4.0).abs() < 1e-6);
+        assert!((PageSpec::pixels(640, 832).scale() - 1.0).abs() < 1e-6);
+        for dpi in [0, MIN_DPI - 1, MAX_DPI + 1] {
+            assert!(matches!(
+                PageSpec::paper(PaperSize::A4, dpi),
+                Err(SynthError::InvalidDpi(d)) if d == dpi
+            ));
+        }
+        assert_eq!(
+            "Letter".parse::<PaperSize>().expect("known"),
+            PaperSize::Letter
+        );
+        let err = "a3".parse::<PaperSize>().expect_err("unknown");
+        assert!(err.to_string().contains("a4, letter"), "{err}");
+        let f = fonts();
+        let bad = PageSpec {
+            width: 400,
+            height: 500,
+            dpi: Some(1000),
+        };
+        assert!(matches!(
+            render_page_as(&f, &bad, 1, Target::AsPrinted),
+            Err(SynthError::InvalidDpi(1000))
+        ));
+    }
+
+    /// Dark (ink) pixels of a page.
+    fn ink_pixels(img: &RgbImage) -> usize {
+        img.pixels().filter(|p| p.0[0] < 128).count()
+    }
+
+    #[test]
+    fn a_finer_scan_is_the_same_document_with_larger_strokes() {
+        let f = fonts();
+        for seed in [3u64, 4, 5] {
+            let low = render_page_as(
+                &f,
+                &PageSpec::paper(PaperSize::Letter, 75).expect("valid"),
+                seed,
+                Target::AsPrinted,
+            )
+            .expect("renders");
+            let high = render_page_as(
+                &f,
+                &PageSpec::paper(PaperSize::Letter, 150).expect("valid"),
+                seed,
+                Target::AsPrinted,
+            )
+            .expect("renders");
+            // Twice the dpi: twice the pixels per side, four times the ink
+            // pixels for the same text (fonts and rules scale, the layout
+            // does not gain lines).
+            assert!(high.image.width().abs_diff(2 * low.image.width()) <= 1);
+            let (lo, hi) = (ink_pixels(&low.image), ink_pixels(&high.image));
+            let ratio = hi as f64 / lo as f64;
+            assert!(
+                (2.5..5.5).contains(&ratio),
+                "seed {seed}: ink ratio {ratio:.2}"
+            );
+            let (wl, wh) = (
+                low.text.split_whitespace().count(),
+                high.text.split_whitespace().count(),
+            );
+            assert!(
+                wl.abs_diff(wh) * 10 <= wl,
+                "seed {seed}: {wl} words at 75 dpi, {wh} at 150"
+            );
         }
     }
 

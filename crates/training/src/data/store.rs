@@ -17,22 +17,37 @@ pub struct Pair {
     pub degraded: RgbImage,
 }
 
-/// Loads pages on demand and keeps at most `capacity` decoded, evicting the
+/// Decoded bytes a [`PageStore`] keeps at most by default: 64 pairs of
+/// 640x832 pages fit (200 MB), but only about ten whole A4 sheets at 300 dpi
+/// (52 MB a pair), so high-resolution pages cannot grow a run's memory.
+pub const DEFAULT_CACHE_BYTES: usize = 512 << 20;
+
+/// Loads pages on demand and keeps at most `capacity` decoded (and at most
+/// a byte budget of them, but always the latest), evicting the
 /// least recently used. Pages that fail to load or whose two images differ in
 /// size are remembered as skipped, with the reason, and never returned.
 pub struct PageStore<'a> {
     source: &'a dyn PairSource,
     capacity: usize,
+    max_bytes: usize,
     cache: RefCell<VecDeque<(usize, Rc<Pair>)>>,
     skipped: RefCell<BTreeMap<usize, String>>,
 }
 
 impl<'a> PageStore<'a> {
-    /// A store keeping up to `capacity` pages (at least one).
+    /// A store keeping up to `capacity` pages (at least one) within
+    /// [`DEFAULT_CACHE_BYTES`].
     pub fn new(source: &'a dyn PairSource, capacity: usize) -> Self {
+        Self::with_budget(source, capacity, DEFAULT_CACHE_BYTES)
+    }
+
+    /// A store keeping up to `capacity` pages and `max_bytes` of decoded
+    /// images; the page just loaded is kept even when it alone exceeds it.
+    pub fn with_budget(source: &'a dyn PairSource, capacity: usize, max_bytes: usize) -> Self {
         Self {
             source,
             capacity: capacity.max(1),
+            max_bytes,
             cache: RefCell::new(VecDeque::new()),
             skipped: RefCell::new(BTreeMap::new()),
         }
@@ -81,11 +96,20 @@ impl<'a> PageStore<'a> {
             }
         };
         let mut cache = self.cache.borrow_mut();
-        if cache.len() >= self.capacity {
-            cache.pop_front();
+        let size = pair_bytes(&pair);
+        let mut held: usize = cache.iter().map(|(_, p)| pair_bytes(p)).sum();
+        while !cache.is_empty() && (cache.len() >= self.capacity || held + size > self.max_bytes) {
+            if let Some((_, old)) = cache.pop_front() {
+                held -= pair_bytes(&old);
+            }
         }
         cache.push_back((index, pair.clone()));
         Some(pair)
+    }
+
+    /// Bytes of decoded images currently held.
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.borrow().iter().map(|(_, p)| pair_bytes(p)).sum()
     }
 
     /// Pages skipped so far as `(page_id, reason)`, in index order.
@@ -108,6 +132,10 @@ impl<'a> PageStore<'a> {
             let _ = self.get(i);
         }
     }
+}
+
+fn pair_bytes(p: &Pair) -> usize {
+    p.clean.as_raw().len() + p.degraded.as_raw().len()
 }
 
 #[cfg(test)]
@@ -144,5 +172,26 @@ mod tests {
         let store = PageStore::new(&src, 2);
         store.scan(&[0, 1, 2, 3, 4]);
         assert_eq!(store.cached(), 2);
+    }
+
+    #[test]
+    fn cache_is_bounded_in_bytes_but_keeps_the_latest_page() {
+        let mut src = InMemoryPairs::new();
+        for i in 0..6 {
+            // 100x100 RGB pairs: 60,000 bytes each.
+            src.push(
+                format!("p{i}"),
+                RgbImage::new(100, 100),
+                RgbImage::new(100, 100),
+            );
+        }
+        let store = PageStore::with_budget(&src, 64, 150_000);
+        store.scan(&[0, 1, 2, 3, 4, 5]);
+        assert_eq!(store.cached(), 2, "two 60 kB pairs fit in 150 kB");
+        assert_eq!(store.cached_bytes(), 120_000);
+        let tiny = PageStore::with_budget(&src, 64, 1_000);
+        tiny.scan(&[0, 1, 2]);
+        assert_eq!(tiny.cached(), 1, "the latest page stays even over budget");
+        assert!(tiny.get(2).is_some());
     }
 }
