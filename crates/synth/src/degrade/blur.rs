@@ -171,12 +171,12 @@ pub(super) fn defocus_blur(img: &mut RgbImage, p: &DefocusBlur, _rng: &mut ChaCh
         })
         .sum();
     // Filtered rows for the 2 * reach + 1 source rows around the current
-    // output row, in a ring, each holding one u16 row per k (at most
-    // 16 * 255 * 7 + 15 * 510 for the sampled radii up to 3.5, and below
-    // 65536 up to radius 6, so u16 suffices).
+    // output row, in a ring, each holding one u32 row per k (16 * 255 *
+    // (2 f + 1) + 15 * 510 passes u16 from radius 7 on, which pages at
+    // 175 dpi and more reach once the radius is scaled).
     let slots = 2 * reach + 1;
     let block = filters.len() * stride;
-    let mut ring = vec![0u16; slots * block];
+    let mut ring = vec![0u32; slots * block];
     let mut held = vec![usize::MAX; slots];
     let mut padded = vec![0u8; (w + 2 * pad) * 3];
     let data: &mut [u8] = img;
@@ -202,19 +202,19 @@ pub(super) fn defocus_blur(img: &mut RgbImage, p: &DefocusBlur, _rng: &mut ChaCh
             for (&(f, fr), o) in filters.iter().zip(out.chunks_exact_mut(stride)) {
                 let start = (pad - f) * 3;
                 for (o, &v) in o.iter_mut().zip(&padded[start..start + stride]) {
-                    *o = u16::from(v);
+                    *o = u32::from(v);
                 }
                 for j in 1..=2 * f {
                     let off = start + j * 3;
                     for (o, &v) in o.iter_mut().zip(&padded[off..off + stride]) {
-                        *o += u16::from(v);
+                        *o += u32::from(v);
                     }
                 }
                 // f < pad, so both end taps stay inside the padded row.
                 let (e0, e1) = (start - 3, (pad + f + 1) * 3);
                 let ends = padded[e0..e0 + stride].iter().zip(&padded[e1..e1 + stride]);
                 for (o, (&a, &b)) in o.iter_mut().zip(ends) {
-                    *o = 16 * *o + fr * (u16::from(a) + u16::from(b));
+                    *o = 16 * *o + u32::from(fr) * (u32::from(a) + u32::from(b));
                 }
             }
         }
@@ -224,7 +224,7 @@ pub(super) fn defocus_blur(img: &mut RgbImage, p: &DefocusBlur, _rng: &mut ChaCh
             let k = dy.unsigned_abs();
             let start = (sy % slots) * block + k * stride;
             for (a, &v) in acc.iter_mut().zip(&ring[start..start + stride]) {
-                *a += u32::from(v);
+                *a += v;
             }
         }
         // Integer division by a run-time divisor does not vectorise; the

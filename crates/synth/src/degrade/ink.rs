@@ -229,9 +229,9 @@ impl Scaled for InkBleed {
 }
 
 impl Scaled for BleedThrough {
+    /// The offset is sampled as a share of the page height already.
     fn scaled(self, s: f64) -> Self {
         Self {
-            offset_y: (f64::from(self.offset_y) * s).round() as i32,
             blur: self.blur * s,
             ..self
         }

@@ -419,7 +419,6 @@ fn run<P: Serialize + Scaled>(
     serde_json::to_value(&params).unwrap_or_default()
 }
 
-/// Comma-separated family names, for error messages.
 /// Parameters whose pixel sizes (radii, widths, periods) grow with the
 /// scan resolution. Parameters sampled as fractions of the page, levels or
 /// probabilities stay as they are; per-pixel effects (sensor noise, JPEG
@@ -436,6 +435,7 @@ pub(crate) fn scale_px(v: u32, scale: f64) -> u32 {
     ((f64::from(v) * scale).round() as u32).max(1)
 }
 
+/// Comma-separated family names, for error messages.
 pub(crate) fn family_list() -> String {
     Family::ALL
         .iter()
@@ -614,7 +614,7 @@ mod tests {
             (Family::DefocusBlur, "radius"),
             (Family::MotionBlur, "length"),
             (Family::FoldCrease, "width"),
-            (Family::BadPhotocopy, "scale"),
+            (Family::InkBleed, "softness"),
         ] {
             let (one, two) = (param(family, 1.0, key), param(family, 2.0, key));
             assert!(
@@ -637,6 +637,25 @@ mod tests {
             param(Family::HollowStrokes, 3.0, "radius"),
         );
         assert_eq!(three, (3.0 * one).round().max(1.0));
+        // Page-relative sizes are not scaled twice.
+        for (family, key) in [
+            (Family::BadPhotocopy, "scale"),
+            (Family::BleedThrough, "offset_y"),
+        ] {
+            assert_eq!(
+                param(family, 1.0, key),
+                param(family, 4.0, key),
+                "{family:?}.{key}"
+            );
+        }
+        // Every family survives a 300 dpi scale (radii 4x the sampled ones).
+        for &family in Family::ALL {
+            for seed in 0..6 {
+                let page = text_like(64, 48);
+                let out = Pipeline::single(family).apply_scaled(&page, seed, 4.0);
+                assert_eq!(out.image.dimensions(), (64, 48), "{family:?}");
+            }
+        }
         // Per-pixel noise does not change with the resolution.
         let a = Pipeline::single(Family::GaussianNoise).apply_scaled(&page, 9, 1.0);
         let b = Pipeline::single(Family::GaussianNoise).apply_scaled(&page, 9, 4.0);

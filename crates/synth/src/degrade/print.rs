@@ -574,14 +574,8 @@ impl Scaled for DirtyDrum {
     }
 }
 
-impl Scaled for BadPhotocopy {
-    fn scaled(self, s: f64) -> Self {
-        Self {
-            scale: self.scale * s,
-            ..self
-        }
-    }
-}
+// Blotch sizes are sampled as a share of the page's short side.
+impl Scaled for BadPhotocopy {}
 
 #[cfg(test)]
 mod tests {

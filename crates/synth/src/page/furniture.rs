@@ -137,6 +137,11 @@ impl Writer<'_, '_> {
         let label = folio.label();
         let number: Vec<&str> = label.split(' ').collect();
         let num_w = Self::natural_width(&style, &number);
+        if num_w > right - left {
+            // A narrow page has no room for the number: draw no footer
+            // rather than text off the page that the ground truth lists.
+            return;
+        }
         // 0 centre, 1 right, 2 left, 3 outer edge (odd pages right).
         let (num_x, place_name) = match place {
             0 => ((pw - num_w) * 0.5, "centre"),
