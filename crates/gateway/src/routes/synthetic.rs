@@ -44,7 +44,7 @@ pub struct GenerateBody {
     /// 1240x1754 pixels); excludes `width` and `height`.
     pub page_size: Option<String>,
     /// Font families or packs (`serif`, `sans`, `mono`, `typewriter`,
-    /// `condensed`) to draw with; absent means every installed family. A
+    /// `condensed`, `handwriting`) to draw with; absent means every installed family. A
     /// family that is not installed is refused with its Debian package.
     pub fonts: Option<Vec<String>>,
 }

@@ -161,7 +161,7 @@ impl FromStr for PaperSize {
 /// The size of a page to render and the resolution it stands for.
 ///
 /// With a `dpi`, fonts, rules and every degradation's pixel-sized
-/// parameters (blur radii, stroke widths, speck sizes, ...) scale by
+/// parameters (blur radii, stroke and line widths, mottle sizes, ...) scale by
 /// `dpi / REFERENCE_DPI`, so a 300 dpi page looks like the same document
 /// scanned finer, not like a page with more, smaller text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
