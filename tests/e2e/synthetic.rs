@@ -364,7 +364,11 @@ async fn cancelling_a_running_job_removes_its_partial_pairs() {
 /// restored at its native size. Bad sheet requests are refused up front.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sheets_at_a_dpi_generate_train_and_restore_at_native_size() {
-    let app = TestApp::spawn(Kind::Embedded).await;
+    // A noisy A4 scan is a few MB of PNG: above the harness's 2 MiB upload cap.
+    let app = TestApp::spawn_with(Kind::Embedded, |s| {
+        s.gateway.max_upload_bytes = 32 << 20;
+    })
+    .await;
     for (body, needle) in [
         (json!({"num_images": 2, "page_size": "a3"}), "a4, letter"),
         (
@@ -469,7 +473,7 @@ async fn sheets_at_a_dpi_generate_train_and_restore_at_native_size() {
         .send()
         .await
         .expect("restore request");
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "{}", degraded.len());
     let out = image::load_from_memory(&r.bytes().await.unwrap()).expect("a PNG");
     assert_eq!((out.width(), out.height()), (827, 1169), "native size");
     app.stop().await;
