@@ -510,6 +510,18 @@ impl<'t, 'f> Writer<'t, 'f> {
     }
 
     /// Records a line drawn by hand (table rows).
+    /// Where the ground truth ends now, for [`Writer::text_since`].
+    pub(super) fn text_mark(&self) -> usize {
+        self.text.len()
+    }
+
+    /// The lines recorded since `mark`, joined by spaces.
+    pub(super) fn text_since(&self, mark: usize) -> String {
+        self.text[mark..]
+            .trim_start_matches('\n')
+            .replace('\n', " ")
+    }
+
     pub(super) fn record(&mut self, style: &TextStyle, line: &str) {
         self.note_face(style);
         if !self.text.is_empty() {

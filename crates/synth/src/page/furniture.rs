@@ -80,7 +80,11 @@ impl Writer<'_, '_> {
             y: col.y,
             bottom: col.bottom,
         };
+        // Record what the page shows: a word wider than the column, or a
+        // header below the page bottom, is skipped by `short_block`.
+        let mark = self.text_mark();
         let _ = self.short_block(&mut text_col, &words, style, false);
+        let drawn = self.text_since(mark);
         if !number.is_empty() && top + self.line_height(&style) <= col.bottom {
             let x = col.x + col.width - num_w;
             self.emit_line(&style, x, top, &number, None);
@@ -111,7 +115,7 @@ impl Writer<'_, '_> {
         let bottom = col.y + self.theme.rule as f32;
         let numbered = !number.is_empty();
         let params = json!({
-            "text": words.join(" "),
+            "text": drawn,
             "rule": rule,
             "page_number": if numbered { label } else { None },
         });
@@ -271,6 +275,30 @@ impl Writer<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_elements_record_only_the_text_the_page_shows() {
+        use crate::page::{PageSpec, Target, render_page_as};
+        let fonts = crate::FontLibrary::system().expect("the build machines have DejaVu installed");
+        let mut headers = 0;
+        for (w, h) in [(64, 64), (64, 4096), (4096, 64), (200, 2000), (640, 832)] {
+            let spec = PageSpec::sized_at(w, h, 300).expect("valid");
+            for seed in 0..40 {
+                let page = render_page_as(&fonts, &spec, seed, Target::AsPrinted).expect("renders");
+                for e in page.elements.iter().filter(|e| e.kind == "header") {
+                    headers += 1;
+                    let text = e.params["text"].as_str().expect("header text");
+                    for word in text.split_whitespace() {
+                        assert!(
+                            page.text.split_whitespace().any(|t| t == word),
+                            "{w}x{h} seed {seed}: header word {word:?} is not on the page"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(headers > 10, "only {headers} headers");
+    }
 
     #[test]
     fn roman_numerals() {
