@@ -76,8 +76,9 @@ pub use checkpoint::{
     WEIGHTS_FILE, load_weights, save_weights,
 };
 pub use data::{
-    INK_LUMA, INK_SHARE, INK_TRIES, InMemoryPairs, PageStore, Pair, PairSource, PatchSampler,
-    PatchSampling, SamplerState, Split, dihedral_index, ink_share, split_pages,
+    DEFAULT_POOL_PATCHES, INK_LUMA, INK_SHARE, INK_TRIES, InMemoryPairs, PageStore, Pair,
+    PairSource, PatchSampler, PatchSampling, SamplerState, Split, dihedral_index, ink_share,
+    split_pages,
 };
 pub use engine::{
     BestEpoch, EpochReport, NoHooks, Progress, ProgressiveStage, RunOptions, StopReason,

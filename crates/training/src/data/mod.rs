@@ -5,8 +5,8 @@ mod sampler;
 mod store;
 
 pub use sampler::{
-    INK_LUMA, INK_SHARE, INK_TRIES, PatchSampler, PatchSampling, SamplerState, dihedral_index,
-    ink_share,
+    DEFAULT_POOL_PATCHES, INK_LUMA, INK_SHARE, INK_TRIES, PatchSampler, PatchSampling,
+    SamplerState, dihedral_index, ink_share,
 };
 pub use store::{PageStore, Pair};
 

@@ -2,6 +2,7 @@
 
 use candle_core::{Device, Tensor};
 use image::RgbImage;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,9 @@ pub const INK_TRIES: usize = 4;
 pub const INK_SHARE: f64 = 0.03;
 /// Clean-page luma (0-255, BT.601) below which a pixel counts as ink.
 pub const INK_LUMA: u32 = 150;
+/// Patches a page gives while in the pool when the run does not say
+/// (a run sized by `steps_per_epoch` rather than by patches per page).
+pub const DEFAULT_POOL_PATCHES: u32 = 4;
 
 /// How a patch position is chosen inside a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -34,27 +38,46 @@ pub enum PatchSampling {
     Ink,
 }
 
-/// Where a sampler is in its random stream: enough to continue it exactly.
+/// Where a sampler is: enough to continue it exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SamplerState {
     /// The seed the ChaCha8 stream started from.
     pub seed: u64,
     /// Words consumed so far (a `u128`, as a decimal string for JSON).
     pub word_pos: String,
+    /// Pages of the current pass not yet admitted to the pool (taken from
+    /// the end). Absent in checkpoints written before the pool existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queue: Vec<usize>,
+    /// Pages in the pool and the patches each still gives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pool: Vec<(usize, u32)>,
 }
 
-/// Draws training batches: a page uniformly from the training split, a patch
-/// position uniformly inside it, and one of the 8 dihedral transforms (flips
-/// and 90-degree rotations) applied to both images alike.
+/// Draws training batches from a pool of pages: every pass over the
+/// training split admits each page once, in a fresh random order, and an
+/// admitted page gives `patches_per_page` patches before it leaves. Each
+/// patch comes from a page drawn uniformly from the pool, at a position
+/// inside it (uniform, or preferring ink), under one of the 8 dihedral
+/// transforms (flips and 90-degree rotations) applied to both images alike.
+///
+/// The pool holds a third of the pages the [`PageStore`] can keep decoded, so a
+/// page is decoded about once per pass however large the split is (drawing
+/// a page uniformly from the whole split decoded a page for almost every
+/// patch once the split outgrew the cache), while a batch still mixes pages
+/// from across the pool.
 ///
 /// All randomness comes from one ChaCha8 stream; [`PatchSampler::state`]
-/// captures its position, so a restored sampler continues the identical
-/// sequence. Unusable pages are drawn and rejected, which consumes the same
-/// randomness whether or not they were already known to be unusable.
+/// captures its position and the pool, so a restored sampler continues the
+/// identical sequence. Unusable pages are drawn and rejected, which consumes
+/// the same randomness whether or not they were already known to be unusable.
 #[derive(Debug, Clone)]
 pub struct PatchSampler {
     seed: u64,
     rng: ChaCha8Rng,
+    patches_per_page: u32,
+    queue: Vec<usize>,
+    pool: Vec<(usize, u32)>,
 }
 
 /// Maps output position `(row, col)` of a `p x p` patch to its source
@@ -77,14 +100,26 @@ impl PatchSampler {
         Self {
             seed,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            patches_per_page: DEFAULT_POOL_PATCHES,
+            queue: Vec::new(),
+            pool: Vec::new(),
         }
     }
 
-    /// The current stream position.
+    /// Sets how many patches a page gives per pass (at least 1); pages
+    /// already in the pool keep what they have left.
+    pub fn with_patches_per_page(mut self, patches: u32) -> Self {
+        self.patches_per_page = patches.max(1);
+        self
+    }
+
+    /// The current stream position and pool.
     pub fn state(&self) -> SamplerState {
         SamplerState {
             seed: self.seed,
             word_pos: self.rng.get_word_pos().to_string(),
+            queue: self.queue.clone(),
+            pool: self.pool.clone(),
         }
     }
 
@@ -96,6 +131,8 @@ impl PatchSampler {
             .map_err(|_| Error::Checkpoint(format!("bad sampler position {:?}", state.word_pos)))?;
         let mut s = Self::new(state.seed);
         s.rng.set_word_pos(pos);
+        s.queue = state.queue.clone();
+        s.pool = state.pool.clone();
         Ok(s)
     }
 
@@ -185,10 +222,36 @@ impl PatchSampler {
         store: &PageStore<'_>,
         train: &[usize],
     ) -> Result<std::rc::Rc<super::Pair>> {
+        // A third of what the cache holds, so pool pages are rarely the least
+        // recently used when a newly admitted page evicts one.
+        let target = (store.room() / 3).clamp(1, train.len());
         for _ in 0..MAX_DRAWS_PER_ITEM {
-            let idx = train[self.rng.random_range(0..train.len())];
-            if let Some(p) = store.get(idx) {
-                return Ok(p);
+            while self.pool.len() < target {
+                if self.queue.is_empty() {
+                    // A new pass: every training page once, in a fresh order.
+                    self.queue = train.to_vec();
+                    self.queue.shuffle(&mut self.rng);
+                }
+                let Some(idx) = self.queue.pop() else { break };
+                self.pool.push((idx, self.patches_per_page));
+            }
+            if self.pool.is_empty() {
+                break;
+            }
+            let slot = self.rng.random_range(0..self.pool.len());
+            let (idx, left) = self.pool[slot];
+            match store.get(idx) {
+                Some(p) => {
+                    if left <= 1 {
+                        self.pool.swap_remove(slot);
+                    } else {
+                        self.pool[slot].1 = left - 1;
+                    }
+                    return Ok(p);
+                }
+                None => {
+                    self.pool.swap_remove(slot);
+                }
             }
         }
         Err(Error::Data(format!(
@@ -303,22 +366,144 @@ mod tests {
     #[test]
     fn restored_state_continues_the_stream() {
         let mut src = InMemoryPairs::new();
-        src.push("a", page(1), page(1));
-        src.push("b", page(2), page(2));
-        let store = PageStore::new(&src, 2);
-        let mut a = PatchSampler::new(42);
-        a.sample(&store, &[0, 1], 3, 5, PatchSampling::Ink, &Device::Cpu)
+        for i in 0..12 {
+            src.push(format!("p{i}"), page(i), page(i));
+        }
+        let train: Vec<usize> = (0..12).collect();
+        let store = PageStore::new(&src, 8);
+        let mut a = PatchSampler::new(42).with_patches_per_page(3);
+        a.sample(&store, &train, 5, 5, PatchSampling::Ink, &Device::Cpu)
             .unwrap();
-        let mut b = PatchSampler::from_state(&a.state()).unwrap();
-        let (x, _) = a
-            .sample(&store, &[0, 1], 3, 5, PatchSampling::Ink, &Device::Cpu)
-            .unwrap();
-        let (y, _) = b
-            .sample(&store, &[0, 1], 3, 5, PatchSampling::Ink, &Device::Cpu)
-            .unwrap();
-        let x = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(x, y);
+        let state = a.state();
+        assert!(!state.pool.is_empty() && !state.queue.is_empty());
+        // Through JSON, as a checkpoint stores it.
+        let state: SamplerState =
+            serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+        let mut b = PatchSampler::from_state(&state)
+            .unwrap()
+            .with_patches_per_page(3);
+        for _ in 0..6 {
+            let (x, _) = a
+                .sample(&store, &train, 5, 5, PatchSampling::Ink, &Device::Cpu)
+                .unwrap();
+            let (y, _) = b
+                .sample(&store, &train, 5, 5, PatchSampling::Ink, &Device::Cpu)
+                .unwrap();
+            let x = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(x, y);
+        }
+    }
+
+    /// Pages of one flat grey each (page `i` has value `10 + 5 i`), counting
+    /// how often each is decoded.
+    struct Counting {
+        pages: InMemoryPairs,
+        loads: std::cell::RefCell<Vec<u32>>,
+    }
+
+    impl Counting {
+        fn new(n: usize) -> Self {
+            let mut pages = InMemoryPairs::new();
+            for i in 0..n {
+                let v = 10 + 5 * i as u8;
+                let img = RgbImage::from_pixel(24, 20, image::Rgb([v, v, v]));
+                pages.push(format!("p{i}"), img.clone(), img);
+            }
+            Self {
+                pages,
+                loads: std::cell::RefCell::new(vec![0; n]),
+            }
+        }
+
+        /// The page a patch came from, by its grey value.
+        fn page_of(patch: &[f32]) -> usize {
+            ((patch[0] * 255.0).round() as usize - 10) / 5
+        }
+    }
+
+    impl crate::data::PairSource for Counting {
+        fn len(&self) -> usize {
+            self.pages.len()
+        }
+        fn load(&self, index: usize) -> crate::Result<(RgbImage, RgbImage)> {
+            self.loads.borrow_mut()[index] += 1;
+            self.pages.load(index)
+        }
+        fn page_id(&self, index: usize) -> String {
+            self.pages.page_id(index)
+        }
+    }
+
+    #[test]
+    fn a_pass_decodes_each_page_once_and_cuts_it_into_its_patches() {
+        // 40 pages, a cache of 16 (a pool of 5), 4 patches a page: one pass
+        // is 160 patches. Drawing pages uniformly from the split decoded
+        // a page for most patches once the split outgrew the cache.
+        let src = Counting::new(40);
+        let store = PageStore::new(&src, 16);
+        let train: Vec<usize> = (0..40).collect();
+        let mut s = PatchSampler::new(7).with_patches_per_page(4);
+        let mut drawn = vec![0u32; 40];
+        let mut pages_per_batch = Vec::new();
+        for _ in 0..40 {
+            let (d, _) = s
+                .sample(&store, &train, 4, 8, PatchSampling::Uniform, &Device::Cpu)
+                .unwrap();
+            let v = d.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let mut batch: Vec<usize> = v.chunks(3 * 64).map(Counting::page_of).collect();
+            for &p in &batch {
+                drawn[p] += 1;
+            }
+            batch.sort_unstable();
+            batch.dedup();
+            pages_per_batch.push(batch.len());
+        }
+        // The next pass has begun (its pages left the queue into the pool):
+        // every admission of a page gives 4 patches, drawn or still to come.
+        let state = s.state();
+        let admitted: Vec<u32> = (0..40)
+            .map(|p| 1 + u32::from(!state.queue.is_empty() && !state.queue.contains(&p)))
+            .collect();
+        for p in 0..40 {
+            let left: u32 = state.pool.iter().filter(|e| e.0 == p).map(|e| e.1).sum();
+            assert_eq!(drawn[p] + left, 4 * admitted[p], "page {p}");
+        }
+        // Each admission decodes the page at most once (a page readmitted
+        // while still cached is not decoded again).
+        let loads = src.loads.borrow();
+        for p in 0..40 {
+            assert!(
+                loads[p] >= 1 && loads[p] <= admitted[p],
+                "page {p}: {loads:?}"
+            );
+        }
+        let mixed = pages_per_batch.iter().filter(|&&n| n >= 3).count();
+        assert!(mixed >= 20, "batches mix pages: {pages_per_batch:?}");
+    }
+
+    #[test]
+    fn the_pool_fits_the_byte_budget_of_large_pages() {
+        // Pairs of 24 x 20 x 3 x 2 = 2,880 bytes under a 6,000-byte budget:
+        // two fit, so the pool holds one page and no page is decoded twice.
+        let src = Counting::new(10);
+        let store = PageStore::with_budget(&src, 64, 6_000);
+        let train: Vec<usize> = (0..10).collect();
+        let mut s = PatchSampler::new(1).with_patches_per_page(3);
+        for _ in 0..10 {
+            s.sample(&store, &train, 3, 4, PatchSampling::Uniform, &Device::Cpu)
+                .unwrap();
+        }
+        assert_eq!(store.room(), 2);
+        assert_eq!(*src.loads.borrow(), vec![1; 10]);
+    }
+
+    #[test]
+    fn a_state_without_a_pool_still_loads() {
+        // Checkpoints written before the pool have only seed and position.
+        let state: SamplerState = serde_json::from_str(r#"{"seed":5,"word_pos":"64"}"#).unwrap();
+        let s = PatchSampler::from_state(&state).unwrap();
+        assert_eq!(s.state(), state);
     }
 
     #[test]

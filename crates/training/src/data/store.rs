@@ -1,6 +1,6 @@
 //! A bounded cache of decoded pages in front of a [`PairSource`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
@@ -32,6 +32,8 @@ pub struct PageStore<'a> {
     max_bytes: usize,
     cache: RefCell<VecDeque<(usize, Rc<Pair>)>>,
     skipped: RefCell<BTreeMap<usize, String>>,
+    /// Bytes of the largest pair decoded so far.
+    largest: Cell<usize>,
 }
 
 impl<'a> PageStore<'a> {
@@ -50,6 +52,17 @@ impl<'a> PageStore<'a> {
             max_bytes,
             cache: RefCell::new(VecDeque::new()),
             skipped: RefCell::new(BTreeMap::new()),
+            largest: Cell::new(0),
+        }
+    }
+
+    /// How many pages the store is known to keep decoded at once: its page
+    /// capacity, or fewer when pages as large as the largest one seen so far
+    /// would exceed the byte budget; 1 before any page is decoded (at least 1).
+    pub fn room(&self) -> usize {
+        match self.largest.get() {
+            0 => 1,
+            largest => self.capacity.min(self.max_bytes / largest).max(1),
         }
     }
 
@@ -97,6 +110,7 @@ impl<'a> PageStore<'a> {
         };
         let mut cache = self.cache.borrow_mut();
         let size = pair_bytes(&pair);
+        self.largest.set(self.largest.get().max(size));
         let mut held: usize = cache.iter().map(|(_, p)| pair_bytes(p)).sum();
         while !cache.is_empty() && (cache.len() >= self.capacity || held + size > self.max_bytes) {
             if let Some((_, old)) = cache.pop_front() {

@@ -14,7 +14,7 @@ use candle_nn::VarMap;
 use chrono::Utc;
 
 use crate::checkpoint::{Checkpoint, CheckpointMeta, FORMAT_VERSION, PartialEpoch};
-use crate::data::{PageStore, PairSource, PatchSampler, split_pages};
+use crate::data::{DEFAULT_POOL_PATCHES, PageStore, PairSource, PatchSampler, split_pages};
 use crate::{AdamW, Error, Restorer, Result, clip_grad_norm};
 
 /// Sent after every optimiser step.
@@ -148,6 +148,9 @@ pub fn train(
         (split.train.len() * cfg.patches_per_page.unwrap_or(1)).div_ceil(cfg.batch_size)
     }) as u64;
     let total_steps = spe * cfg.epochs as u64;
+    let pool_patches = cfg.patches_per_page.map_or(DEFAULT_POOL_PATCHES, |p| {
+        u32::try_from(p).unwrap_or(u32::MAX)
+    });
 
     let (mut sampler, mut st) = match &run.resume {
         Some(ck) => {
@@ -163,7 +166,10 @@ pub fn train(
                 stale_epochs: m.epochs_without_improvement,
                 started: m.run_started_at,
             };
-            (PatchSampler::from_state(&m.sampler)?, st)
+            (
+                PatchSampler::from_state(&m.sampler)?.with_patches_per_page(pool_patches),
+                st,
+            )
         }
         None => {
             let st = RunState {
@@ -175,7 +181,10 @@ pub fn train(
                 stale_epochs: 0,
                 started: Utc::now(),
             };
-            (PatchSampler::new(cfg.seed), st)
+            (
+                PatchSampler::new(cfg.seed).with_patches_per_page(pool_patches),
+                st,
+            )
         }
     };
     let checkpoint = |st: &RunState, sampler: &PatchSampler, opt: &AdamW, partial: bool| {
