@@ -138,33 +138,7 @@ impl N8n {
             "n8n REST API",
         )
         .await;
-        let r = n8n
-            .http
-            .post(format!("{}/rest/owner/setup", n8n.base))
-            .json(&json!({"email": "owner@restoreflow.test", "firstName": "Rest", "lastName": "Oreflow", "password": "Restoreflow-test-1"}))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "owner setup: {} {}",
-            r.status(),
-            r.text().await.unwrap_or_default()
-        );
-        let r = n8n
-            .http
-            .post(format!("{}/rest/api-keys", n8n.base))
-            .json(&json!({"label": "restoreflow-test", "expiresAt": null, "scopes": ["workflow:read", "workflow:list", "workflow:activate", "execution:read", "execution:list"]}))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "api key: {status} {v}");
-        n8n.api_key = v["data"]["rawApiKey"]
-            .as_str()
-            .expect("rawApiKey")
-            .to_string();
+        n8n.api_key = n8n.owner_and_api_key().await;
         for (id, _) in WORKFLOWS {
             let r = n8n
                 .http
@@ -197,6 +171,79 @@ impl N8n {
             .await;
         }
         n8n
+    }
+
+    /// Creates the owner (or logs in as them when an earlier try already
+    /// did) and an API key. n8n answers its REST API before every part of
+    /// it is ready: a fresh instance sometimes refuses the owner setup, or
+    /// answers the key request without a key, for its first seconds. So
+    /// each step is retried for up to two minutes, and a failure shows the
+    /// last answers and n8n's log.
+    async fn owner_and_api_key(&self) -> String {
+        let owner = json!({"email": "owner@restoreflow.test", "firstName": "Rest", "lastName": "Oreflow", "password": "Restoreflow-test-1"});
+        let key_request = json!({"label": "restoreflow-test", "expiresAt": null, "scopes": ["workflow:read", "workflow:list", "workflow:activate", "execution:read", "execution:list"]});
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut last = String::new();
+        let mut owner_ready = false;
+        loop {
+            if !owner_ready {
+                let r = self
+                    .http
+                    .post(format!("{}/rest/owner/setup", self.base))
+                    .json(&owner)
+                    .send()
+                    .await;
+                owner_ready = match r {
+                    Ok(r) if r.status().is_success() => true,
+                    Ok(r) => {
+                        last = format!(
+                            "owner setup: {} {}",
+                            r.status(),
+                            r.text().await.unwrap_or_default()
+                        );
+                        // Set up by an earlier try whose answer was lost: log in.
+                        self.http
+                            .post(format!("{}/rest/login", self.base))
+                            .json(&json!({"emailOrLdapLoginId": owner["email"], "password": owner["password"]}))
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status().is_success())
+                    }
+                    Err(e) => {
+                        last = format!("owner setup: {e}");
+                        false
+                    }
+                };
+            }
+            if owner_ready {
+                match self
+                    .http
+                    .post(format!("{}/rest/api-keys", self.base))
+                    .json(&key_request)
+                    .send()
+                    .await
+                {
+                    Ok(r) => {
+                        let status = r.status();
+                        let v: Value = r.json().await.unwrap_or(Value::Null);
+                        if let Some(key) = v["data"]["rawApiKey"]
+                            .as_str()
+                            .filter(|_| status.is_success())
+                        {
+                            return key.to_string();
+                        }
+                        last = format!("api key: {status} {v}");
+                    }
+                    Err(e) => last = format!("api key: {e}"),
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "n8n owner and API key not ready: {last}\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     async fn wait<F, Fut>(&self, ready: F, what: &str)
