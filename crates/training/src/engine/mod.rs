@@ -152,7 +152,7 @@ pub fn train(
         u32::try_from(p).unwrap_or(u32::MAX)
     });
 
-    let (mut sampler, mut st) = match &run.resume {
+    let (sampler, mut st) = match &run.resume {
         Some(ck) => {
             ck.restore_weights(varmap)?;
             optimizer.load(&ck.optimizer_path())?;
@@ -166,10 +166,7 @@ pub fn train(
                 stale_epochs: m.epochs_without_improvement,
                 started: m.run_started_at,
             };
-            (
-                PatchSampler::from_state(&m.sampler)?.with_patches_per_page(pool_patches),
-                st,
-            )
+            (PatchSampler::from_state(&m.sampler)?, st)
         }
         None => {
             let st = RunState {
@@ -181,12 +178,10 @@ pub fn train(
                 stale_epochs: 0,
                 started: Utc::now(),
             };
-            (
-                PatchSampler::new(cfg.seed).with_patches_per_page(pool_patches),
-                st,
-            )
+            (PatchSampler::new(cfg.seed), st)
         }
     };
+    let mut sampler = sampler.with_patches_per_page(pool_patches);
     let checkpoint = |st: &RunState, sampler: &PatchSampler, opt: &AdamW, partial: bool| {
         let name = if partial {
             format!("step-{:08}", st.step)
