@@ -478,3 +478,48 @@ async fn sheets_at_a_dpi_generate_train_and_restore_at_native_size() {
     assert_eq!((out.width(), out.height()), (827, 1169), "native size");
     app.stop().await;
 }
+
+/// `content: "text"` generates the same kind of pages without figures,
+/// forms or marks, and says so in the manifest; an unknown content is
+/// refused before anything is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn text_only_content_is_generated_and_recorded() {
+    let app = TestApp::spawn(Kind::Embedded).await;
+    let (status, v) = app
+        .post_json(
+            "/synthetic/generate",
+            &json!({"num_images": 2, "content": "photos"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("photos") && msg.contains("mixed, text"),
+        "{msg}"
+    );
+
+    let id = app
+        .generate(json!({"num_images": 8, "seed": 11, "content": "text"}))
+        .await;
+    let job = app.wait_job(&id, Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let dataset = job["result"]["dataset_id"].as_str().expect("dataset id");
+    let (status, manifest) = app
+        .get_bytes(&format!("/files/synthetic-data/{dataset}/manifest.json"))
+        .await;
+    assert_eq!(status, 200);
+    let manifest: Value = serde_json::from_slice(&manifest).expect("manifest is JSON");
+    assert_eq!(manifest["content"], "text");
+    let pairs = manifest["pairs"].as_array().expect("pairs");
+    assert_eq!(pairs.len(), 8);
+    for pair in pairs {
+        for e in pair["elements"].as_array().expect("elements") {
+            let kind = e["kind"].as_str().unwrap_or_default();
+            assert!(
+                matches!(kind, "page_number" | "header" | "footer"),
+                "a text-only page holds a {kind}: {pair}"
+            );
+        }
+    }
+    app.stop().await;
+}

@@ -33,6 +33,9 @@ pub enum SynthError {
     /// A paper size name that does not exist.
     #[error("unknown page size `{0}` (valid: a4, letter)")]
     UnknownPaperSize(String),
+    /// A page content name that does not exist.
+    #[error("unknown content `{0}` (valid: mixed, text)")]
+    UnknownContent(String),
     /// A degradation family name that does not exist.
     #[error("unknown degradation family `{0}` (valid: {list})", list = family_list())]
     UnknownFamily(String),

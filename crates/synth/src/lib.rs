@@ -36,7 +36,7 @@ pub use degrade::{Applied, Degraded, Family, Pipeline, PresetInfo, Step, presets
 pub use error::SynthError;
 pub use fonts::{FontLibrary, FontPack};
 pub use page::{
-    DIGITAL_INK, DIGITAL_PAPER, Element, MAX_DPI, MAX_SIZE, MIN_DPI, MIN_SIZE, Page, PageSpec,
-    PaperSize, REFERENCE_DPI, Target, render_page, render_page_as,
+    Content, DIGITAL_INK, DIGITAL_PAPER, Element, MAX_DPI, MAX_SIZE, MIN_DPI, MIN_SIZE, Page,
+    PageSpec, PaperSize, REFERENCE_DPI, Target, render_page, render_page_as,
 };
 pub use pair::{Pair, generate_batch, generate_pair};

@@ -2,7 +2,7 @@
 
 use restoreflow_proto::{ErrorCode, v1};
 use restoreflow_synth::{
-    Family, MAX_SIZE, MIN_SIZE, PageSpec, PaperSize, Pipeline, Step, SynthError, Target,
+    Content, Family, MAX_SIZE, MIN_SIZE, PageSpec, PaperSize, Pipeline, Step, SynthError, Target,
 };
 use serde::{Deserialize, Serialize};
 
@@ -160,6 +160,10 @@ pub struct GenerateParams {
     /// Font families or packs to draw with (empty: every installed family).
     #[serde(default)]
     pub fonts: Vec<String>,
+    /// Whether pages carry figures, forms and marks or text only (jobs
+    /// stored before the option read as `mixed`).
+    #[serde(default)]
+    pub content: Content,
 }
 
 /// Resolution of an `a4` / `letter` page when the request names no dpi.
@@ -244,6 +248,10 @@ impl GenerateParams {
             .target
             .parse()
             .map_err(|e: SynthError| Invalid(e.to_string()))?;
+        let content: Content = r
+            .content
+            .parse()
+            .map_err(|e: SynthError| Invalid(e.to_string()))?;
         let held_out = split == "test";
         let seed = match r.seed {
             Some(s) if held_out && s < HELD_OUT_SEEDS => {
@@ -271,6 +279,7 @@ impl GenerateParams {
             dpi: spec.dpi,
             page_size,
             fonts,
+            content,
         })
     }
 
@@ -280,6 +289,7 @@ impl GenerateParams {
             width: self.width,
             height: self.height,
             dpi: self.dpi,
+            content: self.content,
         }
     }
 }
@@ -334,6 +344,33 @@ mod tests {
         assert!(matches!(p.degradation, Degradation::Preset(ref n) if n == "mixed"));
         assert_eq!(p.split, "train");
         assert_eq!(p.target, Target::AsPrinted);
+    }
+
+    #[test]
+    fn content_is_parsed_into_the_page_spec_and_bad_content_is_refused() {
+        let p = GenerateParams::from_request(&req(2), 100).unwrap();
+        assert_eq!(p.content, Content::Mixed);
+        let text = v1::GenerateRequest {
+            content: "text".into(),
+            ..req(2)
+        };
+        let p = GenerateParams::from_request(&text, 100).unwrap();
+        assert_eq!(p.content, Content::Text);
+        assert_eq!(p.spec().content, Content::Text);
+        let bad = v1::GenerateRequest {
+            content: "photos".into(),
+            ..req(2)
+        };
+        let msg = GenerateParams::from_request(&bad, 100).unwrap_err().0;
+        assert!(
+            msg.contains("photos") && msg.contains("mixed, text"),
+            "{msg}"
+        );
+        // Job params stored before the option existed still load.
+        let mut json = serde_json::to_value(&p).unwrap();
+        json.as_object_mut().unwrap().remove("content");
+        let old: GenerateParams = serde_json::from_value(json).unwrap();
+        assert_eq!(old.content, Content::Mixed);
     }
 
     #[test]

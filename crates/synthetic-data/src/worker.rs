@@ -370,6 +370,7 @@ impl Worker {
             "dpi": params.dpi,
             "page_size": params.page_size,
             "fonts": params.fonts,
+            "content": params.content,
             "split": params.split,
             "target": params.target,
             "num_pairs": records.len(),

@@ -47,6 +47,10 @@ pub struct GenerateBody {
     /// `condensed`, `handwriting`) to draw with; absent means every installed family. A
     /// family that is not installed is refused with its Debian package.
     pub fonts: Option<Vec<String>>,
+    /// `mixed` (default: figures, charts, photos, logos, forms, signatures,
+    /// stamps, highlighter and pen marks among the text) or `text` (the
+    /// same pages' text, headers and page numbers only).
+    pub content: Option<String>,
 }
 
 /// One step of a free composition.
@@ -91,6 +95,7 @@ pub async fn generate(
         dpi: body.dpi,
         page_size: body.page_size.unwrap_or_default(),
         fonts: body.fonts.unwrap_or_default(),
+        content: body.content.unwrap_or_default(),
         steps: body
             .steps
             .unwrap_or_default()

@@ -119,14 +119,37 @@ const SWAP_COLOURS: &[[u8; 3]] = &[
     [225, 200, 120],
 ];
 
+/// Short runs of characters scattered over the page: `count` rectangles
+/// about a line high and a word or a few words wide, the way a copier or a
+/// printer with a failing cartridge swaps the ink of a few letters here and
+/// there rather than of whole blocks.
+fn sample_runs(rng: &mut ChaCha8Rng, w: u32, h: u32, count: u32) -> Vec<Rect> {
+    (0..count)
+        .map(|_| {
+            let rh = ((f64::from(h) * uniform(rng, 0.012, 0.035)) as u32).max(1);
+            let rw = ((f64::from(w) * uniform(rng, 0.03, 0.2)) as u32).max(1);
+            let y0 = rng.random_range(0..h.saturating_sub(rh).max(1));
+            let x0 = rng.random_range(0..w.saturating_sub(rw).max(1));
+            [x0, y0, (x0 + rw).min(w), (y0 + rh).min(h)]
+        })
+        .collect()
+}
+
 impl InkColourSwap {
+    /// The whole page (a fifth of the time), a few bands of lines (three
+    /// tenths), or many short runs of characters (half).
     pub fn sample(rng: &mut ChaCha8Rng, w: u32, h: u32) -> Self {
         let color = SWAP_COLOURS[rng.random_range(0..SWAP_COLOURS.len())];
-        let regions = if rng.random_bool(0.2) {
-            Vec::new()
-        } else {
-            let count = rng.random_range(1..=8);
-            sample_bands(rng, w, h, count)
+        let regions = match rng.random_range(0..10) {
+            0..2 => Vec::new(),
+            2..5 => {
+                let count = rng.random_range(1..=8);
+                sample_bands(rng, w, h, count)
+            }
+            _ => {
+                let count = rng.random_range(8..=40);
+                sample_runs(rng, w, h, count)
+            }
         };
         Self { color, regions }
     }
@@ -631,6 +654,39 @@ mod tests {
                 assert_eq!(px, img.get_pixel(x, y));
             }
         }
+    }
+
+    #[test]
+    fn ink_swaps_cover_the_page_bands_or_short_runs_of_characters() {
+        let (w, h) = (640, 832);
+        let (mut whole, mut bands, mut runs) = (0, 0, 0);
+        for seed in 0..200 {
+            let p = InkColourSwap::sample(&mut rng(seed), w, h);
+            if p.regions.is_empty() {
+                whole += 1;
+                continue;
+            }
+            let short = |r: &Rect| {
+                f64::from(r[3] - r[1]) <= 0.035 * f64::from(h)
+                    && f64::from(r[2] - r[0]) <= 0.2 * f64::from(w)
+            };
+            for r in &p.regions {
+                assert!(
+                    r[0] < r[2] && r[2] <= w && r[1] < r[3] && r[3] <= h,
+                    "{r:?}"
+                );
+            }
+            if p.regions.len() >= 8 && p.regions.iter().all(short) {
+                runs += 1;
+            } else {
+                assert!(p.regions.len() <= 8, "{:?}", p.regions);
+                bands += 1;
+            }
+        }
+        // A fifth, three tenths and half of 200 draws, with room for chance.
+        assert!((20..=60).contains(&whole), "{whole}");
+        assert!((35..=85).contains(&bands), "{bands}");
+        assert!((75..=125).contains(&runs), "{runs}");
     }
 
     #[test]

@@ -187,6 +187,22 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Drops everything that is not text: figures, photos, forms, the
+    /// letterhead's logo, signature, stamp, highlighter, margin notes and
+    /// pen marks. Columns, running header, page number and footer stay, so
+    /// the page keeps the layout and the text it has with its content.
+    pub fn keep_text_only(&mut self) {
+        self.letterhead = false;
+        self.inserts.clear();
+        self.signature = false;
+        self.stamp = false;
+        self.highlights = 0;
+        self.margin_note = false;
+        self.pen_mark = false;
+    }
+}
+
 /// `#rrggbb` for the manifest.
 pub(super) fn hex(c: [u8; 3]) -> String {
     format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])
@@ -414,6 +430,64 @@ mod tests {
             assert!(seen.contains_key(*kind), "no {kind} in 40 pages: {seen:?}");
         }
         assert!(seen.keys().all(|k| KINDS.contains(&k.as_str())), "{seen:?}");
+    }
+
+    #[test]
+    fn text_only_pages_keep_the_text_and_drop_every_non_text_element() {
+        let f = fonts();
+        let mut dropped = 0;
+        for seed in 0..40 {
+            let spec = PageSpec::pixels(W, H);
+            let mixed = render_page_as(&f, &spec, seed, Target::AsPrinted).expect("valid size");
+            let text = render_page_as(
+                &f,
+                &spec.with_content(crate::Content::Text),
+                seed,
+                Target::AsPrinted,
+            )
+            .expect("valid size");
+            let kinds: Vec<&str> = text.elements.iter().map(|e| e.kind.as_str()).collect();
+            assert!(
+                kinds
+                    .iter()
+                    .all(|k| matches!(*k, "page_number" | "header" | "footer")),
+                "seed {seed}: {kinds:?}"
+            );
+            let furniture = |p: &Page| {
+                p.elements
+                    .iter()
+                    .filter(|e| matches!(e.kind.as_str(), "page_number" | "header" | "footer"))
+                    .count()
+            };
+            assert_eq!(furniture(&mixed), furniture(&text), "seed {seed}");
+            if mixed.elements.len() > furniture(&mixed) {
+                dropped += 1;
+            }
+            // Without figures the text fills the page at least as far.
+            let lines = |p: &Page| p.text.lines().count();
+            assert!(
+                lines(&text) + 3 >= lines(&mixed) / 2 && text.text.len() > 200,
+                "seed {seed}: {} lines against {}",
+                lines(&text),
+                lines(&mixed)
+            );
+        }
+        assert!(
+            dropped >= 20,
+            "only {dropped} of 40 mixed pages had content"
+        );
+    }
+
+    #[test]
+    fn content_names_parse() {
+        use crate::Content;
+        assert_eq!("".parse::<Content>().expect("empty"), Content::Mixed);
+        assert_eq!(" Text ".parse::<Content>().expect("text"), Content::Text);
+        for c in Content::ALL {
+            assert_eq!(c.name().parse::<Content>().expect("own name"), *c);
+        }
+        let err = "photos".parse::<Content>().expect_err("unknown");
+        assert!(err.to_string().contains("mixed, text"), "{err}");
     }
 
     #[test]

@@ -106,6 +106,50 @@ impl FromStr for Target {
     }
 }
 
+/// What a page holds besides its text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Content {
+    /// Documents of every kind: running text with figures, charts, photos,
+    /// logos, forms, signatures, stamps, highlighter and pen marks.
+    #[default]
+    Mixed,
+    /// Text only: the same titles, paragraphs, headings, lists, tables,
+    /// running headers and page numbers as [`Content::Mixed`] draws for the
+    /// seed, without any of its non-text content (letters, reports, books).
+    Text,
+}
+
+impl Content {
+    /// Every content kind, in a stable order.
+    pub const ALL: &'static [Content] = &[Content::Mixed, Content::Text];
+
+    /// The lowercase name used in JSON and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Content::Mixed => "mixed",
+            Content::Text => "text",
+        }
+    }
+}
+
+impl FromStr for Content {
+    type Err = SynthError;
+
+    /// Parses a content name; case-insensitive, empty means [`Content::Mixed`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase();
+        if wanted.is_empty() {
+            return Ok(Content::Mixed);
+        }
+        Content::ALL
+            .iter()
+            .copied()
+            .find(|c| c.name() == wanted)
+            .ok_or_else(|| SynthError::UnknownContent(s.to_owned()))
+    }
+}
+
 /// Resolution the generator's pixel sizes were designed at: a page of
 /// [`PageSpec::pixels`] (no dpi) renders and degrades as a 75 dpi scan.
 pub const REFERENCE_DPI: u32 = 75;
@@ -173,6 +217,9 @@ pub struct PageSpec {
     /// Scan resolution; `None` sizes text by the page width and keeps the
     /// degradations at their reference scale.
     pub dpi: Option<u32>,
+    /// Whether non-text content is drawn among the text.
+    #[serde(default)]
+    pub content: Content,
 }
 
 impl PageSpec {
@@ -182,7 +229,13 @@ impl PageSpec {
             width,
             height,
             dpi: None,
+            content: Content::Mixed,
         }
+    }
+
+    /// The same page with `content`.
+    pub fn with_content(self, content: Content) -> Self {
+        Self { content, ..self }
     }
 
     /// A page of `width` x `height` pixels scanned at `dpi`.
@@ -193,6 +246,7 @@ impl PageSpec {
             width,
             height,
             dpi: Some(dpi),
+            content: Content::Mixed,
         })
     }
 
@@ -253,7 +307,7 @@ pub fn render_page_as(
         theme.set_colours(DIGITAL_INK, DIGITAL_PAPER);
     }
     let mut writer = Writer::new(&theme, width, height);
-    lay_out(&mut writer, &theme, &mut rng, width, height);
+    lay_out(&mut writer, &theme, &mut rng, spec);
     Ok(writer.finish())
 }
 
@@ -470,7 +524,8 @@ fn choose_block(rng: &mut ChaCha8Rng, due: Option<Block>) -> Block {
 /// planned figures and forms, signature and footer (the text in reading
 /// order), then marks over the finished page: highlighter, pen marks,
 /// margin notes and stamps.
-fn lay_out(w: &mut Writer, theme: &Theme, rng: &mut ChaCha8Rng, width: u32, height: u32) {
+fn lay_out(w: &mut Writer, theme: &Theme, rng: &mut ChaCha8Rng, spec: &PageSpec) {
+    let (width, height) = (spec.width, spec.height);
     let (pw, ph) = (width as f32, height as f32);
     let content_w = pw - theme.left - theme.right;
     let bottom = ph - theme.bottom;
@@ -479,6 +534,9 @@ fn lay_out(w: &mut Writer, theme: &Theme, rng: &mut ChaCha8Rng, width: u32, heig
     // change the text sampled around it.
     let extra = &mut ChaCha8Rng::seed_from_u64(rng.random());
     let mut plan = Plan::sample(extra, theme, width);
+    if spec.content == Content::Text {
+        plan.keep_text_only();
+    }
     let mut full = Column {
         x: theme.left,
         width: content_w,
@@ -710,6 +768,7 @@ mod tests {
             width: 400,
             height: 500,
             dpi: Some(1000),
+            content: Content::Mixed,
         };
         assert!(matches!(
             render_page_as(&f, &bad, 1, Target::AsPrinted),

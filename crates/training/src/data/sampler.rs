@@ -65,7 +65,9 @@ pub struct SamplerState {
 /// page is decoded about once per pass however large the split is (drawing
 /// a page uniformly from the whole split decoded a page for almost every
 /// patch once the split outgrew the cache), while a batch still mixes pages
-/// from across the pool.
+/// from across the pool. A page that gave its last patch is released from
+/// the store, so the decoded pages in memory are the pool's, reached within
+/// the first steps of a run, not a cache that fills over its first pass.
 ///
 /// All randomness comes from one ChaCha8 stream; [`PatchSampler::state`]
 /// captures its position and the pool, so a restored sampler continues the
@@ -243,7 +245,10 @@ impl PatchSampler {
             match store.get(idx) {
                 Some(p) => {
                     if left <= 1 {
+                        // Its last patch: the page is not drawn again
+                        // before the next pass, so the cache lets it go.
                         self.pool.swap_remove(slot);
+                        store.release(idx);
                     } else {
                         self.pool[slot].1 = left - 1;
                     }
@@ -480,6 +485,9 @@ mod tests {
         }
         let mixed = pages_per_batch.iter().filter(|&&n| n >= 3).count();
         assert!(mixed >= 20, "batches mix pages: {pages_per_batch:?}");
+        // Pages that gave their patches are released: the cache holds no
+        // more than the pool, not the 16 pages it could.
+        assert!(store.cached() <= 5, "{} pages cached", store.cached());
     }
 
     #[test]

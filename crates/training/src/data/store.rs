@@ -121,6 +121,14 @@ impl<'a> PageStore<'a> {
         Some(pair)
     }
 
+    /// Drops page `index` from the cache because its user is done with it
+    /// (a page that left the sampler's pool, a validation page scored for
+    /// this epoch): it is not needed again before a later pass, so it
+    /// should neither hold memory nor push out pages still in use.
+    pub fn release(&self, index: usize) {
+        self.cache.borrow_mut().retain(|(i, _)| *i != index);
+    }
+
     /// Bytes of decoded images currently held.
     pub fn cached_bytes(&self) -> usize {
         self.cache.borrow().iter().map(|(_, p)| pair_bytes(p)).sum()
@@ -186,6 +194,23 @@ mod tests {
         let store = PageStore::new(&src, 2);
         store.scan(&[0, 1, 2, 3, 4]);
         assert_eq!(store.cached(), 2);
+    }
+
+    #[test]
+    fn a_released_page_leaves_the_cache_and_loads_again_when_asked() {
+        let mut src = InMemoryPairs::new();
+        for i in 0..3 {
+            src.push(format!("p{i}"), RgbImage::new(2, 2), RgbImage::new(2, 2));
+        }
+        let store = PageStore::new(&src, 8);
+        store.scan(&[0, 1, 2]);
+        assert_eq!(store.cached(), 3);
+        store.release(1);
+        store.release(7);
+        assert_eq!(store.cached(), 2);
+        assert_eq!(store.cached_bytes(), 2 * 24);
+        assert!(store.get(1).is_some());
+        assert_eq!(store.cached(), 3);
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub(crate) fn validate(
         losses.push(image_loss(loss, &out, &clean, device)?);
         restored.push(MetricSet::compute(&clean, &out));
         baseline.push(MetricSet::compute(&clean, &degraded));
+        // Scored for this epoch; training decodes many pages before the
+        // next validation, so keeping it would only hold memory.
+        store.release(i);
     }
     if losses.is_empty() {
         return Ok(None);
