@@ -65,9 +65,10 @@ pub struct SamplerState {
 /// page is decoded about once per pass however large the split is (drawing
 /// a page uniformly from the whole split decoded a page for almost every
 /// patch once the split outgrew the cache), while a batch still mixes pages
-/// from across the pool. A page that gave its last patch is released from
-/// the store, so the decoded pages in memory are the pool's, reached within
-/// the first steps of a run, not a cache that fills over its first pass.
+/// from across the pool. A page that gave its last patch is released to
+/// the store, which drops it when the run's pages do not all fit, so the
+/// decoded pages in memory are then the pool's, reached within the first
+/// steps of a run, not a cache that fills over its first pass.
 ///
 /// All randomness comes from one ChaCha8 stream; [`PatchSampler::state`]
 /// captures its position and the pool, so a restored sampler continues the
@@ -246,7 +247,7 @@ impl PatchSampler {
                 Some(p) => {
                     if left <= 1 {
                         // Its last patch: the page is not drawn again
-                        // before the next pass, so the cache lets it go.
+                        // before the next pass.
                         self.pool.swap_remove(slot);
                         store.release(idx);
                     } else {
@@ -447,6 +448,7 @@ mod tests {
         // a page for most patches once the split outgrew the cache.
         let src = Counting::new(40);
         let store = PageStore::new(&src, 16);
+        store.set_pages_in_play(40);
         let train: Vec<usize> = (0..40).collect();
         let mut s = PatchSampler::new(7).with_patches_per_page(4);
         let mut drawn = vec![0u32; 40];

@@ -34,6 +34,9 @@ pub struct PageStore<'a> {
     skipped: RefCell<BTreeMap<usize, String>>,
     /// Bytes of the largest pair decoded so far.
     largest: Cell<usize>,
+    /// Distinct pages the run reads ([`PageStore::set_pages_in_play`]);
+    /// unknown (released pages are dropped) until told.
+    in_play: Cell<usize>,
 }
 
 impl<'a> PageStore<'a> {
@@ -53,6 +56,7 @@ impl<'a> PageStore<'a> {
             cache: RefCell::new(VecDeque::new()),
             skipped: RefCell::new(BTreeMap::new()),
             largest: Cell::new(0),
+            in_play: Cell::new(usize::MAX),
         }
     }
 
@@ -121,12 +125,22 @@ impl<'a> PageStore<'a> {
         Some(pair)
     }
 
-    /// Drops page `index` from the cache because its user is done with it
-    /// (a page that left the sampler's pool, a validation page scored for
-    /// this epoch): it is not needed again before a later pass, so it
-    /// should neither hold memory nor push out pages still in use.
+    /// Tells the store how many distinct pages a run reads (training and
+    /// validation), so [`PageStore::release`] knows whether they all fit.
+    pub fn set_pages_in_play(&self, pages: usize) {
+        self.in_play.set(pages);
+    }
+
+    /// Says that page `index` is done with until a later pass (a page that
+    /// left the sampler's pool, a validation page scored for this epoch).
+    /// When the run's pages all fit in the cache it stays, and later passes
+    /// read it without fetching or decoding it again; otherwise it is
+    /// dropped, since it would be evicted before its next use anyway, and
+    /// meanwhile would hold memory and push out pages still in use.
     pub fn release(&self, index: usize) {
-        self.cache.borrow_mut().retain(|(i, _)| *i != index);
+        if self.in_play.get() > self.room() {
+            self.cache.borrow_mut().retain(|(i, _)| *i != index);
+        }
     }
 
     /// Bytes of decoded images currently held.
@@ -197,20 +211,28 @@ mod tests {
     }
 
     #[test]
-    fn a_released_page_leaves_the_cache_and_loads_again_when_asked() {
+    fn a_released_page_leaves_the_cache_unless_every_page_fits() {
         let mut src = InMemoryPairs::new();
         for i in 0..3 {
             src.push(format!("p{i}"), RgbImage::new(2, 2), RgbImage::new(2, 2));
         }
-        let store = PageStore::new(&src, 8);
-        store.scan(&[0, 1, 2]);
-        assert_eq!(store.cached(), 3);
+        let store = PageStore::new(&src, 2);
+        store.set_pages_in_play(3);
+        store.scan(&[0, 1]);
+        assert_eq!(store.cached(), 2);
         store.release(1);
         store.release(7);
-        assert_eq!(store.cached(), 2);
-        assert_eq!(store.cached_bytes(), 2 * 24);
+        assert_eq!(store.cached(), 1, "three pages in play, room for two");
+        assert_eq!(store.cached_bytes(), 24);
         assert!(store.get(1).is_some());
-        assert_eq!(store.cached(), 3);
+        assert_eq!(store.cached(), 2);
+
+        // Every page fits: released pages stay for the next pass.
+        let roomy = PageStore::new(&src, 8);
+        roomy.set_pages_in_play(3);
+        roomy.scan(&[0, 1, 2]);
+        roomy.release(1);
+        assert_eq!(roomy.cached(), 3);
     }
 
     #[test]

@@ -144,6 +144,7 @@ pub fn train(
         return Err(Error::Data("no training pages".into()));
     }
     let store = PageStore::new(source, cfg.cache_pages);
+    store.set_pages_in_play(split.train.len() + split.val.len());
     let spe = cfg.steps_per_epoch.unwrap_or_else(|| {
         (split.train.len() * cfg.patches_per_page.unwrap_or(1)).div_ceil(cfg.batch_size)
     }) as u64;
