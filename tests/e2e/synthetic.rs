@@ -7,6 +7,29 @@ use restoreflow_core::storage::{Bucket, get_bytes, list_all};
 use restoreflow_tests::{Kind, TestApp, sha256};
 use serde_json::{Value, json};
 
+/// The manifest the gateway serves for `dataset`.
+async fn manifest_of(app: &TestApp, dataset: &str) -> Value {
+    let (status, manifest) = app
+        .get_bytes(&format!("/files/synthetic-data/{dataset}/manifest.json"))
+        .await;
+    assert_eq!(status, 200, "manifest of {dataset}");
+    serde_json::from_slice(&manifest).expect("manifest is JSON")
+}
+
+/// Generates `body` over REST, waits up to `wait` for the job to complete,
+/// and returns its dataset id and manifest.
+async fn generated(app: &TestApp, body: Value, wait: Duration) -> (String, Value) {
+    let id = app.generate(body).await;
+    let job = app.wait_job(&id, wait).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let dataset = job["result"]["dataset_id"]
+        .as_str()
+        .expect("dataset id")
+        .to_string();
+    let manifest = manifest_of(app, &dataset).await;
+    (dataset, manifest)
+}
+
 /// Generates `n` pairs and checks everything a user and a trainer rely on:
 /// listing with pagination, matching names, downloads, manifest hashes, the
 /// dataset row and the stats. Returns the finished job.
@@ -42,11 +65,7 @@ async fn generate_and_verify(app: &TestApp, n: u64, width: u32, height: u32) -> 
     assert_eq!(clean, degraded, "clean and degraded names must match");
 
     // The manifest's hashes match the bytes served by the gateway.
-    let (status, manifest) = app
-        .get_bytes(&format!("/files/synthetic-data/{dataset}/manifest.json"))
-        .await;
-    assert_eq!(status, 200);
-    let manifest: Value = serde_json::from_slice(&manifest).expect("manifest is JSON");
+    let manifest = manifest_of(&app, &dataset).await;
     assert_eq!(manifest["seed"], 42);
     assert_eq!(manifest["content_hash"], result["content_hash"]);
     let pairs = manifest["pairs"].as_array().expect("pairs");
@@ -147,23 +166,16 @@ async fn digital_target_pairs_are_black_on_white_and_recorded_in_the_manifest() 
     for target in ["as_printed", "digital"] {
         // Same seed for both: the same pages, printed and degraded alike;
         // only the clean half differs with the target.
-        let id = app
-            .generate(
-                json!({"num_images": 3, "preset": "archive", "seed": 7, "width": 160,
-                             "height": 200, "target": target}),
-            )
-            .await;
-        let job = app.wait_job(&id, Duration::from_secs(120)).await;
-        assert_eq!(job["status"], "completed", "{job}");
-        let dataset = job["result"]["dataset_id"].as_str().expect("dataset id");
-        let (status, manifest) = app
-            .get_bytes(&format!("/files/synthetic-data/{dataset}/manifest.json"))
-            .await;
-        assert_eq!(status, 200);
-        let manifest: Value = serde_json::from_slice(&manifest).expect("manifest is JSON");
+        let (dataset, manifest) = generated(
+            &app,
+            json!({"num_images": 3, "preset": "archive", "seed": 7, "width": 160,
+                         "height": 200, "target": target}),
+            Duration::from_secs(120),
+        )
+        .await;
         assert_eq!(manifest["target"], target);
         names.push((
-            dataset.to_string(),
+            dataset,
             manifest["pairs"][0]["name"].as_str().unwrap().to_string(),
         ));
     }
@@ -290,11 +302,7 @@ async fn embedded_restart_on_the_same_data_dir_keeps_everything() {
         .await;
     let job = app.wait_job(&id, Duration::from_secs(60)).await;
     assert_eq!(job["status"], "completed", "{job}");
-    let dataset = job["result"]["dataset_id"].as_str().unwrap();
-    let (_, manifest) = app
-        .get_bytes(&format!("/files/synthetic-data/{dataset}/manifest.json"))
-        .await;
-    let manifest: Value = serde_json::from_slice(&manifest).unwrap();
+    let manifest = manifest_of(&app, job["result"]["dataset_id"].as_str().unwrap()).await;
     for p in manifest["pairs"].as_array().unwrap() {
         let families: Vec<&str> = p["degradations"]
             .as_array()
@@ -392,20 +400,13 @@ async fn sheets_at_a_dpi_generate_train_and_restore_at_native_size() {
     }
 
     // A4 at 100 dpi: 827x1169 pixels.
-    let id = app
-        .generate(
-            json!({"num_images": 3, "preset": "scan", "seed": 3, "page_size": "a4",
-                         "dpi": 100, "fonts": ["DejaVu Serif", "DejaVu Sans Mono"]}),
-        )
-        .await;
-    let job = app.wait_job(&id, Duration::from_secs(240)).await;
-    assert_eq!(job["status"], "completed", "{job}");
-    let dataset = job["result"]["dataset_id"].as_str().expect("dataset id");
-    let (status, manifest) = app
-        .get_bytes(&format!("/files/synthetic-data/{dataset}/manifest.json"))
-        .await;
-    assert_eq!(status, 200);
-    let manifest: Value = serde_json::from_slice(&manifest).expect("manifest is JSON");
+    let (dataset, manifest) = generated(
+        &app,
+        json!({"num_images": 3, "preset": "scan", "seed": 3, "page_size": "a4",
+                     "dpi": 100, "fonts": ["DejaVu Serif", "DejaVu Sans Mono"]}),
+        Duration::from_secs(240),
+    )
+    .await;
     assert_eq!(
         (&manifest["width"], &manifest["height"]),
         (&json!(827), &json!(1169))
@@ -498,17 +499,12 @@ async fn text_only_content_is_generated_and_recorded() {
         "{msg}"
     );
 
-    let id = app
-        .generate(json!({"num_images": 8, "seed": 11, "content": "text"}))
-        .await;
-    let job = app.wait_job(&id, Duration::from_secs(120)).await;
-    assert_eq!(job["status"], "completed", "{job}");
-    let dataset = job["result"]["dataset_id"].as_str().expect("dataset id");
-    let (status, manifest) = app
-        .get_bytes(&format!("/files/synthetic-data/{dataset}/manifest.json"))
-        .await;
-    assert_eq!(status, 200);
-    let manifest: Value = serde_json::from_slice(&manifest).expect("manifest is JSON");
+    let (_, manifest) = generated(
+        &app,
+        json!({"num_images": 8, "seed": 11, "content": "text"}),
+        Duration::from_secs(120),
+    )
+    .await;
     assert_eq!(manifest["content"], "text");
     let pairs = manifest["pairs"].as_array().expect("pairs");
     assert_eq!(pairs.len(), 8);

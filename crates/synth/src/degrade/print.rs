@@ -78,18 +78,38 @@ impl InkCoverage {
 /// A rectangle `[x0, y0, x1, y1)` in pixels.
 type Rect = [u32; 4];
 
+/// `count` random rectangles, each `heights` (a range of fractions of the
+/// page height) high and `widths` (fractions of its width) wide.
+fn sample_rects(
+    rng: &mut ChaCha8Rng,
+    (w, h): (u32, u32),
+    count: u32,
+    heights: (f64, f64),
+    widths: (f64, f64),
+) -> Vec<Rect> {
+    (0..count)
+        .map(|_| {
+            let rh = ((f64::from(h) * uniform(rng, heights.0, heights.1)) as u32).max(1);
+            let rw = ((f64::from(w) * uniform(rng, widths.0, widths.1)) as u32).max(1);
+            let y0 = rng.random_range(0..h.saturating_sub(rh).max(1));
+            let x0 = rng.random_range(0..w.saturating_sub(rw).max(1));
+            [x0, y0, (x0 + rw).min(w), (y0 + rh).min(h)]
+        })
+        .collect()
+}
+
 /// Random horizontal bands of text: `count` rectangles each spanning a few
 /// lines and part of (or all of) the width.
 fn sample_bands(rng: &mut ChaCha8Rng, w: u32, h: u32, count: u32) -> Vec<Rect> {
-    (0..count)
-        .map(|_| {
-            let bh = ((f64::from(h) * uniform(rng, 0.02, 0.2)) as u32).max(1);
-            let bw = ((f64::from(w) * uniform(rng, 0.15, 1.0)) as u32).max(1);
-            let y0 = rng.random_range(0..h.saturating_sub(bh).max(1));
-            let x0 = rng.random_range(0..w.saturating_sub(bw).max(1));
-            [x0, y0, (x0 + bw).min(w), (y0 + bh).min(h)]
-        })
-        .collect()
+    sample_rects(rng, (w, h), count, (0.02, 0.2), (0.15, 1.0))
+}
+
+/// Short runs of characters scattered over the page: `count` rectangles
+/// about a line high and a word or a few words wide, the way a copier or a
+/// printer with a failing cartridge swaps the ink of a few letters here and
+/// there rather than of whole blocks.
+fn sample_runs(rng: &mut ChaCha8Rng, w: u32, h: u32, count: u32) -> Vec<Rect> {
+    sample_rects(rng, (w, h), count, (0.012, 0.035), (0.03, 0.2))
 }
 
 /// Parts of the text printed in another ink colour (a colour cartridge, a
@@ -118,22 +138,6 @@ const SWAP_COLOURS: &[[u8; 3]] = &[
     [150, 150, 150],
     [225, 200, 120],
 ];
-
-/// Short runs of characters scattered over the page: `count` rectangles
-/// about a line high and a word or a few words wide, the way a copier or a
-/// printer with a failing cartridge swaps the ink of a few letters here and
-/// there rather than of whole blocks.
-fn sample_runs(rng: &mut ChaCha8Rng, w: u32, h: u32, count: u32) -> Vec<Rect> {
-    (0..count)
-        .map(|_| {
-            let rh = ((f64::from(h) * uniform(rng, 0.012, 0.035)) as u32).max(1);
-            let rw = ((f64::from(w) * uniform(rng, 0.03, 0.2)) as u32).max(1);
-            let y0 = rng.random_range(0..h.saturating_sub(rh).max(1));
-            let x0 = rng.random_range(0..w.saturating_sub(rw).max(1));
-            [x0, y0, (x0 + rw).min(w), (y0 + rh).min(h)]
-        })
-        .collect()
-}
 
 impl InkColourSwap {
     /// The whole page (a fifth of the time), a few bands of lines (three
