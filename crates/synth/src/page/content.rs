@@ -463,7 +463,9 @@ mod tests {
             if mixed.elements.len() > furniture(&mixed) {
                 dropped += 1;
             }
-            // Without figures the text fills the page at least as far.
+            // The text page keeps a page of prose: at least about half as
+            // many lines as the mixed page (whose captions, form labels and
+            // notes count as lines too).
             let lines = |p: &Page| p.text.lines().count();
             assert!(
                 lines(&text) + 3 >= lines(&mixed) / 2 && text.text.len() > 200,

@@ -77,8 +77,9 @@ pub(crate) fn validate(
         losses.push(image_loss(loss, &out, &clean, device)?);
         restored.push(MetricSet::compute(&clean, &out));
         baseline.push(MetricSet::compute(&clean, &degraded));
-        // Scored for this epoch; training decodes many pages before the
-        // next validation, so keeping it would only hold memory.
+        // Scored for this epoch; the store keeps it only if every page of
+        // the run fits, since otherwise training evicts it before the next
+        // validation anyway.
         store.release(i);
     }
     if losses.is_empty() {
