@@ -1,6 +1,7 @@
 //! The three n8n workflows in `n8n/workflows/`, run by a real n8n against the
-//! gateway on the embedded default: imported with n8n's CLI, activated through
-//! n8n's public API, triggered through their webhooks. Responses and the
+//! gateway on the embedded default: imported and published with n8n's CLI
+//! before the server starts (as `deploy/n8n/start-n8n.sh` does), triggered
+//! through their webhooks. Responses and the
 //! system's state (pairs in storage, a registered version with the champion
 //! alias, a stored report, an evaluation row) are checked.
 //!
@@ -27,7 +28,6 @@ const WORKFLOWS: [(&str, &str); 3] = [
 struct N8n {
     child: Child,
     base: String,
-    api_key: String,
     http: reqwest::Client,
     _home: tempfile::TempDir,
     log: PathBuf,
@@ -85,8 +85,9 @@ fn command(bin: &Path, home: &Path, port: u16, app: &TestApp) -> Command {
 }
 
 impl N8n {
-    /// Imports the workflows, starts n8n, creates the owner and an API key,
-    /// activates the workflows and waits until their webhooks answer.
+    /// Imports and publishes the workflows with n8n's CLI (the shipped
+    /// deployment's way; a published workflow is activated when the server
+    /// starts), starts n8n and waits until the webhooks answer.
     async fn start(bin: &Path, app: &TestApp) -> N8n {
         let home = tempfile::tempdir().expect("n8n home");
         let port = free_port();
@@ -104,6 +105,20 @@ impl N8n {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        for (id, _) in WORKFLOWS {
+            let out = command(bin, home.path(), port, app)
+                .arg("publish:workflow")
+                .arg(format!("--id={id}"))
+                .output()
+                .await
+                .expect("n8n publish runs");
+            assert!(
+                out.status.success(),
+                "n8n publish {id} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let file = std::fs::File::create(&log).expect("n8n log");
         let child = command(bin, home.path(), port, app)
             .arg("start")
@@ -112,49 +127,17 @@ impl N8n {
             .spawn()
             .expect("n8n starts");
         let http = reqwest::Client::builder()
-            .cookie_store(true)
             .timeout(Duration::from_secs(600))
             .build()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        let mut n8n = N8n {
+        let n8n = N8n {
             child,
             base,
-            api_key: String::new(),
             http,
             _home: home,
             log,
         };
-        n8n.wait(
-            || async {
-                // /healthz answers before the REST API is mounted; this after.
-                let r = n8n
-                    .http
-                    .get(format!("{}/rest/settings", n8n.base))
-                    .send()
-                    .await;
-                r.is_ok_and(|r| r.status().is_success())
-            },
-            "n8n REST API",
-        )
-        .await;
-        n8n.api_key = n8n.owner_and_api_key().await;
-        for (id, _) in WORKFLOWS {
-            let r = n8n
-                .http
-                .post(format!("{}/api/v1/workflows/{id}/activate", n8n.base))
-                .header("X-N8N-API-KEY", &n8n.api_key)
-                .send()
-                .await
-                .unwrap();
-            let status = r.status();
-            assert!(
-                status.is_success(),
-                "activate {id}: {status} {}\n{}",
-                r.text().await.unwrap_or_default(),
-                n8n.log_tail()
-            );
-        }
         for (_, path) in WORKFLOWS {
             let url = format!("{}/webhook/{path}", n8n.base);
             n8n.wait(
@@ -171,79 +154,6 @@ impl N8n {
             .await;
         }
         n8n
-    }
-
-    /// Creates the owner (or logs in as them when an earlier try already
-    /// did) and an API key. n8n answers its REST API before every part of
-    /// it is ready: a fresh instance sometimes refuses the owner setup, or
-    /// answers the key request without a key, for its first seconds. So
-    /// each step is retried for up to two minutes, and a failure shows the
-    /// last answers and n8n's log.
-    async fn owner_and_api_key(&self) -> String {
-        let owner = json!({"email": "owner@restoreflow.test", "firstName": "Rest", "lastName": "Oreflow", "password": "Restoreflow-test-1"});
-        let key_request = json!({"label": "restoreflow-test", "expiresAt": null, "scopes": ["workflow:read", "workflow:list", "workflow:activate", "execution:read", "execution:list"]});
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let mut last = String::new();
-        let mut owner_ready = false;
-        loop {
-            if !owner_ready {
-                let r = self
-                    .http
-                    .post(format!("{}/rest/owner/setup", self.base))
-                    .json(&owner)
-                    .send()
-                    .await;
-                owner_ready = match r {
-                    Ok(r) if r.status().is_success() => true,
-                    Ok(r) => {
-                        last = format!(
-                            "owner setup: {} {}",
-                            r.status(),
-                            r.text().await.unwrap_or_default()
-                        );
-                        // Set up by an earlier try whose answer was lost: log in.
-                        self.http
-                            .post(format!("{}/rest/login", self.base))
-                            .json(&json!({"emailOrLdapLoginId": owner["email"], "password": owner["password"]}))
-                            .send()
-                            .await
-                            .is_ok_and(|r| r.status().is_success())
-                    }
-                    Err(e) => {
-                        last = format!("owner setup: {e}");
-                        false
-                    }
-                };
-            }
-            if owner_ready {
-                match self
-                    .http
-                    .post(format!("{}/rest/api-keys", self.base))
-                    .json(&key_request)
-                    .send()
-                    .await
-                {
-                    Ok(r) => {
-                        let status = r.status();
-                        let v: Value = r.json().await.unwrap_or(Value::Null);
-                        if let Some(key) = v["data"]["rawApiKey"]
-                            .as_str()
-                            .filter(|_| status.is_success())
-                        {
-                            return key.to_string();
-                        }
-                        last = format!("api key: {status} {v}");
-                    }
-                    Err(e) => last = format!("api key: {e}"),
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "n8n owner and API key not ready: {last}\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
     }
 
     async fn wait<F, Fut>(&self, ready: F, what: &str)
