@@ -143,6 +143,7 @@ async fn bad_inputs(app: &TestApp, dataset: &str) {
         (json!({"schedule": "cosine"}), "schedule"),
         (json!({"loss": "l2"}), "loss"),
         (json!({"ssim_weight": 0.5}), "ssim_weight"),
+        (json!({"ink_weight": -1}), "ink_weight"),
         (json!({"max_minutes": 0}), "max_minutes"),
         (json!({"val_crop_size": 100}), "val_crop_size"),
         (
@@ -497,7 +498,7 @@ async fn trains_the_requested_recipe(kind: Kind) {
     let body = json!({
         "num_epochs": 2, "max_pairs": 6, "preset": "tiny", "seed": 11, "dataset": dataset,
         "learning_rate": 0.002, "schedule": "cyclic_cosine", "min_learning_rate": 1e-5,
-        "loss": "l1_ssim", "ssim_weight": 0.3,
+        "loss": "l1_ssim", "ssim_weight": 0.3, "ink_weight": 2.5,
         "progressive": [{"patch_size": 16, "batch_size": 2, "until_step": 3},
                         {"patch_size": 32, "batch_size": 2, "until_step": 6}],
         "patches_per_page": 2, "patch_sampling": "uniform", "clip_norm": 0.5,
@@ -512,6 +513,7 @@ async fn trains_the_requested_recipe(kind: Kind) {
         "min_learning_rate",
         "loss",
         "ssim_weight",
+        "ink_weight",
         "progressive",
         "patches_per_page",
         "patch_sampling",
@@ -543,6 +545,7 @@ async fn trains_the_requested_recipe(kind: Kind) {
         json!({"kind": "official_cyclic", "lr": 0.002, "min_lr": 1e-5})
     );
     assert_eq!(config["loss"]["ssim_weight"], 0.3, "{config}");
+    assert_eq!(config["loss"]["ink_weight"], 2.5, "{config}");
     assert_eq!(config["loss"]["pixel"]["kind"], "l1", "{config}");
     assert_eq!(
         config["progressive"],

@@ -99,6 +99,10 @@ pub struct TrainingRecipe {
     pub loss: String,
     /// Weight of the SSIM term (l1_ssim).
     pub ssim_weight: Option<f64>,
+    /// Extra weight of ink pixels in the per-pixel loss; None for runs
+    /// from before the option (they weighed every pixel alike).
+    #[serde(default)]
+    pub ink_weight: Option<f64>,
     /// Patches per training page per epoch (when the epoch is sized by pages).
     pub patches_per_page: Option<u32>,
     /// Fixed optimiser steps per epoch.

@@ -96,6 +96,7 @@ pub fn sample_data() -> ReportData {
                 ],
                 loss: "l1_ssim".into(),
                 ssim_weight: Some(0.2),
+                ink_weight: Some(4.0),
                 patches_per_page: Some(4),
                 steps_per_epoch: None,
                 patch_sampling: "ink".into(),

@@ -151,6 +151,7 @@ pub const JSON_SCHEMA: &str = r##"{
         "progressive": { "type": "array", "items": { "$ref": "#/$defs/progressive_stage" }, "description": "Empty for one patch and batch size throughout." },
         "loss": { "type": "string", "description": "l1 | charbonnier | l1_ssim" },
         "ssim_weight": { "type": ["number", "null"], "description": "l1_ssim only" },
+        "ink_weight": { "type": ["number", "null"], "description": "Extra weight of ink pixels in the per-pixel loss (ink counts 1 + ink_weight times paper); null for runs from before the option." },
         "patches_per_page": { "type": ["integer", "null"] },
         "steps_per_epoch": { "type": ["integer", "null"] },
         "patch_sampling": { "type": "string", "description": "ink | uniform" },

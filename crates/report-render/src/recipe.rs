@@ -58,9 +58,17 @@ pub(crate) fn recipe_fields(data: &ReportData, r: &TrainingRecipe) -> Vec<(Strin
             .collect();
         format!("{} (the last sizes stay after)", parts.join(", then "))
     };
-    let loss = match r.ssim_weight {
-        Some(w) => format!("{} (SSIM weight {w})", r.loss),
-        None => r.loss.clone(),
+    let mut terms = Vec::new();
+    if let Some(w) = r.ssim_weight {
+        terms.push(format!("SSIM weight {w}"));
+    }
+    if let Some(w) = r.ink_weight.filter(|w| *w != 0.0) {
+        terms.push(format!("ink pixels x{}", 1.0 + w));
+    }
+    let loss = if terms.is_empty() {
+        r.loss.clone()
+    } else {
+        format!("{} ({})", r.loss, terms.join(", "))
     };
     let epoch_size = match (r.patches_per_page, r.steps_per_epoch) {
         (_, Some(s)) => format!("{s} steps per epoch"),
@@ -105,7 +113,7 @@ mod tests {
     const RECIPE_TEXT: [&str; 11] = [
         "linear warm-up over 100 steps to the peak 2e-4, then cosine to 1e-5",
         "64 px x 8 until step 400, then 128 px x 4 until step 800",
-        "l1_ssim (SSIM weight 0.2)",
+        "l1_ssim (SSIM weight 0.2, ink pixels x5)",
         "4 patches per page per epoch",
         "ink",
         "global L2 norm 1",
@@ -169,6 +177,7 @@ mod tests {
         r.progressive.clear();
         r.loss = "charbonnier".into();
         r.ssim_weight = None;
+        r.ink_weight = Some(0.0);
         r.patches_per_page = None;
         r.steps_per_epoch = Some(50);
         r.clip_norm = None;

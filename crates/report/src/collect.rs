@@ -240,6 +240,7 @@ fn recipe(p: &Value) -> Option<TrainingRecipe> {
         progressive,
         loss: s(p, "loss").unwrap_or_default(),
         ssim_weight: f(p, "ssim_weight"),
+        ink_weight: f(p, "ink_weight"),
         patches_per_page: u(p, "patches_per_page").map(|x| x as u32),
         steps_per_epoch: u(p, "steps_per_epoch").map(|x| x as u32),
         patch_sampling: s(p, "patch_sampling").unwrap_or_default(),
@@ -537,6 +538,7 @@ mod tests {
         let p = json!({
             "learning_rate": 0.002, "schedule": "cyclic_cosine", "warmup_steps": null,
             "min_learning_rate": 1e-6, "loss": "l1_ssim", "ssim_weight": 0.5,
+            "ink_weight": 3.0,
             "progressive": [{"patch_size": 32, "batch_size": 4, "until_step": 10}],
             "patches_per_page": null, "steps_per_epoch": 7, "patch_sampling": "uniform",
             "clip_norm": 0.5, "max_minutes": 2, "val_view": "whole_page", "val_crop_size": null
@@ -554,6 +556,7 @@ mod tests {
             }]
         );
         assert_eq!((r.loss.as_str(), r.ssim_weight), ("l1_ssim", Some(0.5)));
+        assert_eq!(r.ink_weight, Some(3.0));
         assert_eq!((r.patches_per_page, r.steps_per_epoch), (None, Some(7)));
         assert_eq!(r.patch_sampling, "uniform");
         assert_eq!((r.clip_norm, r.max_minutes), (Some(0.5), Some(2.0)));

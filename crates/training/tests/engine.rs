@@ -97,6 +97,7 @@ fn small_config(epochs: usize) -> TrainConfig {
         },
         loss: LossConfig {
             ssim_weight: 0.1,
+            ink_weight: 2.0,
             ..LossConfig::charbonnier()
         },
         clip_norm: Some(0.5),

@@ -12,7 +12,7 @@ use restoreflow_trainer::{
     DEFAULT_BATCH_SIZE, DEFAULT_BUDGET_EPOCHS, DEFAULT_CLIP_NORM, DEFAULT_LEARNING_RATE,
     DEFAULT_LOSS, DEFAULT_MAX_MINUTES, DEFAULT_MIN_LEARNING_RATE, DEFAULT_PATCH_SAMPLING,
     DEFAULT_PATCH_SIZE, DEFAULT_PATCHES_PER_PAGE, DEFAULT_PRESET, DEFAULT_SCHEDULE,
-    DEFAULT_SSIM_WEIGHT, DEFAULT_VAL_CROP, DEFAULT_VAL_FRACTION, DEFAULT_VAL_VIEW,
+    DEFAULT_INK_WEIGHT, DEFAULT_SSIM_WEIGHT, DEFAULT_VAL_CROP, DEFAULT_VAL_FRACTION, DEFAULT_VAL_VIEW,
     DEFAULT_WARMUP_STEPS, patch_sampling_name,
 };
 use serde_json::{Value, json};
@@ -124,6 +124,10 @@ struct StartArgs {
     ))]
     ssim_weight: Option<f64>,
     #[arg(long, help = format!(
+        "Extra weight of ink pixels in the per-pixel loss, in [0, 20]: ink counts 1 + this times paper [default: {DEFAULT_INK_WEIGHT}]"
+    ))]
+    ink_weight: Option<f64>,
+    #[arg(long, help = format!(
         "Patches per training page per epoch, 1–256 [default: {DEFAULT_PATCHES_PER_PAGE}]"
     ))]
     patches_per_page: Option<u32>,
@@ -189,6 +193,7 @@ impl StartArgs {
             progressive: self.stages,
             loss: self.loss.unwrap_or_default(),
             ssim_weight: self.ssim_weight,
+            ink_weight: self.ink_weight,
             patches_per_page: self.patches_per_page,
             steps_per_epoch: self.steps_per_epoch,
             patch_sampling: self.patch_sampling.unwrap_or_default(),
@@ -478,6 +483,8 @@ mod tests {
             "l1_ssim",
             "--ssim-weight",
             "0.3",
+            "--ink-weight",
+            "2.5",
             "--steps-per-epoch",
             "12",
             "--patch-sampling",
@@ -515,6 +522,7 @@ mod tests {
             ]
         );
         assert_eq!((r.loss.as_str(), r.ssim_weight), ("l1_ssim", Some(0.3)));
+        assert_eq!(r.ink_weight, Some(2.5));
         assert_eq!((r.patches_per_page, r.steps_per_epoch), (None, Some(12)));
         assert_eq!(r.patch_sampling, "uniform");
         assert_eq!((r.clip_norm, r.max_minutes), (Some(1.0), Some(2.5)));

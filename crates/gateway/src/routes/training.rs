@@ -75,6 +75,10 @@ pub struct StartBody {
     pub loss: Option<String>,
     /// Weight of the SSIM term of `l1_ssim`, in [0, 10].
     pub ssim_weight: Option<f64>,
+    /// Extra weight of ink pixels in the per-pixel loss (any loss), in
+    /// [0, 20]: each pixel counts 1 + `ink_weight` x (1 - luma of the clean
+    /// page), so black ink counts 1 + `ink_weight` times white paper.
+    pub ink_weight: Option<f64>,
     /// Patches drawn per training page per epoch, 1..=256 (an epoch is
     /// `ceil(train pages x patches_per_page / batch_size)` steps); not with
     /// `steps_per_epoch`.
@@ -141,6 +145,7 @@ impl From<StartBody> for v1::StartTrainingRequest {
                 .collect(),
             loss: body.loss.unwrap_or_default(),
             ssim_weight: body.ssim_weight,
+            ink_weight: body.ink_weight,
             patches_per_page: body.patches_per_page,
             steps_per_epoch: body.steps_per_epoch,
             patch_sampling: body.patch_sampling.unwrap_or_default(),
@@ -607,6 +612,7 @@ mod tests {
         let body: StartBody = serde_json::from_value(serde_json::json!({
             "num_epochs": 3, "schedule": "cyclic_cosine", "warmup_steps": 5,
             "min_learning_rate": 1e-6, "loss": "l1_ssim", "ssim_weight": 0.3,
+            "ink_weight": 4.0,
             "progressive": [{"patch_size": 32, "batch_size": 4, "until_step": 10},
                             {"patch_size": 64, "batch_size": 2, "until_step": 20}],
             "patches_per_page": 2, "steps_per_epoch": 9, "patch_sampling": "uniform",
@@ -620,7 +626,7 @@ mod tests {
         assert_eq!(r.warmup_steps, Some(5));
         assert_eq!(r.min_learning_rate, Some(1e-6));
         assert_eq!(r.loss, "l1_ssim");
-        assert_eq!(r.ssim_weight, Some(0.3));
+        assert_eq!((r.ssim_weight, r.ink_weight), (Some(0.3), Some(4.0)));
         assert_eq!(
             r.progressive,
             vec![
@@ -664,6 +670,7 @@ mod tests {
             "progressive",
             "loss",
             "ssim_weight",
+            "ink_weight",
             "patches_per_page",
             "steps_per_epoch",
             "patch_sampling",

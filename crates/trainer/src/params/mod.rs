@@ -61,6 +61,11 @@ pub const DEFAULT_MIN_LEARNING_RATE: f64 = 1e-5;
 pub const DEFAULT_LOSS: Loss = Loss::L1;
 /// Default weight of the SSIM term when the loss is `l1_ssim`.
 pub const DEFAULT_SSIM_WEIGHT: f64 = 0.2;
+/// Default extra weight of ink pixels in the per-pixel loss (see
+/// [`LossConfig`]).
+pub const DEFAULT_INK_WEIGHT: f64 = 0.0;
+/// Largest accepted ink weight.
+pub const MAX_INK_WEIGHT: f64 = 20.0;
 /// Default patches drawn per training page per epoch (when `steps_per_epoch`
 /// is not given).
 pub const DEFAULT_PATCHES_PER_PAGE: u32 = 4;
@@ -132,6 +137,9 @@ pub struct TrainParams {
     /// Weight of the SSIM term (`l1_ssim` only).
     #[serde(default)]
     pub ssim_weight: Option<f64>,
+    /// Extra weight of ink pixels in the per-pixel loss (0: every pixel alike).
+    #[serde(default)]
+    pub ink_weight: f64,
     /// Patches per training page per epoch (absent when `steps_per_epoch` is set).
     #[serde(default)]
     pub patches_per_page: Option<u32>,
@@ -326,6 +334,11 @@ impl TrainParams {
             (_, None) => None,
         };
 
+        let ink_weight = r.ink_weight.unwrap_or(DEFAULT_INK_WEIGHT);
+        check((0.0..=MAX_INK_WEIGHT).contains(&ink_weight), || {
+            format!("ink_weight must be in [0, {MAX_INK_WEIGHT}], got {ink_weight}")
+        })?;
+
         let (patches_per_page, steps_per_epoch) = match (r.patches_per_page, r.steps_per_epoch) {
             (Some(_), Some(_)) => {
                 return bad(
@@ -400,6 +413,7 @@ impl TrainParams {
             progressive,
             loss,
             ssim_weight,
+            ink_weight,
             patches_per_page,
             steps_per_epoch,
             patch_sampling,
@@ -432,21 +446,23 @@ impl TrainParams {
             },
             Schedule::CyclicCosine => LrSchedule::OfficialCyclic { lr, min_lr },
         };
-        let loss = match self.loss {
-            Loss::L1 => LossConfig {
-                pixel: PixelLoss::L1,
-                ssim_weight: 0.0,
-            },
-            Loss::Charbonnier => LossConfig {
-                pixel: PixelLoss::Charbonnier {
+        let (pixel, ssim_weight) = match self.loss {
+            Loss::L1 => (PixelLoss::L1, 0.0),
+            Loss::Charbonnier => (
+                PixelLoss::Charbonnier {
                     eps: CHARBONNIER_EPS,
                 },
-                ssim_weight: 0.0,
-            },
-            Loss::L1Ssim => LossConfig {
-                pixel: PixelLoss::L1,
-                ssim_weight: self.ssim_weight.unwrap_or(DEFAULT_SSIM_WEIGHT),
-            },
+                0.0,
+            ),
+            Loss::L1Ssim => (
+                PixelLoss::L1,
+                self.ssim_weight.unwrap_or(DEFAULT_SSIM_WEIGHT),
+            ),
+        };
+        let loss = LossConfig {
+            pixel,
+            ssim_weight,
+            ink_weight: self.ink_weight,
         };
         let progressive = (!self.progressive.is_empty()).then(|| {
             self.progressive
@@ -625,7 +641,13 @@ mod tests {
                 min_lr: DEFAULT_MIN_LEARNING_RATE,
             }
         );
-        assert_eq!(cfg.loss, LossConfig::default());
+        assert_eq!(
+            cfg.loss,
+            LossConfig {
+                ink_weight: DEFAULT_INK_WEIGHT,
+                ..LossConfig::default()
+            }
+        );
         assert_eq!(
             cfg.val_mode,
             ValMode::CenterCrop {
@@ -667,6 +689,7 @@ mod tests {
         r.progressive = vec![stage(32, 4, 10), stage(48, 2, 20)];
         r.loss = "l1_ssim".into();
         r.ssim_weight = Some(0.5);
+        r.ink_weight = Some(3.0);
         r.steps_per_epoch = Some(7);
         r.patch_sampling = "uniform".into();
         r.clip_norm = Some(0.5);
@@ -703,7 +726,8 @@ mod tests {
             cfg.loss,
             LossConfig {
                 pixel: PixelLoss::L1,
-                ssim_weight: 0.5
+                ssim_weight: 0.5,
+                ink_weight: 3.0,
             }
         );
         assert_eq!((cfg.steps_per_epoch, cfg.patches_per_page), (Some(7), None));
@@ -732,7 +756,13 @@ mod tests {
                 min_lr: 1e-6
             }
         );
-        assert_eq!(cfg.loss, LossConfig::charbonnier());
+        assert_eq!(
+            cfg.loss,
+            LossConfig {
+                ink_weight: DEFAULT_INK_WEIGHT,
+                ..LossConfig::charbonnier()
+            }
+        );
         assert_eq!(cfg.patches_per_page, Some(3));
         assert_eq!(cfg.val_mode, ValMode::CenterCrop { size: 128 });
         let mut r = req();
@@ -860,6 +890,9 @@ mod tests {
                 }),
                 "ssim_weight",
             ),
+            (Box::new(|r| r.ink_weight = Some(-0.5)), "ink_weight"),
+            (Box::new(|r| r.ink_weight = Some(20.5)), "ink_weight"),
+            (Box::new(|r| r.ink_weight = Some(f64::NAN)), "ink_weight"),
             (
                 Box::new(|r| r.patches_per_page = Some(0)),
                 "patches_per_page",
@@ -1055,6 +1088,7 @@ mod tests {
             ),
             ("loss", format!("`{}`", DEFAULT_LOSS.as_str())),
             ("ssim_weight", format!("{DEFAULT_SSIM_WEIGHT}")),
+            ("ink_weight", format!("{DEFAULT_INK_WEIGHT}")),
             ("patches_per_page", format!("{DEFAULT_PATCHES_PER_PAGE}")),
             (
                 "patch_sampling",

@@ -146,6 +146,9 @@ impl TrainConfig {
                 return bad("progressive stages must have increasing until_step");
             }
         }
+        if !(self.loss.ink_weight.is_finite() && self.loss.ink_weight >= 0.0) {
+            return bad("the ink weight must be a finite number of at least 0");
+        }
         if self.loss.ssim_weight != 0.0 && self.smallest_patch() < 11 {
             return bad("the ssim loss term needs patches of at least 11 px");
         }
@@ -264,6 +267,12 @@ mod tests {
         cfg.patch_size = 8;
         cfg.loss.ssim_weight = 0.1;
         assert!(cfg.validate().is_err());
+        cfg.patch_size = 64;
+        assert!(cfg.validate().is_ok());
+        for w in [-1.0, f64::NAN, f64::INFINITY] {
+            cfg.loss.ink_weight = w;
+            assert!(cfg.validate().is_err(), "ink weight {w} accepted");
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@ use candle_core::Device;
 use super::ValMode;
 use crate::data::PageStore;
 use crate::infer::{SIZE_MULTIPLE, restore_tiled, restore_whole};
-use crate::loss::{charbonnier_loss, l1_loss, ssim_loss};
-use crate::{LossConfig, MetricSet, PixelLoss, Restorer, Result, RgbF32};
+use crate::loss::ssim_loss;
+use crate::{LossConfig, MetricSet, Restorer, Result, RgbF32};
 
 /// Validation figures averaged over pages.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,11 +36,7 @@ fn center_window(w: usize, h: usize, size: usize) -> (usize, usize, usize, usize
 fn image_loss(loss: &LossConfig, out: &RgbF32, clean: &RgbF32, device: &Device) -> Result<f64> {
     let p = out.to_tensor(device)?;
     let t = clean.to_tensor(device)?;
-    let mut v = match loss.pixel {
-        PixelLoss::L1 => l1_loss(&p, &t)?,
-        PixelLoss::Charbonnier { eps } => charbonnier_loss(&p, &t, eps)?,
-    }
-    .to_scalar::<f32>()? as f64;
+    let mut v = loss.pixel_term(&p, &t)?.to_scalar::<f32>()? as f64;
     if loss.ssim_weight != 0.0 && out.width() >= 11 && out.height() >= 11 {
         v += loss.ssim_weight * ssim_loss(&p, &t)?.to_scalar::<f32>()? as f64;
     }
