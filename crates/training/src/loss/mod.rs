@@ -256,12 +256,21 @@ mod tests {
                 ink_weight,
                 ..LossConfig::default()
             };
-            f64::from(cfg.compute(&pred, &target).unwrap().to_scalar::<f32>().unwrap())
+            f64::from(
+                cfg.compute(&pred, &target)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap(),
+            )
         };
         // No weight: the plain L1, (0.2 + 0.1) / 2 over every channel.
         assert!((value(0.0) - 0.15).abs() < 1e-6, "{}", value(0.0));
         // Weight 4: the ink pixel counts 5 times, the paper pixel once.
-        assert!((value(4.0) - (5.0 * 0.2 + 0.1) / 2.0).abs() < 1e-6, "{}", value(4.0));
+        assert!(
+            (value(4.0) - (5.0 * 0.2 + 0.1) / 2.0).abs() < 1e-6,
+            "{}",
+            value(4.0)
+        );
         // Grey ink (luma 0.5) is weighted halfway: 1 + 4 * 0.5 = 3.
         let grey = Tensor::full(0.5f32, (1, 3, 1, 1), &dev).unwrap();
         let off = Tensor::full(0.6f32, (1, 3, 1, 1), &dev).unwrap();
@@ -269,7 +278,11 @@ mod tests {
             ink_weight: 4.0,
             ..LossConfig::default()
         };
-        let got = cfg.pixel_term(&off, &grey).unwrap().to_scalar::<f32>().unwrap();
+        let got = cfg
+            .pixel_term(&off, &grey)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!((f64::from(got) - 3.0 * 0.1).abs() < 1e-6, "{got}");
     }
 
