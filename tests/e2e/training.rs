@@ -601,7 +601,7 @@ async fn trains_the_requested_recipe(kind: Kind) {
         "cyclic_cosine (official Restormer shape over the run): 2e-3",
         "then cosine to 1e-5",
         "16 px x 2 until step 3, then 32 px x 2 until step 6",
-        "l1_ssim (SSIM weight 0.3)",
+        "l1_ssim (SSIM weight 0.3, ink pixels x3.5)",
         "2 patches per page per epoch",
         "Patch sampling : uniform",
         "global L2 norm 0.5",
