@@ -92,32 +92,23 @@ impl N8n {
         let home = tempfile::tempdir().expect("n8n home");
         let port = free_port();
         let log = home.path().join("n8n.log");
-        let out = command(bin, home.path(), port, app)
-            .arg("import:workflow")
-            .arg("--separate")
-            .arg(format!("--input={}", workflows_dir().display()))
-            .output()
-            .await
-            .expect("n8n import runs");
-        assert!(
-            out.status.success(),
-            "n8n import failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let cli = |args: Vec<String>| {
+            let mut c = command(bin, home.path(), port, app);
+            c.args(&args);
+            async move {
+                let out = c.output().await.expect("the n8n CLI runs");
+                assert!(
+                    out.status.success(),
+                    "n8n {args:?} failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        };
+        let input = format!("--input={}", workflows_dir().display());
+        cli(vec!["import:workflow".into(), "--separate".into(), input]).await;
         for (id, _) in WORKFLOWS {
-            let out = command(bin, home.path(), port, app)
-                .arg("publish:workflow")
-                .arg(format!("--id={id}"))
-                .output()
-                .await
-                .expect("n8n publish runs");
-            assert!(
-                out.status.success(),
-                "n8n publish {id} failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            cli(vec!["publish:workflow".into(), format!("--id={id}")]).await;
         }
         let file = std::fs::File::create(&log).expect("n8n log");
         let child = command(bin, home.path(), port, app)
