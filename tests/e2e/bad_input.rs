@@ -118,6 +118,38 @@ async fn check_file_rejections(app: &TestApp) {
             "not found",
         ),
         ("/jobs?status=weird", 400, "invalid_argument", "status"),
+        // Offsets past what the database binds (i64) answered 500 (a
+        // panic in the SQL binder): a clear 400 now, on every listing.
+        (
+            "/jobs?offset=9223372036854775808",
+            400,
+            "invalid_argument",
+            "offset",
+        ),
+        (
+            "/synthetic/datasets?offset=9223372036854775808",
+            400,
+            "invalid_argument",
+            "offset",
+        ),
+        (
+            "/training/jobs?page_token=9223372036854775808",
+            400,
+            "invalid_argument",
+            "page_token",
+        ),
+        (
+            "/training/reports?page_token=9223372036854775808",
+            400,
+            "invalid_argument",
+            "page_token",
+        ),
+        (
+            "/evaluation?page_token=9223372036854775808",
+            400,
+            "invalid_argument",
+            "page_token",
+        ),
         ("/no/such/route", 404, "not_found", "route"),
     ] {
         assert_error(app.get_json(path).await, status, code, mention);

@@ -208,13 +208,8 @@ impl ReportService for ReportGrpc {
             }
             n => n,
         };
-        let offset: u64 = if r.page_token.is_empty() {
-            0
-        } else {
-            r.page_token.parse().map_err(|_| {
-                ErrorCode::InvalidArgument.status("page_token is not a token from a previous page")
-            })?
-        };
+        let offset = restoreflow_core::db::paging::parse_page_token(&r.page_token)
+            .map_err(|e| ErrorCode::InvalidArgument.status(e))?;
         let mut q = report::Entity::find();
         if let Some(layer) = r.layer {
             if !(1..=2).contains(&layer) {

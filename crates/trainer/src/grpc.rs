@@ -177,13 +177,8 @@ impl TrainerService for TrainerGrpc {
         if limit > 200 {
             return Err(ErrorCode::InvalidArgument.status("page_size must be at most 200"));
         }
-        let offset: u64 = if r.page_token.is_empty() {
-            0
-        } else {
-            r.page_token
-                .parse()
-                .map_err(|_| ErrorCode::InvalidArgument.status("page_token is not valid"))?
-        };
+        let offset = db::paging::parse_page_token(&r.page_token)
+            .map_err(|e| ErrorCode::InvalidArgument.status(e))?;
         let rows = db::list_jobs(
             &self.backends.db,
             Some(JobKind::TrainingLayer2),

@@ -613,13 +613,7 @@ impl EvaluationService for RestorationGrpc {
             n if n > 200 => return Err(invalid("page_size must be at most 200")),
             n => n as usize,
         };
-        let offset: usize = if r.page_token.is_empty() {
-            0
-        } else {
-            r.page_token
-                .parse()
-                .map_err(|_| invalid("page_token is not a token from a previous page"))?
-        };
+        let offset = db::paging::parse_page_token(&r.page_token).map_err(invalid)? as usize;
         let mut q = evaluation::Entity::find().filter(evaluation::Column::Status.eq("completed"));
         if let Some(layer) = r.layer {
             if !(1..=2).contains(&layer) {

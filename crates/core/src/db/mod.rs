@@ -4,6 +4,7 @@
 pub mod entity;
 mod jobs;
 mod migration;
+pub mod paging;
 mod proto;
 mod workers;
 

@@ -94,7 +94,7 @@ pub struct ListJobsQuery {
     pub status: Option<String>,
     /// Page size, 1..=200 (default 50).
     pub limit: Option<u64>,
-    /// Rows to skip.
+    /// Rows to skip, at most 1000000000.
     pub offset: Option<u64>,
 }
 
@@ -152,7 +152,7 @@ pub async fn list_jobs(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 200"));
     }
-    let offset = q.offset.unwrap_or(0);
+    let offset = db::paging::check_offset(q.offset.unwrap_or(0)).map_err(ApiError::invalid)?;
     let jobs = db::list_jobs(&state.backends.db, kind, status, limit, offset).await?;
     let next_offset = (jobs.len() as u64 == limit).then_some(offset + limit);
     Ok(ApiJson(JobList {

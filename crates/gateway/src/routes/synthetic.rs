@@ -388,7 +388,7 @@ impl From<restoreflow_core::db::entity::dataset::Model> for DatasetView {
 pub struct DatasetQuery {
     /// 1..=200 (default 50).
     pub limit: Option<u64>,
-    /// Rows to skip.
+    /// Rows to skip, at most 1000000000.
     pub offset: Option<u64>,
 }
 
@@ -403,6 +403,7 @@ pub async fn datasets(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 200"));
     }
-    let rows = db::list_datasets(&state.backends.db, limit, q.offset.unwrap_or(0)).await?;
+    let offset = db::paging::check_offset(q.offset.unwrap_or(0)).map_err(ApiError::invalid)?;
+    let rows = db::list_datasets(&state.backends.db, limit, offset).await?;
     Ok(ApiJson(rows.into_iter().map(DatasetView::from).collect()))
 }
