@@ -87,7 +87,7 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use image::RgbF32;
 pub use infer::{SIZE_MULTIPLE, TileConfig, pad_reflect, restore_tiled, restore_whole};
-pub use loss::{LossConfig, PixelLoss, charbonnier_loss, l1_loss, ssim_loss, ssim_tensor};
+pub use loss::{LossConfig, PixelLoss, ssim_loss, ssim_tensor};
 pub use metrics::{
     ACCURACY_TOLERANCE, GAUSS_RADIUS, GAUSS_SIGMA, MetricSet, PSNR_CAP_DB, gaussian_kernel_1d,
     luma, mse, pixel_accuracy, psnr, ssim, ssim_luma,

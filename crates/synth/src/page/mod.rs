@@ -76,7 +76,7 @@ pub enum Target {
 }
 
 impl Target {
-    /// Every target, in a stable order.
+    /// Every target, in a stable order, the default first.
     pub const ALL: &'static [Target] = &[Target::AsPrinted, Target::Digital];
 
     /// The snake_case name used in JSON and on the command line.
@@ -94,15 +94,7 @@ impl FromStr for Target {
     /// Parses a target name; case-insensitive, `-` accepted for `_`, empty
     /// means [`Target::AsPrinted`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim().to_ascii_lowercase().replace('-', "_");
-        if wanted.is_empty() {
-            return Ok(Target::AsPrinted);
-        }
-        Target::ALL
-            .iter()
-            .copied()
-            .find(|t| t.name() == wanted)
-            .ok_or_else(|| SynthError::UnknownTarget(s.to_owned()))
+        parse_name(s, Target::ALL, Target::name).ok_or_else(|| SynthError::UnknownTarget(s.into()))
     }
 }
 
@@ -121,7 +113,7 @@ pub enum Content {
 }
 
 impl Content {
-    /// Every content kind, in a stable order.
+    /// Every content kind, in a stable order, the default first.
     pub const ALL: &'static [Content] = &[Content::Mixed, Content::Text];
 
     /// The lowercase name used in JSON and on the command line.
@@ -138,16 +130,19 @@ impl FromStr for Content {
 
     /// Parses a content name; case-insensitive, empty means [`Content::Mixed`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim().to_ascii_lowercase();
-        if wanted.is_empty() {
-            return Ok(Content::Mixed);
-        }
-        Content::ALL
-            .iter()
-            .copied()
-            .find(|c| c.name() == wanted)
-            .ok_or_else(|| SynthError::UnknownContent(s.to_owned()))
+        parse_name(s, Content::ALL, Content::name)
+            .ok_or_else(|| SynthError::UnknownContent(s.into()))
     }
+}
+
+/// The entry of `all` (whose first entry is the default) named `s`:
+/// case-insensitive, `-` accepted for `_`, empty meaning the default.
+fn parse_name<T: Copy>(s: &str, all: &[T], name: fn(T) -> &'static str) -> Option<T> {
+    let wanted = s.trim().to_ascii_lowercase().replace('-', "_");
+    if wanted.is_empty() {
+        return all.first().copied();
+    }
+    all.iter().copied().find(|t| name(*t) == wanted)
 }
 
 /// Resolution the generator's pixel sizes were designed at: a page of
@@ -685,6 +680,19 @@ fn lay_out(w: &mut Writer, theme: &Theme, rng: &mut ChaCha8Rng, spec: &PageSpec)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn target_names_parse() {
+        assert_eq!("".parse::<Target>().expect("empty"), Target::AsPrinted);
+        assert_eq!(
+            " As-Printed ".parse::<Target>().expect("dash"),
+            Target::AsPrinted
+        );
+        for t in Target::ALL {
+            assert_eq!(t.name().parse::<Target>().expect("own name"), *t);
+        }
+        assert!("scanned".parse::<Target>().is_err());
+    }
 
     fn fonts() -> FontLibrary {
         FontLibrary::system().expect("the build machines have DejaVu installed")

@@ -199,12 +199,18 @@ mod tests {
         assert!(skipped[1].1.starts_with("load failed"));
     }
 
-    #[test]
-    fn cache_is_bounded() {
+    /// `n` pairs of 2x2 black pages named `p0`, `p1`, ...
+    fn tiny_pages(n: usize) -> InMemoryPairs {
         let mut src = InMemoryPairs::new();
-        for i in 0..5 {
+        for i in 0..n {
             src.push(format!("p{i}"), RgbImage::new(2, 2), RgbImage::new(2, 2));
         }
+        src
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let src = tiny_pages(5);
         let store = PageStore::new(&src, 2);
         store.scan(&[0, 1, 2, 3, 4]);
         assert_eq!(store.cached(), 2);
@@ -212,10 +218,7 @@ mod tests {
 
     #[test]
     fn a_released_page_leaves_the_cache_unless_every_page_fits() {
-        let mut src = InMemoryPairs::new();
-        for i in 0..3 {
-            src.push(format!("p{i}"), RgbImage::new(2, 2), RgbImage::new(2, 2));
-        }
+        let src = tiny_pages(3);
         let store = PageStore::new(&src, 2);
         store.set_pages_in_play(3);
         store.scan(&[0, 1]);

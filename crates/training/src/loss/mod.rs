@@ -60,8 +60,10 @@ impl LossConfig {
         }
     }
 
-    /// The per-pixel term alone (ink-weighted when `ink_weight` is not 0),
-    /// a scalar, for `[B, 3, H, W]` inputs.
+    /// The per-pixel term alone, a scalar: the mean of `|d|` (L1) or of
+    /// `sqrt(d^2 + eps^2)` (Charbonnier), `d = pred - target`, each pixel
+    /// ink-weighted when `ink_weight` is not 0 (which needs `[B, 3, H, W]`
+    /// inputs; any shape otherwise).
     pub fn pixel_term(&self, pred: &Tensor, target: &Tensor) -> Result<Tensor> {
         let d = pred.sub(target)?;
         let per_pixel = match self.pixel {
@@ -88,17 +90,6 @@ impl LossConfig {
         let term = ssim_loss(pred, target)?.affine(self.ssim_weight, 0.0)?;
         Ok((base + term)?)
     }
-}
-
-/// Mean absolute error over all elements.
-pub fn l1_loss(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
-    Ok(pred.sub(target)?.abs()?.mean_all()?)
-}
-
-/// Mean of `sqrt(d^2 + eps^2)` over all elements, `d = pred - target`.
-pub fn charbonnier_loss(pred: &Tensor, target: &Tensor, eps: f64) -> Result<Tensor> {
-    let d = pred.sub(target)?;
-    Ok(d.sqr()?.affine(1.0, eps * eps)?.sqrt()?.mean_all()?)
 }
 
 /// `1 - ssim_tensor(pred, target)`.
@@ -175,7 +166,11 @@ mod tests {
         let dev = Device::Cpu;
         let p = Tensor::new(&[0.0f32, 0.5, 1.0, 0.25], &dev).unwrap();
         let t = Tensor::new(&[0.0f32, 0.0, 0.5, 1.0], &dev).unwrap();
-        let l1 = l1_loss(&p, &t).unwrap().to_scalar::<f32>().unwrap();
+        let l1 = LossConfig::default()
+            .pixel_term(&p, &t)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!((l1 - (0.0 + 0.5 + 0.5 + 0.75) / 4.0).abs() < 1e-7);
         let eps = 1e-3f64;
         let want: f64 = [0.0f64, 0.5, 0.5, 0.75]
@@ -183,7 +178,8 @@ mod tests {
             .map(|d| (d * d + eps * eps).sqrt())
             .sum::<f64>()
             / 4.0;
-        let ch = charbonnier_loss(&p, &t, eps)
+        let ch = LossConfig::charbonnier()
+            .pixel_term(&p, &t)
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
