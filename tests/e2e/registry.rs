@@ -33,14 +33,18 @@ async fn upload_checkpoint(app: &TestApp, name: &str, bytes: &[u8]) -> String {
     key
 }
 
+/// A registration as a training job makes it, each from a job of its own
+/// (a training job registers one version; see `registration_is_idempotent_per_training_job`).
 fn register_request(layer: u32, key: &str, metrics: Value, hash: &str) -> v1::RegisterModelRequest {
+    static JOBS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let job = JOBS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     v1::RegisterModelRequest {
         layer,
         source_bucket: "training-outputs".into(),
         source_key: key.into(),
         config: to_struct(json!({"preset": "tiny", "dim": 16})),
         metrics: to_struct(metrics),
-        training_job_id: "job-123".into(),
+        training_job_id: format!("job-{}-{job}", std::process::id()),
         dataset_id: "ds1".into(),
         dataset_hash: hash.into(),
         code_version: "abc1234".into(),
@@ -72,17 +76,15 @@ async fn registry_lifecycle(app: &TestApp) {
     let key_b = upload_checkpoint(app, "b.safetensors", &b).await;
 
     // Register two versions.
-    let v1 = register(
-        app,
-        register_request(
-            2,
-            &key_a,
-            json!({"final": {"psnr": 28.5, "ssim": 0.91, "loss": 0.05},
-                   "epochs": [{"epoch": 1, "psnr": 25.0}, {"epoch": 2, "psnr": 28.5}]}),
-            "hash-val-1",
-        ),
-    )
-    .await;
+    let mut req = register_request(
+        2,
+        &key_a,
+        json!({"final": {"psnr": 28.5, "ssim": 0.91, "loss": 0.05},
+               "epochs": [{"epoch": 1, "psnr": 25.0}, {"epoch": 2, "psnr": 28.5}]}),
+        "hash-val-1",
+    );
+    req.training_job_id = "job-123".into();
+    let v1 = register(app, req).await;
     assert_eq!((v1.layer, v1.version), (2, 1));
     assert_eq!(v1.sha256, sha256(&a));
     assert_eq!(v1.size_bytes, a.len() as u64);
@@ -264,6 +266,32 @@ async fn registry_lifecycle(app: &TestApp) {
     }
     got.sort();
     assert_eq!(got, [5, 6, 7, 8]);
+
+    // One training job registers one version, however often (and however
+    // concurrently) its registration is sent: every call answers with it.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let mut client = app.registry().await;
+        let mut req = register_request(2, &key_b, json!({}), "");
+        req.training_job_id = "job-twice".into();
+        tasks.push(tokio::spawn(async move {
+            client
+                .register_model(req)
+                .await
+                .map(|r| r.into_inner().version)
+        }));
+    }
+    let mut same = Vec::new();
+    for t in tasks {
+        same.push(t.await.unwrap().expect("repeated register"));
+    }
+    same.dedup();
+    assert_eq!(same.len(), 1, "one version for the job: {same:?}");
+    let (_, l) = app
+        .get_json("/models/layer/2?training_job_id=job-twice")
+        .await;
+    assert_eq!(l["versions"].as_array().unwrap().len(), 1, "{l}");
+    assert_eq!(l["versions"][0]["version"], same[0]);
 
     // Layer 1 has its own numbering and JSON parameters.
     let params = serde_json::to_vec(&json!({"denoise": 0.3, "deskew": true})).unwrap();
@@ -449,7 +477,7 @@ async fn registry_extras(app: &TestApp) {
     let mut registered = Vec::new();
     for (i, psnr) in [20.0, 22.0, 21.0, 25.0, 26.0, 27.0].into_iter().enumerate() {
         let mut req = register_request(2, &key, json!({"final": {"psnr": psnr}}), "hash-x");
-        req.training_job_id = format!("job-{}", i % 2);
+        req.training_job_id = format!("job-{i}");
         req.dataset_id = if i < 3 { "ds-a" } else { "ds-b" }.into();
         let v = register(app, req).await;
         // Each new version carries `latest` at once; the previous one lost it.
@@ -491,11 +519,11 @@ async fn registry_extras(app: &TestApp) {
             .collect()
     };
     let (_, l) = app.get_json("/models/layer/2?training_job_id=job-1").await;
-    assert_eq!(versions(&l), [6, 4, 2]);
+    assert_eq!(versions(&l), [2]);
     let (_, l) = app.get_json("/models/layer/2?dataset_id=ds-a").await;
     assert_eq!(versions(&l), [3, 2, 1]);
     let (_, l) = app
-        .get_json("/models/layer/2?dataset_id=ds-b&training_job_id=job-0")
+        .get_json("/models/layer/2?dataset_id=ds-b&training_job_id=job-4")
         .await;
     assert_eq!(versions(&l), [5]);
     let (_, l) = app.get_json("/models/layer/2?alias=latest").await;
@@ -503,16 +531,16 @@ async fn registry_extras(app: &TestApp) {
     let (_, l) = app.get_json("/models/layer/2?alias=nobody").await;
     assert_eq!(versions(&l), Vec::<u64>::new());
     let (_, p1) = app
-        .get_json("/models/layer/2?training_job_id=job-1&limit=2")
+        .get_json("/models/layer/2?dataset_id=ds-b&limit=2")
         .await;
-    assert_eq!(versions(&p1), [6, 4]);
+    assert_eq!(versions(&p1), [6, 5]);
     let token = p1["next_page_token"].as_str().expect("next page");
     let (_, p2) = app
         .get_json(&format!(
-            "/models/layer/2?training_job_id=job-1&limit=2&page_token={token}"
+            "/models/layer/2?dataset_id=ds-b&limit=2&page_token={token}"
         ))
         .await;
-    assert_eq!(versions(&p2), [2]);
+    assert_eq!(versions(&p2), [4]);
     assert!(p2["next_page_token"].is_null());
     // The stored time (the database may keep fewer digits than the clock).
     let t4 = c

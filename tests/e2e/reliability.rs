@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use restoreflow_core::bus::{AmqpBus, Bus};
 use restoreflow_core::db;
-use restoreflow_core::storage::Bucket;
+use restoreflow_core::storage::{Bucket, list_all};
 use restoreflow_tests::{Proxy, RealOptions, TestApp, TrainerProcess, trainer_env, unique};
 use serde_json::json;
 
@@ -317,5 +317,237 @@ async fn two_trainers_share_a_queue_without_running_a_job_twice() {
     versions.sort_unstable();
     versions.dedup();
     assert_eq!(versions.len(), 3, "one version per job: {versions:?}");
+    app.stop().await;
+}
+
+/// Short leases and sweeps, so that a dead or paused worker's job moves on in
+/// seconds; two attempts per job.
+fn quick_leases(s: &mut restoreflow_core::Settings) {
+    s.jobs.lease_secs = 4;
+    s.jobs.heartbeat_secs = 1;
+    s.jobs.sweep_interval_secs = 1;
+    s.jobs.max_attempts = 2;
+}
+
+/// Every event of a job, oldest first.
+async fn events_of(app: &TestApp, id: &str) -> Vec<(String, serde_json::Value)> {
+    db::list_events(&app.backends.db, id, 0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.payload))
+        .collect()
+}
+
+/// The job's stored training outputs (checkpoints, samples) with their sizes
+/// and modification times.
+async fn outputs_of(app: &TestApp, id: &str) -> Vec<(String, u64, Option<String>)> {
+    let store = app.backends.store.as_ref();
+    let mut all = Vec::new();
+    for prefix in [format!("checkpoints/{id}/"), format!("analysis/{id}/")] {
+        for o in list_all(store, Bucket::TrainingOutputs, &prefix)
+            .await
+            .unwrap()
+        {
+            all.push((o.key, o.size, o.last_modified.map(|t| t.to_rfc3339())));
+        }
+    }
+    all.sort();
+    all
+}
+
+/// Polls the job's report until the report service has built it.
+async fn report_of(app: &TestApp, id: &str) -> serde_json::Value {
+    wait_for("the job's report", Duration::from_secs(90), || async {
+        let (status, v) = app
+            .get_json(&format!("/training/reports/job/{id}?format=json"))
+            .await;
+        (status == 200).then_some(v)
+    })
+    .await
+}
+
+/// Cancel of a job whose worker was killed: claims skip cancelled jobs, so
+/// no worker would ever finish it. The next sweep does, within one lease
+/// plus one sweep, and the run gets its report like any cancelled run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelling_a_dead_workers_job_ends_it() {
+    let app = TestApp::spawn_real_with(
+        &unique(),
+        RealOptions {
+            trainers: 0,
+            configure: Some(quick_leases),
+            ..RealOptions::default()
+        },
+    )
+    .await;
+    let bin = Path::new(env!("CARGO_BIN_EXE_restoreflow-test-trainer"));
+    let env = trainer_env(&app.settings);
+    let dataset = tiny_dataset(&app).await;
+    let id = start(&app, &tiny_run(&dataset, 500)).await;
+    // A second trainer already runs (and sweeps) while the first one dies.
+    let mut doomed = TrainerProcess::spawn(bin, &env);
+    wait_training_steps(&app, &id).await;
+    let _sweeper = TrainerProcess::spawn(bin, &env);
+    doomed.kill9();
+    let (status, v) = app
+        .post_json(&format!("/training/jobs/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let asked = Instant::now();
+    let job = wait_training(&app, &id, Duration::from_secs(60)).await;
+    let took = asked.elapsed();
+    assert_eq!(job["status"], "cancelled", "{job}");
+    let s = &app.settings.jobs;
+    // One lease plus one sweep, and a few seconds for a busy machine.
+    let bound = Duration::from_secs(s.lease_secs + s.sweep_interval_secs + 5);
+    assert!(took <= bound, "cancelled after {took:?}, bound {bound:?}");
+    assert!(
+        db::versions_of_job(&app.backends.db, 2, &id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let events = events_of(&app, &id).await;
+    let last = &events.last().unwrap().1;
+    assert_eq!(last["status"], "cancelled", "{events:?}");
+    assert!(last["abandoned_by"].is_string(), "{last}");
+    let report = report_of(&app, &id).await;
+    assert_eq!(report["status"], "cancelled", "{report}");
+    app.stop().await;
+}
+
+/// A poison job kills its worker on every attempt (here, the test kills each
+/// trainer that claims it). After `jobs.max_attempts` claims it is never
+/// claimed again: it ends `failed` with the reason, is dead-lettered and
+/// reported, and the trainer that settled it lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_that_kills_every_worker_fails_after_its_attempts() {
+    let app = TestApp::spawn_real_with(
+        &unique(),
+        RealOptions {
+            trainers: 0,
+            configure: Some(quick_leases),
+            ..RealOptions::default()
+        },
+    )
+    .await;
+    let bin = Path::new(env!("CARGO_BIN_EXE_restoreflow-test-trainer"));
+    let env = trainer_env(&app.settings);
+    let dataset = tiny_dataset(&app).await;
+    let id = start(&app, &tiny_run(&dataset, 500)).await;
+    let max = app.settings.jobs.max_attempts;
+    for attempt in 1..=u64::from(max) {
+        let mut victim = TrainerProcess::spawn(bin, &env);
+        wait_for(
+            &format!("attempt {attempt} to train"),
+            Duration::from_secs(120),
+            || async {
+                let (_, j) = app.get_json(&format!("/training/jobs/{id}")).await;
+                (j["attempts"] == attempt
+                    && j["status"] == "running"
+                    && j["step"].as_u64() > Some(0))
+                .then_some(())
+            },
+        )
+        .await;
+        victim.kill9();
+    }
+    let dead_queue = format!(
+        "{}{}",
+        restoreflow_core::bus::queues::TRAINING,
+        restoreflow_core::bus::DEAD_LETTER_SUFFIX
+    );
+    let letters_before = app.bus.depth(&dead_queue).await.unwrap();
+    let mut survivor = TrainerProcess::spawn(bin, &env);
+    let job = wait_training(&app, &id, Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(
+        job["attempts"],
+        u64::from(max),
+        "never claimed again: {job}"
+    );
+    let error = job["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&format!("after {max} attempt")), "{error}");
+    wait_for("the dead letter", Duration::from_secs(10), || async {
+        (app.bus.depth(&dead_queue).await.unwrap() > letters_before).then_some(())
+    })
+    .await;
+    let report = report_of(&app, &id).await;
+    assert_eq!(report["status"], "failed", "{report}");
+    assert!(survivor.running(), "the settling trainer is alive");
+    app.stop().await;
+}
+
+/// A trainer frozen (SIGSTOP) past its lease while another one takes the job
+/// over and finishes it, then thawed: it writes nothing (no event, no
+/// checkpoint, no sample, no version), and exactly one version exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_worker_writes_nothing_once_its_lease_is_gone() {
+    let app = TestApp::spawn_real_with(
+        &unique(),
+        RealOptions {
+            trainers: 0,
+            configure: Some(quick_leases),
+            ..RealOptions::default()
+        },
+    )
+    .await;
+    let bin = Path::new(env!("CARGO_BIN_EXE_restoreflow-test-trainer"));
+    let env = trainer_env(&app.settings);
+    let dataset = tiny_dataset(&app).await;
+    let epochs = 4;
+    let mut body = tiny_run(&dataset, epochs);
+    body["patch_size"] = json!(64);
+    let id = start(&app, &body).await;
+    let mut paused = TrainerProcess::spawn(bin, &env);
+    let key = format!("checkpoints/{id}/epoch-0001/checkpoint.json");
+    wait_for(
+        "the first epoch checkpoint",
+        Duration::from_secs(180),
+        || async {
+            let head = app.backends.store.head(Bucket::TrainingOutputs, &key).await;
+            head.ok().flatten().map(|_| ())
+        },
+    )
+    .await;
+    paused.pause();
+    let _other = TrainerProcess::spawn(bin, &env);
+    let job = wait_training(&app, &id, Duration::from_secs(300)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["attempts"], 2, "{job}");
+    // Let the report and the last writes settle, then take stock.
+    report_of(&app, &id).await;
+    let events = events_of(&app, &id).await;
+    let outputs = outputs_of(&app, &id).await;
+
+    paused.resume();
+    // Several of its heartbeats and training steps go by.
+    tokio::time::sleep(Duration::from_secs(
+        4 * app.settings.jobs.heartbeat_secs + 4,
+    ))
+    .await;
+    assert!(paused.running(), "the thawed trainer lives on");
+    let after = events_of(&app, &id).await;
+    assert_eq!(
+        after.len(),
+        events.len(),
+        "the thawed worker wrote events: {:?}",
+        &after[events.len().min(after.len())..]
+    );
+    assert_eq!(
+        outputs_of(&app, &id).await,
+        outputs,
+        "stored outputs changed"
+    );
+    let all: Vec<u64> = (1..=u64::from(epochs)).collect();
+    assert_eq!(
+        single_version(&app, &id).await,
+        all,
+        "one version, every epoch once"
+    );
+    let (_, now) = app.get_json(&format!("/training/jobs/{id}")).await;
+    assert_eq!(now["status"], "completed", "{now}");
+    assert_eq!(now["result"], job["result"], "the outcome is untouched");
     app.stop().await;
 }

@@ -381,7 +381,7 @@ async fn resumes_after_a_dead_worker(kind: Kind) {
     let job = db::create_job(db, JobKind::TrainingLayer2, params)
         .await
         .unwrap();
-    db::claim_job(db, &job.id, "dead-worker", chrono::Duration::seconds(3))
+    db::claim_job(db, &job.id, "dead-worker", chrono::Duration::seconds(3), 3)
         .await
         .unwrap()
         .expect("the dead worker claims the job first");

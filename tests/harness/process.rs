@@ -61,6 +61,7 @@ pub fn trainer_env(settings: &Settings) -> Vec<(String, String)> {
             "JOBS__SWEEP_INTERVAL_SECS",
             settings.jobs.sweep_interval_secs.to_string(),
         ),
+        ("JOBS__MAX_ATTEMPTS", settings.jobs.max_attempts.to_string()),
         (
             "JOBS__STORAGE_RETRY_SECS",
             settings.jobs.storage_retry_secs.to_string(),
@@ -99,6 +100,26 @@ impl TrainerProcess {
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Freezes the process (SIGSTOP): it holds its state and its lease
+    /// expires, as when a host stalls or a container is paused.
+    pub fn pause(&mut self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    pub fn resume(&mut self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&mut self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
     }
 
     /// Whether the process is still running.

@@ -5,6 +5,11 @@
 //! way it claims the job row with a lease, acks the delivery as soon as the
 //! claim is durable (so hours of work never hold an unacked message), and hands
 //! the claimed job to the service's [`JobRunner`], one job at a time.
+//!
+//! Every job ends: the sweep also finishes jobs that no worker will
+//! (a cancel requested while the worker was dead; a job whose workers died
+//! on each of its `jobs.max_attempts` attempts, which is also dead-lettered
+//! to the work queue's `.dead` queue with the reason).
 
 use std::time::Duration;
 
@@ -12,8 +17,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::Backends;
+use crate::bus::DEAD_LETTER_SUFFIX;
 use crate::config::JobSettings;
-use crate::db::{self, JobKind, entity::job};
+use crate::db::{self, Abandoned, JobKind, entity::job};
 use crate::shutdown::CancellationToken;
 
 /// Body of a job wake-up message on the bus.
@@ -29,6 +35,14 @@ pub trait JobRunner: Send + Sync {
     /// Runs a claimed job to a terminal state (or leaves it for another worker
     /// when the lease is lost or the process shuts down).
     async fn run_job(&self, job: job::Model, shutdown: &CancellationToken);
+
+    /// Called after the recovery sweep ended one of this kind's jobs that
+    /// no live worker owned (cancelled while its worker was gone, or failed
+    /// after `jobs.max_attempts`): announce the outcome as a worker that
+    /// finished it would. `job` is the row as it is now.
+    async fn abandoned(&self, job: &job::Model) {
+        let _ = job;
+    }
 }
 
 /// Claims jobs of one kind from a queue and from the recovery sweep.
@@ -108,7 +122,15 @@ impl JobLoop {
     /// Claims a job for this worker with a fresh lease.
     pub async fn claim(&self, id: &str) -> Option<job::Model> {
         let lease = chrono::Duration::seconds(self.jobs.lease_secs as i64);
-        match db::claim_job(&self.backends.db, id, &self.worker, lease).await {
+        match db::claim_job(
+            &self.backends.db,
+            id,
+            &self.worker,
+            lease,
+            self.jobs.max_attempts,
+        )
+        .await
+        {
             Ok(j) => j,
             Err(e) => {
                 tracing::error!(job_id = id, error = %e, "claim failed");
@@ -117,9 +139,60 @@ impl JobLoop {
         }
     }
 
+    /// Ends the jobs nobody will finish (see [`db::settle_abandoned`]):
+    /// dead-letters the ones that gave up, with the reason, and lets the
+    /// runner announce each outcome.
+    pub async fn settle_abandoned(&self, runner: &dyn JobRunner) {
+        let settled =
+            match db::settle_abandoned(&self.backends.db, self.kind, self.jobs.max_attempts, 16)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot settle abandoned jobs");
+                    return;
+                }
+            };
+        for (job, why) in settled {
+            match &why {
+                Abandoned::Cancelled => {
+                    tracing::info!(job_id = %job.id, "cancelled a job whose worker is gone");
+                }
+                Abandoned::GaveUp { attempts, error } => {
+                    tracing::error!(job_id = %job.id, attempts, "{error}");
+                    let letter = serde_json::json!({
+                        "job_id": job.id,
+                        "kind": self.kind.as_str(),
+                        "attempts": attempts,
+                        "error": error,
+                    });
+                    let queue = format!("{}{DEAD_LETTER_SUFFIX}", self.queue);
+                    if let Err(e) = self
+                        .backends
+                        .bus
+                        .publish(&queue, letter.to_string().as_bytes())
+                        .await
+                    {
+                        tracing::warn!(job_id = %job.id, error = %e, "cannot dead-letter the job");
+                    }
+                }
+            }
+            runner.abandoned(&job).await;
+        }
+    }
+
     async fn sweep(&self, runner: &dyn JobRunner, shutdown: &CancellationToken) {
+        self.settle_abandoned(runner).await;
         let grace = chrono::Duration::seconds(self.jobs.sweep_interval_secs as i64);
-        let ids = match db::find_claimable(&self.backends.db, self.kind, grace, 4).await {
+        let ids = match db::find_claimable(
+            &self.backends.db,
+            self.kind,
+            grace,
+            self.jobs.max_attempts,
+            4,
+        )
+        .await
+        {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::warn!(error = %e, "recovery sweep failed");

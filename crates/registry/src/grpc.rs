@@ -142,6 +142,29 @@ fn sidecar(m: &model_version::Model, source: (&str, &str)) -> Value {
 }
 
 impl RegistryGrpc {
+    /// The version registered for training job `job` of `layer`, if any: a
+    /// ready one as a version; a deleted one is an error (the job's model was
+    /// registered once and removed since).
+    async fn version_of_job(
+        &self,
+        layer: i32,
+        job: &str,
+    ) -> Result<Option<v1::ModelVersion>, Status> {
+        let Some(row) = repo::by_training_job(&self.backends.db, layer, job)
+            .await
+            .map_err(from_db)?
+        else {
+            return Ok(None);
+        };
+        if row.status != repo::READY {
+            return Err(ErrorCode::FailedPrecondition.status(format!(
+                "training job {job} was registered as version {} of layer {layer}, which is {}",
+                row.version, row.status
+            )));
+        }
+        Ok(Some(self.with_aliases(&row).await?))
+    }
+
     async fn with_aliases(&self, m: &model_version::Model) -> Result<v1::ModelVersion, Status> {
         let mut aliases = repo::aliases_of(&self.backends.db, m.layer, &[m.version])
             .await
@@ -256,6 +279,14 @@ impl ModelRegistryService for RegistryGrpc {
                 Some(p)
             }
         };
+        // Idempotent per training job: a second registration (a worker that
+        // resumed after another one registered, a retried call) gets the
+        // version the job already has.
+        if let Some(job) = &training_job_id
+            && let Some(existing) = self.version_of_job(layer, job).await?
+        {
+            return Ok(Response::new(existing));
+        }
         let store = self.backends.store.as_ref();
         if store
             .head(source_bucket, &r.source_key)
@@ -305,7 +336,7 @@ impl ModelRegistryService for RegistryGrpc {
                 .metrics
                 .as_ref()
                 .map_or_else(|| json!({}), restoreflow_proto::struct_to_json),
-            training_job_id,
+            training_job_id: training_job_id.clone(),
             dataset_id,
             dataset_hash,
             code_version,
@@ -327,6 +358,19 @@ impl ModelRegistryService for RegistryGrpc {
             Ok(row) => row,
             Err(e) => {
                 self.discard(&[&object_key, &sidecar_key]).await;
+                // Lost a race with a concurrent registration of the same job
+                // (the unique index refused this row): answer with the winner.
+                if let Some(job) = &training_job_id
+                    && let Some(existing) = self.version_of_job(layer, job).await?
+                {
+                    tracing::info!(
+                        layer,
+                        job,
+                        version = existing.version,
+                        "the job was registered concurrently"
+                    );
+                    return Ok(Response::new(existing));
+                }
                 return Err(from_db(e));
             }
         };

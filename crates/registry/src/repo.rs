@@ -71,6 +71,19 @@ pub async fn insert_version(
     Ok(row)
 }
 
+/// The version (in any status) registered for a training job, if any.
+pub async fn by_training_job(
+    db: &DatabaseConnection,
+    layer: i32,
+    job: &str,
+) -> Result<Option<model_version::Model>, DbError> {
+    Ok(model_version::Entity::find()
+        .filter(model_version::Column::Layer.eq(layer))
+        .filter(model_version::Column::TrainingJobId.eq(job))
+        .one(db)
+        .await?)
+}
+
 /// Whether any row (in any status) exists for `(layer, version)`.
 pub async fn exists(db: &DatabaseConnection, layer: i32, version: i32) -> Result<bool, DbError> {
     Ok(model_version::Entity::find_by_id((layer, version))

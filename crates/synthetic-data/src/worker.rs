@@ -134,14 +134,29 @@ impl Worker {
             Err(Stop::LeaseLost) => return,
         };
         if status != JobStatus::Completed {
-            // Nothing half-stored: remove what this attempt wrote.
-            self.cleanup(&written).await;
+            // Nothing half-stored: remove what this attempt wrote, but only
+            // while the job is still ours (renewing the lease first): a worker
+            // that took the job over writes the same keys.
+            match db::heartbeat(&self.backends.db, &job.id, &self.id, self.lease()).await {
+                Ok(Some(_)) => self.cleanup(&written).await,
+                Ok(None) => {
+                    tracing::warn!("lease lost; leaving the stored files to the new owner");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot confirm ownership; keeping the stored files");
+                }
+            }
         }
         match db::finish_job(&self.backends.db, &job.id, &self.id, status, result, error).await {
             Ok(true) => tracing::info!(status = status.as_str(), "job finished"),
             Ok(false) => tracing::warn!("job was no longer ours when finishing"),
             Err(e) => tracing::error!(error = %e, "cannot record job outcome"),
         }
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.jobs.lease_secs as i64)
     }
 
     /// Renews the lease; cancels `stop` on user cancel, lease loss or shutdown.
@@ -409,9 +424,15 @@ impl Worker {
             content_hash: content_hash.clone(),
             created_at,
         };
-        db::replace_dataset(&self.backends.db, row)
-            .await
-            .map_err(|e| Stop::Failed(format!("cannot record dataset: {e}")))?;
+        // Fenced: a worker that lost the job to another one records nothing.
+        let recorded = db::fenced(&self.backends.db, &job.id, &self.id, self.lease(), |txn| {
+            Box::pin(async move { db::replace_dataset(txn, row).await.map(drop) })
+        })
+        .await
+        .map_err(|e| Stop::Failed(format!("cannot record dataset: {e}")))?;
+        if recorded.is_none() {
+            return Err(Stop::LeaseLost);
+        }
         let mut result = summary;
         result["manifest_key"] =
             serde_json::Value::String(format!("{}/{manifest_key}", Bucket::SyntheticData));

@@ -19,13 +19,13 @@ use restoreflow_core::Backends;
 use restoreflow_core::bus::queues;
 use restoreflow_core::config::JobSettings;
 use restoreflow_core::db::entity::{evaluation, job};
-use restoreflow_core::db::{self, DbError, JobKind, JobStatus};
+use restoreflow_core::db::{self, JobKind, JobStatus};
 use restoreflow_core::jobs::{JobLoop, JobRunner};
 use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_core::storage::{Bucket, get_bytes};
 use restoreflow_training::{MetricSet, PSNR_CAP_DB};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{EntityTrait, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -397,24 +397,32 @@ impl EvaluationWorker {
             created_at: Set(job.created_at),
             finished_at: Set((status != "running").then(Utc::now)),
         };
-        evaluation::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(evaluation::Column::Id)
-                    .update_columns([
-                        evaluation::Column::Status,
-                        evaluation::Column::Pairs,
-                        evaluation::Column::Skipped,
-                        evaluation::Column::Mean,
-                        evaluation::Column::Baselines,
-                        evaluation::Column::PerImage,
-                        evaluation::Column::FinishedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec(&self.backends.db)
-            .await
-            .map_err(|e| format!("cannot record the evaluation: {}", DbError::from(e)))?;
-        Ok(())
+        let upsert = evaluation::Entity::insert(row).on_conflict(
+            OnConflict::column(evaluation::Column::Id)
+                .update_columns([
+                    evaluation::Column::Status,
+                    evaluation::Column::Pairs,
+                    evaluation::Column::Skipped,
+                    evaluation::Column::Mean,
+                    evaluation::Column::Baselines,
+                    evaluation::Column::PerImage,
+                    evaluation::Column::FinishedAt,
+                ])
+                .to_owned(),
+        );
+        // Fenced: a worker that lost the job to another one writes no row.
+        let lease = chrono::Duration::seconds(self.jobs.lease_secs as i64);
+        let written = db::fenced(&self.backends.db, &job.id, &self.id, lease, move |txn| {
+            Box::pin(async move {
+                upsert.exec(txn).await?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(|e| format!("cannot record the evaluation: {e}"))?;
+        written.ok_or_else(|| {
+            "the job is no longer this worker's: the evaluation row was not written".to_string()
+        })
     }
 }
 
@@ -479,5 +487,26 @@ impl JobRunner for EvaluationWorker {
                 .await;
         }
         finish(&self.backends.db, &job.id, &self.id, settled).await;
+    }
+
+    /// The sweep ended the job (cancelled while its worker was gone, or given
+    /// up after its attempts): its evaluation row says so too.
+    async fn abandoned(&self, job: &job::Model) {
+        let res = evaluation::Entity::update_many()
+            .col_expr(
+                evaluation::Column::Status,
+                sea_orm::sea_query::Expr::value(job.status.clone()),
+            )
+            .col_expr(
+                evaluation::Column::FinishedAt,
+                sea_orm::sea_query::Expr::value(job.finished_at.unwrap_or_else(Utc::now)),
+            )
+            .filter(evaluation::Column::Id.eq(job.id.as_str()))
+            .filter(evaluation::Column::Status.eq("running"))
+            .exec(&self.backends.db)
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(job_id = %job.id, error = %e, "cannot close the evaluation row");
+        }
     }
 }

@@ -59,6 +59,11 @@ struct Hooks {
     store: Arc<dyn ObjectStore>,
     job_id: String,
     retry: RetryPolicy,
+    /// Checkpoints are uploaded only while this worker holds the lease.
+    db: db::Db,
+    worker: String,
+    lease: chrono::Duration,
+    flags: Flags,
 }
 
 impl TrainHooks for Hooks {
@@ -72,7 +77,28 @@ impl TrainHooks for Hooks {
 
     /// Uploads before training goes on, so a stored checkpoint is never behind
     /// the epochs reported as done by more than the one being written.
+    /// A worker that lost its lease (paused or cut off past it while another
+    /// worker took the job over) uploads nothing: the lease is renewed first,
+    /// and the upload happens only if this worker still owns the job.
     fn on_checkpoint(&mut self, ck: &Checkpoint) -> restoreflow_training::Result<()> {
+        let owned = self.handle.block_on(db::heartbeat(
+            &self.db,
+            &self.job_id,
+            &self.worker,
+            self.lease,
+        ));
+        match owned {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                self.flags.lease_lost.store(true, Ordering::SeqCst);
+                self.flags.cancel.store(true, Ordering::SeqCst);
+                return Err(restoreflow_training::Error::Hook(
+                    "lease lost: another worker owns the job; checkpoint not stored".into(),
+                ));
+            }
+            // Ownership is not disproved; the heartbeat task keeps checking.
+            Err(e) => tracing::warn!(error = %e, "cannot renew the lease before a checkpoint"),
+        }
         let prefix = self
             .handle
             .block_on(checkpoints::upload(
@@ -126,6 +152,10 @@ impl Worker {
             id,
             current: Arc::new(Mutex::new(None)),
         }
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.jobs.lease_secs as i64)
     }
 
     /// Consumes wake-ups and sweeps for orphaned jobs until `shutdown`.
@@ -220,32 +250,51 @@ impl Worker {
             .get("device")
             .and_then(Value::as_str)
             .unwrap_or("cpu");
-        let _ = db::append_event(
-            &self.backends.db,
-            &job.id,
-            "environment",
-            crate::env::environment(device),
-        )
-        .await;
+        self.event(&job.id, "environment", crate::env::environment(device))
+            .await;
         match db::finish_job(&self.backends.db, &job.id, &self.id, status, result, error).await {
             Ok(true) => {
                 tracing::info!(status = status.as_str(), "training job finished");
-                let mut event = json!({"job_id": job.id, "status": status.as_str()});
-                if let Some(v) = version {
-                    event["version"] = json!(v);
-                }
-                let body = event.to_string();
-                if let Err(e) = self
-                    .backends
-                    .bus
-                    .publish(queues::EVENTS_TRAINING_COMPLETED, body.as_bytes())
-                    .await
-                {
-                    tracing::warn!(error = %e, "cannot publish training.completed");
-                }
+                self.announce(&job.id, status.as_str(), version).await;
             }
             Ok(false) => tracing::warn!("job was no longer ours when finishing"),
             Err(e) => tracing::error!(error = %e, "cannot record the job outcome"),
+        }
+    }
+
+    /// Appends a job event while this worker owns the job; a worker that
+    /// lost its lease writes nothing.
+    async fn event(&self, job_id: &str, kind: &str, payload: Value) {
+        match db::append_event_fenced(
+            &self.backends.db,
+            job_id,
+            &self.id,
+            self.lease(),
+            kind,
+            payload,
+        )
+        .await
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(kind, "event not recorded: the job is no longer ours"),
+            Err(e) => tracing::warn!(kind, error = %e, "cannot record a job event"),
+        }
+    }
+
+    /// Publishes `training.completed` for a job that reached `status`.
+    async fn announce(&self, job_id: &str, status: &str, version: Option<u32>) {
+        let mut event = json!({"job_id": job_id, "status": status});
+        if let Some(v) = version {
+            event["version"] = json!(v);
+        }
+        let body = event.to_string();
+        if let Err(e) = self
+            .backends
+            .bus
+            .publish(queues::EVENTS_TRAINING_COMPLETED, body.as_bytes())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot publish training.completed");
         }
     }
 
@@ -300,16 +349,14 @@ impl Worker {
                 pairs.location
             ));
         }
-        let _ = db::append_event(&self.backends.db, &job.id, "data", pairs.stats()).await;
-        let _ = db::append_event(
-            &self.backends.db,
+        self.event(&job.id, "data", pairs.stats()).await;
+        self.event(
             &job.id,
             "config",
             json!({"train_config": params.train_config(self.settings.cache_pages)}),
         )
         .await;
-        let _ = db::append_event(
-            &self.backends.db,
+        self.event(
             &job.id,
             "environment",
             crate::env::environment(&params.device),
@@ -329,8 +376,7 @@ impl Worker {
                 step = ck.meta.step,
                 "resuming from checkpoint"
             );
-            let _ = db::append_event(
-                &self.backends.db,
+            self.event(
                 &job.id,
                 "log",
                 json!({"message": "resuming from checkpoint", "epoch": ck.meta.epoch, "step": ck.meta.step}),
@@ -427,8 +473,7 @@ impl Worker {
             }
             recorded.push(json!({"name": s.name, "keys": keys}));
         }
-        let _ = db::append_event(
-            &self.backends.db,
+        self.event(
             job_id,
             "samples",
             json!({"bucket": Bucket::TrainingOutputs.name(), "samples": recorded}),
@@ -468,6 +513,10 @@ impl Worker {
             store: self.backends.store.clone(),
             job_id: job.id.clone(),
             retry: self.jobs.storage_retry(),
+            db: self.backends.db.clone(),
+            worker: self.id.clone(),
+            lease: self.lease(),
+            flags: flags.clone(),
         };
         let source = StorePairs::new(
             pairs.pairs.clone(),
@@ -567,18 +616,18 @@ impl Worker {
                     db::set_progress(db, &job.id, &self.id, pct.min(99.0), progress_detail(&p)).await
                 }
                 HookEvent::Epoch(r) => {
-                    db::append_event(db, &job.id, "metric", metric_payload(&r))
+                    db::append_event_fenced(db, &job.id, &self.id, self.lease(), "metric", metric_payload(&r))
                         .await
-                        .map(|_| true)
                 }
-                HookEvent::Checkpoint(prefix) => db::append_event(
+                HookEvent::Checkpoint(prefix) => db::append_event_fenced(
                     db,
                     &job.id,
+                    &self.id,
+                    self.lease(),
                     "log",
                     json!({"message": "checkpoint stored", "checkpoint": format!("{}/{prefix}", Bucket::TrainingOutputs)}),
                 )
-                .await
-                .map(|_| true),
+                .await,
             };
             match recorded {
                 Ok(true) => {}
@@ -716,5 +765,11 @@ fn progress_detail(p: &Progress) -> Value {
 impl JobRunner for Worker {
     async fn run_job(&self, job: job::Model, shutdown: &CancellationToken) {
         self.run_claimed(job, shutdown).await;
+    }
+
+    /// Announces a job the sweep ended, so its report is written as for any
+    /// other failed or cancelled run.
+    async fn abandoned(&self, job: &job::Model) {
+        self.announce(&job.id, &job.status, None).await;
     }
 }

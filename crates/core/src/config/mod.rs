@@ -303,6 +303,10 @@ pub struct JobSettings {
     /// How long a worker keeps retrying a failing object-store call (checkpoint
     /// uploads, generated files, page reads) before the job fails.
     pub storage_retry_secs: u64,
+    /// How many times a job may be claimed. A job whose worker died on its
+    /// last allowed attempt (lease expired) ends `failed` instead of being
+    /// claimed again, so one poison job cannot take every worker down in turn.
+    pub max_attempts: u32,
 }
 
 impl JobSettings {
@@ -319,6 +323,7 @@ impl Default for JobSettings {
             heartbeat_secs: 15,
             sweep_interval_secs: 15,
             storage_retry_secs: 120,
+            max_attempts: 3,
         }
     }
 }
@@ -473,6 +478,9 @@ impl Settings {
             return invalid(
                 "jobs.heartbeat_secs must be positive and at most half of jobs.lease_secs".into(),
             );
+        }
+        if self.jobs.max_attempts == 0 {
+            return invalid("jobs.max_attempts must be at least 1".into());
         }
         if !matches!(self.trainer.device.as_str(), "cpu" | "cuda") {
             return invalid(format!(

@@ -194,11 +194,15 @@ pub async fn count_by_status(
 /// Claims a job for `worker` if it is queued, or running with an expired lease.
 /// Returns the claimed row, or `None` if someone else holds it or it is done.
 #[tracing::instrument(skip(db), err)]
+///
+/// A job already claimed `max_attempts` times is never claimed again: its
+/// workers died on every attempt, so [`settle_abandoned`] ends it instead.
 pub async fn claim_job(
     db: &DatabaseConnection,
     id: &str,
     worker: &str,
     lease: Duration,
+    max_attempts: u32,
 ) -> Result<Option<job::Model>, DbError> {
     let now = Utc::now();
     let claimable = Condition::any()
@@ -226,6 +230,7 @@ pub async fn claim_job(
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
         .filter(job::Column::Id.eq(id))
         .filter(job::Column::CancelRequested.eq(false))
+        .filter(job::Column::Attempts.lt(max_attempts as i32))
         .filter(claimable)
         .exec(db)
         .await?;
@@ -384,12 +389,14 @@ pub async fn find_claimable(
     db: &DatabaseConnection,
     kind: JobKind,
     grace: Duration,
+    max_attempts: u32,
     limit: u64,
 ) -> Result<Vec<String>, DbError> {
     let now = Utc::now();
     let rows = job::Entity::find()
         .filter(job::Column::Kind.eq(kind.as_str()))
         .filter(job::Column::CancelRequested.eq(false))
+        .filter(job::Column::Attempts.lt(max_attempts as i32))
         .filter(
             Condition::any()
                 .add(
@@ -410,9 +417,169 @@ pub async fn find_claimable(
     Ok(rows.into_iter().map(|j| j.id).collect())
 }
 
+/// Why [`settle_abandoned`] ended a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Abandoned {
+    /// Cancel was requested while its worker was gone: now `cancelled`.
+    Cancelled,
+    /// Its worker died on every allowed attempt: now `failed`, with the reason.
+    GaveUp {
+        /// Attempts made.
+        attempts: i32,
+        /// The reason written to the job.
+        error: String,
+    },
+}
+
+/// Ends the jobs of `kind` that no live worker owns and no worker may claim
+/// again (their lease has expired):
+///
+/// - a cancel was requested while the worker was gone: `cancelled`;
+/// - the job was claimed `max_attempts` times already: `failed`, with a
+///   reason that says so.
+///
+/// Each transition is a conditional update on the row as it was read (same
+/// status, owner and attempt count, lease still expired), so a worker that
+/// comes back, or another sweep, cannot race it: exactly one writer wins.
+/// Returns the jobs this call ended, as they are now.
+pub async fn settle_abandoned(
+    db: &DatabaseConnection,
+    kind: JobKind,
+    max_attempts: u32,
+    limit: u64,
+) -> Result<Vec<(job::Model, Abandoned)>, DbError> {
+    let now = Utc::now();
+    let rows = job::Entity::find()
+        .filter(job::Column::Kind.eq(kind.as_str()))
+        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(job::Column::LeaseExpiresAt.lt(now))
+        .filter(
+            Condition::any()
+                .add(job::Column::CancelRequested.eq(true))
+                .add(job::Column::Attempts.gte(max_attempts as i32)),
+        )
+        .order_by_asc(job::Column::CreatedAt)
+        .limit(limit)
+        .all(db)
+        .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let why = if row.cancel_requested {
+            Abandoned::Cancelled
+        } else {
+            Abandoned::GaveUp {
+                attempts: row.attempts,
+                error: format!(
+                    "abandoned after {} attempt(s): the worker stopped without finishing \
+                     the job each time (crashed, killed or out of memory), and jobs.max_attempts \
+                     is {max_attempts}",
+                    row.attempts
+                ),
+            }
+        };
+        let (status, error) = match &why {
+            Abandoned::Cancelled => (JobStatus::Cancelled, None),
+            Abandoned::GaveUp { error, .. } => (JobStatus::Failed, Some(error.clone())),
+        };
+        let mut same = Condition::all()
+            .add(job::Column::Id.eq(row.id.as_str()))
+            .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+            .add(job::Column::Attempts.eq(row.attempts))
+            .add(job::Column::LeaseExpiresAt.lt(now));
+        same = match &row.lease_owner {
+            Some(owner) => same.add(job::Column::LeaseOwner.eq(owner.as_str())),
+            None => same.add(job::Column::LeaseOwner.is_null()),
+        };
+        let res = job::Entity::update_many()
+            .col_expr(job::Column::Status, Expr::value(status.as_str()))
+            .col_expr(job::Column::Error, Expr::value(error.clone()))
+            .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(
+                job::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(job::Column::UpdatedAt, Expr::value(now))
+            .col_expr(job::Column::FinishedAt, Expr::value(now))
+            .filter(same)
+            .exec(db)
+            .await?;
+        if res.rows_affected != 1 {
+            continue;
+        }
+        let mut payload = serde_json::json!({
+            "status": status.as_str(),
+            "abandoned_by": row.lease_owner,
+            "attempts": row.attempts,
+        });
+        if let Some(e) = error {
+            payload["error"] = Value::String(e);
+        }
+        append_event(db, &row.id, "status", payload).await?;
+        out.push((require_job(db, &row.id).await?, why));
+    }
+    Ok(out)
+}
+
+/// Runs `write` in a transaction that first renews `worker`'s lease on the
+/// running job `id`, and commits only if that renewal matched: a worker that
+/// lost its lease (another worker claimed the job, or it was ended) writes
+/// nothing. The renewal locks the job row until the commit (PostgreSQL row
+/// lock; SQLite's single writer), so no claim can slip in between the check
+/// and the write. Returns `Ok(None)` when the job is no longer this worker's.
+pub async fn fenced<T, F>(
+    db: &DatabaseConnection,
+    id: &str,
+    worker: &str,
+    lease: Duration,
+    write: F,
+) -> Result<Option<T>, DbError>
+where
+    T: Send,
+    F: for<'c> FnOnce(
+            &'c sea_orm::DatabaseTransaction,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, DbError>> + Send + 'c>,
+        > + Send,
+{
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await?;
+    let now = Utc::now();
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::LeaseExpiresAt, Expr::value(now + lease))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(owned_by(id, worker))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected != 1 {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let out = write(&txn).await?;
+    txn.commit().await?;
+    Ok(Some(out))
+}
+
+/// Appends an event only while `worker` still owns the running job `id`
+/// (see [`fenced`]); `Ok(false)` when it does not.
+pub async fn append_event_fenced(
+    db: &DatabaseConnection,
+    id: &str,
+    worker: &str,
+    lease: Duration,
+    kind: &str,
+    payload: Value,
+) -> Result<bool, DbError> {
+    let (job_id, kind) = (id.to_string(), kind.to_string());
+    let done = fenced(db, id, worker, lease, move |txn| {
+        Box::pin(async move { append_event(txn, &job_id, &kind, payload).await.map(drop) })
+    })
+    .await?;
+    Ok(done.is_some())
+}
+
 /// Appends an event to a job's history.
 pub async fn append_event(
-    db: &DatabaseConnection,
+    db: &impl sea_orm::ConnectionTrait,
     job_id: &str,
     kind: &str,
     payload: Value,
@@ -447,7 +614,7 @@ pub async fn list_events(
 /// Inserts a dataset row, replacing one with the same id (a resumed job
 /// regenerates the same dataset).
 pub async fn replace_dataset(
-    db: &DatabaseConnection,
+    db: &impl sea_orm::ConnectionTrait,
     row: dataset::Model,
 ) -> Result<dataset::Model, DbError> {
     dataset::Entity::delete_by_id(row.id.clone())
@@ -497,11 +664,14 @@ mod tests {
             .unwrap();
         assert_eq!(job.status, "queued");
         let lease = Duration::seconds(30);
-        let claimed = claim_job(&db, &job.id, "w1", lease).await.unwrap().unwrap();
+        let claimed = claim_job(&db, &job.id, "w1", lease, 3)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(claimed.attempts, 1);
         assert!(claimed.started_at.is_some());
         assert!(
-            claim_job(&db, &job.id, "w2", lease)
+            claim_job(&db, &job.id, "w2", lease, 3)
                 .await
                 .unwrap()
                 .is_none()
@@ -554,20 +724,135 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn abandoned_jobs_end_once_and_are_never_claimed_again() {
+        let (_d, db) = sqlite().await;
+        let expired = Duration::milliseconds(-1);
+        let kind = JobKind::TrainingLayer2;
+        // Cancelled while its worker was dead.
+        let orphan = create_job(&db, kind, Value::Null).await.unwrap();
+        claim_job(&db, &orphan.id, "dead", expired, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        request_cancel(&db, &orphan.id).await.unwrap();
+        // Its worker died on each of its three attempts.
+        let poison = create_job(&db, kind, Value::Null).await.unwrap();
+        for w in ["a", "b", "c"] {
+            claim_job(&db, &poison.id, w, expired, 3)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        // Alive, with a cancel its worker has not seen yet: left alone.
+        let live = create_job(&db, kind, Value::Null).await.unwrap();
+        claim_job(&db, &live.id, "alive", Duration::seconds(30), 3)
+            .await
+            .unwrap()
+            .unwrap();
+        request_cancel(&db, &live.id).await.unwrap();
+        // Died once, attempts left: re-claimable, not settled.
+        let retry = create_job(&db, kind, Value::Null).await.unwrap();
+        claim_job(&db, &retry.id, "gone", expired, 3)
+            .await
+            .unwrap()
+            .unwrap();
+
+        assert!(
+            claim_job(&db, &poison.id, "d", Duration::seconds(30), 3)
+                .await
+                .unwrap()
+                .is_none(),
+            "a fourth claim"
+        );
+        let claimable = find_claimable(&db, kind, Duration::zero(), 3, 10)
+            .await
+            .unwrap();
+        assert_eq!(claimable, vec![retry.id.clone()]);
+
+        let settled = settle_abandoned(&db, kind, 3, 10).await.unwrap();
+        assert_eq!(settled.len(), 2, "{settled:?}");
+        let (cancelled, why) = &settled[0];
+        assert_eq!(cancelled.id, orphan.id);
+        assert_eq!(cancelled.status, "cancelled");
+        assert_eq!(*why, Abandoned::Cancelled);
+        assert!(cancelled.finished_at.is_some() && cancelled.lease_owner.is_none());
+        let (failed, why) = &settled[1];
+        assert_eq!(failed.id, poison.id);
+        assert_eq!(failed.status, "failed");
+        let error = failed.error.clone().unwrap();
+        assert!(error.contains("3 attempt"), "{error}");
+        assert!(matches!(why, Abandoned::GaveUp { attempts: 3, .. }));
+
+        assert!(settle_abandoned(&db, kind, 3, 10).await.unwrap().is_empty());
+        assert_eq!(require_job(&db, &live.id).await.unwrap().status, "running");
+        assert_eq!(require_job(&db, &retry.id).await.unwrap().status, "running");
+        assert!(
+            !finish_job(&db, &orphan.id, "dead", JobStatus::Completed, None, None)
+                .await
+                .unwrap(),
+            "the dead worker cannot overwrite the outcome"
+        );
+        let last = list_events(&db, &poison.id, 0, 100).await.unwrap();
+        assert_eq!(last.last().unwrap().payload["status"], "failed");
+    }
+
+    #[tokio::test]
+    async fn fenced_writes_need_the_lease() {
+        let (_d, db) = sqlite().await;
+        let job = create_job(&db, JobKind::Evaluation, Value::Null)
+            .await
+            .unwrap();
+        let lease = Duration::seconds(30);
+        claim_job(&db, &job.id, "w1", Duration::milliseconds(-1), 3)
+            .await
+            .unwrap()
+            .unwrap();
+        // w1's lease expired and w2 took over: w1 can no longer write.
+        claim_job(&db, &job.id, "w2", lease, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        let events = || async { list_events(&db, &job.id, 0, 100).await.unwrap().len() };
+        let before = events().await;
+        assert!(
+            !append_event_fenced(&db, &job.id, "w1", lease, "metric", Value::Null)
+                .await
+                .unwrap()
+        );
+        assert_eq!(events().await, before);
+        assert!(
+            append_event_fenced(&db, &job.id, "w2", lease, "metric", Value::Null)
+                .await
+                .unwrap()
+        );
+        assert_eq!(events().await, before + 1);
+        // The write inside the fence fails: nothing is committed.
+        let failed = fenced(&db, &job.id, "w2", lease, |txn| {
+            Box::pin(async move {
+                append_event(txn, "x", "metric", Value::Null).await?;
+                Err::<(), _>(DbError::Conflict("refused".into()))
+            })
+        })
+        .await;
+        assert!(failed.is_err());
+        assert!(list_events(&db, "x", 0, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn expired_lease_is_reclaimable_and_cancel_works() {
         let (_d, db) = sqlite().await;
         let job = create_job(&db, JobKind::Synthetic, Value::Null)
             .await
             .unwrap();
-        claim_job(&db, &job.id, "dead-worker", Duration::milliseconds(-1))
+        claim_job(&db, &job.id, "dead-worker", Duration::milliseconds(-1), 3)
             .await
             .unwrap()
             .unwrap();
-        let ids = find_claimable(&db, JobKind::Synthetic, Duration::zero(), 10)
+        let ids = find_claimable(&db, JobKind::Synthetic, Duration::zero(), 3, 10)
             .await
             .unwrap();
         assert_eq!(ids, vec![job.id.clone()]);
-        let again = claim_job(&db, &job.id, "w2", Duration::seconds(30))
+        let again = claim_job(&db, &job.id, "w2", Duration::seconds(30), 3)
             .await
             .unwrap()
             .unwrap();
@@ -588,7 +873,7 @@ mod tests {
             "cancelled"
         );
         assert!(
-            claim_job(&db, &queued.id, "w", Duration::seconds(5))
+            claim_job(&db, &queued.id, "w", Duration::seconds(5), 3)
                 .await
                 .unwrap()
                 .is_none()

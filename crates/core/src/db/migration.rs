@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(ModelRegistry),
             Box::new(WorkerRegistry),
             Box::new(ReportsAndEvaluations),
+            Box::new(OneVersionPerTrainingJob),
         ]
     }
 }
@@ -665,3 +666,46 @@ impl MigrationTrait for ReportsAndEvaluations {
             .await
     }
 }
+
+/// At most one model version per training job and layer: registration after
+/// training is idempotent even when two workers both believe they own the job
+/// (one paused past its lease, one that took over). Rows without a training
+/// job (uploads) are not constrained: NULLs are distinct in a unique index on
+/// both PostgreSQL and SQLite.
+struct OneVersionPerTrainingJob;
+
+impl MigrationName for OneVersionPerTrainingJob {
+    fn name(&self) -> &str {
+        "m20261206_000005_one_version_per_training_job"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for OneVersionPerTrainingJob {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_index(
+            Index::create()
+                .name(UNIQUE_VERSION_PER_JOB)
+                .table(ModelVersions::Table)
+                .col(ModelVersions::Layer)
+                .col(ModelVersions::TrainingJobId)
+                .unique()
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(
+            Index::drop()
+                .name(UNIQUE_VERSION_PER_JOB)
+                .table(ModelVersions::Table)
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Name of the unique index on `model_versions (layer, training_job_id)`.
+pub const UNIQUE_VERSION_PER_JOB: &str = "uq_model_versions_layer_training_job";
