@@ -70,8 +70,7 @@ async fn check_generate_rejections(app: &TestApp) {
         .header("content-type", "application/json")
         .body("{not json");
     assert_error(send(not_json).await, 400, bad, "json");
-    let no_key = app
-        .http
+    let no_key = restoreflow_tests::client()
         .post(app.url("/synthetic/generate"))
         .json(&json!({"num_images": 1}));
     assert_error(send(no_key).await, 401, "unauthenticated", "api key");

@@ -1,6 +1,7 @@
 //! End-to-end tests: the services over HTTP and gRPC on the embedded backends
 //! and on real PostgreSQL, RabbitMQ and S3.
 
+mod auth;
 mod bad_input;
 mod bus;
 mod eval_upload;

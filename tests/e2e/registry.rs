@@ -388,16 +388,14 @@ async fn bad_inputs(app: &TestApp) {
     let (status, err) = app.delete("/models/layer/2/champion").await;
     assert_error(status, &err, 400, "invalid_argument", "version number");
     // Mutations need the key.
-    let r = app
-        .http
+    let r = restoreflow_tests::client()
         .put(app.url("/models/layer/2/aliases/champion"))
         .json(&json!({"version": 1}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let r = app
-        .http
+    let r = restoreflow_tests::client()
         .delete(app.url("/models/layer/2/1"))
         .send()
         .await
@@ -631,8 +629,7 @@ async fn registry_extras(app: &TestApp) {
         .put_json("/models/layer/2/aliases/champion", &json!({"version": 2}))
         .await;
     assert_eq!(status, 200);
-    let r = app
-        .http
+    let r = restoreflow_tests::client()
         .post(app.url("/models/layer/2/retention"))
         .json(&json!({"keep_last": 2}))
         .send()

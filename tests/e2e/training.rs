@@ -177,8 +177,7 @@ async fn bad_inputs(app: &TestApp, dataset: &str) {
             .contains("num_epoch"),
         "{v}"
     );
-    let r = app
-        .http
+    let r = restoreflow_tests::client()
         .post(app.url("/training/layer2/start"))
         .json(&tiny_run(dataset, 1))
         .send()

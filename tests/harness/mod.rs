@@ -252,8 +252,8 @@ impl TestApp {
         });
         let t = TestApp {
             base: base_url,
+            http: client_with_key(&api_key),
             api_key,
-            http: client(),
             backends,
             synthetic_grpc,
             registry_grpc,
@@ -284,7 +284,7 @@ impl TestApp {
         if let Some(configure) = options.configure {
             configure(&mut settings);
         }
-        settings.gateway.api_key = Some(Secret::new(format!("key-{tag}")));
+        settings.gateway.api_key = Some(Secret::new(format!("test-key-{tag}")));
         let shutdown = CancellationToken::new();
         let synth = restoreflow_synthetic_data::Application::build(settings.clone())
             .await
@@ -353,8 +353,8 @@ impl TestApp {
         let bus = backends.bus.clone();
         let t = TestApp {
             base,
-            api_key: format!("key-{tag}"),
-            http: client(),
+            api_key: format!("test-key-{tag}"),
+            http: client_with_key(&format!("test-key-{tag}")),
             backends,
             synthetic_grpc: settings.gateway.synthetic_data_url.clone(),
             registry_grpc: settings.gateway.model_registry_url.clone(),
@@ -568,6 +568,23 @@ pub mod grpc_health {
 
 /// An HTTP client that never reuses a connection a server may have closed
 /// after refusing an oversized body.
+/// An HTTP client that sends `key` on every request (a request that sets
+/// its own `X-API-Key` overrides it). Every gateway route but the public ones
+/// needs a key, reads included.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-api-key",
+        reqwest::header::HeaderValue::from_str(key).expect("a key is a header value"),
+    );
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .default_headers(headers)
+        .build()
+        .expect("http client")
+}
+
+/// An HTTP client without a key.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)

@@ -54,6 +54,9 @@ pub enum GatewayError {
     /// Bad downstream URL.
     #[error("invalid service url: {0}")]
     Url(String),
+    /// Settings the gateway cannot run with.
+    #[error("invalid gateway settings: {0}")]
+    Config(String),
     /// Binding or serving failed.
     #[error("http server error: {0}")]
     Io(#[from] std::io::Error),
@@ -101,6 +104,7 @@ impl Application {
                 .max_decoding_message_size(max_msg),
             report_channel,
             settings: Arc::new(gw.clone()),
+            keys: Arc::new(auth::KeyRing::from_settings(&gw).map_err(GatewayError::Config)?),
         };
         let listener = TcpListener::bind(&gw.http_addr).await?;
         let addr = listener.local_addr()?;
@@ -146,6 +150,7 @@ pub fn router(state: AppState) -> Router {
     // Routes with bounded work get the request timeout and the JSON body limit.
     let bounded = Router::new()
         .route("/health", get(routes::health::health))
+        .route("/ready", get(routes::health::ready))
         .route("/jobs", get(routes::jobs::list_jobs))
         .route("/jobs/{id}", get(routes::jobs::get_job))
         .route("/jobs/{id}/events", get(routes::jobs::list_events))

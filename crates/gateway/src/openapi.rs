@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document served at `/openapi.json` (Swagger UI at `/docs`).
 
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
@@ -12,7 +12,7 @@ use crate::routes::{
 #[openapi(
     info(title = "restoreflow", description = "Document-image restoration: synthetic data, training, models, reports."),
     paths(
-        health::health,
+        health::health, health::ready,
         jobs::list_jobs, jobs::get_job, jobs::list_events, jobs::cancel_job,
         synthetic::generate, synthetic::presets, synthetic::degrade, synthetic::stats, synthetic::datasets,
         training::start, training::status, training::list, training::get, training::cancel, training::events,
@@ -45,9 +45,16 @@ impl Modify for ApiKeyAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 crate::auth::API_KEY_HEADER,
+                "A `read` key may GET every route; everything else needs an `admin` key. \
+                 Only the routes in `gateway.public_read` answer without one.",
             ))),
         );
+        // Every operation needs a key unless it says otherwise.
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "api_key",
+            Vec::<String>::new(),
+        )]);
     }
 }

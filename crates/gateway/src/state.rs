@@ -37,6 +37,8 @@ pub struct AppState {
     pub reports: ReportServiceClient<Channel>,
     /// Channel to the report service (for its gRPC health).
     pub report_channel: Channel,
-    /// Gateway settings (limits, key).
+    /// Gateway settings (limits, keys).
     pub settings: Arc<GatewaySettings>,
+    /// The accepted keys (hashed) and the public routes.
+    pub keys: Arc<crate::auth::KeyRing>,
 }

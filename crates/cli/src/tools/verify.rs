@@ -115,6 +115,10 @@ pub async fn run_verify(args: VerifyArgs, settings: &Settings) -> Result<bool, T
                 match a.status {
                     404 => (true, "accepted for mutating routes".into()),
                     401 => (false, "refused by the gateway".into()),
+                    403 => (
+                        false,
+                        "a read-only key: mutating routes need an admin key".into(),
+                    ),
                     s => (false, format!("unexpected HTTP {s}: {}", a.message())),
                 }
             }

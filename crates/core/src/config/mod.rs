@@ -1,6 +1,7 @@
 //! Typed, layered configuration: defaults → optional TOML file → environment
 //! (`RESTOREFLOW__SECTION__KEY=value`), then [`Settings::validate`].
 
+pub mod keys;
 mod secret;
 
 use std::collections::HashMap;
@@ -51,14 +52,29 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
 }
 
+/// Routes that may answer without a key (`gateway.public_read`): they show
+/// no stored data.
+pub const HARMLESS_ROUTES: [&str; 5] = ["/health", "/ready", "/docs", "/openapi.json", "/metrics"];
+
+/// `gateway.public_read` by default: the probes and the API documentation.
+pub const DEFAULT_PUBLIC_READ: [&str; 4] = ["/health", "/ready", "/docs", "/openapi.json"];
+
 /// Settings of the REST gateway.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GatewaySettings {
     /// Address the HTTP server binds (`127.0.0.1:0` picks a free port).
     pub http_addr: String,
-    /// API key required on mutating routes. Must be set.
+    /// An admin key in plain text (`restoreflow up` generates one). At
+    /// least 16 characters.
     pub api_key: Option<Secret>,
+    /// More keys, stored hashed: `scope:name:sha256hex` entries (scope `read`
+    /// or `admin`; see [`keys`]). All are valid at once, so a key is rotated
+    /// by adding the new entry before removing the old one.
+    pub api_keys: Vec<String>,
+    /// Routes that answer GET without a key. Only harmless ones may be
+    /// listed: `/health`, `/ready`, `/docs`, `/openapi.json`, `/metrics`.
+    pub public_read: Vec<String>,
     /// Largest accepted request body for uploads, in bytes.
     pub max_upload_bytes: u64,
     /// Largest accepted JSON body, in bytes.
@@ -84,6 +100,8 @@ impl Default for GatewaySettings {
         Self {
             http_addr: "127.0.0.1:8000".into(),
             api_key: None,
+            api_keys: Vec::new(),
+            public_read: DEFAULT_PUBLIC_READ.iter().map(|p| p.to_string()).collect(),
             max_upload_bytes: 64 * 1024 * 1024,
             max_json_bytes: 1024 * 1024,
             request_timeout_secs: 60,
@@ -382,6 +400,8 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("synthetic_data.font_dirs")
+                .with_list_parse_key("gateway.api_keys")
+                .with_list_parse_key("gateway.public_read")
                 .try_parsing(true)
                 .source(Some(env)),
         );
@@ -478,6 +498,30 @@ impl Settings {
             return invalid(
                 "jobs.heartbeat_secs must be positive and at most half of jobs.lease_secs".into(),
             );
+        }
+        if let Some(key) = &self.gateway.api_key
+            && let Err(why) = keys::check_plain_key(key.expose())
+        {
+            return invalid(format!("gateway.api_key is refused: {why}"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for entry in &self.gateway.api_keys {
+            let key = keys::KeyEntry::parse(entry)
+                .map_err(|why| ConfigError::Invalid(format!("gateway.api_keys: {why}")))?;
+            if !names.insert(key.name.clone()) {
+                return invalid(format!(
+                    "gateway.api_keys: the name {:?} is used twice",
+                    key.name
+                ));
+            }
+        }
+        for route in &self.gateway.public_read {
+            if !HARMLESS_ROUTES.contains(&route.as_str()) {
+                return invalid(format!(
+                    "gateway.public_read may list only {}, got {route:?}",
+                    HARMLESS_ROUTES.join(", ")
+                ));
+            }
         }
         if self.jobs.max_attempts == 0 {
             return invalid("jobs.max_attempts must be at least 1".into());
@@ -587,14 +631,65 @@ mod tests {
     }
 
     #[test]
+    fn keys_and_public_routes_are_checked_at_start_up() {
+        for (k, v, needle) in [
+            ("RESTOREFLOW__GATEWAY__API_KEY", "", "gateway.api_key"),
+            ("RESTOREFLOW__GATEWAY__API_KEY", "short-key", "at least 16"),
+            (
+                "RESTOREFLOW__GATEWAY__API_KEYS",
+                "read:ci:nothex",
+                "gateway.api_keys",
+            ),
+            (
+                "RESTOREFLOW__GATEWAY__PUBLIC_READ",
+                "/health,/files",
+                "public_read",
+            ),
+            ("RESTOREFLOW__JOBS__MAX_ATTEMPTS", "0", "max_attempts"),
+        ] {
+            let err = Settings::load(None, env(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{k}={v}: {err}");
+        }
+        let a = keys::KeyEntry {
+            scope: keys::KeyScope::Read,
+            name: "grafana".into(),
+            sha256: keys::hash_key("a-read-only-key-for-grafana"),
+        };
+        let b = keys::KeyEntry {
+            scope: keys::KeyScope::Admin,
+            name: "ci".into(),
+            sha256: keys::hash_key("an-admin-key-for-ci-jobs"),
+        };
+        let list = format!("{},{}", a.to_config(), b.to_config());
+        let s = Settings::load(
+            None,
+            env(&[
+                ("RESTOREFLOW__GATEWAY__API_KEYS", &list),
+                ("RESTOREFLOW__GATEWAY__PUBLIC_READ", "/health,/metrics"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.gateway.api_keys, [a.to_config(), b.to_config()]);
+        assert_eq!(s.gateway.public_read, ["/health", "/metrics"]);
+        let dup = format!("{},{}", a.to_config(), a.to_config());
+        let err = Settings::load(None, env(&[("RESTOREFLOW__GATEWAY__API_KEYS", &dup)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("used twice"), "{err}");
+        assert_eq!(Settings::default().gateway.public_read, DEFAULT_PUBLIC_READ);
+    }
+
+    #[test]
     fn secrets_never_print() {
         let s = Settings::load(
             None,
-            env(&[("RESTOREFLOW__GATEWAY__API_KEY", "very-secret-key")]),
+            env(&[("RESTOREFLOW__GATEWAY__API_KEY", "very-secret-key-value")]),
         )
         .unwrap();
         let shown = format!("{s:?}");
-        assert!(!shown.contains("very-secret-key"));
-        assert_eq!(s.gateway.api_key.unwrap().expose(), "very-secret-key");
+        assert!(!shown.contains("very-secret-key-value"));
+        assert_eq!(s.gateway.api_key.unwrap().expose(), "very-secret-key-value");
     }
 }

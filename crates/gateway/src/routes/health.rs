@@ -71,7 +71,26 @@ async fn grpc_serving(channel: tonic::transport::Channel) -> Result<(), String> 
 }
 
 /// Checks every dependency; 200 when all are fine, 503 otherwise.
-#[utoipa::path(get, path = "/health", tag = "system",
+/// Whether the gateway itself can serve.
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    /// Always `ready`: the process is up and routing requests.
+    pub status: String,
+}
+
+/// Shallow readiness for load balancers and Kubernetes: answers as soon as
+/// the gateway routes requests, without asking any dependency. A downstream
+/// outage shows in `GET /health` (and in the errors of the routes that need
+/// it); it does not take the gateway out of rotation.
+#[utoipa::path(get, path = "/ready", tag = "system", security(()),
+    responses((status = 200, body = Ready)))]
+pub async fn ready() -> Json<Ready> {
+    Json(Ready {
+        status: "ready".into(),
+    })
+}
+
+#[utoipa::path(get, path = "/health", tag = "system", security(()),
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     use sea_orm::ConnectionTrait;
