@@ -413,7 +413,7 @@ async fn cancelling_a_dead_workers_job_ends_it() {
     assert_eq!(last["status"], "cancelled", "{events:?}");
     assert!(last["abandoned_by"].is_string(), "{last}");
     let report = report_of(&app, &id).await;
-    assert_eq!(report["status"], "cancelled", "{report}");
+    assert_eq!(report["report"]["job"]["status"], "cancelled", "{report}");
     app.stop().await;
 }
 
@@ -474,7 +474,7 @@ async fn a_job_that_kills_every_worker_fails_after_its_attempts() {
     })
     .await;
     let report = report_of(&app, &id).await;
-    assert_eq!(report["status"], "failed", "{report}");
+    assert_eq!(report["report"]["job"]["status"], "failed", "{report}");
     assert!(survivor.running(), "the settling trainer is alive");
     app.stop().await;
 }

@@ -147,6 +147,34 @@ async fn upload_download_and_degrade(app: &TestApp) {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/png");
     assert_eq!(r.bytes().await.unwrap().as_ref(), png.as_slice());
+    // Stored HTML is served as a download the browser neither renders nor
+    // sniffs, so an upload cannot run script on the gateway's origin.
+    let page = b"<html><script>alert(document.cookie)</script></html>".to_vec();
+    let (status, v) = app
+        .put_bytes("/files/training-data/notes/page.html", page.clone())
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let r = app
+        .http
+        .get(app.url("/files/training-data/notes/page.html"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    assert_eq!(
+        h["content-disposition"],
+        "attachment; filename=\"page.html\""
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox"),
+        "{h:?}"
+    );
+    assert_eq!(r.bytes().await.unwrap().as_ref(), page.as_slice());
     let stored = get_bytes(
         app.backends.store.as_ref(),
         Bucket::TrainingData,

@@ -90,6 +90,17 @@ fn failed_run(data: &ReportData, _: &Derived) -> Option<Recommendation> {
     if status != "failed" && status != "cancelled" {
         return None;
     }
+    if status == "cancelled" {
+        // Someone asked for it: nothing to fix.
+        return rec(
+            "failed_run",
+            Severity::Info,
+            format!(
+                "the job was cancelled on request after {} attempt(s); start a new run for a model",
+                data.job.attempts
+            ),
+        );
+    }
     let error = data.job.error.as_deref().unwrap_or("no error was recorded");
     rec(
         "failed_run",
@@ -353,6 +364,11 @@ mod tests {
         let recs = recommendations(&data);
         assert_eq!(recs[0].rule, "failed_run");
         assert!(recs[0].message.contains("out of memory"));
+        data.job.status = "cancelled".into();
+        data.job.error = None;
+        let r = fired(&data, "failed_run").unwrap();
+        assert!(r.message.contains("cancelled on request"), "{}", r.message);
+        assert!(!r.message.contains("fix the cause"), "{}", r.message);
     }
 
     #[test]

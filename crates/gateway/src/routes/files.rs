@@ -106,7 +106,7 @@ async fn drain(body: Body) {
 /// Streams an object.
 #[utoipa::path(get, path = "/files/{bucket}/{key}", tag = "files",
     params(("bucket" = String, Path), ("key" = String, Path, description = "object key, may contain '/'")),
-    responses((status = 200, description = "the object's bytes"), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "the object's bytes, as an attachment (`Content-Disposition: attachment`, `X-Content-Type-Options: nosniff`, a sandboxing `Content-Security-Policy`)"), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn download(
     State(state): State<AppState>,
     ApiPath((name, key)): ApiPath<(String, String)>,
@@ -127,10 +127,27 @@ pub async fn download(
         HeaderValue::from_str(&ct).map_err(ApiError::internal)?,
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(obj.meta.size));
-    let file = key.rsplit('/').next().unwrap_or(&key).replace('"', "");
-    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{file}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
+    // Stored objects are user data: always a download, never a page the
+    // browser renders or sniffs (an uploaded .html or .svg would otherwise
+    // run script on the gateway's origin, next to `/docs`).
+    let file: String = key
+        .rsplit('/')
+        .next()
+        .unwrap_or(&key)
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ')
+        .collect();
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    h.insert(header::CONTENT_DISPOSITION, disposition);
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
     Ok(resp)
 }
 
