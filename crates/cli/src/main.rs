@@ -58,10 +58,60 @@ enum Command {
     /// Register a folder of clean/degraded pairs (and their text) as an
     /// evaluation dataset on a running gateway.
     Eval(EvalArgs),
+    /// Make API keys for the gateway.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print the process settings this binary runs with (allocator purge
     /// delay, Candle pool spin limit), one `NAME=value` a line.
     #[command(hide = true)]
     ProcessInfo,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new random key (give it to the client, once) and the
+    /// `gateway.api_keys` entry that accepts it (only its SHA-256).
+    New {
+        /// `read` (GET everything) or `admin` (everything).
+        #[arg(long, value_enum, default_value = "read")]
+        scope: ScopeArg,
+        /// Who holds the key, for logs and refusals (a-z, 0-9, '-', '_', '.').
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScopeArg {
+    Read,
+    Admin,
+}
+
+/// `keys new`: the key, and its configuration entry.
+fn new_key(scope: ScopeArg, name: &str) -> anyhow::Result<()> {
+    use restoreflow_core::config::keys::{KeyEntry, KeyScope, generate_key, hash_key};
+    let key = generate_key();
+    let scope = match scope {
+        ScopeArg::Read => KeyScope::Read,
+        ScopeArg::Admin => KeyScope::Admin,
+    };
+    let entry = KeyEntry {
+        scope,
+        name: name.to_string(),
+        sha256: hash_key(&key),
+    }
+    .to_config();
+    // The entry must load as configuration before it is shown.
+    KeyEntry::parse(&entry).map_err(anyhow::Error::msg)?;
+    println!("key:   {key}");
+    println!("entry: {entry}");
+    println!(
+        "Give the key to its holder (it is not stored anywhere); add the entry to \
+         gateway.api_keys (RESTOREFLOW__GATEWAY__API_KEYS, comma-separated) and restart the gateway."
+    );
+    Ok(())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -87,6 +137,13 @@ async fn run() -> anyhow::Result<ExitCode> {
         for (name, value) in restoreflow_core::process::effective() {
             println!("{name}={}", value.as_deref().unwrap_or("(unset)"));
         }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Keys {
+        command: KeysCommand::New { scope, name },
+    } = &cli.command
+    {
+        new_key(*scope, name)?;
         return Ok(ExitCode::SUCCESS);
     }
     let settings = Settings::load(cli.config.as_deref(), std::env::vars())?;
@@ -179,6 +236,7 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
         | Command::Verify(_)
         | Command::Demo(_)
         | Command::Eval(_)
+        | Command::Keys { .. }
         | Command::ProcessInfo => {}
     }
     Ok(())
