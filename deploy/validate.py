@@ -52,9 +52,27 @@ def env_example():
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
+# Secrets are left empty in .env.example so that compose's `:?` refuses to
+# start until each is set; a placeholder such as `replace-me` would pass.
+PLACEHOLDERS = re.compile(r"^(replace[-_]?me|change[-_]?me|secret|password|todo|xxx+)$", re.I)
+
+
+def check_env_example():
+    for ignore in (".gitignore", ".dockerignore"):
+        lines = {l.strip() for l in (ROOT / ignore).read_text().splitlines()}
+        if not lines & {".env", "/.env"}:
+            fail(f"{ignore} must list .env (it holds the deployment's secrets)")
+    for k, v in env_example().items():
+        if PLACEHOLDERS.match(v):
+            fail(f".env.example: {k}={v} is a placeholder compose would accept; leave it empty")
+
+
 def interpolate(text, env):
     def sub(m):
         name, op, arg = m.group(1), m.group(2), m.group(3)
+        if name in env and env[name] == "" and op == ":?":
+            # Documented and required: empty in the example on purpose.
+            return f"set-{name.lower()}"
         if name in env and (env[name] != "" or op not in (":-", ":?")):
             return env[name]
         if op in (":?", "?"):
@@ -76,6 +94,7 @@ def check_compose(schema):
     r = subprocess.run(["check-jsonschema", "--schemafile", schema, str(path)], capture_output=True, text=True)
     if r.returncode != 0:
         fail("compose: schema validation failed:\n" + r.stdout + r.stderr)
+    check_env_example()
     text = interpolate(path.read_text(), env_example())
     doc = yaml.safe_load(text)
     services = doc.get("services", {})
@@ -245,6 +264,11 @@ def check_kubernetes():
                     fail(f"k8s: Deployment/{name}: container {c['name']} has no resource requests")
             if not d["spec"]["template"]["spec"].get("securityContext", {}).get("runAsNonRoot"):
                 fail(f"k8s: Deployment/{name}: pods must run as non-root")
+        gw = deployments.get("gateway")
+        if gw:
+            probe = gw["spec"]["template"]["spec"]["containers"][0].get("readinessProbe", {})
+            if probe.get("httpGet", {}).get("path") != "/ready":
+                fail("k8s: Deployment/gateway: readiness must probe the shallow /ready, not a deep check")
         for name, s in by_kind.get("Service", {}).items():
             sel = s["spec"].get("selector")
             if s["spec"].get("type") == "ExternalName":
