@@ -771,13 +771,10 @@ async fn model_cache_single_flight_and_lru() {
         .await
         .unwrap()
         .into_inner();
-    let channel = tonic::transport::Endpoint::from_shared(app.registry_grpc.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
     let cache = Arc::new(restoreflow_trainer::ModelCache::new(
-        v1::model_registry_service_client::ModelRegistryServiceClient::new(channel),
+        v1::model_registry_service_client::ModelRegistryServiceClient::new(
+            app.grpc_channel(&app.registry_grpc).await,
+        ),
         app.backends.store.clone(),
         candle_core::Device::Cpu,
         1,

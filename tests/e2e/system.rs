@@ -97,7 +97,47 @@ async fn check_grpc(app: &TestApp) {
         .unwrap()
         .into_inner();
     assert_eq!(resp.status, 1, "SERVING");
-    let mut client = SyntheticDataServiceClient::new(channel);
+    // The services are an internal API: a call without the shared token, or
+    // with a wrong one, is refused (health above needs none).
+    let request = || v1::ListPresetsRequest {};
+    let err = SyntheticDataServiceClient::new(channel.clone())
+        .list_presets(request())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+    assert!(err.message().contains("internal token"), "{err:?}");
+    let wrong = restoreflow_core::grpc::authed(
+        channel.clone(),
+        Some(&restoreflow_core::config::Secret::new(
+            "a-wrong-internal-token",
+        )),
+    );
+    let err = SyntheticDataServiceClient::new(wrong)
+        .list_presets(request())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+    for url in [&app.registry_grpc, &app.trainer_grpc] {
+        let bare = tonic::transport::Endpoint::from_shared(url.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let err =
+            restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient::new(
+                bare,
+            )
+            .list_versions(v1::ListVersionsRequest {
+                layer: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        // The trainer does not serve the registry API, but it refuses the
+        // call for the token before it would answer Unimplemented.
+        assert_eq!(err.code(), tonic::Code::Unauthenticated, "{url}: {err:?}");
+    }
+    let mut client = SyntheticDataServiceClient::new(app.grpc_channel(&app.synthetic_grpc).await);
     let err = client
         .generate(v1::GenerateRequest {
             num_images: 0,

@@ -111,7 +111,11 @@ pub fn s3_settings(tag: &str) -> restoreflow_core::config::StorageSettings {
 }
 
 /// Fast job polling for tests.
+/// The internal gRPC token of every test system.
+pub const TEST_GRPC_TOKEN: &str = "test-internal-grpc-token";
+
 fn tune(s: &mut Settings) {
+    s.grpc.token = Some(Secret::new(TEST_GRPC_TOKEN));
     s.jobs.sweep_interval_secs = 1;
     s.jobs.heartbeat_secs = 1;
     s.jobs.lease_secs = 10;
@@ -463,16 +467,21 @@ impl TestApp {
     pub async fn registry(
         &self,
     ) -> restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient<
-        tonic::transport::Channel,
+        restoreflow_core::grpc::AuthChannel,
     > {
-        let channel = tonic::transport::Endpoint::from_shared(self.registry_grpc.clone())
-            .expect("registry url")
+        restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient::new(
+            self.grpc_channel(&self.registry_grpc).await,
+        )
+    }
+
+    /// A channel to one of the gRPC services, carrying the internal token.
+    pub async fn grpc_channel(&self, url: &str) -> restoreflow_core::grpc::AuthChannel {
+        let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+            .expect("grpc url")
             .connect()
             .await
-            .expect("registry reachable");
-        restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient::new(
-            channel,
-        )
+            .expect("grpc service reachable");
+        restoreflow_core::grpc::authed(channel, self.settings.grpc.token.as_ref())
     }
 
     /// GET raw bytes.

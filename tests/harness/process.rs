@@ -66,6 +66,15 @@ pub fn trainer_env(settings: &Settings) -> Vec<(String, String)> {
             "JOBS__STORAGE_RETRY_SECS",
             settings.jobs.storage_retry_secs.to_string(),
         ),
+        (
+            "GRPC__TOKEN",
+            settings
+                .grpc
+                .token
+                .as_ref()
+                .map(|t| t.expose().to_string())
+                .unwrap_or_default(),
+        ),
         ("TELEMETRY__FILTER", "warn".into()),
     ];
     pairs

@@ -34,16 +34,25 @@ pub fn embedded_settings(mut base: Settings, data_dir: &Path) -> Settings {
     base
 }
 
+/// Where `up` keeps the internal gRPC token (the CLI's `train` and `models`
+/// read it from `./data/` when `grpc.token` is not configured).
+pub const GRPC_TOKEN_FILE: &str = "grpc-token";
+
 /// The API key kept in `data_dir/api-key`, created on first start.
 pub fn load_or_create_api_key(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("api-key");
+    load_or_create_secret(data_dir, "api-key")
+}
+
+/// A secret kept in `data_dir/name` (mode 0600), created on first start.
+fn load_or_create_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> {
+    let path = data_dir.join(name);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let key = existing.trim().to_string();
         if key.len() >= 16 {
             return Ok(key);
         }
     }
-    let key = format!("rf_{}", hex::encode(rand::random::<[u8; 24]>()));
+    let key = restoreflow_core::config::keys::generate_key();
     std::fs::write(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
     #[cfg(unix)]
     {
@@ -85,6 +94,12 @@ impl Embedded {
             None => load_or_create_api_key(&data_dir)?,
         };
         settings.gateway.api_key = Some(Secret::new(api_key.clone()));
+        if settings.grpc.token.is_none() {
+            settings.grpc.token = Some(Secret::new(load_or_create_secret(
+                &data_dir,
+                GRPC_TOKEN_FILE,
+            )?));
+        }
         settings.validate()?;
         let backends = Backends::connect(&settings).await?;
         let synthetic =

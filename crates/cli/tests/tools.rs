@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 struct App {
+    grpc_token: String,
     registry: String,
     trainer: String,
     backends: Backends,
@@ -36,6 +37,17 @@ impl App {
         )
         .await
         .expect("embedded services build");
+        let grpc_token = app
+            .settings
+            .grpc
+            .token
+            .clone()
+            .unwrap()
+            .expose()
+            .to_string();
+        // The CLI runs in the data dir's parent layout of `up` (`./data/grpc-token`).
+        std::fs::create_dir_all(app.data_dir.join("data")).unwrap();
+        std::fs::write(app.data_dir.join("data/grpc-token"), &grpc_token).unwrap();
         let registry = app.settings.gateway.model_registry_url.clone();
         let trainer = app.settings.gateway.trainer_url.clone();
         let backends = app.backends.clone();
@@ -46,6 +58,7 @@ impl App {
             app.run_until_stopped(token).await.expect("services run");
         });
         App {
+            grpc_token,
             registry,
             trainer,
             backends,
@@ -104,9 +117,17 @@ impl App {
             )
             .await
             .unwrap();
-        let mut c = ModelRegistryServiceClient::connect(self.registry.clone())
+        let channel = tonic::transport::Endpoint::from_shared(self.registry.clone())
+            .unwrap()
+            .connect()
             .await
             .unwrap();
+        let mut c = ModelRegistryServiceClient::new(restoreflow_core::grpc::authed(
+            channel,
+            Some(&restoreflow_core::config::Secret::new(
+                self.grpc_token.clone(),
+            )),
+        ));
         c.register_model(v1::RegisterModelRequest {
             layer: 2,
             source_bucket: "training-outputs".into(),
@@ -268,6 +289,17 @@ async fn models_round_trip() {
         err.contains("cannot reach the model registry at http://127.0.0.1:1"),
         "{err}"
     );
+    // A wrong internal token is refused by the service, with the reason.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_restoreflow"))
+        .args(["models", "list", "--registry", &app.registry])
+        .env("RESTOREFLOW__GRPC__TOKEN", "a-wrong-internal-token")
+        .current_dir(&app.data_dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid internal token"), "{err}");
     app.stop().await;
 }
 

@@ -1,4 +1,16 @@
-//! gRPC plumbing every service shares: health and reflection.
+//! gRPC plumbing every service shares: health, reflection, and the shared
+//! internal token.
+//!
+//! The gRPC services are an internal API: every call needs the token of
+//! `grpc.token` in the `x-restoreflow-token` metadata, except the standard
+//! health service (Kubernetes' gRPC probes cannot send metadata). Servers
+//! refuse to start without a token; clients add it with [`authed`].
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 
 use tonic_health::server::HealthReporter;
 
@@ -31,6 +43,12 @@ pub fn status_code(status: &tonic::Status) -> restoreflow_proto::ErrorCode {
 /// Errors while serving a gRPC service.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// No internal token is configured.
+    #[error(
+        "grpc.token is not set: the gRPC services are an internal API and need a shared token \
+         of 16 or more characters (RESTOREFLOW__GRPC__TOKEN, the same for every service and client)"
+    )]
+    NoToken,
     /// The transport failed.
     #[error("grpc server error: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -44,6 +62,7 @@ pub enum ServeError {
 pub async fn serve<S>(
     listener: tokio::net::TcpListener,
     service: S,
+    token: Option<&crate::config::Secret>,
     shutdown: crate::shutdown::CancellationToken,
 ) -> Result<(), ServeError>
 where
@@ -62,6 +81,7 @@ where
         listener,
         tonic::service::Routes::new(service),
         &[S::NAME],
+        token,
         shutdown,
     )
     .await
@@ -74,8 +94,10 @@ pub async fn serve_routes(
     listener: tokio::net::TcpListener,
     routes: tonic::service::Routes,
     names: &[&str],
+    token: Option<&crate::config::Secret>,
     shutdown: crate::shutdown::CancellationToken,
 ) -> Result<(), ServeError> {
+    let token = token.ok_or(ServeError::NoToken)?;
     let (reporter, health) = health();
     for name in names {
         reporter
@@ -86,6 +108,7 @@ pub async fn serve_routes(
         tracing::info!(%addr, services = ?names, "grpc listening");
     }
     tonic::transport::Server::builder()
+        .layer(RequireTokenLayer::new(token))
         .add_routes(routes)
         .add_service(health)
         .add_service(reflection()?)
@@ -129,5 +152,144 @@ pub async fn probe(addr: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{url} reports {status:?}"))
+    }
+}
+
+/// Metadata key carrying the internal token.
+pub const TOKEN_HEADER: &str = "x-restoreflow-token";
+
+/// Adds the internal token to every outgoing call.
+#[derive(Clone)]
+pub struct TokenInterceptor {
+    value: Option<tonic::metadata::AsciiMetadataValue>,
+}
+
+impl Interceptor for TokenInterceptor {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.value {
+            req.metadata_mut().insert(TOKEN_HEADER, v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A channel whose calls carry the internal token.
+pub type AuthChannel = InterceptedService<tonic::transport::Channel, TokenInterceptor>;
+
+/// `channel` with `token` on every call (none when `token` is `None`: the
+/// server then refuses every call but health).
+pub fn authed(
+    channel: tonic::transport::Channel,
+    token: Option<&crate::config::Secret>,
+) -> AuthChannel {
+    let value = token.and_then(|t| t.expose().parse().ok());
+    InterceptedService::new(channel, TokenInterceptor { value })
+}
+
+/// Refuses calls without the internal token (health excepted) with
+/// `UNAUTHENTICATED`.
+#[derive(Clone)]
+pub struct RequireToken<S> {
+    inner: S,
+    token: Arc<[u8; 32]>,
+}
+
+/// The [`RequireToken`] layer for a server.
+#[derive(Clone)]
+pub struct RequireTokenLayer {
+    token: Arc<[u8; 32]>,
+}
+
+impl RequireTokenLayer {
+    /// Checks calls against `token`.
+    pub fn new(token: &crate::config::Secret) -> Self {
+        Self {
+            token: Arc::new(crate::config::keys::hash_key(token.expose())),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for RequireTokenLayer {
+    type Service = RequireToken<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireToken {
+            inner,
+            token: self.token.clone(),
+        }
+    }
+}
+
+/// Whether a call may pass: health always; anything else with the token.
+fn admitted<B>(req: &http::Request<B>, token: &[u8; 32]) -> Result<(), &'static str> {
+    if req.uri().path().starts_with("/grpc.health.v1.Health/") {
+        return Ok(());
+    }
+    let given = req
+        .headers()
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or("missing internal token: this gRPC API is internal (x-restoreflow-token)")?;
+    let h = crate::config::keys::hash_key(given);
+    if h.iter()
+        .zip(token.iter())
+        .fold(0u8, |a, (x, y)| a | (x ^ y))
+        == 0
+    {
+        Ok(())
+    } else {
+        Err("invalid internal token")
+    }
+}
+
+impl<S, B> tower::Service<http::Request<B>> for RequireToken<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        match admitted(&req, &self.token) {
+            Ok(()) => Box::pin(self.inner.call(req)),
+            Err(why) => {
+                let resp = tonic::Status::unauthenticated(why).into_http();
+                Box::pin(async move { Ok(resp) })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    fn request(path: &str, token: Option<&str>) -> http::Request<()> {
+        let mut b = http::Request::builder().uri(path);
+        if let Some(t) = token {
+            b = b.header(TOKEN_HEADER, t);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn calls_need_the_token_but_health_does_not() {
+        let token = crate::config::keys::hash_key("internal-token-0123456789");
+        let call = "/restoreflow.v1.ModelRegistryService/DeleteVersion";
+        assert!(admitted(&request(call, Some("internal-token-0123456789")), &token).is_ok());
+        assert!(
+            admitted(&request(call, None), &token)
+                .unwrap_err()
+                .contains("missing")
+        );
+        assert!(admitted(&request(call, Some("internal-token-012345678")), &token).is_err());
+        assert!(admitted(&request("/grpc.health.v1.Health/Check", None), &token).is_ok());
+        let reflect = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+        assert!(admitted(&request(reflect, None), &token).is_err());
     }
 }

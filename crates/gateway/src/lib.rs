@@ -83,24 +83,27 @@ impl Application {
         let registry_channel = lazy_channel(&gw.model_registry_url)?;
         let trainer_channel = lazy_channel(&gw.trainer_url)?;
         let report_channel = lazy_channel(&gw.report_url)?;
+        // Every call carries the internal token (health checks use the bare channels).
+        let token = settings.grpc.token.clone();
+        let authed = |c| restoreflow_core::grpc::authed(c, token.as_ref());
         // Pages travel in single messages both ways.
         let max_msg = 256 * 1024 * 1024;
         let state = AppState {
             backends,
-            synthetic: SyntheticDataServiceClient::new(channel.clone())
+            synthetic: SyntheticDataServiceClient::new(authed(channel.clone()))
                 .max_decoding_message_size(256 * 1024 * 1024)
                 .max_encoding_message_size(256 * 1024 * 1024),
             synthetic_channel: channel,
-            registry: ModelRegistryServiceClient::new(registry_channel.clone()),
+            registry: ModelRegistryServiceClient::new(authed(registry_channel.clone())),
             registry_channel,
-            trainer: TrainerServiceClient::new(trainer_channel.clone()),
-            restoration: RestorationServiceClient::new(trainer_channel.clone())
+            trainer: TrainerServiceClient::new(authed(trainer_channel.clone())),
+            restoration: RestorationServiceClient::new(authed(trainer_channel.clone()))
                 .max_decoding_message_size(max_msg)
                 .max_encoding_message_size(max_msg),
-            evaluation: EvaluationServiceClient::new(trainer_channel.clone())
+            evaluation: EvaluationServiceClient::new(authed(trainer_channel.clone()))
                 .max_decoding_message_size(max_msg),
             trainer_channel,
-            reports: ReportServiceClient::new(report_channel.clone())
+            reports: ReportServiceClient::new(authed(report_channel.clone()))
                 .max_decoding_message_size(max_msg),
             report_channel,
             settings: Arc::new(gw.clone()),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use restoreflow_core::Backends;
 use restoreflow_core::config::GatewaySettings;
+use restoreflow_core::grpc::AuthChannel;
 use restoreflow_proto::v1::evaluation_service_client::EvaluationServiceClient;
 use restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient;
 use restoreflow_proto::v1::report_service_client::ReportServiceClient;
@@ -18,23 +19,23 @@ pub struct AppState {
     /// Metadata, objects, bus.
     pub backends: Backends,
     /// The synthetic-data service.
-    pub synthetic: SyntheticDataServiceClient<Channel>,
+    pub synthetic: SyntheticDataServiceClient<AuthChannel>,
     /// Channel to the synthetic-data service (for its gRPC health).
     pub synthetic_channel: Channel,
     /// The model-registry service.
-    pub registry: ModelRegistryServiceClient<Channel>,
+    pub registry: ModelRegistryServiceClient<AuthChannel>,
     /// Channel to the model-registry service (for its gRPC health).
     pub registry_channel: Channel,
     /// The trainer service.
-    pub trainer: TrainerServiceClient<Channel>,
+    pub trainer: TrainerServiceClient<AuthChannel>,
     /// Channel to the trainer service (for its gRPC health).
     pub trainer_channel: Channel,
     /// Restoration (hosted by the trainer service).
-    pub restoration: RestorationServiceClient<Channel>,
+    pub restoration: RestorationServiceClient<AuthChannel>,
     /// Evaluation (hosted by the trainer service).
-    pub evaluation: EvaluationServiceClient<Channel>,
+    pub evaluation: EvaluationServiceClient<AuthChannel>,
     /// The report service.
-    pub reports: ReportServiceClient<Channel>,
+    pub reports: ReportServiceClient<AuthChannel>,
     /// Channel to the report service (for its gRPC health).
     pub report_channel: Channel,
     /// Gateway settings (limits, keys).

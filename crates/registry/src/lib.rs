@@ -51,6 +51,8 @@ pub enum ServiceError {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    /// The internal gRPC token (`grpc.token`) calls must carry.
+    token: Option<restoreflow_core::config::Secret>,
     grpc: RegistryGrpc,
 }
 
@@ -64,6 +66,7 @@ impl Application {
     /// Builds on already connected backends (shared in the embedded mode) and
     /// binds the gRPC port (port 0 picks a free one).
     pub async fn build_with(settings: Settings, backends: Backends) -> Result<Self, ServiceError> {
+        let token = settings.grpc.token.clone();
         let addr = settings.model_registry.grpc_addr.clone();
         let bind_err = |source| ServiceError::Bind {
             addr: addr.clone(),
@@ -73,6 +76,7 @@ impl Application {
         let local = listener.local_addr().map_err(bind_err)?;
         Ok(Self {
             listener,
+            token,
             addr: local,
             grpc: RegistryGrpc { backends },
         })
@@ -88,6 +92,7 @@ impl Application {
         restoreflow_core::grpc::serve(
             self.listener,
             ModelRegistryServiceServer::new(self.grpc),
+            self.token.as_ref(),
             shutdown,
         )
         .await?;

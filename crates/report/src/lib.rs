@@ -95,6 +95,8 @@ pub enum ServiceError {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    /// The internal gRPC token (`grpc.token`) calls must carry.
+    token: Option<restoreflow_core::config::Secret>,
     grpc: ReportGrpc,
     worker: Option<ReportWorker>,
 }
@@ -109,6 +111,7 @@ impl Application {
     /// Builds on already connected backends (shared in the embedded mode) and
     /// binds the gRPC port (port 0 picks a free one).
     pub async fn build_with(settings: Settings, backends: Backends) -> Result<Self, ServiceError> {
+        let token = settings.grpc.token.clone();
         let addr = settings.report.grpc_addr.clone();
         let bind_err = |source| ServiceError::Bind {
             addr: addr.clone(),
@@ -122,6 +125,7 @@ impl Application {
             .then(|| ReportWorker::new(backends.clone(), settings.jobs.clone()));
         Ok(Self {
             listener,
+            token,
             addr: local,
             grpc: ReportGrpc { backends },
             worker,
@@ -139,6 +143,7 @@ impl Application {
         let result = restoreflow_core::grpc::serve(
             self.listener,
             ReportServiceServer::new(self.grpc),
+            self.token.as_ref(),
             shutdown.clone(),
         )
         .await;

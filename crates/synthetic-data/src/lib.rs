@@ -55,6 +55,8 @@ pub enum ServiceError {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    /// The internal gRPC token (`grpc.token`) calls must carry.
+    token: Option<restoreflow_core::config::Secret>,
     grpc: SyntheticGrpc,
     worker: Option<Worker>,
 }
@@ -69,6 +71,7 @@ impl Application {
     /// Builds on already connected backends (shared in the embedded mode) and
     /// binds the gRPC port (port 0 picks a free one).
     pub async fn build_with(settings: Settings, backends: Backends) -> Result<Self, ServiceError> {
+        let token = settings.grpc.token.clone();
         let cfg = settings.synthetic_data.clone();
         let dirs = cfg.font_dirs.clone();
         let fonts = tokio::task::spawn_blocking(move || {
@@ -98,6 +101,7 @@ impl Application {
             .then(|| Worker::new(backends.clone(), fonts.clone(), settings.jobs.clone()));
         Ok(Self {
             listener,
+            token,
             addr,
             grpc: SyntheticGrpc {
                 backends,
@@ -119,6 +123,7 @@ impl Application {
         let result = restoreflow_core::grpc::serve(
             self.listener,
             SyntheticDataServiceServer::new(self.grpc),
+            self.token.as_ref(),
             shutdown.clone(),
         )
         .await;

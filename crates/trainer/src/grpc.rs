@@ -6,13 +6,13 @@ use std::time::Duration;
 use restoreflow_core::bus::queues;
 use restoreflow_core::config::JobSettings;
 use restoreflow_core::db::{self, DbError, JobKind, JobStatus, entity::job};
+use restoreflow_core::grpc::AuthChannel;
 use restoreflow_core::{Backends, ErrorCode};
 use restoreflow_proto::v1::{
     self, model_registry_service_client::ModelRegistryServiceClient,
     trainer_service_server::TrainerService,
 };
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::pairs::find_training_pairs;
@@ -30,7 +30,7 @@ pub struct TrainerGrpc {
     pub(crate) backends: Backends,
     pub(crate) jobs: JobSettings,
     pub(crate) default_device: String,
-    pub(crate) registry: ModelRegistryServiceClient<Channel>,
+    pub(crate) registry: ModelRegistryServiceClient<AuthChannel>,
 }
 
 /// Logs an unexpected failure and answers a bare internal error.

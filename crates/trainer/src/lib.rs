@@ -124,6 +124,8 @@ const RESTORE_CONCURRENCY: usize = 2;
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    /// The internal gRPC token (`grpc.token`) calls must carry.
+    token: Option<restoreflow_core::config::Secret>,
     grpc: TrainerGrpc,
     restoration: RestorationGrpc,
     worker: Option<Worker>,
@@ -141,6 +143,7 @@ impl Application {
     /// Builds on already connected backends (shared in the embedded mode) and
     /// binds the gRPC port (port 0 picks a free one).
     pub async fn build_with(settings: Settings, backends: Backends) -> Result<Self, ServiceError> {
+        let token = settings.grpc.token.clone();
         let cfg = settings.trainer.clone();
         if cfg.device == "cuda" && !cuda_available() {
             return Err(ServiceError::NoCuda);
@@ -153,7 +156,10 @@ impl Application {
             })?
             .connect_timeout(Duration::from_secs(5))
             .connect_lazy();
-        let registry = ModelRegistryServiceClient::new(channel);
+        let registry = ModelRegistryServiceClient::new(restoreflow_core::grpc::authed(
+            channel,
+            settings.grpc.token.as_ref(),
+        ));
         let bind_err = |source| ServiceError::Bind {
             addr: cfg.grpc_addr.clone(),
             source,
@@ -190,6 +196,7 @@ impl Application {
         });
         Ok(Self {
             listener,
+            token,
             addr,
             grpc: TrainerGrpc {
                 backends,
@@ -238,6 +245,7 @@ impl Application {
                 <RestorationServiceServer<RestorationGrpc> as tonic::server::NamedService>::NAME,
                 <EvaluationServiceServer<RestorationGrpc> as tonic::server::NamedService>::NAME,
             ],
+            self.token.as_ref(),
             shutdown.clone(),
         )
         .await;

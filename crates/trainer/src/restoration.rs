@@ -14,6 +14,7 @@ use restoreflow_classical::{Layer1Params, run_pipeline_rgb};
 use restoreflow_core::bus::queues;
 use restoreflow_core::db::entity::evaluation;
 use restoreflow_core::db::{self, JobKind};
+use restoreflow_core::grpc::AuthChannel;
 use restoreflow_core::jobs::JobMessage;
 use restoreflow_core::storage::{Bucket, get_bytes, validate_prefix};
 use restoreflow_core::{Backends, ErrorCode};
@@ -26,7 +27,6 @@ use restoreflow_training::{MetricSet, RgbF32};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::batch::BatchParams;
@@ -51,7 +51,7 @@ const MAX_IMAGE_BYTES: u64 = 64 << 20;
 pub struct RestorationGrpc {
     pub(crate) backends: Backends,
     pub(crate) models: Arc<ModelCache>,
-    pub(crate) registry: ModelRegistryServiceClient<Channel>,
+    pub(crate) registry: ModelRegistryServiceClient<AuthChannel>,
     /// Bounds concurrent restorations, and so memory.
     pub(crate) permits: Arc<Semaphore>,
 }

@@ -12,6 +12,7 @@ use restoreflow_core::Backends;
 use restoreflow_core::bus::queues;
 use restoreflow_core::config::{JobSettings, TrainerSettings};
 use restoreflow_core::db::{self, JobKind, JobStatus, entity::job};
+use restoreflow_core::grpc::AuthChannel;
 use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_core::storage::{Bucket, ObjectStore, RetryPolicy, retry};
 use restoreflow_proto::v1::{self, model_registry_service_client::ModelRegistryServiceClient};
@@ -20,7 +21,6 @@ use restoreflow_training::{
 };
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
-use tonic::transport::Channel;
 
 use crate::checkpoints;
 use crate::model::{RestormerNet, code_version};
@@ -127,7 +127,7 @@ pub struct Worker {
     backends: Backends,
     jobs: JobSettings,
     settings: TrainerSettings,
-    registry: ModelRegistryServiceClient<Channel>,
+    registry: ModelRegistryServiceClient<AuthChannel>,
     id: String,
     current: Arc<Mutex<Option<String>>>,
 }
@@ -138,7 +138,7 @@ impl Worker {
         backends: Backends,
         jobs: JobSettings,
         settings: TrainerSettings,
-        registry: ModelRegistryServiceClient<Channel>,
+        registry: ModelRegistryServiceClient<AuthChannel>,
     ) -> Self {
         let id = format!(
             "trainer-{}",

@@ -20,8 +20,10 @@ mod verify;
 
 use std::process::ExitCode;
 
+use restoreflow_core::Settings;
+use restoreflow_core::grpc::AuthChannel;
 use restoreflow_proto::{prost_types, v1};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 pub use demo::{DemoArgs, run_demo};
 pub use eval::{EvalArgs, RegisteredDataset, dataset_prefix, register_folder, run_eval};
@@ -74,18 +76,37 @@ impl ToolError {
     }
 }
 
-/// Connects eagerly so an unreachable service fails with its address.
-async fn connect(service: &'static str, url: &str) -> Result<Channel, ToolError> {
+/// The internal gRPC token: `grpc.token` (`RESTOREFLOW__GRPC__TOKEN`), else
+/// the one `restoreflow up` keeps in `./data/grpc-token`.
+fn grpc_token(settings: &Settings) -> Option<restoreflow_core::config::Secret> {
+    settings.grpc.token.clone().or_else(|| {
+        std::fs::read_to_string(std::path::Path::new("data").join(crate::embedded::GRPC_TOKEN_FILE))
+            .ok()
+            .map(|t| restoreflow_core::config::Secret::new(t.trim()))
+    })
+}
+
+/// Connects eagerly so an unreachable service fails with its address; every
+/// call carries the internal token.
+async fn connect(
+    service: &'static str,
+    url: &str,
+    settings: &Settings,
+) -> Result<AuthChannel, ToolError> {
     let err = |reason: String| ToolError::Connect {
         service,
         url: url.to_string(),
         reason,
     };
-    Endpoint::from_shared(url.to_string())
+    let channel = Endpoint::from_shared(url.to_string())
         .map_err(|e| err(e.to_string()))?
         .connect()
         .await
-        .map_err(|e| err(e.to_string()))
+        .map_err(|e| err(e.to_string()))?;
+    Ok(restoreflow_core::grpc::authed(
+        channel,
+        grpc_token(settings).as_ref(),
+    ))
 }
 
 /// `JOB_STATUS_RUNNING` → `running`.

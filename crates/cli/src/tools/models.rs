@@ -7,12 +7,12 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 use restoreflow_core::Settings;
 use restoreflow_core::config::StorageBackend;
+use restoreflow_core::grpc::AuthChannel;
 use restoreflow_core::storage::{Bucket, ByteStream, LocalStore, ObjectStore, S3Store};
 use restoreflow_proto::v1::{self, model_registry_service_client::ModelRegistryServiceClient};
 use serde_json::{Value, json};
 use sha2::Digest;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tonic::transport::Channel;
 
 use super::{ToolError, connect, print_json, struct_json, table, time};
 
@@ -95,7 +95,8 @@ pub async fn run_models(args: ModelsArgs, settings: &Settings) -> Result<(), Too
         .registry
         .clone()
         .unwrap_or_else(|| settings.gateway.model_registry_url.clone());
-    let mut client = ModelRegistryServiceClient::new(connect("model registry", &url).await?);
+    let mut client =
+        ModelRegistryServiceClient::new(connect("model registry", &url, settings).await?);
     let layer = args.layer;
     match args.command {
         ModelsCommand::List {
@@ -209,7 +210,7 @@ pub async fn run_models(args: ModelsArgs, settings: &Settings) -> Result<(), Too
 
 /// Follows pages until the end or `limit` versions.
 async fn list_all(
-    client: &mut ModelRegistryServiceClient<Channel>,
+    client: &mut ModelRegistryServiceClient<AuthChannel>,
     mut req: v1::ListVersionsRequest,
     limit: Option<u32>,
 ) -> Result<Vec<v1::ModelVersion>, ToolError> {

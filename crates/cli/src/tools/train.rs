@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use restoreflow_core::Settings;
+use restoreflow_core::grpc::AuthChannel;
 use restoreflow_proto::v1::{self, trainer_service_client::TrainerServiceClient};
 use restoreflow_trainer::{
     DEFAULT_BATCH_SIZE, DEFAULT_BUDGET_EPOCHS, DEFAULT_CLIP_NORM, DEFAULT_INK_WEIGHT,
@@ -16,7 +17,6 @@ use restoreflow_trainer::{
     DEFAULT_VAL_VIEW, DEFAULT_WARMUP_STEPS, patch_sampling_name,
 };
 use serde_json::{Value, json};
-use tonic::transport::Channel;
 
 use super::{EXIT_CANCELLED, ToolError, connect, job_status, print_json, struct_json, table};
 
@@ -211,7 +211,7 @@ pub async fn run_train(args: TrainArgs, settings: &Settings) -> Result<ExitCode,
         .trainer
         .clone()
         .unwrap_or_else(|| settings.gateway.trainer_url.clone());
-    let mut client = TrainerServiceClient::new(connect("trainer", &url).await?);
+    let mut client = TrainerServiceClient::new(connect("trainer", &url, settings).await?);
     match args.command {
         TrainCommand::Start(start) => {
             let job = client.start_training(start.request()).await?.into_inner();
@@ -342,7 +342,7 @@ impl WatchState {
 /// Streams `WatchTraining` (history, then live) into a progress bar, then
 /// reads the job's final state for the exit code.
 async fn watch(
-    client: &mut TrainerServiceClient<Channel>,
+    client: &mut TrainerServiceClient<AuthChannel>,
     job_id: &str,
     json_lines: bool,
 ) -> Result<ExitCode, ToolError> {

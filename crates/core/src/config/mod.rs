@@ -50,6 +50,17 @@ pub struct Settings {
     pub jobs: JobSettings,
     /// Logging.
     pub telemetry: TelemetrySettings,
+    /// The internal gRPC API.
+    pub grpc: GrpcSettings,
+}
+
+/// Settings of the internal gRPC API every service serves and calls.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GrpcSettings {
+    /// Shared token every gRPC call carries (health checks excepted); the
+    /// services refuse to start without it. At least 16 characters.
+    pub token: Option<Secret>,
 }
 
 /// Routes that may answer without a key (`gateway.public_read`): they show
@@ -503,6 +514,11 @@ impl Settings {
             && let Err(why) = keys::check_plain_key(key.expose())
         {
             return invalid(format!("gateway.api_key is refused: {why}"));
+        }
+        if let Some(token) = &self.grpc.token
+            && let Err(why) = keys::check_plain_key(token.expose())
+        {
+            return invalid(format!("grpc.token is refused: {why}"));
         }
         let mut names = std::collections::HashSet::new();
         for entry in &self.gateway.api_keys {

@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use candle_core::Device;
 use lru::LruCache;
 use restoreflow_classical::Layer1Params;
+use restoreflow_core::grpc::AuthChannel;
 use restoreflow_core::storage::{Bucket, ObjectStore, get_bytes};
 use restoreflow_proto::v1::{self, model_registry_service_client::ModelRegistryServiceClient};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
-use tonic::transport::Channel;
 
 use crate::checkpoints::download_to;
 use crate::model::RestormerNet;
@@ -55,7 +55,7 @@ type Slot = Arc<OnceCell<Arc<Layer2Model>>>;
 
 /// The LRU cache of Layer 2 models plus Layer 1 parameter lookups.
 pub struct ModelCache {
-    registry: ModelRegistryServiceClient<Channel>,
+    registry: ModelRegistryServiceClient<AuthChannel>,
     store: Arc<dyn ObjectStore>,
     device: Device,
     slots: Mutex<LruCache<u32, Slot>>,
@@ -65,7 +65,7 @@ pub struct ModelCache {
 impl ModelCache {
     /// A cache of at most `capacity` Layer 2 versions on `device`.
     pub fn new(
-        registry: ModelRegistryServiceClient<Channel>,
+        registry: ModelRegistryServiceClient<AuthChannel>,
         store: Arc<dyn ObjectStore>,
         device: Device,
         capacity: usize,
