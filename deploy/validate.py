@@ -57,6 +57,44 @@ VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 PLACEHOLDERS = re.compile(r"^(replace[-_]?me|change[-_]?me|secret|password|todo|xxx+)$", re.I)
 
 
+def selects(selector, labels):
+    ok = all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+    for e in selector.get("matchExpressions", []):
+        if e["operator"] == "In":
+            ok = ok and labels.get(e["key"]) in e["values"]
+        else:
+            fail(f"k8s: NetworkPolicy selector operator {e['operator']} is not checked here")
+    return ok
+
+
+def check_network_policies(deployments, policies):
+    """Every gRPC service (every Deployment but the gateway) is isolated by a
+    NetworkPolicy that admits its gRPC port, only from pods that exist."""
+    names = {d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name")
+             for d in deployments.values()}
+    for pname, pol in policies.items():
+        for rule in pol["spec"].get("ingress", []):
+            for peer in rule.get("from", []):
+                sel = peer.get("podSelector", {}).get("matchLabels", {})
+                who = sel.get("app.kubernetes.io/name")
+                if who not in names:
+                    fail(f"k8s: NetworkPolicy/{pname} admits pods named {who!r}, which no Deployment has")
+    for name, d in deployments.items():
+        if name == "gateway":
+            continue
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        ports = {p["containerPort"] for c in d["spec"]["template"]["spec"]["containers"]
+                 for p in c.get("ports", [])}
+        mine = [p for p in policies.values() if selects(p["spec"]["podSelector"], labels)]
+        if not mine:
+            fail(f"k8s: Deployment/{name}: no NetworkPolicy restricts who reaches it")
+            continue
+        for port in ports:
+            if not any(any(pp.get("port") == port for pp in r.get("ports", []))
+                       and r.get("from") for p in mine for r in p["spec"].get("ingress", [])):
+                fail(f"k8s: Deployment/{name}: port {port} is not admitted from named pods by its NetworkPolicy")
+
+
 def check_env_example():
     for ignore in (".gitignore", ".dockerignore"):
         lines = {l.strip() for l in (ROOT / ignore).read_text().splitlines()}
@@ -264,6 +302,7 @@ def check_kubernetes():
                     fail(f"k8s: Deployment/{name}: container {c['name']} has no resource requests")
             if not d["spec"]["template"]["spec"].get("securityContext", {}).get("runAsNonRoot"):
                 fail(f"k8s: Deployment/{name}: pods must run as non-root")
+        check_network_policies(deployments, by_kind.get("NetworkPolicy", {}))
         gw = deployments.get("gateway")
         if gw:
             probe = gw["spec"]["template"]["spec"]["containers"][0].get("readinessProbe", {})
