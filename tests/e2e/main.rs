@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod bounds;
 mod bus;
 mod eval_upload;
 mod n8n;

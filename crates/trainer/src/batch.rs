@@ -140,9 +140,9 @@ impl BatchWorker {
             };
             let (l1, l2) = (layer1.clone(), layer2.clone());
             let out = tokio::task::spawn_blocking(move || {
-                let img = image::load_from_memory(&bytes)
-                    .map_err(|e| format!("not a decodable image: {e}"))?
-                    .to_rgb8();
+                let img =
+                    crate::restoration::decode_rgb(&bytes, crate::restoration::MAX_PAGE_PIXELS)
+                        .map_err(|e| format!("not a usable image: {e}"))?;
                 let restored = restore(&img, pipeline, l1.as_deref(), l2.as_deref())?;
                 let mut buf = Cursor::new(Vec::new());
                 DynamicImage::ImageRgb8(restored.image)

@@ -347,12 +347,11 @@ impl EvaluationWorker {
         .await
         .map_err(|e| format!("cannot read the degraded image: {e}"))?;
         let (clean, degraded) = tokio::task::spawn_blocking(move || {
-            let clean = image::load_from_memory(&clean)
-                .map_err(|e| format!("clean image does not decode: {e}"))?
-                .to_rgb8();
-            let degraded = image::load_from_memory(&degraded)
-                .map_err(|e| format!("degraded image does not decode: {e}"))?
-                .to_rgb8();
+            use crate::restoration::{MAX_PAGE_PIXELS, decode_rgb};
+            let clean =
+                decode_rgb(&clean, MAX_PAGE_PIXELS).map_err(|e| format!("clean image: {e}"))?;
+            let degraded = decode_rgb(&degraded, MAX_PAGE_PIXELS)
+                .map_err(|e| format!("degraded image: {e}"))?;
             Ok::<_, String>((clean, degraded))
         })
         .await

@@ -76,7 +76,7 @@ pub use params::{
     DEFAULT_WARMUP_STEPS, Invalid, Loss, MIN_PAIRS, PRESETS, Schedule, Stage, TrainParams, ValView,
     cuda_available, patch_sampling_name,
 };
-pub use restoration::{MAX_PIXELS, RestorationGrpc, check_image};
+pub use restoration::{MAX_PAGE_PIXELS, MAX_PIXELS, RestorationGrpc, check_image, decode_rgb};
 pub use targets::PairTargets;
 pub use texts::{TextSource, upload_text_key};
 pub use view::{epochs_from_events, metric_payload, training_job};

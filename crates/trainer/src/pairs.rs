@@ -304,9 +304,8 @@ impl StorePairs {
                 )
             }))
             .map_err(|e| restoreflow_training::Error::Data(format!("cannot fetch {key}: {e}")))?;
-        let img = image::load_from_memory(&bytes)
-            .map_err(|e| restoreflow_training::Error::Data(format!("cannot decode {key}: {e}")))?;
-        Ok(img.to_rgb8())
+        crate::restoration::decode_rgb(&bytes, crate::restoration::MAX_PAGE_PIXELS)
+            .map_err(|e| restoreflow_training::Error::Data(format!("cannot decode {key}: {e}")))
     }
 }
 

@@ -130,6 +130,29 @@ pub fn check_image(bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), String> 
     Ok((w, h))
 }
 
+/// Largest stored page any job decodes (training, evaluation, Layer 1
+/// evaluation, batch restore): 40 megapixels, an A4 page at 600 dpi with room
+/// to spare. A larger one (or a decompression bomb: a small file that claims
+/// a huge canvas) is refused from its header, before any pixel is decoded.
+pub const MAX_PAGE_PIXELS: u64 = 40_000_000;
+
+/// Decodes an image to RGB after checking its header against `max_pixels`
+/// ([`check_image`]); the decoder's own allocation limit backs the check up.
+pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, String> {
+    check_image(bytes, max_pixels)?;
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read the image: {e}"))?;
+    let mut limits = image::Limits::default();
+    // 16-bit RGBA is the widest pixel the decoders produce: 8 bytes.
+    limits.max_alloc = Some(max_pixels.saturating_mul(8));
+    reader.limits(limits);
+    Ok(reader
+        .decode()
+        .map_err(|e| format!("does not decode: {e}"))?
+        .to_rgb8())
+}
+
 impl RestorationGrpc {
     async fn publish(&self, queue: &str, job_id: &str) {
         let msg = serde_json::to_vec(&JobMessage {
@@ -153,9 +176,7 @@ impl RestorationGrpc {
         .map_err(|e| format!("cannot read {key}: {e}"))?;
         let key = key.to_string();
         tokio::task::spawn_blocking(move || {
-            Ok(image::load_from_memory(&bytes)
-                .map_err(|e| format!("{key} does not decode: {e}"))?
-                .to_rgb8())
+            decode_rgb(&bytes, MAX_PAGE_PIXELS).map_err(|e| format!("{key}: {e}"))
         })
         .await
         .map_err(|e| format!("decoding thread failed: {e}"))?
@@ -685,6 +706,15 @@ mod tests {
             .write_to(&mut buf, image::ImageFormat::Png)
             .unwrap();
         buf.into_inner()
+    }
+
+    #[test]
+    fn stored_pages_decode_only_within_the_pixel_limit() {
+        let img = decode_rgb(&png(40, 30), 1_200).unwrap();
+        assert_eq!(img.dimensions(), (40, 30));
+        let e = decode_rgb(&png(40, 31), 1_200).unwrap_err();
+        assert!(e.contains("40x31") && e.contains("limit is 1200"), "{e}");
+        assert!(decode_rgb(b"not a png", 1_200).is_err());
     }
 
     #[test]
