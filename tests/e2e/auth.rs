@@ -137,3 +137,50 @@ async fn every_route_needs_a_key_on_embedded_backends() {
 async fn every_route_needs_a_key_on_real_backends() {
     every_route_needs_a_key(Kind::Real).await;
 }
+
+fn two_per_minute(s: &mut Settings) {
+    s.gateway.rate_per_minute = 2;
+}
+
+/// Expensive routes are rate-limited per key and kind of work: past the
+/// limit, 429 with `Retry-After`; other work and other keys are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expensive_routes_are_rate_limited_per_key() {
+    let app = TestApp::spawn_with(Kind::Embedded, two_per_minute).await;
+    let generate = json!({"num_images": 1, "width": 64, "height": 64});
+    for _ in 0..2 {
+        let (status, body) = app.post_json("/synthetic/generate", &generate).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let r = app
+        .http
+        .post(app.url("/synthetic/generate"))
+        .json(&generate)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "resource_exhausted", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 generate requests a minute"),
+        "{body}"
+    );
+    // Training is another kind of work: its own bucket (here: a refusal on
+    // the request's merits, not on the limit).
+    let (status, body) = app
+        .post_json("/training/layer2/start", &json!({"batch_size": 0}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // Reads are never limited.
+    for _ in 0..5 {
+        let (status, _) = app.get_json("/jobs").await;
+        assert_eq!(status, 200);
+    }
+    app.stop().await;
+}

@@ -116,6 +116,9 @@ pub const TEST_GRPC_TOKEN: &str = "test-internal-grpc-token";
 
 fn tune(s: &mut Settings) {
     s.grpc.token = Some(Secret::new(TEST_GRPC_TOKEN));
+    // Tests fire many requests with one key; the limits have their own test.
+    s.gateway.rate_per_minute = 100_000;
+    s.gateway.max_concurrent = 1_000;
     s.jobs.sweep_interval_secs = 1;
     s.jobs.heartbeat_secs = 1;
     s.jobs.lease_secs = 10;

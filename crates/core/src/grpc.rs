@@ -211,7 +211,7 @@ impl RequireTokenLayer {
 
 impl<S> tower::Layer<S> for RequireTokenLayer {
     type Service = RequireToken<S>;
-    fn layer(&self, inner: S) -> Self::Service {
+    fn layer(&self, inner: S) -> RequireToken<S> {
         RequireToken {
             inner,
             token: self.token.clone(),
@@ -250,11 +250,15 @@ where
     type Error = S::Error;
     type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(
+        &mut self,
+        req: http::Request<B>,
+    ) -> futures::future::BoxFuture<'static, Result<http::Response<tonic::body::Body>, S::Error>>
+    {
         match admitted(&req, &self.token) {
             Ok(()) => Box::pin(self.inner.call(req)),
             Err(why) => {

@@ -18,6 +18,11 @@ use restoreflow_core::config::keys::{KeyEntry, KeyScope, hash_key};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The name of the key a request was authenticated with (a request
+/// extension; empty on public routes).
+#[derive(Clone, Debug)]
+pub struct KeyName(pub String);
+
 /// Header carrying the key (`Authorization: Bearer <key>` works too).
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -86,7 +91,7 @@ fn needed(method: &Method) -> KeyScope {
 /// key, 403 with a read-only key on a route that changes something.
 pub async fn require_key(
     State(state): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let scope = needed(req.method());
@@ -134,6 +139,8 @@ pub async fn require_key(
         ));
     }
     tracing::debug!(key = %key.name, "authenticated");
+    let name = KeyName(key.name.clone());
+    req.extensions_mut().insert(name);
     Ok(next.run(req).await)
 }
 

@@ -12,6 +12,7 @@
 
 mod auth;
 mod error;
+mod limits;
 mod metrics;
 mod openapi;
 mod routes;
@@ -108,6 +109,7 @@ impl Application {
             report_channel,
             settings: Arc::new(gw.clone()),
             keys: Arc::new(auth::KeyRing::from_settings(&gw).map_err(GatewayError::Config)?),
+            limiter: Arc::new(limits::Limiter::new(gw.rate_per_minute, gw.max_concurrent)),
         };
         let listener = TcpListener::bind(&gw.http_addr).await?;
         let addr = listener.local_addr()?;
@@ -240,6 +242,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
+        // Inside the key check, which names the key the limits count against.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

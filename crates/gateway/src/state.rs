@@ -42,4 +42,6 @@ pub struct AppState {
     pub settings: Arc<GatewaySettings>,
     /// The accepted keys (hashed) and the public routes.
     pub keys: Arc<crate::auth::KeyRing>,
+    /// Per-key rate and concurrency limits of the expensive routes.
+    pub limiter: Arc<crate::limits::Limiter>,
 }

@@ -104,6 +104,12 @@ pub struct GatewaySettings {
     pub max_restore_pixels: u64,
     /// Lifetime of presigned model download URLs, in seconds (S3 only).
     pub presign_ttl_secs: u64,
+    /// Requests per minute each key may make of each kind of expensive work
+    /// (restore, generate, train, evaluate); 0 turns the limit off.
+    pub rate_per_minute: u32,
+    /// Requests of each kind of expensive work each key may have in flight;
+    /// 0 turns the limit off.
+    pub max_concurrent: u32,
 }
 
 impl Default for GatewaySettings {
@@ -122,6 +128,8 @@ impl Default for GatewaySettings {
             report_url: "http://127.0.0.1:50054".into(),
             max_restore_pixels: 40_000_000,
             presign_ttl_secs: 900,
+            rate_per_minute: 60,
+            max_concurrent: 4,
         }
     }
 }
