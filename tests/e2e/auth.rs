@@ -160,7 +160,11 @@ async fn expensive_routes_are_rate_limited_per_key() {
         .await
         .unwrap();
     assert_eq!(r.status(), 429);
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=30).contains(&retry), "{retry}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "resource_exhausted", "{body}");

@@ -551,3 +551,96 @@ async fn a_paused_worker_writes_nothing_once_its_lease_is_gone() {
     assert_eq!(now["result"], job["result"], "the outcome is untouched");
     app.stop().await;
 }
+
+/// An object store that accepts connections and never answers (a stalled
+/// server): each upload attempt ends at `storage.timeout_secs`, the retry
+/// budget runs out, and the job fails with the reason instead of staying
+/// `running` with a fresh lease forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hung_object_store_fails_the_job_within_its_deadlines() {
+    let endpoint = restoreflow_tests::s3_settings("x").s3_endpoint;
+    let proxy = Proxy::start(&host_port(&endpoint)).await;
+    let app = TestApp::spawn_real_with(
+        &unique(),
+        RealOptions {
+            trainer_s3_endpoint: Some(via(&endpoint, proxy.addr())),
+            configure: Some(|s| {
+                s.storage.timeout_secs = 2;
+                s.storage.connect_timeout_secs = 2;
+                s.jobs.storage_retry_secs = 4;
+            }),
+            ..RealOptions::default()
+        },
+    )
+    .await;
+    let dataset = tiny_dataset(&app).await;
+    let id = start(&app, &tiny_run(&dataset, 3)).await;
+    let first = format!("checkpoints/{id}/epoch-0001/checkpoint.json");
+    wait_for("the first checkpoint", Duration::from_secs(120), || async {
+        let head = app
+            .backends
+            .store
+            .head(Bucket::TrainingOutputs, &first)
+            .await;
+        head.ok().flatten().map(|_| ())
+    })
+    .await;
+    proxy.hang();
+    let hung = Instant::now();
+    let job = wait_training(&app, &id, Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap_or_default();
+    assert!(error.contains("checkpoint upload failed after"), "{error}");
+    // The budget plus one attempt's deadline, and a few seconds of training.
+    assert!(
+        hung.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        hung.elapsed()
+    );
+    assert!(
+        db::versions_of_job(&app.backends.db, 2, &id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    app.stop().await;
+}
+
+/// A broker that accepts connections and never answers: starting work still
+/// answers at once (the publish gives up at `bus.timeout_secs`; the job row
+/// is the truth), and the job runs anyway, found by the workers' sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hung_broker_neither_hangs_requests_nor_strands_jobs() {
+    let proxy = Proxy::start(&host_port(&amqp_url())).await;
+    let app = TestApp::spawn_real_with(
+        &unique(),
+        RealOptions {
+            amqp_url: Some(via(&amqp_url(), proxy.addr())),
+            configure: Some(|s| s.bus.timeout_secs = 2),
+            ..RealOptions::default()
+        },
+    )
+    .await;
+    proxy.hang();
+    let asked = Instant::now();
+    let (status, v) = app
+        .post_json(
+            "/synthetic/generate",
+            &json!({"num_images": 2, "preset": "light", "seed": 3, "width": 96, "height": 128}),
+        )
+        .await;
+    let took = asked.elapsed();
+    assert_eq!(status, 202, "{v}");
+    assert!(took < Duration::from_secs(10), "the request took {took:?}");
+    let id = v["job_id"].as_str().unwrap().to_string();
+    let job = app.wait_job(&id, Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    // Health says where the problem is, within its own deadline.
+    let asked = Instant::now();
+    let (status, health) = app.get_json("/health").await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["checks"]["bus"]["ok"], false, "{health}");
+    assert!(asked.elapsed() < Duration::from_secs(10));
+    drop(proxy);
+    app.stop().await;
+}

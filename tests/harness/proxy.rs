@@ -2,6 +2,9 @@
 //! store outage for the services behind it without touching the shared
 //! server: switching off drops every open connection and closes new ones as
 //! soon as they are accepted; switching on lets connections through again.
+//! Hanging is the nastier fault: connections stay open and new ones are
+//! accepted, but no byte goes through either way (a stalled server, a
+//! black-holing firewall), until the proxy is switched off or dropped.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +19,8 @@ pub struct Proxy {
     up: Arc<AtomicBool>,
     /// Bumped on every switch-off; open connections end when it changes.
     outages: watch::Sender<u64>,
+    /// Set by [`Proxy::hang`]: nothing is forwarded any more.
+    hung: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -28,10 +33,12 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let up = Arc::new(AtomicBool::new(true));
         let (outages, _) = watch::channel(0u64);
+        let (hung, _) = watch::channel(false);
         let upstream = upstream.to_string();
         let task = {
             let up = up.clone();
             let outages = outages.clone();
+            let hung = hung.clone();
             tokio::spawn(async move {
                 while let Ok((client, _)) = listener.accept().await {
                     if !up.load(Ordering::SeqCst) {
@@ -40,7 +47,7 @@ impl Proxy {
                     }
                     let upstream = upstream.clone();
                     let outage = outages.subscribe();
-                    tokio::spawn(forward(client, upstream, outage));
+                    tokio::spawn(forward(client, upstream, outage, hung.subscribe()));
                 }
             })
         };
@@ -48,6 +55,7 @@ impl Proxy {
             addr,
             up,
             outages,
+            hung,
             task,
         }
     }
@@ -67,6 +75,12 @@ impl Proxy {
     pub fn switch_on(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
+
+    /// Stops forwarding without closing anything: open connections and new
+    /// ones stay up, silent, until [`Proxy::switch_off`] or drop.
+    pub fn hang(&self) {
+        self.hung.send_replace(true);
+    }
 }
 
 impl Drop for Proxy {
@@ -79,14 +93,28 @@ impl Drop for Proxy {
 
 /// Copies both ways until either side closes or an outage starts; both
 /// sockets are dropped (closed) either way.
-async fn forward(mut client: TcpStream, upstream: String, mut outage: watch::Receiver<u64>) {
-    let Ok(mut server) = TcpStream::connect(&upstream).await else {
-        return;
-    };
-    let _ = client.set_nodelay(true);
-    let _ = server.set_nodelay(true);
-    tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-        _ = outage.changed() => {}
+async fn forward(
+    mut client: TcpStream,
+    upstream: String,
+    mut outage: watch::Receiver<u64>,
+    mut hung: watch::Receiver<bool>,
+) {
+    if !*hung.borrow() {
+        let Ok(mut server) = TcpStream::connect(&upstream).await else {
+            return;
+        };
+        let _ = client.set_nodelay(true);
+        let _ = server.set_nodelay(true);
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+            _ = outage.changed() => return,
+            _ = hung.wait_for(|h| *h) => {}
+        }
+        // Hung: hold both sockets open, silent, until an outage or drop.
+        let _ = outage.changed().await;
+        drop(server);
+    } else {
+        let _ = outage.changed().await;
     }
+    drop(client);
 }

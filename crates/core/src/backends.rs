@@ -38,9 +38,10 @@ impl Backends {
     /// Connects every port, runs migrations and creates the buckets.
     #[tracing::instrument(skip(settings), err)]
     pub async fn connect(settings: &Settings) -> Result<Self, BackendError> {
-        let db = db::connect(
+        let db = db::connect_with(
             settings.database.url.expose(),
             settings.database.max_connections,
+            std::time::Duration::from_secs(settings.database.timeout_secs.max(1)),
         )
         .await?;
         let store: Arc<dyn ObjectStore> = match settings.storage.backend {
@@ -59,7 +60,10 @@ impl Backends {
                     &settings.bus.queue_prefix,
                     settings.bus.prefetch,
                 )
-                .await?,
+                .await?
+                .with_timeout(std::time::Duration::from_secs(
+                    settings.bus.timeout_secs.max(1),
+                )),
             ),
         };
         tracing::info!(

@@ -32,6 +32,8 @@ const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 /// RabbitMQ via AMQP 0.9.1.
 pub struct AmqpBus {
     shared: Arc<Shared>,
+    /// Deadline of a publish, a depth query or a health check.
+    timeout: std::time::Duration,
 }
 
 /// What the bus and its consumers share: the way to (re)connect.
@@ -175,7 +177,32 @@ async fn declare(ch: &Channel, name: &str) -> Result<u32, BusError> {
     Ok(q.message_count())
 }
 
+/// Deadline of broker calls unless [`AmqpBus::with_timeout`] says otherwise.
+const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl AmqpBus {
+    /// The same bus with `timeout` as the deadline of publishes (confirm
+    /// included), depth queries and health checks, reconnecting included.
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    async fn deadline<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T, BusError>>,
+    ) -> Result<T, BusError> {
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .unwrap_or_else(|_| {
+                Err(BusError::Connection(format!(
+                    "{what}: no answer from the broker within {} s",
+                    self.timeout.as_secs_f64()
+                )))
+            })
+    }
+
     /// Connects and opens a confirming publisher channel. The broker lists
     /// the connection as `restoreflow {prefix}`; see [`AmqpBus::connect_named`].
     pub async fn connect(url: &str, prefix: &str, prefetch: u16) -> Result<Self, BusError> {
@@ -202,6 +229,7 @@ impl AmqpBus {
                 publisher: Mutex::new(Some(publisher)),
                 closed: AtomicBool::new(false),
             }),
+            timeout: DEFAULT_TIMEOUT,
         })
     }
 
@@ -339,15 +367,18 @@ impl Bus for AmqpBus {
     #[tracing::instrument(skip(self, payload), fields(size = payload.len()), err)]
     async fn publish(&self, queue: &str, payload: &[u8]) -> Result<(), BusError> {
         let name = self.shared.queue_name(queue);
-        match self.shared.publish(&name, payload).await {
-            // A connection that broke since the last call is only noticed on
-            // use: try once more on a fresh one.
-            Err(BusError::Broker(e) | BusError::Publish(e)) => {
-                tracing::info!(error = %e, "amqp publish failed; retrying on a new channel");
-                self.shared.publish(&name, payload).await
+        self.deadline("publish", async {
+            match self.shared.publish(&name, payload).await {
+                // A connection that broke since the last call is only noticed on
+                // use: try once more on a fresh one.
+                Err(BusError::Broker(e) | BusError::Publish(e)) => {
+                    tracing::info!(error = %e, "amqp publish failed; retrying on a new channel");
+                    self.shared.publish(&name, payload).await
+                }
+                other => other,
             }
-            other => other,
-        }
+        })
+        .await
     }
 
     async fn consume(&self, queue: &str, tag: &str) -> Result<Box<dyn Consumer>, BusError> {
@@ -362,16 +393,27 @@ impl Bus for AmqpBus {
     }
 
     async fn depth(&self, queue: &str) -> Result<u64, BusError> {
-        let conn = self.shared.connection().await?;
-        let ch = conn.create_channel().await.map_err(broker)?;
-        let n = declare(&ch, &self.shared.queue_name(queue)).await?;
-        let _ = ch.close(200, "done".into()).await;
-        Ok(u64::from(n))
+        self.deadline("queue depth", async {
+            let conn = self.shared.connection().await?;
+            let ch = conn.create_channel().await.map_err(broker)?;
+            let n = declare(&ch, &self.shared.queue_name(queue)).await?;
+            let _ = ch.close(200, "done".into()).await;
+            Ok(u64::from(n))
+        })
+        .await
     }
 
     async fn health(&self) -> Result<(), BusError> {
         // Reconnects when the connection broke, so health reflects whether the
         // broker is reachable now, not whether the last connection survived.
-        self.shared.connection().await.map(|_| ())
+        // A channel round trip: a connection that is open but silent (a
+        // stalled broker) is not healthy.
+        self.deadline("health", async {
+            let conn = self.shared.connection().await?;
+            let ch = conn.create_channel().await.map_err(broker)?;
+            let _ = ch.close(200, "health".into()).await;
+            Ok(())
+        })
+        .await
     }
 }

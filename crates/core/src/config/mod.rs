@@ -233,6 +233,10 @@ pub struct DatabaseSettings {
     pub url: Secret,
     /// Connection pool size.
     pub max_connections: u32,
+    /// Deadline of opening a connection and of waiting for a free one in the
+    /// pool: a database that accepts connections and never answers fails
+    /// the call instead of hanging it.
+    pub timeout_secs: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -240,6 +244,7 @@ impl Default for DatabaseSettings {
         Self {
             url: Secret::new("sqlite://restoreflow.db?mode=rwc"),
             max_connections: 10,
+            timeout_secs: 10,
         }
     }
 }
@@ -274,6 +279,12 @@ pub struct StorageSettings {
     pub s3_secret_access_key: Secret,
     /// Multipart part size for streamed uploads, in bytes (≥ 5 MiB).
     pub multipart_part_bytes: u64,
+    /// Deadline of one S3 request attempt (a part of a multipart upload, a
+    /// GET until its body starts, a listing page); the retry budget
+    /// (`jobs.storage_retry_secs`) decides what happens next.
+    pub timeout_secs: u64,
+    /// Deadline of opening a connection to the S3 server.
+    pub connect_timeout_secs: u64,
 }
 
 impl Default for StorageSettings {
@@ -287,6 +298,8 @@ impl Default for StorageSettings {
             s3_access_key_id: String::new(),
             s3_secret_access_key: Secret::new(""),
             multipart_part_bytes: 8 * 1024 * 1024,
+            timeout_secs: 60,
+            connect_timeout_secs: 5,
         }
     }
 }
@@ -314,6 +327,10 @@ pub struct BusSettings {
     /// Unacked deliveries per consumer. Jobs are acked once claimed in the
     /// database, so 1 is right for long work.
     pub prefetch: u16,
+    /// Deadline of a publish (confirm included), a queue-depth query or a
+    /// health check, reconnecting included; a broker that accepts the
+    /// connection and never answers fails the call instead of hanging it.
+    pub timeout_secs: u64,
 }
 
 impl Default for BusSettings {
@@ -323,6 +340,7 @@ impl Default for BusSettings {
             url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
             queue_prefix: "restoreflow.".into(),
             prefetch: 1,
+            timeout_secs: 10,
         }
     }
 }

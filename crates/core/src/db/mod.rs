@@ -49,8 +49,18 @@ impl DbError {
 
 /// Connects and brings the schema up to date. Safe to call from several
 /// processes at once: on PostgreSQL the migration runs under an advisory lock.
-#[tracing::instrument(skip(url), err)]
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbError> {
+    connect_with(url, max_connections, std::time::Duration::from_secs(10)).await
+}
+
+/// [`connect`] with `timeout` as the deadline of opening a connection and of
+/// waiting for a free one.
+#[tracing::instrument(skip(url), err)]
+pub async fn connect_with(
+    url: &str,
+    max_connections: u32,
+    timeout: std::time::Duration,
+) -> Result<DatabaseConnection, DbError> {
     if let Some(path) = sqlite_path(url)
         && let Some(parent) = std::path::Path::new(&path).parent()
         && !parent.as_os_str().is_empty()
@@ -60,6 +70,8 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     }
     let mut opts = ConnectOptions::new(url.to_string());
     opts.max_connections(max_connections.max(1))
+        .connect_timeout(timeout)
+        .acquire_timeout(timeout)
         .sqlx_logging(false);
     let db = Database::connect(opts).await?;
     match db.get_database_backend() {

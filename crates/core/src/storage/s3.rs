@@ -13,6 +13,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use std::time::Duration;
 
 use super::{
     Bucket, ByteStream, ObjectBody, ObjectMeta, ObjectPage, ObjectStore, StorageError,
@@ -58,6 +59,15 @@ impl S3Store {
         if !settings.s3_endpoint.is_empty() {
             builder = builder.endpoint_url(settings.s3_endpoint.clone());
         }
+        // A server that accepts connections and never answers fails the
+        // attempt instead of hanging it (and the job that waits on it).
+        builder = builder.timeout_config(
+            aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(settings.connect_timeout_secs.max(1)))
+                .read_timeout(Duration::from_secs(settings.timeout_secs.max(1)))
+                .operation_attempt_timeout(Duration::from_secs(settings.timeout_secs.max(1)))
+                .build(),
+        );
         Self {
             client: Client::from_conf(builder.build()),
             prefix: settings.bucket_prefix.clone(),
