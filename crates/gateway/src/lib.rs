@@ -140,6 +140,10 @@ fn lazy_channel(url: &str) -> Result<tonic::transport::Channel, GatewayError> {
     Ok(tonic::transport::Endpoint::from_shared(url.to_string())
         .map_err(|e| GatewayError::Url(format!("{url:?}: {e}")))?
         .connect_timeout(Duration::from_secs(5))
+        // HTTP/2 pings find a peer that stopped answering (a stalled process or
+        // host) without cutting long calls short (restoring a page can take minutes).
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10))
         .connect_lazy())
 }
 

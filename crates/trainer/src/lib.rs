@@ -155,6 +155,10 @@ impl Application {
                 reason: e.to_string(),
             })?
             .connect_timeout(Duration::from_secs(5))
+            // HTTP/2 pings find a peer that stopped answering (a stalled process or
+            // host) without cutting long calls short (restoring a page can take minutes).
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_timeout(Duration::from_secs(10))
             .connect_lazy();
         let registry = ModelRegistryServiceClient::new(restoreflow_core::grpc::authed(
             channel,
