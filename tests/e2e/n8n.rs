@@ -1,7 +1,9 @@
 //! The three n8n workflows in `n8n/workflows/`, run by a real n8n against the
-//! gateway on the embedded default: imported and published with n8n's CLI
-//! before the server starts (as `deploy/n8n/start-n8n.sh` does), triggered
-//! through their webhooks. Responses and the
+//! gateway on the embedded default: prepared by `n8n/prepare.mjs`, their two
+//! header credentials and the workflows imported and published with n8n's
+//! CLI before the server starts (as `deploy/n8n/start-n8n.sh` does), with the
+//! n8n nodes denied the environment; triggered through their webhooks, which
+//! refuse calls without the webhook secret. Responses and the
 //! system's state (pairs in storage, a registered version with the champion
 //! alias, a stored report, an evaluation row) are checked.
 //!
@@ -18,6 +20,9 @@ use restoreflow_tests::{Kind, TestApp};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
+
+/// The secret the webhooks require in `X-Restoreflow-Webhook-Secret`.
+const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789";
 
 const WORKFLOWS: [(&str, &str); 3] = [
     ("rfSyntheticGen01", "restoreflow/generate"),
@@ -77,9 +82,10 @@ fn command(bin: &Path, home: &Path, port: u16, app: &TestApp) -> Command {
         .env("N8N_RUNNERS_MODE", "internal")
         .env("N8N_RUNNERS_BROKER_PORT", free_port().to_string())
         .env("N8N_SECURE_COOKIE", "false")
-        .env("N8N_BLOCK_ENV_ACCESS_IN_NODE", "false")
-        .env("RESTOREFLOW_GATEWAY_URL", &app.base)
-        .env("RESTOREFLOW_API_KEY", &app.api_key)
+        // As deployed: nodes may not read the environment; the key and the
+        // webhook secret reach n8n only as encrypted credentials.
+        .env("N8N_BLOCK_ENV_ACCESS_IN_NODE", "true")
+        .env_remove("RESTOREFLOW_API_KEY")
         .kill_on_drop(true);
     c
 }
@@ -105,8 +111,29 @@ impl N8n {
                 );
             }
         };
-        let input = format!("--input={}", workflows_dir().display());
+        // The shipped preparation: credentials, and the gateway URL filled in.
+        let prepared = home.path().join("prepared");
+        let out = Command::new("node")
+            .arg(workflows_dir().join("../prepare.mjs"))
+            .arg(workflows_dir())
+            .arg(&prepared)
+            .env("RESTOREFLOW_GATEWAY_URL", &app.base)
+            .env("RESTOREFLOW_API_KEY", &app.api_key)
+            .env("RESTOREFLOW_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .output()
+            .await
+            .expect("node runs prepare.mjs");
+        assert!(
+            out.status.success(),
+            "prepare.mjs failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let credentials = format!("--input={}", prepared.join("credentials.json").display());
+        cli(vec!["import:credentials".into(), credentials]).await;
+        let input = format!("--input={}", prepared.join("workflows").display());
         cli(vec!["import:workflow".into(), "--separate".into(), input]).await;
+        std::fs::remove_file(prepared.join("credentials.json"))
+            .expect("plain-text secrets removed");
         for (id, _) in WORKFLOWS {
             cli(vec!["publish:workflow".into(), format!("--id={id}")]).await;
         }
@@ -174,6 +201,7 @@ impl N8n {
         let r = self
             .http
             .post(format!("{}/webhook/{path}", self.base))
+            .header("X-Restoreflow-Webhook-Secret", WEBHOOK_SECRET)
             .json(&body)
             .send()
             .await
@@ -202,6 +230,27 @@ async fn n8n_workflows_drive_the_system() {
     };
     let app = TestApp::spawn(Kind::Embedded).await;
     let n8n = N8n::start(&bin, &app).await;
+
+    // 0. The webhooks refuse callers without the secret (or with a wrong
+    //    one), and nothing starts.
+    let (_, jobs_before) = app.get_json("/jobs?limit=200").await;
+    assert!(jobs_before["jobs"].is_array(), "{jobs_before}");
+    for (_, path) in WORKFLOWS {
+        let url = format!("{}/webhook/{path}", n8n.base);
+        for secret in [None, Some("a-wrong-webhook-secret-000")] {
+            let mut req = n8n.http.post(&url).json(&json!({"num_images": 4}));
+            if let Some(s) = secret {
+                req = req.header("X-Restoreflow-Webhook-Secret", s);
+            }
+            let status = req.send().await.expect("webhook call").status().as_u16();
+            assert!(
+                status == 401 || status == 403,
+                "{path} with {secret:?} answered {status}"
+            );
+        }
+    }
+    let (_, jobs_after) = app.get_json("/jobs?limit=200").await;
+    assert_eq!(jobs_after["jobs"], jobs_before["jobs"], "no job started");
 
     // 1. Synthetic data generation: validated, generated, summarised.
     let (status, v) = n8n
