@@ -146,6 +146,11 @@ async fn bad_inputs(app: &TestApp, dataset: &str) {
         (json!({"ink_weight": -1}), "ink_weight"),
         (json!({"max_minutes": 0}), "max_minutes"),
         (json!({"val_crop_size": 100}), "val_crop_size"),
+        // Refused by its memory estimate before it could take the process down.
+        (
+            json!({"preset": "base", "batch_size": 64, "patch_size": 512}),
+            "trainer.max_job_memory",
+        ),
         (
             json!({"patches_per_page": 2, "steps_per_epoch": 2}),
             "steps_per_epoch",

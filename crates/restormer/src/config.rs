@@ -17,6 +17,17 @@ pub enum LayerNormType {
     BiasFree,
 }
 
+/// Floats a transformer block keeps per channel and pixel for the backward
+/// pass (its inputs, norms, attention and feed-forward intermediates, and
+/// their gradients while they are formed). Measured: see
+/// [`Config::train_step_bytes`].
+pub const ACTIVATION_FLOATS: f64 = 40.0;
+
+/// Memory a training step needs whatever its size: the allocator's arenas,
+/// the loss and optimiser temporaries, Candle's thread pools. Measured with
+/// [`ACTIVATION_FLOATS`]: see [`Config::train_step_bytes`].
+pub const STEP_OVERHEAD_BYTES: u64 = 150 << 20;
+
 /// Restormer hyper-parameters.
 ///
 /// Field names follow the constructor arguments of the official
@@ -72,6 +83,67 @@ impl Config {
     /// The official Restormer: dim 48, blocks [4,6,6,8], 26,126,644 parameters.
     pub fn base() -> Self {
         Self::preset(48, [4, 6, 6, 8], 4)
+    }
+
+    /// Every transformer block as `(channels, downscale)`: its width and how
+    /// many times its level halves the input (0 = full resolution).
+    fn blocks(&self) -> Vec<(usize, u32)> {
+        let d = self.dim;
+        let n = self.num_blocks;
+        let mut out = Vec::new();
+        let mut add = |count: usize, channels: usize, level: u32| {
+            out.extend(std::iter::repeat_n((channels, level), count));
+        };
+        // Encoder levels 1-3, the latent level, the mirrored decoder (level 1
+        // of the decoder works at 2 x dim) and the refinement stage.
+        add(n[0], d, 0);
+        add(n[1], 2 * d, 1);
+        add(n[2], 4 * d, 2);
+        add(n[3], 8 * d, 3);
+        add(n[2], 4 * d, 2);
+        add(n[1], 2 * d, 1);
+        add(n[0], 2 * d, 0);
+        add(self.num_refinement_blocks, 2 * d, 0);
+        out
+    }
+
+    /// Bytes one training step of `batch` images of `patch`² pixels needs for
+    /// the model: weights, gradients and the two AdamW moments (16 bytes a
+    /// parameter), and the activations autograd keeps for the backward pass,
+    /// counted per transformer block as [`ACTIVATION_FLOATS`] floats per
+    /// channel and pixel. Calibrated by `restormer-bench --memory`, which
+    /// prints measured peaks next to this estimate.
+    pub fn train_step_bytes(&self, batch: usize, patch: usize) -> u64 {
+        let blocks = self.blocks();
+        let pixels = (patch * patch) as f64;
+        let channel_pixels: f64 = blocks
+            .iter()
+            .map(|&(c, level)| c as f64 * pixels / 4f64.powi(level as i32))
+            .sum();
+        let activations = batch as f64 * channel_pixels * ACTIVATION_FLOATS * 4.0;
+        STEP_OVERHEAD_BYTES + (self.parameter_estimate() as f64 * 16.0 + activations) as u64
+    }
+
+    /// The parameter count, from the layer shapes: per block its two 1x1
+    /// projections of attention and feed-forward (about 12 C²) and its
+    /// depth-wise convolutions and norms (about 79 C), plus the down- and
+    /// up-sampling convolutions and the decoder's channel reductions.
+    pub fn parameter_estimate(&self) -> u64 {
+        let d = self.dim as f64;
+        let blocks: f64 = self
+            .blocks()
+            .iter()
+            .map(|&(c, _)| {
+                let c = c as f64;
+                12.0 * c * c + 79.0 * c
+            })
+            .sum();
+        // Downsampling 3x3 convs (C -> C/2) at d, 2d, 4d; upsampling 3x3
+        // convs (C -> 2C) at 8d, 4d, 2d; 1x1 reductions 8d -> 4d, 4d -> 2d.
+        let sampling = 4.5 * (1.0 + 4.0 + 16.0) * d * d
+            + 18.0 * (64.0 + 16.0 + 4.0) * d * d
+            + (32.0 + 8.0) * d * d;
+        (blocks + sampling) as u64
     }
 
     /// Looks a preset up by name (`tiny`, `small`, `base`).
@@ -147,6 +219,31 @@ mod tests {
         for cfg in [Config::tiny(), Config::small(), Config::base()] {
             cfg.validate().expect("preset is valid");
         }
+    }
+
+    #[test]
+    fn the_parameter_estimate_matches_the_presets() {
+        // Exact counts of the presets (see their docs).
+        for (cfg, exact) in [
+            (Config::tiny(), 208_225u64),
+            (Config::small(), 1_590_678),
+            (Config::base(), 26_126_644),
+        ] {
+            let est = cfg.parameter_estimate();
+            let err = (est as f64 - exact as f64).abs() / exact as f64;
+            assert!(err < 0.02, "{est} vs {exact}");
+        }
+    }
+
+    #[test]
+    fn a_train_step_grows_with_batch_and_patch_area() {
+        let cfg = Config::small();
+        let fixed = cfg.parameter_estimate() * 16 + STEP_OVERHEAD_BYTES;
+        let a = cfg.train_step_bytes(1, 64) - fixed;
+        assert_eq!(cfg.train_step_bytes(4, 64) - fixed, 4 * a);
+        let b = cfg.train_step_bytes(1, 128) - fixed;
+        assert!((b as f64 / a as f64 - 4.0).abs() < 1e-6);
+        assert!(Config::base().train_step_bytes(1, 64) > cfg.train_step_bytes(1, 64));
     }
 
     #[test]

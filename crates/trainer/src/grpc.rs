@@ -30,6 +30,8 @@ pub struct TrainerGrpc {
     pub(crate) backends: Backends,
     pub(crate) jobs: JobSettings,
     pub(crate) default_device: String,
+    /// `trainer.max_job_memory`, resolved (0 became half the machine's memory).
+    pub(crate) max_job_memory: u64,
     pub(crate) registry: ModelRegistryServiceClient<AuthChannel>,
 }
 
@@ -108,6 +110,7 @@ impl TrainerService for TrainerGrpc {
         request: Request<v1::StartTrainingRequest>,
     ) -> Result<Response<v1::Job>, Status> {
         let mut params = TrainParams::from_request(request.get_ref(), &self.default_device)?;
+        params.check_memory(self.max_job_memory)?;
         if let Some(base) = params.base_model.clone() {
             let v = self
                 .registry

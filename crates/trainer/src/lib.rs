@@ -206,6 +206,10 @@ impl Application {
                 backends,
                 jobs: settings.jobs.clone(),
                 default_device: cfg.device.clone(),
+                max_job_memory: match cfg.max_job_memory {
+                    0 => machine_memory_bytes() / 2,
+                    n => n,
+                },
                 registry,
             },
             restoration,
@@ -259,4 +263,16 @@ impl Application {
         }
         result.map_err(ServiceError::from)
     }
+}
+
+/// Total memory of this machine (`MemTotal`), or 8 GiB when unknown.
+fn machine_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(8 << 30, |kb| kb * 1024)
 }

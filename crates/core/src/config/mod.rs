@@ -191,6 +191,12 @@ pub struct TrainerSettings {
     pub model_registry_url: String,
     /// Model versions kept loaded for restoration and evaluation (LRU).
     pub model_cache_size: usize,
+    /// Largest memory estimate of a training job's step (model, optimiser
+    /// state and activations of the largest batch and patch it uses) that
+    /// `StartTraining` accepts, in bytes; bigger jobs are refused with 400
+    /// before they can take the process down. 0: half of this machine's
+    /// memory. The page cache (`cache_pages`, at most 512 MB) comes on top.
+    pub max_job_memory: u64,
 }
 
 impl Default for TrainerSettings {
@@ -202,6 +208,7 @@ impl Default for TrainerSettings {
             cache_pages: 64,
             model_registry_url: "http://127.0.0.1:50052".into(),
             model_cache_size: 4,
+            max_job_memory: 0,
         }
     }
 }

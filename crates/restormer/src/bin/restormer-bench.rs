@@ -37,6 +37,8 @@ struct Args {
     child: Option<Vec<String>>,
     phases: Option<usize>,
     kernels: bool,
+    memory: bool,
+    child_memory: Option<Vec<String>>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -50,6 +52,8 @@ fn parse_args() -> Result<Args> {
         child: None,
         phases: None,
         kernels: false,
+        memory: false,
+        child_memory: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,6 +66,8 @@ fn parse_args() -> Result<Args> {
             "--tile" => a.tile = value()?.parse()?,
             "--skip" => a.skip.push(value()?),
             "--kernels" => a.kernels = true,
+            "--memory" => a.memory = true,
+            "--child-memory" => a.child_memory = Some(vec![value()?, value()?, value()?]),
             "--phases" => a.phases = Some(value()?.parse()?),
             "--child-infer" => a.child = Some(vec![value()?, value()?, value()?]),
             other => bail!("unknown argument {other}"),
@@ -339,6 +345,81 @@ fn kernel_table() -> Result<()> {
     Ok(())
 }
 
+/// `VmRSS` or `VmHWM` of this process, in bytes.
+fn proc_status_bytes(field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .context("no such status field")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kb * 1024)
+}
+
+/// One process per row: peak memory growth of three training steps
+/// (model, AdamW, forward and backward) next to
+/// `Config::train_step_bytes`, the estimate the trainer refuses jobs by.
+fn memory_table() -> Result<()> {
+    println!(
+        "| preset | batch | patch | measured peak growth MB | estimate MB | estimate / measured |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (preset, batch, patch) in [
+        ("tiny", 4, 64),
+        ("small", 1, 64),
+        ("small", 4, 64),
+        ("small", 4, 128),
+        ("small", 8, 128),
+        ("base", 1, 64),
+        ("base", 2, 128),
+    ] {
+        let out = Command::new(std::env::current_exe()?)
+            .args([
+                "--child-memory",
+                preset,
+                &batch.to_string(),
+                &patch.to_string(),
+            ])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "{preset} b{batch} {patch}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let measured: f64 = String::from_utf8(out.stdout)?.trim().parse()?;
+        let est = Config::by_name(preset)?.train_step_bytes(batch, patch) as f64;
+        let mb = |b: f64| b / (1 << 20) as f64;
+        println!(
+            "| {preset} | {batch} | {patch} | {:.0} | {:.0} | {:.2} |",
+            mb(measured),
+            mb(est),
+            est / measured
+        );
+    }
+    Ok(())
+}
+
+fn child_memory(spec: &[String]) -> Result<()> {
+    let cfg = Config::by_name(&spec[0])?;
+    let (batch, patch): (usize, usize) = (spec[1].parse()?, spec[2].parse()?);
+    let before = proc_status_bytes("VmRSS:")?;
+    let dev = Device::Cpu;
+    let (model, varmap) = build(&cfg, &dev)?;
+    let mut opt = AdamW::new(varmap.all_vars(), ParamsAdamW::default())?;
+    let clean = Tensor::rand(0f32, 1f32, (batch, 3, patch, patch), &dev)?;
+    let noisy = (&clean + (Tensor::randn(0f32, 1f32, clean.shape(), &dev)? * 0.1)?)?;
+    for _ in 0..3 {
+        let loss = (model.forward(&noisy)? - &clean)?.abs()?.mean_all()?;
+        opt.backward_step(&loss)?;
+    }
+    println!("{}", proc_status_bytes("VmHWM:")?.saturating_sub(before));
+    Ok(())
+}
+
 fn main() -> Result<()> {
     // mimalloc hands freed pages back to the OS after 10 ms. A training step frees
     // and reallocates hundreds of MB, so every step page-faults (and the kernel
@@ -361,8 +442,14 @@ fn main() -> Result<()> {
     if let Some(spec) = &args.child {
         return child_infer(spec, args.tile);
     }
+    if let Some(spec) = &args.child_memory {
+        return child_memory(spec);
+    }
     if args.kernels {
         return kernel_table();
+    }
+    if args.memory {
+        return memory_table();
     }
     if let Some(size) = args.phases {
         return phases(size, args.steps);

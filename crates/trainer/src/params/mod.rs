@@ -174,6 +174,49 @@ fn patch_ok(p: u32) -> bool {
 }
 
 impl TrainParams {
+    /// The memory estimate of one training step at the largest batch and
+    /// patch this job uses (see `Config::train_step_bytes`), in bytes.
+    pub fn memory_estimate(&self) -> u64 {
+        let Ok(cfg) = restoreflow_restormer::Config::by_name(&self.preset) else {
+            return 0;
+        };
+        let mut sizes = vec![(self.batch_size, self.patch_size)];
+        sizes.extend(
+            self.progressive
+                .iter()
+                .map(|s| (s.batch_size, s.patch_size)),
+        );
+        sizes
+            .into_iter()
+            .map(|(b, p)| cfg.train_step_bytes(b as usize, p as usize))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Refuses a job whose [`TrainParams::memory_estimate`] is over `limit`
+    /// bytes, naming what to shrink.
+    pub fn check_memory(&self, limit: u64) -> Result<(), Invalid> {
+        let need = self.memory_estimate();
+        if need <= limit {
+            return Ok(());
+        }
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        Err(Invalid(format!(
+            "this job needs about {:.1} GiB for a training step (preset {}, batch_size {}, patch_size {}{}), \
+             over trainer.max_job_memory ({:.1} GiB): use a smaller batch_size, patch_size or preset",
+            gib(need),
+            self.preset,
+            self.batch_size,
+            self.patch_size,
+            if self.progressive.is_empty() {
+                ""
+            } else {
+                ", at its largest progressive stage"
+            },
+            gib(limit)
+        )))
+    }
+
     /// Validates a request; `default_device` fills an empty device.
     pub fn from_request(
         r: &v1::StartTrainingRequest,
@@ -566,6 +609,37 @@ mod tests {
 
     fn err(r: v1::StartTrainingRequest) -> String {
         TrainParams::from_request(&r, "cpu").unwrap_err().0
+    }
+
+    #[test]
+    fn jobs_over_the_memory_limit_are_refused_by_their_largest_stage() {
+        let gib = 1u64 << 30;
+        let mut r = req();
+        r.preset = "small".into();
+        r.batch_size = 4;
+        r.patch_size = Some(64);
+        let p = TrainParams::from_request(&r, "cpu").unwrap();
+        assert!(p.memory_estimate() < gib, "{}", p.memory_estimate());
+        assert!(p.check_memory(12 * gib).is_ok());
+        r.preset = "base".into();
+        r.batch_size = 64;
+        r.patch_size = Some(512);
+        let p = TrainParams::from_request(&r, "cpu").unwrap();
+        let e = p.check_memory(12 * gib).unwrap_err().0;
+        assert!(
+            e.contains("trainer.max_job_memory") && e.contains("batch_size 64"),
+            "{e}"
+        );
+        // A progressive run is judged by its largest stage.
+        let mut r = req();
+        r.preset = "small".into();
+        r.patch_size = None;
+        r.progressive = vec![stage(64, 4, 100), stage(256, 16, 200)];
+        let p = TrainParams::from_request(&r, "cpu").unwrap();
+        let big = restoreflow_restormer::Config::small().train_step_bytes(16, 256);
+        assert_eq!(p.memory_estimate(), big);
+        let e = p.check_memory(big - 1).unwrap_err().0;
+        assert!(e.contains("largest progressive stage"), "{e}");
     }
 
     fn stage(patch_size: u32, batch_size: u32, until_step: u64) -> v1::ProgressiveStage {
