@@ -178,9 +178,16 @@ async fn expensive_routes_are_rate_limited_per_key() {
     // Training is another kind of work: its own bucket (here: a refusal on
     // the request's merits, not on the limit).
     let (status, body) = app
-        .post_json("/training/layer2/start", &json!({"batch_size": 0}))
+        .post_json("/training/layer2/start", &json!({"learning_rate": 5}))
         .await;
     assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("learning_rate"),
+        "{body}"
+    );
     // Reads are never limited.
     for _ in 0..5 {
         let (status, _) = app.get_json("/jobs").await;

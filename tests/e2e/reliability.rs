@@ -47,6 +47,43 @@ where
     }
 }
 
+/// Waits until the job's first epoch checkpoint is complete in storage.
+async fn wait_first_checkpoint(app: &TestApp, id: &str) {
+    let key = format!("checkpoints/{id}/epoch-0001/checkpoint.json");
+    wait_for(
+        "the first epoch checkpoint",
+        Duration::from_secs(180),
+        || async {
+            let head = app.backends.store.head(Bucket::TrainingOutputs, &key).await;
+            head.ok().flatten().map(|_| ())
+        },
+    )
+    .await;
+}
+
+/// A system on the real backends whose trainers are separate processes
+/// (`trainers: 0`), with `configure` applied, and the trainer binary and
+/// environment to start them.
+async fn process_system(
+    configure: fn(&mut restoreflow_core::Settings),
+) -> (TestApp, &'static Path, Vec<(String, String)>) {
+    let app = TestApp::spawn_real_with(
+        &unique(),
+        RealOptions {
+            trainers: 0,
+            configure: Some(configure),
+            ..RealOptions::default()
+        },
+    )
+    .await;
+    let env = trainer_env(&app.settings);
+    (
+        app,
+        Path::new(env!("CARGO_BIN_EXE_restoreflow-test-trainer")),
+        env,
+    )
+}
+
 async fn step_of(app: &TestApp, id: &str) -> u64 {
     let (_, j) = app.get_json(&format!("/training/jobs/{id}")).await;
     j["step"].as_u64().unwrap_or(0)
@@ -170,16 +207,7 @@ async fn s3_outage(budget_secs: u64, outage_longer_than_budget: bool) {
     let dataset = tiny_dataset(&app).await;
     let id = start(&app, &tiny_run(&dataset, 3)).await;
     // Pages are cached after the first epoch, so the outage hits the uploads.
-    let first = format!("checkpoints/{id}/epoch-0001/checkpoint.json");
-    wait_for("the first checkpoint", Duration::from_secs(120), || async {
-        let head = app
-            .backends
-            .store
-            .head(Bucket::TrainingOutputs, &first)
-            .await;
-        head.ok().flatten().map(|_| ())
-    })
-    .await;
+    wait_first_checkpoint(&app, &id).await;
     proxy.switch_off();
     let job = if outage_longer_than_budget {
         let job = wait_training(&app, &id, Duration::from_secs(120)).await;
@@ -244,16 +272,7 @@ async fn training_resumes_after_the_trainer_process_is_killed() {
     let id = start(&app, &body).await;
 
     let mut first = TrainerProcess::spawn(bin, &env);
-    let key = format!("checkpoints/{id}/epoch-0001/checkpoint.json");
-    wait_for(
-        "the first epoch checkpoint",
-        Duration::from_secs(180),
-        || async {
-            let head = app.backends.store.head(Bucket::TrainingOutputs, &key).await;
-            head.ok().flatten().map(|_| ())
-        },
-    )
-    .await;
+    wait_first_checkpoint(&app, &id).await;
     first.kill9();
     let (_, mid) = app.get_json(&format!("/training/jobs/{id}")).await;
     assert_eq!(mid["status"], "running", "killed before finishing: {mid}");
@@ -372,17 +391,7 @@ async fn report_of(app: &TestApp, id: &str) -> serde_json::Value {
 /// plus one sweep, and the run gets its report like any cancelled run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancelling_a_dead_workers_job_ends_it() {
-    let app = TestApp::spawn_real_with(
-        &unique(),
-        RealOptions {
-            trainers: 0,
-            configure: Some(quick_leases),
-            ..RealOptions::default()
-        },
-    )
-    .await;
-    let bin = Path::new(env!("CARGO_BIN_EXE_restoreflow-test-trainer"));
-    let env = trainer_env(&app.settings);
+    let (app, bin, env) = process_system(quick_leases).await;
     let dataset = tiny_dataset(&app).await;
     let id = start(&app, &tiny_run(&dataset, 500)).await;
     // A second trainer already runs (and sweeps) while the first one dies.
@@ -423,17 +432,7 @@ async fn cancelling_a_dead_workers_job_ends_it() {
 /// reported, and the trainer that settled it lives on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_job_that_kills_every_worker_fails_after_its_attempts() {
-    let app = TestApp::spawn_real_with(
-        &unique(),
-        RealOptions {
-            trainers: 0,
-            configure: Some(quick_leases),
-            ..RealOptions::default()
-        },
-    )
-    .await;
-    let bin = Path::new(env!("CARGO_BIN_EXE_restoreflow-test-trainer"));
-    let env = trainer_env(&app.settings);
+    let (app, bin, env) = process_system(quick_leases).await;
     let dataset = tiny_dataset(&app).await;
     let id = start(&app, &tiny_run(&dataset, 500)).await;
     let max = app.settings.jobs.max_attempts;
@@ -484,33 +483,14 @@ async fn a_job_that_kills_every_worker_fails_after_its_attempts() {
 /// checkpoint, no sample, no version), and exactly one version exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paused_worker_writes_nothing_once_its_lease_is_gone() {
-    let app = TestApp::spawn_real_with(
-        &unique(),
-        RealOptions {
-            trainers: 0,
-            configure: Some(quick_leases),
-            ..RealOptions::default()
-        },
-    )
-    .await;
-    let bin = Path::new(env!("CARGO_BIN_EXE_restoreflow-test-trainer"));
-    let env = trainer_env(&app.settings);
+    let (app, bin, env) = process_system(quick_leases).await;
     let dataset = tiny_dataset(&app).await;
     let epochs = 4;
     let mut body = tiny_run(&dataset, epochs);
     body["patch_size"] = json!(64);
     let id = start(&app, &body).await;
     let mut paused = TrainerProcess::spawn(bin, &env);
-    let key = format!("checkpoints/{id}/epoch-0001/checkpoint.json");
-    wait_for(
-        "the first epoch checkpoint",
-        Duration::from_secs(180),
-        || async {
-            let head = app.backends.store.head(Bucket::TrainingOutputs, &key).await;
-            head.ok().flatten().map(|_| ())
-        },
-    )
-    .await;
+    wait_first_checkpoint(&app, &id).await;
     paused.pause();
     let _other = TrainerProcess::spawn(bin, &env);
     let job = wait_training(&app, &id, Duration::from_secs(300)).await;
@@ -575,16 +555,7 @@ async fn a_hung_object_store_fails_the_job_within_its_deadlines() {
     .await;
     let dataset = tiny_dataset(&app).await;
     let id = start(&app, &tiny_run(&dataset, 3)).await;
-    let first = format!("checkpoints/{id}/epoch-0001/checkpoint.json");
-    wait_for("the first checkpoint", Duration::from_secs(120), || async {
-        let head = app
-            .backends
-            .store
-            .head(Bucket::TrainingOutputs, &first)
-            .await;
-        head.ok().flatten().map(|_| ())
-    })
-    .await;
+    wait_first_checkpoint(&app, &id).await;
     proxy.hang();
     let hung = Instant::now();
     let job = wait_training(&app, &id, Duration::from_secs(120)).await;
