@@ -66,7 +66,7 @@ fn workflows_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../n8n/workflows")
 }
 
-fn command(bin: &Path, home: &Path, port: u16, app: &TestApp) -> Command {
+fn command(bin: &Path, home: &Path, port: u16) -> Command {
     let mut c = Command::new(bin);
     c.env("N8N_USER_FOLDER", home)
         .env("N8N_LISTEN_ADDRESS", "127.0.0.1")
@@ -99,7 +99,7 @@ impl N8n {
         let port = free_port();
         let log = home.path().join("n8n.log");
         let cli = |args: Vec<String>| {
-            let mut c = command(bin, home.path(), port, app);
+            let mut c = command(bin, home.path(), port);
             c.args(&args);
             async move {
                 let out = c.output().await.expect("the n8n CLI runs");
@@ -138,7 +138,7 @@ impl N8n {
             cli(vec!["publish:workflow".into(), format!("--id={id}")]).await;
         }
         let file = std::fs::File::create(&log).expect("n8n log");
-        let child = command(bin, home.path(), port, app)
+        let child = command(bin, home.path(), port)
             .arg("start")
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file))

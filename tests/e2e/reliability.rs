@@ -615,3 +615,58 @@ async fn a_hung_broker_neither_hangs_requests_nor_strands_jobs() {
     drop(proxy);
     app.stop().await;
 }
+
+/// The progress watchdog: a job stuck in a call that never returns (here an
+/// upload to a stalled object store, with no deadline short enough to save
+/// it) records no progress; after `jobs.watchdog_secs` its lease is taken
+/// away, and with no attempts left it ends `failed` with the reason instead
+/// of staying `running` forever. The other trainer's sweep does it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_watchdog_ends_a_job_that_makes_no_progress() {
+    let endpoint = restoreflow_tests::s3_settings("x").s3_endpoint;
+    let proxy = Proxy::start(&host_port(&endpoint)).await;
+    let app = TestApp::spawn_real_with(
+        &unique(),
+        RealOptions {
+            trainers: 2,
+            trainer_s3_endpoint: Some(via(&endpoint, proxy.addr())),
+            configure: Some(|s| {
+                // Deadlines far past the watchdog's (and short enough that the
+                // stuck worker lets go soon after the test ends).
+                s.storage.timeout_secs = 15;
+                s.jobs.storage_retry_secs = 20;
+                s.jobs.watchdog_secs = 3;
+                s.jobs.max_attempts = 1;
+            }),
+            ..RealOptions::default()
+        },
+    )
+    .await;
+    let dataset = tiny_dataset(&app).await;
+    let id = start(&app, &tiny_run(&dataset, 3)).await;
+    wait_first_checkpoint(&app, &id).await;
+    proxy.hang();
+    let hung = Instant::now();
+    let job = wait_training(&app, &id, Duration::from_secs(90)).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("after 1 attempt") && error.contains("no progress"),
+        "{error}"
+    );
+    // Well before the stuck upload's own deadline could end the job.
+    assert!(
+        hung.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        hung.elapsed()
+    );
+    let events = events_of(&app, &id).await;
+    assert!(
+        events.iter().any(|(_, p)| p["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no progress"))),
+        "{events:?}"
+    );
+    drop(proxy);
+    app.stop().await;
+}

@@ -182,6 +182,17 @@ impl JobLoop {
     }
 
     async fn sweep(&self, runner: &dyn JobRunner, shutdown: &CancellationToken) {
+        if self.jobs.watchdog_secs > 0 {
+            let stalled = chrono::Duration::seconds(self.jobs.watchdog_secs as i64);
+            match db::expire_stalled(&self.backends.db, self.kind, stalled, 16).await {
+                Ok(ids) => {
+                    for id in ids {
+                        tracing::warn!(job_id = %id, "no progress for {} s: handing the job over", self.jobs.watchdog_secs);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "progress watchdog failed"),
+            }
+        }
         self.settle_abandoned(runner).await;
         let grace = chrono::Duration::seconds(self.jobs.sweep_interval_secs as i64);
         let ids = match db::find_claimable(

@@ -486,6 +486,7 @@ mod tests {
     fn finished_job(result: Value) -> job::Model {
         let t = Utc::now();
         job::Model {
+            progress_at: None,
             id: "j".into(),
             kind: JobKind::TrainingLayer2.as_str().into(),
             status: "completed".into(),

@@ -131,6 +131,7 @@ mod tests {
     fn job(status: &str) -> job::Model {
         let now = Utc::now();
         job::Model {
+            progress_at: None,
             id: "j".into(),
             kind: "training_layer2".into(),
             status: status.into(),

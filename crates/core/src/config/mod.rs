@@ -369,6 +369,10 @@ pub struct JobSettings {
     /// last allowed attempt (lease expired) ends `failed` instead of being
     /// claimed again, so one poison job cannot take every worker down in turn.
     pub max_attempts: u32,
+    /// The progress watchdog: a running job that records no progress for
+    /// this long is handed to another worker (its lease expires at once);
+    /// 0 turns the watchdog off.
+    pub watchdog_secs: u64,
 }
 
 impl JobSettings {
@@ -386,6 +390,7 @@ impl Default for JobSettings {
             sweep_interval_secs: 15,
             storage_retry_secs: 120,
             max_attempts: 3,
+            watchdog_secs: 1800,
         }
     }
 }

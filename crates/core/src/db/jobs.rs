@@ -132,6 +132,7 @@ pub async fn create_job(
         updated_at: Set(now),
         started_at: Set(None),
         finished_at: Set(None),
+        progress_at: Set(None),
     }
     .insert(db)
     .await?;
@@ -228,6 +229,7 @@ pub async fn claim_job(
             Func::coalesce([Expr::col(job::Column::StartedAt).into(), Expr::value(now)]).into(),
         )
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .col_expr(job::Column::ProgressAt, Expr::value(now))
         .filter(job::Column::Id.eq(id))
         .filter(job::Column::CancelRequested.eq(false))
         .filter(job::Column::Attempts.lt(max_attempts as i32))
@@ -290,6 +292,7 @@ pub async fn set_progress(
             Expr::value(progress.clamp(0.0, 100.0)),
         )
         .col_expr(job::Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(job::Column::ProgressAt, Expr::value(Utc::now()))
         .filter(owned_by(id, worker))
         .exec(db)
         .await?;
@@ -470,9 +473,9 @@ pub async fn settle_abandoned(
             Abandoned::GaveUp {
                 attempts: row.attempts,
                 error: format!(
-                    "abandoned after {} attempt(s): the worker stopped without finishing \
-                     the job each time (crashed, killed or out of memory), and jobs.max_attempts \
-                     is {max_attempts}",
+                    "abandoned after {} attempt(s): each time its worker stopped (crashed, \
+                     killed, out of memory) or made no progress for jobs.watchdog_secs before \
+                     finishing it, and jobs.max_attempts is {max_attempts}",
                     row.attempts
                 ),
             }
@@ -516,6 +519,57 @@ pub async fn settle_abandoned(
         }
         append_event(db, &row.id, "status", payload).await?;
         out.push((require_job(db, &row.id).await?, why));
+    }
+    Ok(out)
+}
+
+/// The progress watchdog: running jobs of `kind` whose last progress (or
+/// claim) is older than `stalled_for` lose their lease at once, so the next
+/// sweep hands them to another worker (their old worker's fenced writes and
+/// heartbeats fail from then on), and a job that stalls on every attempt ends
+/// `failed` after `jobs.max_attempts` like any job whose worker dies. Returns
+/// the ids handed over.
+pub async fn expire_stalled(
+    db: &DatabaseConnection,
+    kind: JobKind,
+    stalled_for: Duration,
+    limit: u64,
+) -> Result<Vec<String>, DbError> {
+    let now = Utc::now();
+    let stale = now - stalled_for;
+    let rows = job::Entity::find()
+        .filter(job::Column::Kind.eq(kind.as_str()))
+        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(job::Column::LeaseExpiresAt.gte(now))
+        .filter(job::Column::ProgressAt.lt(stale))
+        .limit(limit)
+        .all(db)
+        .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let res = job::Entity::update_many()
+            .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(job::Column::LeaseExpiresAt, Expr::value(now))
+            .col_expr(job::Column::UpdatedAt, Expr::value(now))
+            .filter(job::Column::Id.eq(row.id.as_str()))
+            .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+            .filter(job::Column::ProgressAt.lt(stale))
+            .exec(db)
+            .await?;
+        if res.rows_affected == 1 {
+            append_event(
+                db,
+                &row.id,
+                "log",
+                serde_json::json!({
+                    "message": "no progress for too long: the job is handed to another worker",
+                    "stalled_worker": row.lease_owner,
+                    "stalled_seconds": stalled_for.num_seconds(),
+                }),
+            )
+            .await?;
+            out.push(row.id);
+        }
     }
     Ok(out)
 }
@@ -794,6 +848,59 @@ mod tests {
         );
         let last = list_events(&db, &poison.id, 0, 100).await.unwrap();
         assert_eq!(last.last().unwrap().payload["status"], "failed");
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_hands_over_only_jobs_without_progress() {
+        let (_d, db) = sqlite().await;
+        let kind = JobKind::RestoreBatch;
+        let lease = Duration::seconds(60);
+        let stuck = create_job(&db, kind, Value::Null).await.unwrap();
+        claim_job(&db, &stuck.id, "w1", lease, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        let moving = create_job(&db, kind, Value::Null).await.unwrap();
+        claim_job(&db, &moving.id, "w2", lease, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        // Both were claimed a moment ago; only progress since then counts.
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        assert!(
+            set_progress(&db, &moving.id, "w2", 10.0, Value::Null)
+                .await
+                .unwrap()
+        );
+        let handed = expire_stalled(&db, kind, Duration::milliseconds(20), 10)
+            .await
+            .unwrap();
+        assert_eq!(handed, vec![stuck.id.clone()]);
+        // The stalled worker has lost the job; another may claim it now.
+        assert!(
+            heartbeat(&db, &stuck.id, "w1", lease)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let again = claim_job(&db, &stuck.id, "w3", lease, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.attempts, 2);
+        assert!(
+            heartbeat(&db, &moving.id, "w2", lease)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // A fresh claim counts as progress.
+        assert!(
+            expire_stalled(&db, kind, Duration::seconds(60), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(WorkerRegistry),
             Box::new(ReportsAndEvaluations),
             Box::new(OneVersionPerTrainingJob),
+            Box::new(JobProgressTime),
         ]
     }
 }
@@ -36,6 +37,7 @@ enum Jobs {
     UpdatedAt,
     StartedAt,
     FinishedAt,
+    ProgressAt,
 }
 
 #[derive(DeriveIden)]
@@ -709,3 +711,39 @@ impl MigrationTrait for OneVersionPerTrainingJob {
 
 /// Name of the unique index on `model_versions (layer, training_job_id)`.
 pub const UNIQUE_VERSION_PER_JOB: &str = "uq_model_versions_layer_training_job";
+
+/// `jobs.progress_at`: when a job last moved, for the progress watchdog.
+struct JobProgressTime;
+
+impl MigrationName for JobProgressTime {
+    fn name(&self) -> &str {
+        "m20261206_000006_job_progress_time"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for JobProgressTime {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(Jobs::Table)
+                .add_column(
+                    ColumnDef::new(Jobs::ProgressAt)
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(Jobs::Table)
+                .drop_column(Jobs::ProgressAt)
+                .to_owned(),
+        )
+        .await
+    }
+}

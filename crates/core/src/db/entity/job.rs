@@ -38,6 +38,9 @@ pub struct Model {
     pub started_at: Option<DateTimeUtc>,
     /// Terminal state reached.
     pub finished_at: Option<DateTimeUtc>,
+    /// Last time the job moved (claimed, or progress recorded); the
+    /// watchdog hands a job over when this gets too old.
+    pub progress_at: Option<DateTimeUtc>,
 }
 
 /// No relations are navigated through the ORM.
