@@ -147,21 +147,43 @@ async fn amqp_consumer_and_publisher_survive_a_killed_connection() {
     bus.close().await;
 }
 
-/// Every service reaches RabbitMQ through a proxy; the test cuts all those
-/// connections mid-run. Recovery sweeps are off (one per hour), so later jobs
-/// can only start through re-subscribed consumers and reconnected publishers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn workers_keep_running_when_the_broker_connection_drops() {
+/// A system whose services all reach RabbitMQ through a [`Proxy`].
+async fn broker_behind_proxy(configure: fn(&mut restoreflow_core::Settings)) -> (Proxy, TestApp) {
     let proxy = Proxy::start(&host_port(&amqp_url())).await;
     let app = TestApp::spawn_real_with(
         &unique(),
         RealOptions {
             amqp_url: Some(via(&amqp_url(), proxy.addr())),
-            configure: Some(|s| s.jobs.sweep_interval_secs = 3600),
+            configure: Some(configure),
             ..RealOptions::default()
         },
     )
     .await;
+    (proxy, app)
+}
+
+/// A system whose trainers reach the object store through a [`Proxy`].
+async fn store_behind_proxy(configure: fn(&mut restoreflow_core::Settings)) -> (Proxy, TestApp) {
+    let endpoint = restoreflow_tests::s3_settings("x").s3_endpoint;
+    let proxy = Proxy::start(&host_port(&endpoint)).await;
+    let app = TestApp::spawn_real_with(
+        &unique(),
+        RealOptions {
+            trainer_s3_endpoint: Some(via(&endpoint, proxy.addr())),
+            configure: Some(configure),
+            ..RealOptions::default()
+        },
+    )
+    .await;
+    (proxy, app)
+}
+
+/// Every service reaches RabbitMQ through a proxy; the test cuts all those
+/// connections mid-run. Recovery sweeps are off (one per hour), so later jobs
+/// can only start through re-subscribed consumers and reconnected publishers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_keep_running_when_the_broker_connection_drops() {
+    let (proxy, app) = broker_behind_proxy(|s| s.jobs.sweep_interval_secs = 3600).await;
     let dataset = tiny_dataset(&app).await;
 
     // Cut every connection while a job trains, then let them back.
@@ -187,22 +209,12 @@ async fn workers_keep_running_when_the_broker_connection_drops() {
 }
 
 async fn s3_outage(budget_secs: u64, outage_longer_than_budget: bool) {
-    let endpoint = restoreflow_tests::s3_settings("x").s3_endpoint;
-    let proxy = Proxy::start(&host_port(&endpoint)).await;
     let configure: fn(&mut restoreflow_core::Settings) = if outage_longer_than_budget {
         |s| s.jobs.storage_retry_secs = 2
     } else {
         |s| s.jobs.storage_retry_secs = 60
     };
-    let app = TestApp::spawn_real_with(
-        &unique(),
-        RealOptions {
-            trainer_s3_endpoint: Some(via(&endpoint, proxy.addr())),
-            configure: Some(configure),
-            ..RealOptions::default()
-        },
-    )
-    .await;
+    let (proxy, app) = store_behind_proxy(configure).await;
     assert_eq!(app.settings.jobs.storage_retry_secs, budget_secs);
     let dataset = tiny_dataset(&app).await;
     let id = start(&app, &tiny_run(&dataset, 3)).await;
@@ -538,20 +550,11 @@ async fn a_paused_worker_writes_nothing_once_its_lease_is_gone() {
 /// `running` with a fresh lease forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hung_object_store_fails_the_job_within_its_deadlines() {
-    let endpoint = restoreflow_tests::s3_settings("x").s3_endpoint;
-    let proxy = Proxy::start(&host_port(&endpoint)).await;
-    let app = TestApp::spawn_real_with(
-        &unique(),
-        RealOptions {
-            trainer_s3_endpoint: Some(via(&endpoint, proxy.addr())),
-            configure: Some(|s| {
-                s.storage.timeout_secs = 2;
-                s.storage.connect_timeout_secs = 2;
-                s.jobs.storage_retry_secs = 4;
-            }),
-            ..RealOptions::default()
-        },
-    )
+    let (proxy, app) = store_behind_proxy(|s| {
+        s.storage.timeout_secs = 2;
+        s.storage.connect_timeout_secs = 2;
+        s.jobs.storage_retry_secs = 4;
+    })
     .await;
     let dataset = tiny_dataset(&app).await;
     let id = start(&app, &tiny_run(&dataset, 3)).await;
@@ -582,16 +585,7 @@ async fn a_hung_object_store_fails_the_job_within_its_deadlines() {
 /// is the truth), and the job runs anyway, found by the workers' sweep.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hung_broker_neither_hangs_requests_nor_strands_jobs() {
-    let proxy = Proxy::start(&host_port(&amqp_url())).await;
-    let app = TestApp::spawn_real_with(
-        &unique(),
-        RealOptions {
-            amqp_url: Some(via(&amqp_url(), proxy.addr())),
-            configure: Some(|s| s.bus.timeout_secs = 2),
-            ..RealOptions::default()
-        },
-    )
-    .await;
+    let (proxy, app) = broker_behind_proxy(|s| s.bus.timeout_secs = 2).await;
     proxy.hang();
     let asked = Instant::now();
     let (status, v) = app
