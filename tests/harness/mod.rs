@@ -162,7 +162,7 @@ impl Default for RealOptions {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
-    /// Key for mutating routes.
+    /// The admin key (every route but the public ones needs a key).
     pub api_key: String,
     /// HTTP client.
     pub http: reqwest::Client,

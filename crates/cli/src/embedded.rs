@@ -73,7 +73,7 @@ pub struct Embedded {
     pub backends: Backends,
     /// Effective settings.
     pub settings: Settings,
-    /// The API key for mutating routes.
+    /// The admin API key (every route but the public ones needs a key).
     pub api_key: String,
     /// Absolute data directory.
     pub data_dir: PathBuf,

@@ -1,7 +1,8 @@
 //! The restoreflow REST gateway.
 //!
-//! An axum application that validates requests, authenticates mutating ones
-//! with an API key, and fronts the services: generic job routes read the
+//! An axum application that validates requests, authenticates every one but
+//! the public routes with a scoped API key, limits the expensive ones per
+//! key, and fronts the services: generic job routes read the
 //! metadata database, `/files` streams objects, `/synthetic/*` calls the
 //! synthetic-data service over gRPC, `/training/*` calls the trainer service
 //! over gRPC (its event stream is Server-Sent Events read from job events), `/models/*` calls the model-registry

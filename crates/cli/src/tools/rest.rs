@@ -15,7 +15,7 @@ pub struct GatewayArgs {
     /// Gateway base URL [default: http:// + the configured gateway.http_addr].
     #[arg(long, value_name = "URL", alias = "url")]
     pub gateway: Option<String>,
-    /// API key for mutating routes [default: $RESTOREFLOW_API_KEY, else the
+    /// API key (every route but the public ones needs one) [default: $RESTOREFLOW_API_KEY, else the
     /// configured gateway.api_key, else the key `up` keeps in --data-dir].
     #[arg(
         long,
