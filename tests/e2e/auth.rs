@@ -70,6 +70,15 @@ async fn every_route_needs_a_key(kind: Kind) {
                 public, declared_open,
                 "{method} {template}: the document says who may call it"
             );
+            if !public {
+                let declared = |code: &str| op["responses"].get(code).is_some();
+                assert!(declared("401"), "{method} {template} declares 401");
+                assert_eq!(
+                    declared("403"),
+                    method != "get",
+                    "{method} {template}: 403 on routes that change something"
+                );
+            }
             let url = app.url(&concrete(template));
             for key in [None, Some("wrong-key-0123456789abcdef"), Some("")] {
                 let (status, body) = send(&anonymous, method, &url, key).await;
@@ -86,6 +95,22 @@ async fn every_route_needs_a_key(kind: Kind) {
         }
     }
     assert!(walked >= 38, "walked {walked} operations");
+    for (path, method) in [
+        ("/restore/document", "post"),
+        ("/synthetic/generate", "post"),
+        ("/training/layer2/start", "post"),
+        ("/evaluation/run", "post"),
+    ] {
+        assert!(
+            doc["paths"][path][method]["responses"].get("429").is_some(),
+            "{method} {path} declares 429"
+        );
+    }
+    assert!(
+        doc["paths"]["/jobs"]["get"]["responses"]
+            .get("429")
+            .is_none()
+    );
 
     // A read key reads everything, changes nothing.
     let reader = client_with_key(READ_KEY);

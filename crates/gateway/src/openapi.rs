@@ -56,5 +56,62 @@ impl Modify for ApiKeyAuth {
             "api_key",
             Vec::<String>::new(),
         )]);
+        declare_gate_responses(openapi);
+    }
+}
+
+/// The answers the gate in front of the handlers can give, on every
+/// operation it guards: 401 (no or unknown key), 403 (a read key on a route
+/// that changes something) and 429 (the per-key limits of expensive work).
+fn declare_gate_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::HttpMethod;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        for (method, op) in [
+            (HttpMethod::Get, item.get.as_mut()),
+            (HttpMethod::Put, item.put.as_mut()),
+            (HttpMethod::Post, item.post.as_mut()),
+            (HttpMethod::Delete, item.delete.as_mut()),
+            (HttpMethod::Patch, item.patch.as_mut()),
+        ] {
+            let Some(op) = op else { continue };
+            let public = op
+                .security
+                .as_ref()
+                .is_some_and(|s| s.iter().any(|r| *r == SecurityRequirement::default()));
+            if public {
+                continue;
+            }
+            let responses = &mut op.responses.responses;
+            responses
+                .entry("401".into())
+                .or_insert_with(|| error("missing or unknown API key").into());
+            if method != HttpMethod::Get {
+                responses.entry("403".into()).or_insert_with(|| {
+                    error("a read-only key on a route that changes something").into()
+                });
+            }
+            let http_method = match method {
+                HttpMethod::Post => axum::http::Method::POST,
+                _ => axum::http::Method::GET,
+            };
+            if crate::limits::Work::of(&http_method, path).is_some() {
+                responses.entry("429".into()).or_insert_with(|| {
+                    error("over the key's rate or concurrency limit for this kind of work; see Retry-After")
+                        .into()
+                });
+            }
+        }
     }
 }
