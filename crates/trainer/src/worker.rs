@@ -687,40 +687,30 @@ impl Worker {
             Ok(None) => return Err("lease lost before registration".into()),
             Err(e) => return Err(format!("cannot renew the lease: {e}")),
         }
-        let existing = db::versions_of_job(&self.backends.db, LAYER as i32, &job.id)
-            .await
-            .map_err(|e| format!("cannot check earlier registrations: {e}"))?;
-        let version = match existing.first() {
-            Some(v) => {
-                tracing::info!(
-                    version = v.version,
-                    "model of this job was already registered"
-                );
-                v.version as u32
-            }
-            None => {
-                let req = v1::RegisterModelRequest {
-                    layer: LAYER,
-                    source_bucket: Bucket::TrainingOutputs.name().into(),
-                    source_key: source_key.clone(),
-                    config: Some(restoreflow_proto::json_to_struct(&config)),
-                    metrics: Some(restoreflow_proto::json_to_struct(&metrics)),
-                    training_job_id: job.id.clone(),
-                    dataset_id: pairs.dataset_id.clone().unwrap_or_default(),
-                    dataset_hash: pairs.content_hash.clone(),
-                    code_version: code_version(),
-                    parent_version,
-                    parameter_count: parameter_count as u64,
-                };
-                self.registry
-                    .clone()
-                    .register_model(req)
-                    .await
-                    .map_err(|s| format!("model registration failed: {}", s.message()))?
-                    .into_inner()
-                    .version
-            }
+        // The registry answers a repeated registration of this job (a resumed
+        // run whose earlier worker registered before dying) with the version
+        // it already has: one version per training job, enforced there.
+        let req = v1::RegisterModelRequest {
+            layer: LAYER,
+            source_bucket: Bucket::TrainingOutputs.name().into(),
+            source_key: source_key.clone(),
+            config: Some(restoreflow_proto::json_to_struct(&config)),
+            metrics: Some(restoreflow_proto::json_to_struct(&metrics)),
+            training_job_id: job.id.clone(),
+            dataset_id: pairs.dataset_id.clone().unwrap_or_default(),
+            dataset_hash: pairs.content_hash.clone(),
+            code_version: code_version(),
+            parent_version,
+            parameter_count: parameter_count as u64,
         };
+        let version = self
+            .registry
+            .clone()
+            .register_model(req)
+            .await
+            .map_err(|s| format!("model registration failed: {}", s.message()))?
+            .into_inner()
+            .version;
         let result = json!({
             "version": version,
             "layer": LAYER,
