@@ -664,3 +664,115 @@ async fn the_watchdog_ends_a_job_that_makes_no_progress() {
     drop(proxy);
     app.stop().await;
 }
+
+/// A database that stops answering. First a query that never returns (the
+/// `jobs` table locked by another session: the server accepts the statement
+/// and sits on it), then PostgreSQL behind a proxy that accepts connections
+/// and forwards nothing. Each call fails within `database.statement_timeout_secs`
+/// (or the connect deadline) with 503 instead of hanging the request, health
+/// names the database, and once the database answers again the same
+/// processes work on: nothing was lost, nothing restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hung_database_fails_calls_within_their_deadlines() {
+    use sea_orm::{ConnectionTrait, Database, Statement, TransactionTrait};
+    let pg = std::env::var("RESTOREFLOW_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let proxy = Proxy::start(&host_port(&pg)).await;
+    let app = TestApp::spawn_real_with(
+        &unique(),
+        RealOptions {
+            database_via: Some(proxy.addr()),
+            configure: Some(|s| {
+                s.database.timeout_secs = 2;
+                s.database.statement_timeout_secs = 3;
+            }),
+            ..RealOptions::default()
+        },
+    )
+    .await;
+    let generate =
+        json!({"num_images": 2, "preset": "light", "seed": 3, "width": 96, "height": 128});
+    let (status, v) = app.post_json("/synthetic/generate", &generate).await;
+    assert_eq!(status, 202, "{v}");
+    let first = v["job_id"].as_str().unwrap().to_string();
+    let job = app.wait_job(&first, Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+
+    // 1. A statement the server never answers: the table is locked by a
+    // session of the test's own, straight to PostgreSQL.
+    let direct =
+        app.settings
+            .database
+            .url
+            .expose()
+            .replacen(&proxy.addr().to_string(), &host_port(&pg), 1);
+    let locker = Database::connect(&direct).await.unwrap();
+    let txn = locker.begin().await.unwrap();
+    txn.execute(Statement::from_string(
+        txn.get_database_backend(),
+        "LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE",
+    ))
+    .await
+    .unwrap();
+    let asked = Instant::now();
+    let (status, v) = app.get_json(&format!("/jobs/{first}")).await;
+    let took = asked.elapsed();
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"]["code"], "unavailable", "{v}");
+    assert!(took < Duration::from_secs(10), "the request took {took:?}");
+    txn.rollback().await.unwrap();
+    let (status, v) = app.get_json(&format!("/jobs/{first}")).await;
+    assert_eq!(status, 200, "{v}");
+
+    // 2. A database that accepts connections and never answers.
+    proxy.hang();
+    for path in ["/jobs".to_string(), format!("/jobs/{first}")] {
+        let asked = Instant::now();
+        let (status, v) = app.get_json(&path).await;
+        let took = asked.elapsed();
+        assert_eq!(status, 503, "{path}: {v}");
+        assert!(took < Duration::from_secs(10), "{path} took {took:?}");
+    }
+    let asked = Instant::now();
+    let (status, v) = app.post_json("/synthetic/generate", &generate).await;
+    assert_eq!(status, 503, "{v}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+    let asked = Instant::now();
+    let (status, health) = app.get_json("/health").await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["checks"]["database"]["ok"], false, "{health}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    // 3. The database answers again (the stalled connections are cut, as a
+    // firewall's state expiry or a server restart would): the same
+    // processes serve and run work again.
+    proxy.switch_off();
+    proxy.switch_on();
+    wait_for(
+        "the API to answer again",
+        Duration::from_secs(60),
+        || async { (app.get_json("/jobs").await.0 == 200).then_some(()) },
+    )
+    .await;
+    let (status, v) = app.post_json("/synthetic/generate", &generate).await;
+    assert_eq!(status, 202, "{v}");
+    let second = v["job_id"].as_str().unwrap().to_string();
+    let job = app.wait_job(&second, Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let (status, v) = app.get_json(&format!("/jobs/{first}")).await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("completed")),
+        "{v}"
+    );
+    drop(proxy);
+    app.stop().await;
+}

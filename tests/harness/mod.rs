@@ -139,6 +139,8 @@ pub struct RealOptions {
     pub amqp_url: Option<String>,
     /// The S3 endpoint the trainers use (e.g. through a [`Proxy`]).
     pub trainer_s3_endpoint: Option<String>,
+    /// Where every service reaches PostgreSQL (`host:port`, e.g. a [`Proxy`]).
+    pub database_via: Option<std::net::SocketAddr>,
     /// In-process training workers. The first trainer serves the gateway's
     /// gRPC calls either way; with 0 it runs no worker (jobs wait for a
     /// worker started otherwise, e.g. a [`TrainerProcess`]).
@@ -152,6 +154,7 @@ impl Default for RealOptions {
         Self {
             amqp_url: None,
             trainer_s3_endpoint: None,
+            database_via: None,
             trainers: 1,
             configure: None,
         }
@@ -287,6 +290,13 @@ impl TestApp {
         tune(&mut settings);
         if let Some(url) = &options.amqp_url {
             settings.bus.url = Secret::new(url.clone());
+        }
+        if let Some(addr) = options.database_via {
+            let url = settings.database.url.expose().to_string();
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+            let host = rest.split('/').next().unwrap_or(rest);
+            settings.database.url = Secret::new(url.replacen(host, &addr.to_string(), 1));
         }
         if let Some(configure) = options.configure {
             configure(&mut settings);

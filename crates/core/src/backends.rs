@@ -42,6 +42,7 @@ impl Backends {
             settings.database.url.expose(),
             settings.database.max_connections,
             std::time::Duration::from_secs(settings.database.timeout_secs.max(1)),
+            std::time::Duration::from_secs(settings.database.statement_timeout_secs.max(1)),
         )
         .await?;
         let store: Arc<dyn ObjectStore> = match settings.storage.backend {

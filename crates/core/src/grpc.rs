@@ -155,6 +155,42 @@ pub async fn probe(addr: &str) -> Result<(), String> {
     }
 }
 
+/// A channel to `url` that connects on first use (services may start in any
+/// order), within `grpc.connect_timeout_secs`, and gives every call
+/// `grpc.timeout_secs` to answer. HTTP/2 pings find a peer that stopped
+/// answering (a stalled process or host) sooner than the call deadline.
+pub fn lazy_channel(
+    url: &str,
+    settings: &crate::config::GrpcSettings,
+) -> Result<tonic::transport::Channel, String> {
+    Ok(endpoint(url, settings)?.connect_lazy())
+}
+
+/// Like [`lazy_channel`], but connects now: a command-line tool says at once
+/// that a service is unreachable.
+pub async fn connect(
+    url: &str,
+    settings: &crate::config::GrpcSettings,
+) -> Result<tonic::transport::Channel, String> {
+    endpoint(url, settings)?
+        .connect()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn endpoint(
+    url: &str,
+    settings: &crate::config::GrpcSettings,
+) -> Result<tonic::transport::Endpoint, String> {
+    use std::time::Duration;
+    Ok(tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| format!("{url:?}: {e}"))?
+        .connect_timeout(Duration::from_secs(settings.connect_timeout_secs.max(1)))
+        .timeout(Duration::from_secs(settings.timeout_secs.max(1)))
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10)))
+}
+
 /// Metadata key carrying the internal token.
 pub const TOKEN_HEADER: &str = "x-restoreflow-token";
 

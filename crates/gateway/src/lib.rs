@@ -81,10 +81,10 @@ impl Application {
     /// Builds on connected backends and binds the HTTP port (0 picks a free one).
     pub async fn build_with(settings: Settings, backends: Backends) -> Result<Self, GatewayError> {
         let gw = settings.gateway.clone();
-        let channel = lazy_channel(&gw.synthetic_data_url)?;
-        let registry_channel = lazy_channel(&gw.model_registry_url)?;
-        let trainer_channel = lazy_channel(&gw.trainer_url)?;
-        let report_channel = lazy_channel(&gw.report_url)?;
+        let channel = lazy_channel(&settings.grpc, &gw.synthetic_data_url)?;
+        let registry_channel = lazy_channel(&settings.grpc, &gw.model_registry_url)?;
+        let trainer_channel = lazy_channel(&settings.grpc, &gw.trainer_url)?;
+        let report_channel = lazy_channel(&settings.grpc, &gw.report_url)?;
         // Every call carries the internal token (health checks use the bare channels).
         let token = settings.grpc.token.clone();
         let authed = |c| restoreflow_core::grpc::authed(c, token.as_ref());
@@ -136,16 +136,12 @@ impl Application {
     }
 }
 
-/// A channel that connects on first use, so services may start in any order.
-fn lazy_channel(url: &str) -> Result<tonic::transport::Channel, GatewayError> {
-    Ok(tonic::transport::Endpoint::from_shared(url.to_string())
-        .map_err(|e| GatewayError::Url(format!("{url:?}: {e}")))?
-        .connect_timeout(Duration::from_secs(5))
-        // HTTP/2 pings find a peer that stopped answering (a stalled process or
-        // host) without cutting long calls short (restoring a page can take minutes).
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .connect_lazy())
+/// A channel with the call deadlines of `grpc`.
+fn lazy_channel(
+    grpc: &restoreflow_core::config::GrpcSettings,
+    url: &str,
+) -> Result<tonic::transport::Channel, GatewayError> {
+    restoreflow_core::grpc::lazy_channel(url, grpc).map_err(GatewayError::Url)
 }
 
 async fn not_found() -> ApiError {

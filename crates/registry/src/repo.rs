@@ -9,12 +9,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use restoreflow_core::db::DbError;
 use restoreflow_core::db::entity::{model_alias, model_version, model_version_counter};
+use restoreflow_core::db::{Db, DbError};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 
 use crate::naming::{LATEST, VersionRef};
@@ -28,40 +28,44 @@ pub const DELETED: &str = "deleted";
 
 /// Takes the next version number of `layer`.
 #[tracing::instrument(skip(db), err)]
-pub async fn allocate_version(db: &DatabaseConnection, layer: i32) -> Result<i32, DbError> {
-    let txn = db.begin().await?;
-    // A write first, so SQLite takes its write lock at once instead of
-    // upgrading a read lock later (which could fail instead of waiting).
-    model_version_counter::Entity::insert(model_version_counter::ActiveModel {
-        layer: Set(layer),
-        last_version: Set(0),
-    })
-    .on_conflict(
-        OnConflict::column(model_version_counter::Column::Layer)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(&txn)
-    .await?;
-    model_version_counter::Entity::update_many()
-        .col_expr(
-            model_version_counter::Column::LastVersion,
-            Expr::col(model_version_counter::Column::LastVersion).add(1),
+pub async fn allocate_version(db: &Db, layer: i32) -> Result<i32, DbError> {
+    // The transaction as a whole has the statement deadline.
+    db.bounded(async {
+        let txn = db.begin().await?;
+        // A write first, so SQLite takes its write lock at once instead of
+        // upgrading a read lock later (which could fail instead of waiting).
+        model_version_counter::Entity::insert(model_version_counter::ActiveModel {
+            layer: Set(layer),
+            last_version: Set(0),
+        })
+        .on_conflict(
+            OnConflict::column(model_version_counter::Column::Layer)
+                .do_nothing()
+                .to_owned(),
         )
-        .filter(model_version_counter::Column::Layer.eq(layer))
-        .exec(&txn)
+        .exec_without_returning(&txn)
         .await?;
-    let row = model_version_counter::Entity::find_by_id(layer)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| DbError::NotFound(format!("version counter of layer {layer}")))?;
-    txn.commit().await?;
-    Ok(row.last_version)
+        model_version_counter::Entity::update_many()
+            .col_expr(
+                model_version_counter::Column::LastVersion,
+                Expr::col(model_version_counter::Column::LastVersion).add(1),
+            )
+            .filter(model_version_counter::Column::Layer.eq(layer))
+            .exec(&txn)
+            .await?;
+        let row = model_version_counter::Entity::find_by_id(layer)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| DbError::NotFound(format!("version counter of layer {layer}")))?;
+        txn.commit().await?;
+        Ok(row.last_version)
+    })
+    .await
 }
 
 /// Inserts a fully registered version (its objects already exist).
 pub async fn insert_version(
-    db: &DatabaseConnection,
+    db: &Db,
     row: model_version::Model,
 ) -> Result<model_version::Model, DbError> {
     let am: model_version::ActiveModel = row.clone().into();
@@ -73,7 +77,7 @@ pub async fn insert_version(
 
 /// The version (in any status) registered for a training job, if any.
 pub async fn by_training_job(
-    db: &DatabaseConnection,
+    db: &Db,
     layer: i32,
     job: &str,
 ) -> Result<Option<model_version::Model>, DbError> {
@@ -85,7 +89,7 @@ pub async fn by_training_job(
 }
 
 /// Whether any row (in any status) exists for `(layer, version)`.
-pub async fn exists(db: &DatabaseConnection, layer: i32, version: i32) -> Result<bool, DbError> {
+pub async fn exists(db: &Db, layer: i32, version: i32) -> Result<bool, DbError> {
     Ok(model_version::Entity::find_by_id((layer, version))
         .one(db)
         .await?
@@ -94,7 +98,7 @@ pub async fn exists(db: &DatabaseConnection, layer: i32, version: i32) -> Result
 
 /// A ready version by number.
 pub async fn get_ready(
-    db: &DatabaseConnection,
+    db: &Db,
     layer: i32,
     version: i32,
 ) -> Result<Option<model_version::Model>, DbError> {
@@ -105,11 +109,7 @@ pub async fn get_ready(
 }
 
 /// Resolves a number or alias to a ready version, or `NotFound`.
-pub async fn resolve(
-    db: &DatabaseConnection,
-    layer: i32,
-    r: &VersionRef,
-) -> Result<model_version::Model, DbError> {
+pub async fn resolve(db: &Db, layer: i32, r: &VersionRef) -> Result<model_version::Model, DbError> {
     let number = match r {
         VersionRef::Number(n) => *n,
         VersionRef::Alias(a) => {
@@ -127,7 +127,7 @@ pub async fn resolve(
 
 /// Alias names per version, for the given versions of a layer.
 pub async fn aliases_of(
-    db: &DatabaseConnection,
+    db: &Db,
     layer: i32,
     versions: &[i32],
 ) -> Result<HashMap<i32, Vec<String>>, DbError> {
@@ -162,7 +162,7 @@ pub struct ListFilter {
 /// Ready versions of a layer matching `filter`, newest first, below `before`
 /// when given; at most `limit`.
 pub async fn list_ready(
-    db: &DatabaseConnection,
+    db: &Db,
     layer: i32,
     before: Option<i32>,
     filter: &ListFilter,
@@ -203,7 +203,7 @@ pub async fn list_ready(
 
 /// The newest ready version of a layer numbered below `version`.
 pub async fn previous_ready(
-    db: &DatabaseConnection,
+    db: &Db,
     layer: i32,
     version: i32,
 ) -> Result<Option<model_version::Model>, DbError> {
@@ -218,10 +218,7 @@ pub async fn previous_ready(
 
 /// Every ready version number of a layer, newest first, with whether an alias
 /// points at it.
-pub async fn ready_with_aliases(
-    db: &DatabaseConnection,
-    layer: i32,
-) -> Result<Vec<(i32, bool)>, DbError> {
+pub async fn ready_with_aliases(db: &Db, layer: i32) -> Result<Vec<(i32, bool)>, DbError> {
     let numbers: Vec<i32> = model_version::Entity::find()
         .select_only()
         .column(model_version::Column::Version)
@@ -248,7 +245,7 @@ pub async fn ready_with_aliases(
 /// at a newer one (registrations may finish out of order). One statement, so
 /// concurrent registrations cannot move it backwards.
 #[tracing::instrument(skip(db), err)]
-pub async fn move_latest(db: &DatabaseConnection, layer: i32, version: i32) -> Result<(), DbError> {
+pub async fn move_latest(db: &Db, layer: i32, version: i32) -> Result<(), DbError> {
     let row = model_alias::ActiveModel {
         layer: Set(layer),
         alias: Set(LATEST.to_string()),
@@ -272,45 +269,49 @@ pub async fn move_latest(db: &DatabaseConnection, layer: i32, version: i32) -> R
 /// Points `alias` at a ready version (creating or moving it).
 #[tracing::instrument(skip(db), err)]
 pub async fn set_alias(
-    db: &DatabaseConnection,
+    db: &Db,
     layer: i32,
     alias: &str,
     version: i32,
 ) -> Result<model_alias::Model, DbError> {
-    let txn = db.begin().await?;
-    // A no-op update that only matches a ready row: it takes the row lock, so a
-    // concurrent delete either waits for this alias or has already hidden the row.
-    let locked = model_version::Entity::update_many()
-        .col_expr(
-            model_version::Column::Status,
-            Expr::col(model_version::Column::Status).into(),
-        )
-        .filter(model_version::Column::Layer.eq(layer))
-        .filter(model_version::Column::Version.eq(version))
-        .filter(model_version::Column::Status.eq(READY))
-        .exec(&txn)
-        .await?;
-    if locked.rows_affected == 0 {
-        return Err(DbError::NotFound(format!(
-            "version {version} of layer {layer}"
-        )));
-    }
-    let row = model_alias::Model {
-        layer,
-        alias: alias.to_string(),
-        version,
-        updated_at: Utc::now(),
-    };
-    model_alias::Entity::insert(model_alias::ActiveModel::from(row.clone()))
-        .on_conflict(
-            OnConflict::columns([model_alias::Column::Layer, model_alias::Column::Alias])
-                .update_columns([model_alias::Column::Version, model_alias::Column::UpdatedAt])
-                .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-    txn.commit().await?;
-    Ok(row)
+    // The transaction as a whole has the statement deadline.
+    db.bounded(async {
+        let txn = db.begin().await?;
+        // A no-op update that only matches a ready row: it takes the row lock, so a
+        // concurrent delete either waits for this alias or has already hidden the row.
+        let locked = model_version::Entity::update_many()
+            .col_expr(
+                model_version::Column::Status,
+                Expr::col(model_version::Column::Status).into(),
+            )
+            .filter(model_version::Column::Layer.eq(layer))
+            .filter(model_version::Column::Version.eq(version))
+            .filter(model_version::Column::Status.eq(READY))
+            .exec(&txn)
+            .await?;
+        if locked.rows_affected == 0 {
+            return Err(DbError::NotFound(format!(
+                "version {version} of layer {layer}"
+            )));
+        }
+        let row = model_alias::Model {
+            layer,
+            alias: alias.to_string(),
+            version,
+            updated_at: Utc::now(),
+        };
+        model_alias::Entity::insert(model_alias::ActiveModel::from(row.clone()))
+            .on_conflict(
+                OnConflict::columns([model_alias::Column::Layer, model_alias::Column::Alias])
+                    .update_columns([model_alias::Column::Version, model_alias::Column::UpdatedAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(row)
+    })
+    .await
 }
 
 /// Hides a version for deletion (`ready` → `deleting`), refusing while an alias
@@ -320,87 +321,87 @@ pub async fn set_alias(
 /// caller can finish removing its objects.
 #[tracing::instrument(skip(db), err)]
 pub async fn begin_delete(
-    db: &DatabaseConnection,
+    db: &Db,
     layer: i32,
     version: i32,
 ) -> Result<model_version::Model, DbError> {
-    let txn = db.begin().await?;
-    let hidden = model_version::Entity::update_many()
-        .col_expr(model_version::Column::Status, Expr::value(DELETING))
-        .filter(model_version::Column::Layer.eq(layer))
-        .filter(model_version::Column::Version.eq(version))
-        .filter(model_version::Column::Status.is_in([READY, DELETING]))
-        .exec(&txn)
-        .await?;
-    if hidden.rows_affected == 0 {
-        return Err(DbError::NotFound(format!(
-            "version {version} of layer {layer}"
-        )));
-    }
-    // Read after taking the row lock: an alias committed before we got it is seen.
-    let aliases: Vec<String> = model_alias::Entity::find()
-        .filter(model_alias::Column::Layer.eq(layer))
-        .filter(model_alias::Column::Version.eq(version))
-        .order_by_asc(model_alias::Column::Alias)
-        .all(&txn)
-        .await?
-        .into_iter()
-        .map(|a| a.alias)
-        .collect();
-    let is_latest = aliases.iter().any(|a| a == LATEST);
-    let aliases: Vec<String> = aliases.into_iter().filter(|a| a != LATEST).collect();
-    if !aliases.is_empty() {
-        txn.rollback().await?;
-        return Err(DbError::Conflict(format!(
-            "version {version} of layer {layer} is still aliased as {}; move the alias first",
-            aliases.join(", ")
-        )));
-    }
-    if is_latest {
-        let newest_other: Option<i32> = model_version::Entity::find()
-            .select_only()
-            .column(model_version::Column::Version)
+    // The transaction as a whole has the statement deadline.
+    db.bounded(async {
+        let txn = db.begin().await?;
+        let hidden = model_version::Entity::update_many()
+            .col_expr(model_version::Column::Status, Expr::value(DELETING))
             .filter(model_version::Column::Layer.eq(layer))
-            .filter(model_version::Column::Status.eq(READY))
-            .order_by_desc(model_version::Column::Version)
-            .into_tuple()
-            .one(&txn)
+            .filter(model_version::Column::Version.eq(version))
+            .filter(model_version::Column::Status.is_in([READY, DELETING]))
+            .exec(&txn)
             .await?;
-        match newest_other {
-            Some(n) => {
-                model_alias::Entity::update_many()
-                    .filter(model_alias::Column::Layer.eq(layer))
-                    .filter(model_alias::Column::Alias.eq(LATEST))
-                    .filter(model_alias::Column::Version.eq(version))
-                    .col_expr(model_alias::Column::Version, Expr::value(n))
-                    .col_expr(model_alias::Column::UpdatedAt, Expr::value(Utc::now()))
-                    .exec(&txn)
-                    .await?;
-            }
-            None => {
-                model_alias::Entity::delete_many()
-                    .filter(model_alias::Column::Layer.eq(layer))
-                    .filter(model_alias::Column::Alias.eq(LATEST))
-                    .filter(model_alias::Column::Version.eq(version))
-                    .exec(&txn)
-                    .await?;
+        if hidden.rows_affected == 0 {
+            return Err(DbError::NotFound(format!(
+                "version {version} of layer {layer}"
+            )));
+        }
+        // Read after taking the row lock: an alias committed before we got it is seen.
+        let aliases: Vec<String> = model_alias::Entity::find()
+            .filter(model_alias::Column::Layer.eq(layer))
+            .filter(model_alias::Column::Version.eq(version))
+            .order_by_asc(model_alias::Column::Alias)
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|a| a.alias)
+            .collect();
+        let is_latest = aliases.iter().any(|a| a == LATEST);
+        let aliases: Vec<String> = aliases.into_iter().filter(|a| a != LATEST).collect();
+        if !aliases.is_empty() {
+            txn.rollback().await?;
+            return Err(DbError::Conflict(format!(
+                "version {version} of layer {layer} is still aliased as {}; move the alias first",
+                aliases.join(", ")
+            )));
+        }
+        if is_latest {
+            let newest_other: Option<i32> = model_version::Entity::find()
+                .select_only()
+                .column(model_version::Column::Version)
+                .filter(model_version::Column::Layer.eq(layer))
+                .filter(model_version::Column::Status.eq(READY))
+                .order_by_desc(model_version::Column::Version)
+                .into_tuple()
+                .one(&txn)
+                .await?;
+            match newest_other {
+                Some(n) => {
+                    model_alias::Entity::update_many()
+                        .filter(model_alias::Column::Layer.eq(layer))
+                        .filter(model_alias::Column::Alias.eq(LATEST))
+                        .filter(model_alias::Column::Version.eq(version))
+                        .col_expr(model_alias::Column::Version, Expr::value(n))
+                        .col_expr(model_alias::Column::UpdatedAt, Expr::value(Utc::now()))
+                        .exec(&txn)
+                        .await?;
+                }
+                None => {
+                    model_alias::Entity::delete_many()
+                        .filter(model_alias::Column::Layer.eq(layer))
+                        .filter(model_alias::Column::Alias.eq(LATEST))
+                        .filter(model_alias::Column::Version.eq(version))
+                        .exec(&txn)
+                        .await?;
+                }
             }
         }
-    }
-    let row = model_version::Entity::find_by_id((layer, version))
-        .one(&txn)
-        .await?
-        .ok_or_else(|| DbError::NotFound(format!("version {version} of layer {layer}")))?;
-    txn.commit().await?;
-    Ok(row)
+        let row = model_version::Entity::find_by_id((layer, version))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| DbError::NotFound(format!("version {version} of layer {layer}")))?;
+        txn.commit().await?;
+        Ok(row)
+    })
+    .await
 }
 
 /// Marks a version whose objects are gone as deleted.
-pub async fn finish_delete(
-    db: &DatabaseConnection,
-    layer: i32,
-    version: i32,
-) -> Result<(), DbError> {
+pub async fn finish_delete(db: &Db, layer: i32, version: i32) -> Result<(), DbError> {
     let row = model_version::ActiveModel {
         layer: Set(layer),
         version: Set(version),

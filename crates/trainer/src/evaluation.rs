@@ -66,6 +66,8 @@ pub struct EvaluationWorker {
     jobs: JobSettings,
     models: Arc<ModelCache>,
     id: String,
+    /// Deadline of one tesseract read (`trainer.ocr_timeout_secs`).
+    ocr_timeout: std::time::Duration,
 }
 
 /// Scores as stored JSON. PSNR is capped at [`PSNR_CAP_DB`] as the means
@@ -93,7 +95,12 @@ fn png(img: &RgbImage) -> Result<Vec<u8>, String> {
 
 impl EvaluationWorker {
     /// A worker sharing the service's model cache.
-    pub fn new(backends: Backends, jobs: JobSettings, models: Arc<ModelCache>) -> Self {
+    pub fn new(
+        backends: Backends,
+        jobs: JobSettings,
+        models: Arc<ModelCache>,
+        ocr_timeout: std::time::Duration,
+    ) -> Self {
         let id = format!(
             "evaluator-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
@@ -103,6 +110,7 @@ impl EvaluationWorker {
             jobs,
             models,
             id,
+            ocr_timeout,
         }
     }
 
@@ -215,11 +223,12 @@ impl EvaluationWorker {
                 .map_err(|e| format!("cannot store {key}: {e}"))?;
             let mut page_cers = None;
             if with_ocr && let Some(truth) = texts.text(store, &pair.name).await {
+                let deadline = self.ocr_timeout;
                 let mut outputs = std::mem::take(&mut scores.baseline_outputs);
                 outputs.insert(MODEL.to_string(), std::mem::take(&mut scores.restored));
                 page_cers = tokio::task::spawn_blocking(move || {
                     let images = outputs.iter().map(|(k, v)| (k.clone(), v)).collect();
-                    ocr_cers(&truth, &images)
+                    ocr_cers(&truth, &images, deadline)
                 })
                 .await
                 .ok()

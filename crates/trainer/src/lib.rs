@@ -149,17 +149,13 @@ impl Application {
             return Err(ServiceError::NoCuda);
         }
         let url = cfg.model_registry_url.clone();
-        let channel = tonic::transport::Endpoint::from_shared(url.clone())
-            .map_err(|e| ServiceError::Url {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?
-            .connect_timeout(Duration::from_secs(5))
-            // HTTP/2 pings find a peer that stopped answering (a stalled process or
-            // host) without cutting long calls short (restoring a page can take minutes).
-            .http2_keep_alive_interval(Duration::from_secs(20))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .connect_lazy();
+        let channel =
+            restoreflow_core::grpc::lazy_channel(&url, &settings.grpc).map_err(|reason| {
+                ServiceError::Url {
+                    url: url.clone(),
+                    reason,
+                }
+            })?;
         let registry = ModelRegistryServiceClient::new(restoreflow_core::grpc::authed(
             channel,
             settings.grpc.token.as_ref(),
@@ -185,7 +181,12 @@ impl Application {
             permits: Arc::new(Semaphore::new(RESTORE_CONCURRENCY)),
         };
         let evaluator = cfg.worker.then(|| {
-            EvaluationWorker::new(backends.clone(), settings.jobs.clone(), models.clone())
+            EvaluationWorker::new(
+                backends.clone(),
+                settings.jobs.clone(),
+                models.clone(),
+                Duration::from_secs(settings.trainer.ocr_timeout_secs),
+            )
         });
         let batch = cfg
             .worker

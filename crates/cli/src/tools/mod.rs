@@ -23,7 +23,6 @@ use std::process::ExitCode;
 use restoreflow_core::Settings;
 use restoreflow_core::grpc::AuthChannel;
 use restoreflow_proto::{prost_types, v1};
-use tonic::transport::Endpoint;
 
 pub use demo::{DemoArgs, run_demo};
 pub use eval::{EvalArgs, RegisteredDataset, dataset_prefix, register_folder, run_eval};
@@ -98,11 +97,9 @@ async fn connect(
         url: url.to_string(),
         reason,
     };
-    let channel = Endpoint::from_shared(url.to_string())
-        .map_err(|e| err(e.to_string()))?
-        .connect()
+    let channel = restoreflow_core::grpc::connect(url, &settings.grpc)
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(err)?;
     Ok(restoreflow_core::grpc::authed(
         channel,
         grpc_token(settings).as_ref(),

@@ -55,12 +55,29 @@ pub struct Settings {
 }
 
 /// Settings of the internal gRPC API every service serves and calls.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GrpcSettings {
     /// Shared token every gRPC call carries (health checks excepted); the
     /// services refuse to start without it. At least 16 characters.
     pub token: Option<Secret>,
+    /// Deadline of one call from a client (gateway, trainer, CLI), in
+    /// seconds; a service that accepts the call and never answers fails it
+    /// with `DEADLINE_EXCEEDED` instead of hanging the caller. The longest
+    /// call restores a whole page on a CPU.
+    pub timeout_secs: u64,
+    /// Deadline of connecting to a service, in seconds.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for GrpcSettings {
+    fn default() -> Self {
+        Self {
+            token: None,
+            timeout_secs: 600,
+            connect_timeout_secs: 5,
+        }
+    }
 }
 
 /// Routes that may answer without a key (`gateway.public_read`): they show
@@ -197,6 +214,10 @@ pub struct TrainerSettings {
     /// before they can take the process down. 0: half of this machine's
     /// memory. The page cache (`cache_pages`, at most 512 MB) comes on top.
     pub max_job_memory: u64,
+    /// Deadline of reading one page with tesseract (OCR scoring), in
+    /// seconds: a reader still running then is killed and the page gets no
+    /// character error rate.
+    pub ocr_timeout_secs: u64,
 }
 
 impl Default for TrainerSettings {
@@ -209,6 +230,7 @@ impl Default for TrainerSettings {
             model_registry_url: "http://127.0.0.1:50052".into(),
             model_cache_size: 4,
             max_job_memory: 0,
+            ocr_timeout_secs: 120,
         }
     }
 }
@@ -244,6 +266,10 @@ pub struct DatabaseSettings {
     /// pool: a database that accepts connections and never answers fails
     /// the call instead of hanging it.
     pub timeout_secs: u64,
+    /// Deadline of every statement, and of every transaction as a whole: a
+    /// database that stops answering mid-call fails the call (503 on the
+    /// API; a worker's lease then lapses and the job is handed over).
+    pub statement_timeout_secs: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -252,6 +278,7 @@ impl Default for DatabaseSettings {
             url: Secret::new("sqlite://restoreflow.db?mode=rwc"),
             max_connections: 10,
             timeout_secs: 10,
+            statement_timeout_secs: 30,
         }
     }
 }
@@ -509,6 +536,19 @@ impl Settings {
         }
         if self.gateway.max_upload_bytes == 0 || self.gateway.max_json_bytes == 0 {
             return invalid("gateway body limits must be positive".into());
+        }
+        if self.database.timeout_secs == 0 || self.database.statement_timeout_secs == 0 {
+            return invalid(
+                "database.timeout_secs and database.statement_timeout_secs must be positive".into(),
+            );
+        }
+        if self.trainer.ocr_timeout_secs == 0 {
+            return invalid("trainer.ocr_timeout_secs must be positive".into());
+        }
+        if self.grpc.timeout_secs == 0 || self.grpc.connect_timeout_secs == 0 {
+            return invalid(
+                "grpc.timeout_secs and grpc.connect_timeout_secs must be positive".into(),
+            );
         }
         if self.gateway.request_timeout_secs == 0 {
             return invalid("gateway.request_timeout_secs must be positive".into());

@@ -7,14 +7,14 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::DbError;
 use super::entity::{dataset, job, job_event};
+use super::{Db, DbError};
 
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -109,11 +109,7 @@ impl JobKind {
 
 /// Inserts a queued job and its first event.
 #[tracing::instrument(skip(db, params), err)]
-pub async fn create_job(
-    db: &DatabaseConnection,
-    kind: JobKind,
-    params: Value,
-) -> Result<job::Model, DbError> {
+pub async fn create_job(db: &Db, kind: JobKind, params: Value) -> Result<job::Model, DbError> {
     let now = Utc::now();
     let id = uuid::Uuid::new_v4().to_string();
     let model = job::ActiveModel {
@@ -141,12 +137,12 @@ pub async fn create_job(
 }
 
 /// A job by id.
-pub async fn get_job(db: &DatabaseConnection, id: &str) -> Result<Option<job::Model>, DbError> {
+pub async fn get_job(db: &Db, id: &str) -> Result<Option<job::Model>, DbError> {
     Ok(job::Entity::find_by_id(id.to_string()).one(db).await?)
 }
 
 /// A job by id, or `NotFound`.
-pub async fn require_job(db: &DatabaseConnection, id: &str) -> Result<job::Model, DbError> {
+pub async fn require_job(db: &Db, id: &str) -> Result<job::Model, DbError> {
     get_job(db, id)
         .await?
         .ok_or_else(|| DbError::NotFound(format!("job {id}")))
@@ -154,7 +150,7 @@ pub async fn require_job(db: &DatabaseConnection, id: &str) -> Result<job::Model
 
 /// Newest jobs first, optionally filtered.
 pub async fn list_jobs(
-    db: &DatabaseConnection,
+    db: &Db,
     kind: Option<JobKind>,
     status: Option<JobStatus>,
     limit: u64,
@@ -176,10 +172,7 @@ pub async fn list_jobs(
 }
 
 /// Number of jobs of a kind in each status.
-pub async fn count_by_status(
-    db: &DatabaseConnection,
-    kind: JobKind,
-) -> Result<Vec<(JobStatus, u64)>, DbError> {
+pub async fn count_by_status(db: &Db, kind: JobKind) -> Result<Vec<(JobStatus, u64)>, DbError> {
     let mut out = Vec::new();
     for s in JobStatus::ALL {
         let n = job::Entity::find()
@@ -199,7 +192,7 @@ pub async fn count_by_status(
 /// A job already claimed `max_attempts` times is never claimed again: its
 /// workers died on every attempt, so [`settle_abandoned`] ends it instead.
 pub async fn claim_job(
-    db: &DatabaseConnection,
+    db: &Db,
     id: &str,
     worker: &str,
     lease: Duration,
@@ -253,7 +246,7 @@ pub async fn claim_job(
 /// Extends the lease. Returns the row if `worker` still owns the running job
 /// (check `cancel_requested` on it), `None` if the lease was lost.
 pub async fn heartbeat(
-    db: &DatabaseConnection,
+    db: &Db,
     id: &str,
     worker: &str,
     lease: Duration,
@@ -280,7 +273,7 @@ fn owned_by(id: &str, worker: &str) -> Condition {
 
 /// Records progress (0..=100) and a progress event carrying `detail`.
 pub async fn set_progress(
-    db: &DatabaseConnection,
+    db: &Db,
     id: &str,
     worker: &str,
     progress: f64,
@@ -308,7 +301,7 @@ pub async fn set_progress(
 
 /// Moves a running job owned by `worker` to a terminal status, once.
 pub async fn finish_job(
-    db: &DatabaseConnection,
+    db: &Db,
     id: &str,
     worker: &str,
     status: JobStatus,
@@ -344,7 +337,7 @@ pub async fn finish_job(
 
 /// Asks a job to stop: a queued job is cancelled at once, a running one is
 /// flagged and stops at its next checkpoint. Finished jobs cannot be cancelled.
-pub async fn request_cancel(db: &DatabaseConnection, id: &str) -> Result<job::Model, DbError> {
+pub async fn request_cancel(db: &Db, id: &str) -> Result<job::Model, DbError> {
     let now = Utc::now();
     let queued = job::Entity::update_many()
         .col_expr(
@@ -389,7 +382,7 @@ pub async fn request_cancel(db: &DatabaseConnection, id: &str) -> Result<job::Mo
 /// Ids of jobs of `kind` that a worker should pick up without a bus message:
 /// queued for longer than `grace`, or running with an expired lease.
 pub async fn find_claimable(
-    db: &DatabaseConnection,
+    db: &Db,
     kind: JobKind,
     grace: Duration,
     max_attempts: u32,
@@ -446,7 +439,7 @@ pub enum Abandoned {
 /// comes back, or another sweep, cannot race it: exactly one writer wins.
 /// Returns the jobs this call ended, as they are now.
 pub async fn settle_abandoned(
-    db: &DatabaseConnection,
+    db: &Db,
     kind: JobKind,
     max_attempts: u32,
     limit: u64,
@@ -530,7 +523,7 @@ pub async fn settle_abandoned(
 /// `failed` after `jobs.max_attempts` like any job whose worker dies. Returns
 /// the ids handed over.
 pub async fn expire_stalled(
-    db: &DatabaseConnection,
+    db: &Db,
     kind: JobKind,
     stalled_for: Duration,
     limit: u64,
@@ -581,7 +574,7 @@ pub async fn expire_stalled(
 /// lock; SQLite's single writer), so no claim can slip in between the check
 /// and the write. Returns `Ok(None)` when the job is no longer this worker's.
 pub async fn fenced<T, F>(
-    db: &DatabaseConnection,
+    db: &Db,
     id: &str,
     worker: &str,
     lease: Duration,
@@ -596,27 +589,32 @@ where
         > + Send,
 {
     use sea_orm::TransactionTrait;
-    let txn = db.begin().await?;
-    let now = Utc::now();
-    let res = job::Entity::update_many()
-        .col_expr(job::Column::LeaseExpiresAt, Expr::value(now + lease))
-        .col_expr(job::Column::UpdatedAt, Expr::value(now))
-        .filter(owned_by(id, worker))
-        .exec(&txn)
-        .await?;
-    if res.rows_affected != 1 {
-        txn.rollback().await?;
-        return Ok(None);
-    }
-    let out = write(&txn).await?;
-    txn.commit().await?;
-    Ok(Some(out))
+    // The whole transaction has the statement deadline: a database that
+    // stops answering mid-way rolls it back (the dropped transaction).
+    db.bounded(async {
+        let txn = db.begin().await?;
+        let now = Utc::now();
+        let res = job::Entity::update_many()
+            .col_expr(job::Column::LeaseExpiresAt, Expr::value(now + lease))
+            .col_expr(job::Column::UpdatedAt, Expr::value(now))
+            .filter(owned_by(id, worker))
+            .exec(&txn)
+            .await?;
+        if res.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let out = write(&txn).await?;
+        txn.commit().await?;
+        Ok(Some(out))
+    })
+    .await
 }
 
 /// Appends an event only while `worker` still owns the running job `id`
 /// (see [`fenced`]); `Ok(false)` when it does not.
 pub async fn append_event_fenced(
-    db: &DatabaseConnection,
+    db: &Db,
     id: &str,
     worker: &str,
     lease: Duration,
@@ -651,7 +649,7 @@ pub async fn append_event(
 
 /// Events of a job with id greater than `after`, oldest first.
 pub async fn list_events(
-    db: &DatabaseConnection,
+    db: &Db,
     job_id: &str,
     after: i64,
     limit: u64,
@@ -680,7 +678,7 @@ pub async fn replace_dataset(
 
 /// Newest datasets first.
 pub async fn list_datasets(
-    db: &DatabaseConnection,
+    db: &Db,
     limit: u64,
     offset: u64,
 ) -> Result<Vec<dataset::Model>, DbError> {
@@ -693,7 +691,7 @@ pub async fn list_datasets(
 }
 
 /// Number of datasets and the sum of their pairs.
-pub async fn dataset_totals(db: &DatabaseConnection) -> Result<(u64, u64), DbError> {
+pub async fn dataset_totals(db: &Db) -> Result<(u64, u64), DbError> {
     let rows = dataset::Entity::find().all(db).await?;
     let pairs = rows.iter().map(|d| d.num_pairs.max(0) as u64).sum();
     Ok((rows.len() as u64, pairs))
@@ -703,7 +701,7 @@ pub async fn dataset_totals(db: &DatabaseConnection) -> Result<(u64, u64), DbErr
 mod tests {
     use super::*;
 
-    async fn sqlite() -> (tempfile::TempDir, DatabaseConnection) {
+    async fn sqlite() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let db = crate::db::connect(&url, 2).await.unwrap();

@@ -9,16 +9,20 @@ mod proto;
 mod workers;
 
 use restoreflow_proto::ErrorCode;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
-    Statement, TransactionTrait,
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, ExecResult, IsolationLevel, QueryResult, RuntimeErr, Statement,
+    TransactionError, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
 pub use jobs::*;
 pub use migration::Migrator;
 pub use proto::{event_to_proto, job_to_proto};
-pub use sea_orm::DatabaseConnection as Db;
 pub use workers::{live_workers, remove_worker, touch_worker, versions_of_job};
 
 /// Errors of the metadata port.
@@ -47,20 +51,167 @@ impl DbError {
     }
 }
 
+/// The metadata database: a connection pool whose every statement, and every
+/// transaction as a whole, has a deadline. A database that stops answering
+/// (a stalled server or host; a connection that stays open and silent) fails
+/// the call with an `Unavailable` error instead of hanging it forever, and
+/// the caller's own recovery (retry, lease expiry, 503) takes over.
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: DatabaseConnection,
+    deadline: Duration,
+}
+
+impl Db {
+    /// `conn` with `deadline` on every statement and transaction.
+    pub fn new(conn: DatabaseConnection, deadline: Duration) -> Self {
+        Self { conn, deadline }
+    }
+
+    /// The deadline of one statement or transaction.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// `work` (statements on a transaction of this database, say), failed
+    /// with `Unavailable` when it takes longer than the deadline.
+    pub async fn bounded<T, E: From<DbErr>>(
+        &self,
+        work: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        match tokio::time::timeout(self.deadline, work).await {
+            Ok(r) => r,
+            Err(_) => Err(self.overdue().into()),
+        }
+    }
+
+    fn overdue(&self) -> DbErr {
+        DbErr::Conn(RuntimeErr::Internal(format!(
+            "the database did not answer within {:?}",
+            self.deadline
+        )))
+    }
+
+    /// Checks the connection with a trivial query.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.bounded(self.conn.ping()).await
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) -> Result<(), DbErr> {
+        let deadline = self.deadline;
+        match tokio::time::timeout(deadline, self.conn.close()).await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Db {
+    fn get_database_backend(&self) -> DatabaseBackend {
+        self.conn.get_database_backend()
+    }
+
+    async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.bounded(self.conn.execute(stmt)).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.bounded(self.conn.execute_unprepared(sql)).await
+    }
+
+    async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.bounded(self.conn.query_one(stmt)).await
+    }
+
+    async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.bounded(self.conn.query_all(stmt)).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.conn.support_returning()
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionTrait for Db {
+    /// Begins within the deadline; the statements on the transaction are the
+    /// caller's to bound ([`Db::bounded`]), or use [`TransactionTrait::transaction`].
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.bounded(self.conn.begin()).await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.bounded(self.conn.begin_with_config(isolation_level, access_mode))
+            .await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        match tokio::time::timeout(self.deadline, self.conn.transaction(callback)).await {
+            Ok(r) => r,
+            Err(_) => Err(TransactionError::Connection(self.overdue())),
+        }
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let work = self
+            .conn
+            .transaction_with_config(callback, isolation_level, access_mode);
+        match tokio::time::timeout(self.deadline, work).await {
+            Ok(r) => r,
+            Err(_) => Err(TransactionError::Connection(self.overdue())),
+        }
+    }
+}
+
 /// Connects and brings the schema up to date. Safe to call from several
 /// processes at once: on PostgreSQL the migration runs under an advisory lock.
-pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbError> {
-    connect_with(url, max_connections, std::time::Duration::from_secs(10)).await
+pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+    connect_with(
+        url,
+        max_connections,
+        Duration::from_secs(10),
+        Duration::from_secs(30),
+    )
+    .await
 }
 
 /// [`connect`] with `timeout` as the deadline of opening a connection and of
-/// waiting for a free one.
+/// waiting for a free one, and `statement_timeout` as that of every
+/// statement and transaction afterwards (the migration has none).
 #[tracing::instrument(skip(url), err)]
 pub async fn connect_with(
     url: &str,
     max_connections: u32,
-    timeout: std::time::Duration,
-) -> Result<DatabaseConnection, DbError> {
+    timeout: Duration,
+    statement_timeout: Duration,
+) -> Result<Db, DbError> {
     if let Some(path) = sqlite_path(url)
         && let Some(parent) = std::path::Path::new(&path).parent()
         && !parent.as_os_str().is_empty()
@@ -97,11 +248,11 @@ pub async fn connect_with(
             return Err(DbErr::Custom("MySQL is not supported".into()).into());
         }
     }
-    Ok(db)
+    Ok(Db::new(db, statement_timeout))
 }
 
 /// Checks the connection with a trivial query.
-pub async fn ping(db: &DatabaseConnection) -> Result<(), DbError> {
+pub async fn ping(db: &Db) -> Result<(), DbError> {
     db.ping().await?;
     Ok(())
 }

@@ -3,14 +3,14 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
-use super::DbError;
 use super::entity::{model_version, worker};
+use super::{Db, DbError};
 
 /// Inserts or refreshes a worker row with its current job.
 pub async fn touch_worker(
-    db: &DatabaseConnection,
+    db: &Db,
     id: &str,
     service: &str,
     device: &str,
@@ -41,7 +41,7 @@ pub async fn touch_worker(
 }
 
 /// Removes a worker row (clean shutdown).
-pub async fn remove_worker(db: &DatabaseConnection, id: &str) -> Result<(), DbError> {
+pub async fn remove_worker(db: &Db, id: &str) -> Result<(), DbError> {
     worker::Entity::delete_by_id(id.to_string())
         .exec(db)
         .await?;
@@ -50,7 +50,7 @@ pub async fn remove_worker(db: &DatabaseConnection, id: &str) -> Result<(), DbEr
 
 /// Workers of `service` whose last heartbeat is after `since`, oldest first.
 pub async fn live_workers(
-    db: &DatabaseConnection,
+    db: &Db,
     service: &str,
     since: DateTime<Utc>,
 ) -> Result<Vec<worker::Model>, DbError> {
@@ -66,7 +66,7 @@ pub async fn live_workers(
 /// (a trainer checks this before registering, so a resumed job never
 /// registers its model twice).
 pub async fn versions_of_job(
-    db: &DatabaseConnection,
+    db: &Db,
     layer: i32,
     job_id: &str,
 ) -> Result<Vec<model_version::Model>, DbError> {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use image::RgbImage;
 use restoreflow_classical::{Baseline, Layer1Params, run_pipeline_rgb};
@@ -116,27 +117,64 @@ pub fn cer(reference: &str, hypothesis: &str) -> Option<f64> {
     Some(prev[h.len()] as f64 / r.len() as f64)
 }
 
-/// Text tesseract reads from a PNG, when a `tesseract` binary is on the PATH.
+/// Text tesseract reads from a PNG, when a `tesseract` binary is on the PATH
+/// and it answers within `deadline` (a reader still running then is killed).
 ///
 /// Page segmentation mode 6 (one uniform block of text), the mode the
 /// published yardstick scores use ("tesseract 5 `--psm 6`, whitespace
 /// collapsed"; [`cer`] collapses the whitespace). One OCR thread per call,
 /// so several pages can be read at once without oversubscribing the cores.
-pub fn ocr(png: &[u8]) -> Option<String> {
+pub fn ocr(png: &[u8], deadline: Duration) -> Option<String> {
+    ocr_with("tesseract", png, deadline)
+}
+
+/// [`ocr`] with the reader named: `program <png> stdout --psm 6`.
+fn ocr_with(program: &str, png: &[u8], deadline: Duration) -> Option<String> {
+    use std::io::Read;
     let dir = tempfile::tempdir().ok()?;
     let path = dir.path().join("page.png");
     std::fs::write(&path, png).ok()?;
-    let out = std::process::Command::new("tesseract")
+    let mut child = std::process::Command::new(program)
         .arg(&path)
         .arg("stdout")
         .args(["--psm", "6"])
         .env("OMP_THREAD_LIMIT", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
-        .output()
+        .spawn()
         .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    // Read the output on a thread so a full pipe cannot stall the reader.
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        stdout.read_to_end(&mut text).map(|_| text)
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if started.elapsed() >= deadline => {
+                tracing::warn!(?deadline, "tesseract did not finish in time; killed");
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    // A killed reader's output is not waited for (a child it left behind may
+    // hold the pipe open); the thread ends when the pipe closes.
+    if !status?.success() {
+        return None;
+    }
+    let text = reader.join().ok()?.ok()?;
+    Some(String::from_utf8_lossy(&text).into_owned())
 }
 
 /// The character error rate of each named image against `truth`, the
@@ -146,6 +184,7 @@ pub fn ocr(png: &[u8]) -> Option<String> {
 pub fn ocr_cers(
     truth: &str,
     images: &BTreeMap<String, &RgbImage>,
+    deadline: Duration,
 ) -> Option<BTreeMap<String, f64>> {
     if truth.split_whitespace().next().is_none() {
         return None;
@@ -155,7 +194,7 @@ pub fn ocr_cers(
             .iter()
             .map(|(name, img)| {
                 scope.spawn(move || {
-                    let text = ocr(&encode_png(img)?)?;
+                    let text = ocr(&encode_png(img)?, deadline)?;
                     Some((name.clone(), cer(truth, &text)?))
                 })
             })
@@ -187,6 +226,38 @@ pub fn ocr_available() -> bool {
 mod tests {
     use super::*;
     use image::{DynamicImage, GrayImage, Rgb};
+
+    /// A stand-in reader: a shell script with the given body.
+    #[cfg(unix)]
+    fn fake_reader(dir: &std::path::Path, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("reader.sh");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_reader_past_its_deadline_is_killed_and_reads_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let hung = fake_reader(dir.path(), "echo partial; sleep 30");
+        let started = std::time::Instant::now();
+        assert_eq!(ocr_with(&hung, b"png", Duration::from_millis(300)), None);
+        // Killed at the deadline, not after the reader's 30 s.
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let quick = fake_reader(dir.path(), "echo 'some text'");
+        assert_eq!(
+            ocr_with(&quick, b"png", Duration::from_secs(10)).as_deref(),
+            Some("some text\n")
+        );
+        let failing = fake_reader(dir.path(), "echo text; exit 1");
+        assert_eq!(ocr_with(&failing, b"png", Duration::from_secs(10)), None);
+    }
 
     /// A white page with thick red and blue lines, like headings or
     /// underlines (shapes a 3x3 median keeps).
@@ -250,7 +321,7 @@ mod tests {
         let page = colour_page();
         let images: BTreeMap<String, &RgbImage> = [("model".to_string(), &page)].into();
         // Nothing to compare with: no OCR is even started.
-        assert_eq!(ocr_cers(" \n\t", &images), None);
+        assert_eq!(ocr_cers(" \n\t", &images, Duration::from_secs(60)), None);
     }
 
     #[test]
