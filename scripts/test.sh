@@ -2,7 +2,8 @@
 # Runs every test of restoreflow on a fresh machine: makes sure PostgreSQL and
 # RabbitMQ are up, installs and starts the S3 server (Garage), installs n8n,
 # then runs the whole workspace's tests (unit tests and end-to-end tests on
-# embedded and real backends, and the n8n workflows on a real n8n).
+# embedded and real backends, and the n8n workflows on a real n8n), and
+# fuzzes the REST API with schemathesis (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,7 +65,11 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# The REST API under a third-party fuzzer (schemathesis), on `restoreflow up`.
+fuzz=0
+./scripts/fuzz.sh || fuzz=$?
+[ "$fuzz" = 0 ] || { echo "fuzz: schemathesis found failures (report in target/fuzz)"; status=1; }
 # One closing line over every test binary (cargo prints one result per binary).
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
-     END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+awk -v fuzz="$fuzz" '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "summary: %d passed, %d failed; api fuzz %s\n", p, f, (fuzz == 0 ? "passed" : "FAILED") }' "$log"
 exit "$status"

@@ -164,10 +164,49 @@ impl From<tonic::Status> for ApiError {
     }
 }
 
-/// `Json<T>` whose rejections use the shared error shape.
-#[derive(axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `Json<T>` whose rejections use the shared error shape. A number with no
+/// fraction (`242.0`) is an integer, as JSON Schema counts it, so integer
+/// fields take it.
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(mut value) =
+            axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        integral_floats_to_integers(&mut value);
+        serde_json::from_value(value)
+            .map(ApiJson)
+            .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Turns every float with no fraction (within the 64-bit integers) into an
+/// integer, in place.
+pub fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+            {
+                if f >= 0.0 && f < 18_446_744_073_709_551_616.0 {
+                    *value = Value::from(f as u64);
+                } else if f < 0.0 && f >= -9_223_372_036_854_775_808.0 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
+}
 
 /// `Query<T>` whose rejections use the shared error shape.
 #[derive(axum::extract::FromRequestParts)]
@@ -182,5 +221,16 @@ pub struct ApiPath<T>(pub T);
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// Refuses an empty string where a name is expected: the gRPC messages read
+/// an empty string as "absent", so `""` would silently mean the default.
+pub fn no_empty_names(fields: &[(&str, Option<&str>)]) -> Result<(), ApiError> {
+    match fields.iter().find(|(_, v)| *v == Some("")) {
+        Some((name, _)) => Err(ApiError::invalid(format!(
+            "{name} is empty; leave it out for the default"
+        ))),
+        None => Ok(()),
     }
 }

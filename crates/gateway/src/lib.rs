@@ -39,7 +39,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::API_KEY_HEADER;
@@ -111,6 +110,7 @@ impl Application {
             settings: Arc::new(gw.clone()),
             keys: Arc::new(auth::KeyRing::from_settings(&gw).map_err(GatewayError::Config)?),
             limiter: Arc::new(limits::Limiter::new(gw.rate_per_minute, gw.max_concurrent)),
+            openapi: Arc::new(openapi::document(&settings)),
         };
         let listener = TcpListener::bind(&gw.http_addr).await?;
         let addr = listener.local_addr()?;
@@ -241,7 +241,10 @@ pub fn router(state: AppState) -> Router {
         .merge(bounded)
         .merge(streams)
         .route("/metrics", get(metrics::render))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(
+            SwaggerUi::new("/docs")
+                .external_url_unchecked("/openapi.json", (*state.openapi).clone()),
+        )
         .fallback(not_found)
         // Inside the key check, which names the key the limits count against.
         .layer(axum::middleware::from_fn_with_state(

@@ -44,4 +44,6 @@ pub struct AppState {
     pub keys: Arc<crate::auth::KeyRing>,
     /// Per-key rate and concurrency limits of the expensive routes.
     pub limiter: Arc<crate::limits::Limiter>,
+    /// The OpenAPI document served at `/openapi.json`.
+    pub openapi: Arc<serde_json::Value>,
 }

@@ -109,7 +109,6 @@ fn list_filter(r: &v1::ListVersionsRequest) -> Result<repo::ListFilter, Invalid>
     }
     let created_after = from_timestamp("created_after", r.created_after.as_ref())?;
     let created_before = from_timestamp("created_before", r.created_before.as_ref())?;
-    naming::time_window(created_after, created_before)?;
     Ok(repo::ListFilter {
         alias,
         training_job_id: text("training_job_id", &r.training_job_id, 64)?,

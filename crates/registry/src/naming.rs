@@ -199,21 +199,6 @@ pub fn retention_victims(newest_first: &[(i32, bool)], keep_last: usize) -> Vec<
         .collect()
 }
 
-/// Checks a creation-time window: `after` (inclusive) must be before `before` (exclusive).
-pub fn time_window(
-    after: Option<DateTime<Utc>>,
-    before: Option<DateTime<Utc>>,
-) -> Result<(), Invalid> {
-    match (after, before) {
-        (Some(a), Some(b)) if a >= b => Err(Invalid(format!(
-            "created_after ({}) must be earlier than created_before ({})",
-            a.to_rfc3339(),
-            b.to_rfc3339()
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// The final numeric metrics of a metrics document: the numeric fields of its
 /// `final` object when it has one, else its top-level numeric fields (per-epoch
 /// history and other non-numbers are left out).
@@ -343,22 +328,6 @@ mod tests {
         assert_eq!(retention_victims(&[], 1), Vec::<i32>::new());
         assert!(keep_last(0).unwrap_err().0.contains("at least 1"));
         assert_eq!(keep_last(3), Ok(3));
-    }
-
-    #[test]
-    fn time_windows_must_be_ordered() {
-        let a = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let b = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
-        assert!(time_window(Some(a), Some(b)).is_ok());
-        assert!(time_window(None, Some(b)).is_ok());
-        assert!(time_window(Some(a), None).is_ok());
-        assert!(
-            time_window(Some(b), Some(a))
-                .unwrap_err()
-                .0
-                .contains("earlier")
-        );
-        assert!(time_window(Some(a), Some(a)).is_err());
     }
 
     #[test]

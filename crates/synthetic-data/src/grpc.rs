@@ -46,7 +46,9 @@ impl SyntheticDataService for SyntheticGrpc {
         if !params.fonts.is_empty()
             && let Err(e) = self.fonts.subset(&params.fonts)
         {
-            return Err(ErrorCode::InvalidArgument.status(e.to_string()));
+            // A well-formed name this host has no font for: what is
+            // installed decides, not the request.
+            return Err(ErrorCode::FailedPrecondition.status(e.to_string()));
         }
         let value = serde_json::to_value(&params).map_err(internal)?;
         let job = db::create_job(&self.backends.db, JobKind::Synthetic, value)

@@ -94,7 +94,7 @@ pub(crate) async fn register_upload(
         .await
         .map_err(from_pairs)?;
     if pairs.pairs.is_empty() {
-        return Err(invalid(format!(
+        return Err(ErrorCode::FailedPrecondition.status(format!(
             "no clean/degraded pairs with matching names under clean/{prefix} and degraded/{prefix}"
         )));
     }

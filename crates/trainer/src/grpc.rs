@@ -142,7 +142,8 @@ impl TrainerService for TrainerGrpc {
                 }
             })?;
         if pairs.pairs.len() < MIN_PAIRS {
-            return Err(ErrorCode::InvalidArgument.status(format!(
+            // The request is fine; the stored data is not there (yet).
+            return Err(ErrorCode::FailedPrecondition.status(format!(
                 "found {} valid clean/degraded pairs in {}; training needs at least {MIN_PAIRS} (generate some with POST /synthetic/generate)",
                 pairs.available, pairs.location
             )));

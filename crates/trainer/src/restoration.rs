@@ -320,7 +320,7 @@ impl RestorationService for RestorationGrpc {
             .await
             .map_err(from_pairs)?;
         if pairs.pairs.is_empty() {
-            return Err(invalid(format!(
+            return Err(ErrorCode::FailedPrecondition.status(format!(
                 "no clean/degraded pairs in {} (generate some with POST /synthetic/generate)",
                 pairs.location
             )));
@@ -560,10 +560,8 @@ impl EvaluationService for RestorationGrpc {
             .await
             .map_err(from_pairs)?;
         if pairs.pairs.is_empty() {
-            return Err(invalid(format!(
-                "no clean/degraded pairs in {}",
-                pairs.location
-            )));
+            return Err(ErrorCode::FailedPrecondition
+                .status(format!("no clean/degraded pairs in {}", pairs.location)));
         }
         let params = EvalParams {
             pipeline: pipeline.as_str().to_string(),

@@ -51,9 +51,29 @@ impl LocalStore {
         }
     }
 
-    async fn commit(&self, tmp: &Path, dest: &Path) -> Result<(), StorageError> {
+    async fn commit(&self, tmp: &Path, dest: &Path, key: &str) -> Result<(), StorageError> {
+        let clash = || {
+            StorageError::Conflict(format!(
+                "key {key:?} clashes with a stored key: the local store cannot hold both \
+                 `a` and `a/...`"
+            ))
+        };
+        if tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir()) {
+            return Err(clash());
+        }
         if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent).await?;
+            match tokio::fs::create_dir_all(parent).await {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotADirectory | std::io::ErrorKind::AlreadyExists
+                    ) =>
+                {
+                    return Err(clash());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         tokio::fs::rename(tmp, dest).await?;
         Ok(())
@@ -173,7 +193,7 @@ impl ObjectStore for LocalStore {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e);
         }
-        if let Err(e) = self.commit(&tmp, &dest).await {
+        if let Err(e) = self.commit(&tmp, &dest, key).await {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e);
         }
@@ -279,6 +299,42 @@ impl ObjectStore for LocalStore {
 mod tests {
     use super::*;
     use crate::storage::{get_bytes, list_all};
+    use restoreflow_proto::ErrorCode;
+
+    #[tokio::test]
+    async fn a_key_and_a_folder_of_the_same_name_conflict_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), "t-");
+        store.ensure_buckets().await.unwrap();
+        let put = |key: &'static str| {
+            store.put(
+                Bucket::TrainingData,
+                key,
+                Bytes::from_static(b"x"),
+                "text/plain",
+            )
+        };
+        put("a/b").await.unwrap();
+        let err = put("a").await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::FailedPrecondition, "{err}");
+        put("c").await.unwrap();
+        let err = put("c/d").await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::FailedPrecondition, "{err}");
+        // What was there is still there.
+        assert_eq!(
+            get_bytes(&store, Bucket::TrainingData, "a/b")
+                .await
+                .unwrap(),
+            "x"
+        );
+        assert_eq!(
+            get_bytes(&store, Bucket::TrainingData, "c").await.unwrap(),
+            "x"
+        );
+        // A folder is not an object.
+        let err = store.get(Bucket::TrainingData, "a").await.err().unwrap();
+        assert_eq!(err.code(), ErrorCode::NotFound);
+    }
 
     #[tokio::test]
     async fn round_trip_list_pages_and_delete() {

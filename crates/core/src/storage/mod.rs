@@ -62,6 +62,10 @@ pub enum StorageError {
     /// The upload stream itself failed.
     #[error("upload stream failed: {0}")]
     Body(String),
+    /// The key cannot be stored next to the keys already there (the local
+    /// store keeps `a/b` as a file in folder `a`, so `a` cannot also be an object).
+    #[error("{0}")]
+    Conflict(String),
     /// The backend failed.
     #[error("storage backend error: {0}")]
     Backend(String),
@@ -79,6 +83,7 @@ impl StorageError {
             }
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::Conflict(_) => ErrorCode::FailedPrecondition,
             Self::Backend(_) => ErrorCode::Unavailable,
             Self::Io(_) => ErrorCode::Internal,
         }
@@ -139,6 +144,10 @@ impl std::fmt::Display for Bucket {
     }
 }
 
+/// Longest segment of a key (between '/'), in bytes: the local store keeps
+/// each segment as a file or directory name.
+pub const MAX_SEGMENT_LEN: usize = 255;
+
 /// Checks that a key stays inside its bucket on every backend.
 pub fn validate_key(key: &str) -> Result<(), StorageError> {
     let bad = |reason| {
@@ -164,6 +173,9 @@ pub fn validate_key(key: &str) -> Result<(), StorageError> {
     }
     if key.split('/').any(str::is_empty) {
         return bad("key must not contain empty segments");
+    }
+    if key.split('/').any(|s| s.len() > MAX_SEGMENT_LEN) {
+        return bad("a key segment (between '/') is longer than 255 bytes");
     }
     Ok(())
 }

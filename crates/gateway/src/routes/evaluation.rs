@@ -149,6 +149,11 @@ pub async fn run(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RunBody>,
 ) -> Result<(StatusCode, ApiJson<EvaluationAccepted>), ApiError> {
+    crate::error::no_empty_names(&[
+        ("alias", body.alias.as_deref()),
+        ("pipeline", body.pipeline.as_deref()),
+        ("dataset", Some(body.dataset.as_str())),
+    ])?;
     let model = match (body.version, body.alias) {
         (Some(_), Some(_)) => return Err(ApiError::invalid("give version or alias, not both")),
         (Some(v), None) => v.to_string(),
@@ -197,6 +202,7 @@ pub async fn get(
 
 /// Query of the leaderboard.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LeaderboardQuery {
     /// Only this layer.
@@ -227,6 +233,9 @@ pub async fn leaderboard(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<LeaderboardQuery>,
 ) -> Result<ApiJson<Leaderboard>, ApiError> {
+    if q.version == Some(0) {
+        return Err(ApiError::invalid("version must be at least 1"));
+    }
     let resp = state
         .evaluation
         .clone()
@@ -358,9 +367,18 @@ pub async fn layer1_evaluate(
     let body: Layer1Body = if raw.iter().all(u8::is_ascii_whitespace) {
         Layer1Body::default()
     } else {
-        serde_json::from_slice(&raw)
+        let mut value: Value = serde_json::from_slice(&raw)
+            .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?;
+        crate::error::integral_floats_to_integers(&mut value);
+        serde_json::from_value(value)
             .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?
     };
+    if body.max_images == Some(0) {
+        return Err(ApiError::invalid(
+            "max_images must be between 1 and 200 (leave it out for 10)",
+        ));
+    }
+    crate::error::no_empty_names(&[("dataset", body.dataset.as_deref())])?;
     let params = match body.params {
         Some(Value::Object(_)) => body.params.as_ref().map(restoreflow_proto::json_to_struct),
         Some(_) => return Err(ApiError::invalid("params must be a JSON object")),

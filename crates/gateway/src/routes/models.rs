@@ -147,6 +147,13 @@ pub async fn list(
     if q.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
+    if let Some(id) = q.training_job_id.as_deref().filter(|id| !id.is_empty())
+        && uuid::Uuid::parse_str(id).is_err()
+    {
+        return Err(ApiError::invalid(format!(
+            "training_job_id {id:?} is not a UUID"
+        )));
+    }
     let r = state
         .registry
         .clone()
@@ -242,7 +249,8 @@ pub async fn download(
             .presign_get(Bucket::Models, &m.object_key, Duration::from_secs(ttl))
             .await?
             .ok_or_else(|| {
-                ApiError::invalid(format!(
+                // How this system is set up, not the request, decides.
+                ApiError::new(restoreflow_core::ErrorCode::FailedPrecondition, format!(
                     "presigned URLs need the S3 backend; this gateway uses the {} store, so download without presigned=true",
                     store.backend()
                 ))

@@ -15,6 +15,7 @@ use crate::state::AppState;
 
 /// Query of the report listing.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only reports of this layer (1 or 2).
@@ -27,6 +28,7 @@ pub struct ListQuery {
 
 /// Query choosing a report's format.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FormatQuery {
     /// `txt`, `md`, `json` (default) or `html`.

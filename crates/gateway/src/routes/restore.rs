@@ -23,7 +23,7 @@ pub struct RestoreForm {
     /// never on Layer 1 output, so this untrained chain can score below
     /// `layer2` alone.
     pub pipeline: Option<String>,
-    /// Layer 2 version number (or use `alias`).
+    /// Layer 2 version number (or use `alias`; not both).
     pub version: Option<String>,
     /// Layer 2 alias (default `latest`).
     pub alias: Option<String>,
@@ -185,6 +185,26 @@ pub async fn batch(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<(StatusCode, ApiJson<BatchAccepted>), ApiError> {
+    crate::error::no_empty_names(&[("pipeline", body.pipeline.as_deref())])?;
+    // The job resolves the model when it runs; its spelling is checked now.
+    if let Some(v) = body.version.as_deref()
+        && !is_version_ref(v)
+    {
+        return Err(ApiError::invalid(format!(
+            "version {v:?} is neither a version number (1-999999999) nor an alias \
+             (1-64 of a-z, 0-9, _ and -, not all digits)"
+        )));
+    }
+    if body.max_images == Some(0) {
+        return Err(ApiError::invalid(
+            "max_images must be at least 1 (leave it out for all)",
+        ));
+    }
+    if body.output_prefix.as_deref() == Some("") {
+        return Err(ApiError::invalid(
+            "output_prefix is empty; leave it out for restored/{uuid}/",
+        ));
+    }
     let job = state
         .restoration
         .clone()
@@ -206,4 +226,50 @@ pub async fn batch(
             status: "queued".into(),
         }),
     ))
+}
+
+/// A version number (1-999999999, no leading zero) or an alias (1-64 of
+/// a-z, 0-9, `_` and `-`, not all digits).
+fn is_version_ref(s: &str) -> bool {
+    let digits = s.bytes().all(|b| b.is_ascii_digit());
+    if digits {
+        (1..=9).contains(&s.len()) && !s.starts_with('0')
+    } else {
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_references_are_numbers_or_aliases() {
+        for ok in [
+            "1",
+            "42",
+            "999999999",
+            "latest",
+            "champion",
+            "v2",
+            "a-b_c",
+            "2024-q1",
+        ] {
+            assert!(is_version_ref(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "0",
+            "007",
+            "1000000000",
+            "Latest",
+            "a b",
+            "a/b",
+            &"a".repeat(65),
+        ] {
+            assert!(!is_version_ref(bad), "{bad}");
+        }
+    }
 }

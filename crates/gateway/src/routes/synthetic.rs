@@ -83,6 +83,25 @@ pub async fn generate(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<GenerateBody>,
 ) -> Result<(StatusCode, ApiJson<Accepted>), ApiError> {
+    crate::error::no_empty_names(&[
+        ("degradation_type", body.degradation_type.as_deref()),
+        ("preset", body.preset.as_deref()),
+        ("split", body.split.as_deref()),
+        ("target", body.target.as_deref()),
+        ("page_size", body.page_size.as_deref()),
+        ("content", body.content.as_deref()),
+    ])?;
+    // An empty list would read as "absent" once in the gRPC message.
+    if body.steps.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ApiError::invalid(
+            "steps is empty; leave it out to use a preset",
+        ));
+    }
+    if body.fonts.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ApiError::invalid(
+            "fonts is empty; leave it out to draw with every installed family",
+        ));
+    }
     let req = v1::GenerateRequest {
         num_images: body.num_images,
         preset: body.preset.unwrap_or_default(),
@@ -193,16 +212,12 @@ pub async fn presets(State(state): State<AppState>) -> Result<ApiJson<PresetList
     }))
 }
 
-/// Options of `POST /synthetic/degrade` (as query parameters or form fields).
-#[derive(Deserialize, IntoParams, Default)]
-#[into_params(parameter_in = Query)]
-pub struct DegradeQuery {
-    /// Preset name (default `mixed`).
-    pub preset: Option<String>,
-    /// One family (or a preset name).
-    pub degradation_type: Option<String>,
-    /// Seed; random when absent (echoed in `X-Restoreflow-Seed`).
-    pub seed: Option<u64>,
+/// Options of `POST /synthetic/degrade`, read from the form.
+#[derive(Default)]
+struct DegradeOptions {
+    preset: Option<String>,
+    degradation_type: Option<String>,
+    seed: Option<u64>,
 }
 
 /// Multipart form of `POST /synthetic/degrade`.
@@ -212,7 +227,7 @@ pub struct DegradeForm {
     /// The image (PNG, JPEG).
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     image: String,
-    /// Preset name.
+    /// Preset name (or use `degradation_type`; not both).
     preset: Option<String>,
     /// Family or preset name.
     degradation_type: Option<String>,
@@ -222,17 +237,18 @@ pub struct DegradeForm {
 
 /// Degrades one uploaded image and returns the PNG; the applied degradations
 /// (with sampled parameters) come back in `X-Restoreflow-Degradations`.
-#[utoipa::path(post, path = "/synthetic/degrade", tag = "synthetic", params(DegradeQuery),
+#[utoipa::path(post, path = "/synthetic/degrade", tag = "synthetic",
     request_body(content = DegradeForm, content_type = "multipart/form-data"),
     security(("api_key" = [])),
     responses((status = 200, content_type = "image/png", description = "degraded PNG"),
         (status = 400, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
 pub async fn degrade(
     State(state): State<AppState>,
-    ApiQuery(mut q): ApiQuery<DegradeQuery>,
+
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let mut multipart = multipart?;
+    let mut q = DegradeOptions::default();
     let mut image: Option<bytes::Bytes> = None;
     while let Some(field) = multipart.next_field().await? {
         let name = field.name().unwrap_or_default().to_string();
@@ -339,6 +355,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<ApiJson<StatsView>, 
 
 /// A dataset row.
 #[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = SyntheticDataset)]
 pub struct DatasetView {
     /// Id (also the file-name prefix of its pairs).
     pub id: String,

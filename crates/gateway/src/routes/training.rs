@@ -179,6 +179,16 @@ pub async fn start(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<(StatusCode, ApiJson<TrainingAccepted>), ApiError> {
+    crate::error::no_empty_names(&[
+        ("preset", body.preset.as_deref()),
+        ("device", body.device.as_deref()),
+        ("dataset", body.dataset.as_deref()),
+        ("base_model", body.base_model.as_deref()),
+        ("schedule", body.schedule.as_deref()),
+        ("loss", body.loss.as_deref()),
+        ("patch_sampling", body.patch_sampling.as_deref()),
+        ("val_view", body.val_view.as_deref()),
+    ])?;
     let req = v1::StartTrainingRequest::from(body);
     let job = state
         .trainer

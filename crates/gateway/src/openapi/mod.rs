@@ -1,5 +1,7 @@
 //! The OpenAPI 3.1 document served at `/openapi.json` (Swagger UI at `/docs`).
 
+pub mod refine;
+
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -86,6 +88,7 @@ fn declare_gate_responses(openapi: &mut utoipa::openapi::OpenApi) {
             (HttpMethod::Patch, item.patch.as_mut()),
         ] {
             let Some(op) = op else { continue };
+            declare_input_responses(op, &error);
             let public = op
                 .security
                 .as_ref()
@@ -114,4 +117,53 @@ fn declare_gate_responses(openapi: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
+}
+
+/// What the extractors answer before a handler runs: 400 for a path or query
+/// value that does not parse (every operation with parameters), and for a
+/// body, 400 for one that does not parse, 413 for one over the size limit
+/// and 415 for a wrong `Content-Type`.
+fn declare_input_responses(
+    op: &mut utoipa::openapi::path::Operation,
+    error: &dyn Fn(&str) -> utoipa::openapi::Response,
+) {
+    let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let has_body = op.request_body.is_some();
+    let responses = &mut op.responses.responses;
+    if has_params || has_body {
+        responses.entry("400".into()).or_insert_with(|| {
+            error("a parameter or the body is invalid; the message says which").into()
+        });
+    }
+    if has_body {
+        responses
+            .entry("413".into())
+            .or_insert_with(|| error("the body is over the size limit").into());
+        responses
+            .entry("415".into())
+            .or_insert_with(|| error("the body's Content-Type is not the one documented").into());
+    }
+}
+
+/// The document served at `/openapi.json`: the generated one with every rule
+/// of [`refine`] written in.
+pub fn document(settings: &restoreflow_core::Settings) -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+    let limits = refine::Limits {
+        max_images: settings.synthetic_data.max_images,
+        buckets: restoreflow_core::storage::Bucket::ALL
+            .iter()
+            .map(|b| b.name())
+            .collect(),
+        job_kinds: restoreflow_core::db::JobKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect(),
+        job_statuses: restoreflow_core::db::JobStatus::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect(),
+    };
+    refine::refine(&mut doc, &limits);
+    doc
 }
