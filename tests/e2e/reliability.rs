@@ -776,3 +776,51 @@ async fn a_hung_database_fails_calls_within_their_deadlines() {
     drop(proxy);
     app.stop().await;
 }
+
+/// A gRPC service that accepts connections and never answers: the gateway's
+/// call gives up at `grpc.timeout_secs` and the request answers 504 (not a
+/// hung request, not a 500), and the gateway serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hung_grpc_service_times_out_the_call_not_the_gateway() {
+    let hung = Proxy::start("127.0.0.1:1").await;
+    hung.hang();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = restoreflow_core::Settings::default();
+    s.database.url = restoreflow_core::config::Secret::new(format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("db.sqlite").display()
+    ));
+    s.storage.local_root = dir.path().join("objects");
+    s.gateway.http_addr = "127.0.0.1:0".into();
+    s.gateway.api_key = Some(restoreflow_core::config::Secret::new(
+        "a-test-key-of-enough-length",
+    ));
+    s.grpc.token = Some(restoreflow_core::config::Secret::new(
+        restoreflow_tests::TEST_GRPC_TOKEN,
+    ));
+    s.grpc.timeout_secs = 2;
+    s.gateway.trainer_url = format!("http://{}", hung.addr());
+    let gateway = restoreflow_gateway::Application::build(s).await.unwrap();
+    let base = format!("http://{}", gateway.http_addr());
+    let stop = restoreflow_core::shutdown::CancellationToken::new();
+    let task = tokio::spawn(gateway.run_until_stopped(stop.clone()));
+    let http = restoreflow_tests::client_with_key("a-test-key-of-enough-length");
+    for _ in 0..2 {
+        let asked = Instant::now();
+        let r = http
+            .get(format!("{base}/training/status"))
+            .send()
+            .await
+            .unwrap();
+        let took = asked.elapsed();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(status, 504, "{body}");
+        assert_eq!(body["error"]["code"], "timeout", "{body}");
+        assert!(took < Duration::from_secs(15), "the request took {took:?}");
+    }
+    let r = http.get(format!("{base}/jobs")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    stop.cancel();
+    let _ = task.await;
+}

@@ -153,6 +153,15 @@ impl From<restoreflow_core::db::DbError> for ApiError {
 
 impl From<tonic::Status> for ApiError {
     fn from(s: tonic::Status) -> Self {
+        // The gateway cancels a call only at its deadline (`grpc.timeout_secs`;
+        // tonic reports it as CANCELLED): the service did not answer in time.
+        if s.code() == tonic::Code::Cancelled {
+            tracing::error!(status = %s, "downstream service did not answer in time");
+            return Self::new(
+                ErrorCode::Timeout,
+                "a backend service did not answer in time",
+            );
+        }
         match ErrorCode::from_grpc(s.code()) {
             ErrorCode::Internal => Self::internal(format!("downstream: {s}")),
             ErrorCode::Unavailable => {
@@ -232,5 +241,40 @@ pub fn no_empty_names(fields: &[(&str, Option<&str>)]) -> Result<(), ApiError> {
             "{name} is empty; leave it out for the default"
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn integral_floats_become_integers_and_others_stay() {
+        let mut v =
+            json!({"a": 242.0, "b": [1.0, 2.5, -3.0], "c": {"d": 0.0}, "e": "1.0", "f": 1e30});
+        integral_floats_to_integers(&mut v);
+        assert_eq!(v["a"], json!(242));
+        assert!(v["a"].is_u64());
+        assert_eq!(v["b"], json!([1, 2.5, -3]));
+        assert!(v["c"]["d"].is_u64());
+        assert_eq!(v["e"], "1.0");
+        // Past the 64-bit integers: left as it is (an integer field refuses it).
+        assert!(v["f"].is_f64());
+    }
+
+    #[test]
+    fn empty_names_are_refused_by_name() {
+        assert!(no_empty_names(&[("a", None), ("b", Some("x"))]).is_ok());
+        let e = no_empty_names(&[("a", None), ("schedule", Some(""))]).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        assert!(e.message.contains("schedule"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_call_past_its_deadline_is_a_timeout_not_an_internal_error() {
+        let e = ApiError::from(tonic::Status::cancelled("Timeout expired"));
+        assert_eq!(e.code, ErrorCode::Timeout);
+        assert_eq!(e.code.http_status(), StatusCode::GATEWAY_TIMEOUT);
     }
 }

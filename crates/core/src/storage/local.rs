@@ -322,13 +322,15 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::FailedPrecondition, "{err}");
         // What was there is still there.
         assert_eq!(
-            get_bytes(&store, Bucket::TrainingData, "a/b")
+            get_bytes(&store, Bucket::TrainingData, "a/b", 1024)
                 .await
                 .unwrap(),
             "x"
         );
         assert_eq!(
-            get_bytes(&store, Bucket::TrainingData, "c").await.unwrap(),
+            get_bytes(&store, Bucket::TrainingData, "c", 1024)
+                .await
+                .unwrap(),
             "x"
         );
         // A folder is not an object.
