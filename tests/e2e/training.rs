@@ -203,7 +203,8 @@ async fn trains_registers_and_cancels(kind: Kind) {
     let (status, v) = app
         .post_json("/training/layer2/start", &tiny_run("", 1))
         .await;
-    assert_eq!(status, 400, "{v}");
+    // The request is well formed; the stored data is what is missing.
+    assert_eq!(status, 409, "{v}");
     assert!(
         v["error"]["message"].as_str().unwrap().contains("found 0"),
         "{v}"

@@ -71,8 +71,9 @@ impl Proxy {
         self.outages.send_modify(|n| *n += 1);
     }
 
-    /// Lets connections through again.
+    /// Lets connections through again (ending a [`Proxy::hang`] too).
     pub fn switch_on(&self) {
+        self.hung.send_replace(false);
         self.up.store(true, Ordering::SeqCst);
     }
 

@@ -189,10 +189,23 @@ where
         let axum::Json(mut value) =
             axum::Json::<serde_json::Value>::from_request(req, state).await?;
         integral_floats_to_integers(&mut value);
-        serde_json::from_value(value)
-            .map(ApiJson)
-            .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+        from_json_value(value).map(ApiJson)
     }
+}
+
+/// `T` from a JSON value; the error names the field at fault.
+pub fn from_json_value<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::invalid(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::invalid(format!("invalid JSON body: {path}: {inner}"))
+        }
+    })
 }
 
 /// Turns every float with no fraction (within the 64-bit integers) into an

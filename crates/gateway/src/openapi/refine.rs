@@ -132,7 +132,7 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
         ),
         ("seed", any_u64.clone()),
         ("device", names(&DEVICES)),
-        ("dataset", prefix(1)),
+        ("dataset", prefix(0)),
         ("base_model", version_ref()),
         ("early_stopping", uint(1, u64::from(u32::MAX))),
         ("schedule", names(&SCHEDULES)),
@@ -431,13 +431,6 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
         doc,
         "get",
         "/models/layer/{layer}",
-        "training_job_id",
-        json!({ "pattern": "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$" }),
-    );
-    parameter(
-        doc,
-        "get",
-        "/models/layer/{layer}",
         "page_token",
         json!({ "pattern": "^([1-9][0-9]{0,8})?$" }),
     );
@@ -501,7 +494,7 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
     );
     property(doc, "DatasetBody", "prefix", prefix(1));
     property(doc, "Layer1Body", "max_images", uint(1, 200));
-    property(doc, "Layer1Body", "dataset", prefix(1));
+    property(doc, "Layer1Body", "dataset", prefix(0));
 
     // Restoration.
     property(doc, "RestoreForm", "pipeline", names(&PIPELINES));

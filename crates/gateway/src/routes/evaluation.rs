@@ -370,15 +370,14 @@ pub async fn layer1_evaluate(
         let mut value: Value = serde_json::from_slice(&raw)
             .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?;
         crate::error::integral_floats_to_integers(&mut value);
-        serde_json::from_value(value)
-            .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?
+        crate::error::from_json_value(value)?
     };
     if body.max_images == Some(0) {
         return Err(ApiError::invalid(
             "max_images must be between 1 and 200 (leave it out for 10)",
         ));
     }
-    crate::error::no_empty_names(&[("dataset", body.dataset.as_deref())])?;
+
     let params = match body.params {
         Some(Value::Object(_)) => body.params.as_ref().map(restoreflow_proto::json_to_struct),
         Some(_) => return Err(ApiError::invalid("params must be a JSON object")),

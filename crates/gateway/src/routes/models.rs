@@ -147,13 +147,7 @@ pub async fn list(
     if q.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
-    if let Some(id) = q.training_job_id.as_deref().filter(|id| !id.is_empty())
-        && uuid::Uuid::parse_str(id).is_err()
-    {
-        return Err(ApiError::invalid(format!(
-            "training_job_id {id:?} is not a UUID"
-        )));
-    }
+
     let r = state
         .registry
         .clone()

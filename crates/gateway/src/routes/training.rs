@@ -182,7 +182,6 @@ pub async fn start(
     crate::error::no_empty_names(&[
         ("preset", body.preset.as_deref()),
         ("device", body.device.as_deref()),
-        ("dataset", body.dataset.as_deref()),
         ("base_model", body.base_model.as_deref()),
         ("schedule", body.schedule.as_deref()),
         ("loss", body.loss.as_deref()),
