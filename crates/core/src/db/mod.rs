@@ -160,10 +160,7 @@ impl TransactionTrait for Db {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        match tokio::time::timeout(self.deadline, self.conn.transaction(callback)).await {
-            Ok(r) => r,
-            Err(_) => Err(TransactionError::Connection(self.overdue())),
-        }
+        self.transaction_with_config(callback, None, None).await
     }
 
     async fn transaction_with_config<F, T, E>(
