@@ -79,11 +79,14 @@ fn to_proto(m: &model_version::Model, aliases: Vec<String>) -> v1::ModelVersion 
     }
 }
 
-/// An optional text field: empty means absent; longer than `max` is refused.
+/// An optional text field: empty means absent; more than `max` characters
+/// (as the API document and PostgreSQL count them) is refused.
 fn text(name: &str, value: &str, max: usize) -> Result<Option<String>, Invalid> {
     let v = value.trim();
-    if v.len() > max {
-        return Err(Invalid(format!("{name} must be at most {max} bytes long")));
+    if v.chars().count() > max {
+        return Err(Invalid(format!(
+            "{name} must be at most {max} characters long"
+        )));
     }
     Ok((!v.is_empty()).then(|| v.to_string()))
 }

@@ -427,6 +427,15 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
         "alias",
         json!({ "pattern": format!("^({}|)$", &ALIAS_PATTERN[1..ALIAS_PATTERN.len() - 1]), "maxLength": 64 }),
     );
+    for filter in ["training_job_id", "dataset_id"] {
+        parameter(
+            doc,
+            "get",
+            "/models/layer/{layer}",
+            filter,
+            json!({ "maxLength": 64 }),
+        );
+    }
     parameter(
         doc,
         "get",
