@@ -508,10 +508,22 @@ async fn a_paused_worker_writes_nothing_once_its_lease_is_gone() {
     let job = wait_training(&app, &id, Duration::from_secs(300)).await;
     assert_eq!(job["status"], "completed", "{job}");
     assert_eq!(job["attempts"], 2, "{job}");
-    // Let the report and the last writes settle, then take stock.
+    // Let the report and the last writes settle, then take stock. (The report
+    // service may build the report twice: from the completion event and from
+    // its own sweep for completed jobs without a report; both write the same
+    // charts. Wait until two looks 2 s apart agree.)
     report_of(&app, &id).await;
     let events = events_of(&app, &id).await;
-    let outputs = outputs_of(&app, &id).await;
+    let outputs = wait_for(
+        "the stored outputs to settle",
+        Duration::from_secs(60),
+        || async {
+            let first = outputs_of(&app, &id).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            (outputs_of(&app, &id).await == first).then_some(first)
+        },
+    )
+    .await;
 
     paused.resume();
     // Several of its heartbeats and training steps go by.
