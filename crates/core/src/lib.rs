@@ -14,6 +14,7 @@ pub mod backends;
 pub mod bus;
 pub mod config;
 pub mod db;
+pub mod devices;
 pub mod grpc;
 pub mod jobs;
 pub mod process;

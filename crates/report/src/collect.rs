@@ -487,6 +487,7 @@ mod tests {
         let t = Utc::now();
         job::Model {
             progress_at: None,
+            device: None,
             id: "j".into(),
             kind: JobKind::TrainingLayer2.as_str().into(),
             status: "completed".into(),

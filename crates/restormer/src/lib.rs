@@ -63,6 +63,14 @@ pub fn device(cuda: bool) -> Result<Device> {
     }
 }
 
+/// Lets CUDA f32 matrix multiplies use TensorFloat-32 (`true`) or keeps them
+/// in full f32 (`false`). Storage stays f32 either way; on the CPU, and in a
+/// build without the `cuda` feature, this does nothing. The setting is
+/// process-wide: a worker sets it for each job it runs.
+pub fn set_tf32(on: bool) {
+    candle_core::cuda::set_gemm_reduced_precision_f32(on);
+}
+
 /// Builds a freshly initialised f32 model on `device` together with the
 /// [`VarMap`] that owns its trainable variables (for an optimiser and saving).
 pub fn build(cfg: &Config, device: &Device) -> Result<(Restormer, VarMap)> {

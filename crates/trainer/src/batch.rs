@@ -80,7 +80,8 @@ impl BatchWorker {
             JobKind::RestoreBatch,
             queues::RESTORE,
             self.id.clone(),
-        );
+        )
+        .on_device(self.models.device_class());
         jobs.run(&self, &shutdown).await;
     }
 

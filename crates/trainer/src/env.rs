@@ -57,17 +57,11 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
-/// The NVIDIA driver's name for GPU 0, when the driver exposes it.
+/// The NVIDIA driver's name for GPU 0.
 fn gpu_name() -> Option<String> {
-    let dir = std::fs::read_dir("/proc/driver/nvidia/gpus").ok()?;
-    let first = dir.filter_map(Result::ok).next()?;
-    let info = std::fs::read_to_string(first.path().join("information")).ok()?;
-    info.lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == "Model").then(|| v.trim().to_string())
-        })
-        .or_else(|| Some("CUDA device 0".into()))
+    restoreflow_core::devices::probe(restoreflow_core::devices::CUDA)
+        .into_iter()
+        .find_map(|c| c.name)
 }
 
 /// Peak resident set size of this process (`VmHWM`), in bytes.

@@ -122,7 +122,8 @@ impl EvaluationWorker {
             JobKind::Evaluation,
             queues::EVALUATION,
             self.id.clone(),
-        );
+        )
+        .on_device(self.models.device_class());
         jobs.run(&self, &shutdown).await;
     }
 

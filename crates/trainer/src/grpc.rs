@@ -4,8 +4,8 @@ use restoreflow_core::jobs::JobMessage;
 use std::time::Duration;
 
 use restoreflow_core::bus::queues;
-use restoreflow_core::config::JobSettings;
 use restoreflow_core::db::{self, DbError, JobKind, JobStatus, entity::job};
+use restoreflow_core::devices;
 use restoreflow_core::grpc::AuthChannel;
 use restoreflow_core::{Backends, ErrorCode};
 use restoreflow_proto::v1::{
@@ -28,8 +28,8 @@ const EVENT_PAGE: u64 = 1000;
 /// Shared state of the gRPC handlers.
 pub struct TrainerGrpc {
     pub(crate) backends: Backends,
-    pub(crate) jobs: JobSettings,
-    pub(crate) default_device: String,
+    /// Resolves the requested device against the live workers.
+    pub(crate) router: crate::devices::DeviceRouter,
     /// `trainer.max_job_memory`, resolved (0 became half the machine's memory).
     pub(crate) max_job_memory: u64,
     pub(crate) registry: ModelRegistryServiceClient<AuthChannel>,
@@ -79,7 +79,63 @@ async fn all_events(
     }
 }
 
+/// One device class's line of the training status, with a notice when its
+/// jobs wait for a worker that is not there.
+fn device_status(
+    class: &str,
+    pool: &devices::Pool,
+    queued: u64,
+    running: u64,
+    queue_depth: u64,
+) -> v1::DeviceClassStatus {
+    let live = pool.live_count(class);
+    let on_demand = pool.on_demand.iter().any(|c| c == class);
+    let notice = if queued > 0 && live == 0 {
+        if on_demand {
+            format!(
+                "{queued} {class} job(s) waiting: no live {class} worker yet; the deployment starts {class} workers on demand"
+            )
+        } else {
+            format!(
+                "{queued} {class} job(s) waiting: no live {class} worker; start one, or cancel them and train on another device"
+            )
+        }
+    } else {
+        String::new()
+    };
+    v1::DeviceClassStatus {
+        device: class.to_string(),
+        live_workers: live as u32,
+        on_demand,
+        queued,
+        running,
+        queue_depth,
+        accepting: pool.serves(class),
+        notice,
+    }
+}
+
 impl TrainerGrpc {
+    /// The memory a training step may need on `class`: the machine-memory
+    /// limit (`trainer.max_job_memory`) for the CPU; for CUDA, the largest
+    /// GPU memory a live CUDA worker advertises (unknown: not checked here,
+    /// the GPU worker fails the job if it does not fit).
+    async fn memory_limit(&self, class: &str) -> Result<u64, Status> {
+        if class != devices::CUDA {
+            return Ok(self.max_job_memory);
+        }
+        let live = db::live_workers(&self.backends.db, SERVICE, self.router.since())
+            .await
+            .map_err(from_db)?;
+        Ok(live
+            .iter()
+            .filter(|w| w.device == devices::CUDA)
+            .flat_map(db::capabilities_of)
+            .filter_map(|c| c.memory_bytes)
+            .max()
+            .unwrap_or(u64::MAX))
+    }
+
     /// A training job by id; other kinds are not found here.
     async fn training_row(&self, id: &str) -> Result<job::Model, Status> {
         if uuid::Uuid::parse_str(id).is_err() {
@@ -109,8 +165,10 @@ impl TrainerService for TrainerGrpc {
         &self,
         request: Request<v1::StartTrainingRequest>,
     ) -> Result<Response<v1::Job>, Status> {
-        let mut params = TrainParams::from_request(request.get_ref(), &self.default_device)?;
-        params.check_memory(self.max_job_memory)?;
+        let mut params = TrainParams::from_request(request.get_ref(), devices::AUTO)?;
+        let class = self.router.resolve(&params.device).await?;
+        params.settle_device(&class)?;
+        params.check_memory(self.memory_limit(&class).await?)?;
         if let Some(base) = params.base_model.clone() {
             let v = self
                 .registry
@@ -149,15 +207,21 @@ impl TrainerService for TrainerGrpc {
             )));
         }
         let value = serde_json::to_value(&params).map_err(internal)?;
-        let job = db::create_job(&self.backends.db, JobKind::TrainingLayer2, value)
-            .await
-            .map_err(from_db)?;
+        let job = db::create_job_on(
+            &self.backends.db,
+            JobKind::TrainingLayer2,
+            value,
+            Some(&class),
+        )
+        .await
+        .map_err(from_db)?;
         let msg = serde_json::to_vec(&JobMessage {
             job_id: job.id.clone(),
         })
         .map_err(internal)?;
         // The row is the truth: if the wake-up is lost, a worker's sweep still finds the job.
-        if let Err(e) = self.backends.bus.publish(queues::TRAINING, &msg).await {
+        let queue = devices::queue_for(queues::TRAINING, &class);
+        if let Err(e) = self.backends.bus.publish(&queue, &msg).await {
             tracing::warn!(job_id = %job.id, error = %e, "publish failed; the recovery sweep will pick the job up");
         }
         Ok(Response::new(db::job_to_proto(&job)))
@@ -242,28 +306,48 @@ impl TrainerService for TrainerGrpc {
         let count = |f: &dyn Fn(JobStatus) -> bool| -> u64 {
             counts.iter().filter(|(s, _)| f(*s)).map(|(_, n)| *n).sum()
         };
-        let since = chrono::Utc::now() - chrono::Duration::seconds(self.jobs.lease_secs as i64);
-        let workers = db::live_workers(&b.db, SERVICE, since)
+        let live = db::live_workers(&b.db, SERVICE, self.router.since())
             .await
-            .map_err(from_db)?
+            .map_err(from_db)?;
+        let pool = self.router.pool().await?;
+        let mut device_rows = Vec::new();
+        let mut queue_depth = 0;
+        for class in devices::CLASSES {
+            let depth = b
+                .bus
+                .depth(&devices::queue_for(queues::TRAINING, class))
+                .await
+                .map_err(|e| ErrorCode::Unavailable.status(e.to_string()))?;
+            queue_depth += depth;
+            let (queued, running) = db::count_active_on(&b.db, JobKind::TrainingLayer2, class)
+                .await
+                .map_err(from_db)?;
+            device_rows.push(device_status(class, &pool, queued, running, depth));
+        }
+        let workers = live
             .into_iter()
             .map(|w| v1::Worker {
+                capabilities: db::capabilities_of(&w)
+                    .into_iter()
+                    .map(|c| v1::DeviceCapability {
+                        device: c.device,
+                        class: c.class,
+                        name: c.name,
+                        memory_bytes: c.memory_bytes,
+                    })
+                    .collect(),
                 id: w.id,
                 device: w.device,
                 current_job: w.current_job,
             })
             .collect();
-        let queue_depth = b
-            .bus
-            .depth(queues::TRAINING)
-            .await
-            .map_err(|e| ErrorCode::Unavailable.status(e.to_string()))?;
         Ok(Response::new(v1::TrainingStatus {
             queued: count(&|s| s == JobStatus::Queued),
             running: count(&|s| s == JobStatus::Running),
             finished: count(&|s| s.is_terminal()),
             workers,
             queue_depth,
+            devices: device_rows,
         }))
     }
 

@@ -30,6 +30,7 @@
 mod batch;
 mod checkpoints;
 mod datasets;
+mod devices;
 mod env;
 mod evaluation;
 mod grpc;
@@ -174,7 +175,13 @@ impl Application {
             device,
             cfg.model_cache_size,
         ));
+        let router = devices::DeviceRouter::new(
+            backends.db.clone(),
+            settings.jobs.lease_secs,
+            cfg.on_demand_devices.clone(),
+        );
         let restoration = RestorationGrpc {
+            router: router.clone(),
             backends: backends.clone(),
             models: models.clone(),
             registry: registry.clone(),
@@ -205,8 +212,7 @@ impl Application {
             addr,
             grpc: TrainerGrpc {
                 backends,
-                jobs: settings.jobs.clone(),
-                default_device: cfg.device.clone(),
+                router,
                 max_job_memory: match cfg.max_job_memory {
                     0 => machine_memory_bytes() / 2,
                     n => n,

@@ -14,6 +14,7 @@ use restoreflow_classical::{Layer1Params, run_pipeline_rgb};
 use restoreflow_core::bus::queues;
 use restoreflow_core::db::entity::evaluation;
 use restoreflow_core::db::{self, JobKind};
+use restoreflow_core::devices::queue_for;
 use restoreflow_core::grpc::AuthChannel;
 use restoreflow_core::jobs::JobMessage;
 use restoreflow_core::storage::{Bucket, get_bytes, validate_prefix};
@@ -49,6 +50,8 @@ const MAX_IMAGE_BYTES: u64 = 64 << 20;
 /// Shared state of the restoration and evaluation handlers.
 #[derive(Clone)]
 pub struct RestorationGrpc {
+    /// Resolves the device of evaluation and restoration requests.
+    pub(crate) router: crate::devices::DeviceRouter,
     pub(crate) backends: Backends,
     pub(crate) models: Arc<ModelCache>,
     pub(crate) registry: ModelRegistryServiceClient<AuthChannel>,
@@ -154,6 +157,25 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, String> {
 }
 
 impl RestorationGrpc {
+    /// A synchronous restoration runs here, on this replica's device: `auto`
+    /// (or empty) and this replica's class pass; an unknown device is a 400;
+    /// another class is a 409 that points to batch restoration, which is
+    /// routed to a worker of that class.
+    fn check_local_device(&self, requested: &str) -> Result<(), Status> {
+        let here = self.models.device_class();
+        match requested.trim() {
+            "" | restoreflow_core::devices::AUTO => Ok(()),
+            d if d == here => Ok(()),
+            d if restoreflow_core::devices::is_class(d) => Err(ErrorCode::FailedPrecondition.status(format!(
+                "synchronous restoration runs on the trainer replica that received it, which has device {here}, not {d}; \
+                 use batch restoration (POST /restore/batch with device {d}), which runs on a {d} worker"
+            ))),
+            d => Err(crate::devices::to_status(
+                restoreflow_core::devices::DeviceError::Unknown(d.to_string()),
+            )),
+        }
+    }
+
     async fn publish(&self, queue: &str, job_id: &str) {
         let msg = serde_json::to_vec(&JobMessage {
             job_id: job_id.to_string(),
@@ -193,6 +215,7 @@ impl RestorationService for RestorationGrpc {
         let r = request.into_inner();
         let pipeline = Pipeline::from_str(&r.pipeline).map_err(invalid)?;
         check_image(&r.image, MAX_PIXELS).map_err(invalid)?;
+        self.check_local_device(&r.device)?;
         let (l1_version, layer1) = if pipeline.uses_layer1() {
             let (v, p) = self
                 .models
@@ -287,11 +310,18 @@ impl RestorationService for RestorationGrpc {
             output_prefix,
             max_images: r.max_images,
         };
+        let device = self.router.resolve(&r.device).await?;
         let value = serde_json::to_value(&params).map_err(internal)?;
-        let job = db::create_job(&self.backends.db, JobKind::RestoreBatch, value)
-            .await
-            .map_err(from_db)?;
-        self.publish(queues::RESTORE, &job.id).await;
+        let job = db::create_job_on(
+            &self.backends.db,
+            JobKind::RestoreBatch,
+            value,
+            Some(&device),
+        )
+        .await
+        .map_err(from_db)?;
+        self.publish(&queue_for(queues::RESTORE, &device), &job.id)
+            .await;
         Ok(Response::new(db::job_to_proto(&job)))
     }
 
@@ -575,11 +605,13 @@ impl EvaluationService for RestorationGrpc {
             dataset,
             max_pairs: r.max_pairs,
         };
+        let device = self.router.resolve(&r.device).await?;
         let value = serde_json::to_value(&params).map_err(internal)?;
-        let job = db::create_job(&self.backends.db, JobKind::Evaluation, value)
+        let job = db::create_job_on(&self.backends.db, JobKind::Evaluation, value, Some(&device))
             .await
             .map_err(from_db)?;
-        self.publish(queues::EVALUATION, &job.id).await;
+        self.publish(&queue_for(queues::EVALUATION, &device), &job.id)
+            .await;
         Ok(Response::new(db::job_to_proto(&job)))
     }
 

@@ -132,6 +132,7 @@ mod tests {
         let now = Utc::now();
         job::Model {
             progress_at: None,
+            device: None,
             id: "j".into(),
             kind: "training_layer2".into(),
             status: status.into(),

@@ -129,6 +129,8 @@ pub struct Worker {
     settings: TrainerSettings,
     registry: ModelRegistryServiceClient<AuthChannel>,
     id: String,
+    /// What this worker advertises in the workers table.
+    capabilities: Vec<restoreflow_core::devices::Capability>,
     current: Arc<Mutex<Option<String>>>,
 }
 
@@ -144,12 +146,14 @@ impl Worker {
             "trainer-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
+        let capabilities = restoreflow_core::devices::probe(&settings.device);
         Self {
             backends,
             jobs,
             settings,
             registry,
             id,
+            capabilities,
             current: Arc::new(Mutex::new(None)),
         }
     }
@@ -167,7 +171,8 @@ impl Worker {
             JobKind::TrainingLayer2,
             queues::TRAINING,
             self.id.clone(),
-        );
+        )
+        .on_device(&self.settings.device);
         tracing::info!(worker = %self.id, device = %self.settings.device, "training worker started");
         jobs.run(&self, &shutdown).await;
         registration.abort();
@@ -183,6 +188,7 @@ impl Worker {
         let db = self.backends.db.clone();
         let id = self.id.clone();
         let device = self.settings.device.clone();
+        let capabilities = self.capabilities.clone();
         let current = self.current.clone();
         let every = Duration::from_secs(self.jobs.heartbeat_secs);
         tokio::spawn(async move {
@@ -193,7 +199,10 @@ impl Worker {
                     _ = tick.tick() => {}
                 }
                 let job = current.lock().await.clone();
-                if let Err(e) = db::touch_worker(&db, &id, SERVICE, &device, job.as_deref()).await {
+                if let Err(e) =
+                    db::touch_worker(&db, &id, SERVICE, &device, &capabilities, job.as_deref())
+                        .await
+                {
                     tracing::warn!(error = %e, "worker heartbeat failed");
                 }
             }
@@ -208,6 +217,7 @@ impl Worker {
             &self.id,
             SERVICE,
             &self.settings.device,
+            &self.capabilities,
             Some(&job.id),
         )
         .await;
@@ -245,13 +255,12 @@ impl Worker {
             }
         };
         // Again at the end: the peak memory is only known now.
-        let device = job
-            .params
-            .get("device")
-            .and_then(Value::as_str)
-            .unwrap_or("cpu");
-        self.event(&job.id, "environment", crate::env::environment(device))
-            .await;
+        self.event(
+            &job.id,
+            "environment",
+            crate::env::environment(&self.settings.device),
+        )
+        .await;
         match db::finish_job(&self.backends.db, &job.id, &self.id, status, result, error).await {
             Ok(true) => {
                 tracing::info!(status = status.as_str(), "training job finished");
@@ -359,7 +368,7 @@ impl Worker {
         self.event(
             &job.id,
             "environment",
-            crate::env::environment(&params.device),
+            crate::env::environment(&self.settings.device),
         )
         .await;
         let tmp = tempfile::tempdir().map_err(|e| format!("cannot create a work dir: {e}"))?;
@@ -527,12 +536,16 @@ impl Worker {
         let train_cfg = params.train_config(self.settings.cache_pages);
         let (val_fraction, sample_seed) = (train_cfg.val_fraction, train_cfg.seed);
         let preset = params.preset.clone();
-        let cuda = params.device == "cuda";
+        // Only jobs of this worker's class are claimed (a job recorded
+        // before device routing ran wherever it was claimed).
+        let cuda = self.settings.device == "cuda";
+        let tf32 = cuda && params.precision == "tf32";
         let cancel = flags.cancel.clone();
         let task = tokio::task::spawn_blocking(move || {
             let mut hooks = hooks;
             let cfg = restoreflow_restormer::Config::by_name(&preset).map_err(|e| e.to_string())?;
             let device = restoreflow_restormer::device(cuda).map_err(|e| e.to_string())?;
+            restoreflow_restormer::set_tf32(tf32);
             // Seeded: the same seed gives the same initial weights (on CPU).
             let (model, varmap) =
                 restoreflow_restormer::build_seeded(&cfg, &device, train_cfg.seed)

@@ -84,9 +84,12 @@ struct StartArgs {
     /// Seed of the split, shuffling and initialisation [default: random].
     #[arg(long)]
     seed: Option<u64>,
-    /// cpu or cuda [default: the trainer's].
+    /// cpu, cuda or auto [default: auto, a GPU when a CUDA worker is live].
     #[arg(long)]
     device: Option<String>,
+    /// Matmul precision: f32, tf32 or auto [default: auto, tf32 on cuda].
+    #[arg(long)]
+    precision: Option<String>,
     /// Dataset id or key prefix [default: every pair in training-data].
     #[arg(long)]
     dataset: Option<String>,
@@ -184,6 +187,7 @@ impl StartArgs {
             val_fraction: self.val_fraction,
             seed: self.seed,
             device: self.device.unwrap_or_default(),
+            precision: self.precision.unwrap_or_default(),
             dataset: self.dataset.unwrap_or_default(),
             base_model: self.base_model.unwrap_or_default(),
             early_stopping_patience: self.early_stopping,
@@ -256,6 +260,15 @@ fn status_json(s: &v1::TrainingStatus) -> Value {
         "queue_depth": s.queue_depth,
         "workers": s.workers.iter().map(|w| json!({
             "id": w.id, "device": w.device, "current_job": w.current_job,
+            "capabilities": w.capabilities.iter().map(|c| json!({
+                "device": c.device, "class": c.class, "name": c.name, "memory_bytes": c.memory_bytes,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "devices": s.devices.iter().map(|d| json!({
+            "device": d.device, "live_workers": d.live_workers, "on_demand": d.on_demand,
+            "accepting": d.accepting, "queued": d.queued, "running": d.running,
+            "queue_depth": d.queue_depth,
+            "notice": Some(&d.notice).filter(|n| !n.is_empty()),
         })).collect::<Vec<_>>(),
     })
 }
@@ -283,6 +296,37 @@ fn status_text(s: &v1::TrainingStatus) -> String {
             .collect();
         out.push('\n');
         out.push_str(&table::render(&["WORKER", "DEVICE", "CURRENT JOB"], &rows));
+    }
+    if !s.devices.is_empty() {
+        let rows: Vec<Vec<String>> = s
+            .devices
+            .iter()
+            .map(|d| {
+                vec![
+                    d.device.clone(),
+                    d.live_workers.to_string(),
+                    if d.on_demand { "yes" } else { "no" }.into(),
+                    if d.accepting { "yes" } else { "no" }.into(),
+                    d.queued.to_string(),
+                    d.running.to_string(),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&table::render(
+            &[
+                "DEVICE",
+                "LIVE",
+                "ON DEMAND",
+                "ACCEPTING",
+                "QUEUED",
+                "RUNNING",
+            ],
+            &rows,
+        ));
+        for d in s.devices.iter().filter(|d| !d.notice.is_empty()) {
+            out.push_str(&format!("\nnote: {}", d.notice));
+        }
     }
     out
 }
@@ -622,11 +666,20 @@ mod tests {
                 id: "w1".into(),
                 device: "cpu".into(),
                 current_job: Some("job-9".into()),
+                capabilities: vec![],
+            }],
+            devices: vec![v1::DeviceClassStatus {
+                device: "cuda".into(),
+                queued: 2,
+                notice: "2 cuda job(s) waiting: no live cuda worker".into(),
+                ..Default::default()
             }],
         };
         let t = status_text(&s);
         assert!(t.starts_with("jobs: 1 queued, 1 running, 4 finished\nqueue depth: 1\nworkers: 1"));
         assert!(t.contains("w1      cpu     job-9"), "{t}");
         assert_eq!(status_json(&s)["workers"][0]["current_job"], "job-9");
+        assert!(t.contains("note: 2 cuda job(s) waiting"), "{t}");
+        assert_eq!(status_json(&s)["devices"][0]["queued"], 2);
     }
 }

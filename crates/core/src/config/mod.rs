@@ -198,8 +198,15 @@ impl Default for ModelRegistrySettings {
 pub struct TrainerSettings {
     /// Address the gRPC server binds.
     pub grpc_addr: String,
-    /// Default device of jobs that do not name one: `cpu` or `cuda`.
+    /// The device class this replica's workers serve and its synchronous
+    /// restoration runs on: `cpu` or `cuda` (a `--features cuda` build). Its
+    /// workers claim only jobs of this class.
     pub device: String,
+    /// Device classes whose jobs are accepted while no live worker has them,
+    /// because the deployment starts such workers on demand (an autoscaler
+    /// scaling a GPU deployment from zero). Jobs of any other class are
+    /// refused (409) unless a live worker serves it. Env: comma-separated.
+    pub on_demand_devices: Vec<String>,
     /// Whether this process also runs the training worker.
     pub worker: bool,
     /// Decoded pages a training run keeps in memory at most.
@@ -225,6 +232,7 @@ impl Default for TrainerSettings {
         Self {
             grpc_addr: "127.0.0.1:50053".into(),
             device: "cpu".into(),
+            on_demand_devices: vec!["cpu".into()],
             worker: true,
             cache_pages: 64,
             model_registry_url: "http://127.0.0.1:50052".into(),
@@ -478,6 +486,7 @@ impl Settings {
                 .with_list_parse_key("synthetic_data.font_dirs")
                 .with_list_parse_key("gateway.api_keys")
                 .with_list_parse_key("gateway.public_read")
+                .with_list_parse_key("trainer.on_demand_devices")
                 .try_parsing(true)
                 .source(Some(env)),
         );
@@ -626,6 +635,16 @@ impl Settings {
                 self.trainer.device
             ));
         }
+        if let Some(bad) = self
+            .trainer
+            .on_demand_devices
+            .iter()
+            .find(|d| !crate::devices::is_class(d))
+        {
+            return invalid(format!(
+                "trainer.on_demand_devices may list only cpu and cuda, got {bad:?}"
+            ));
+        }
         if self.trainer.cache_pages == 0 {
             return invalid("trainer.cache_pages must be positive".into());
         }
@@ -668,6 +687,25 @@ mod tests {
         assert!(err.contains("trainer.device"), "{err}");
         let s = Settings::load(None, env(&[("RESTOREFLOW__TRAINER__DEVICE", "cuda")])).unwrap();
         assert_eq!(s.trainer.device, "cuda");
+    }
+
+    #[test]
+    fn on_demand_devices_are_a_checked_list() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.trainer.on_demand_devices, vec!["cpu".to_string()]);
+        let s = Settings::load(
+            None,
+            env(&[("RESTOREFLOW__TRAINER__ON_DEMAND_DEVICES", "cpu,cuda")]),
+        )
+        .unwrap();
+        assert_eq!(s.trainer.on_demand_devices, vec!["cpu", "cuda"]);
+        let err = Settings::load(
+            None,
+            env(&[("RESTOREFLOW__TRAINER__ON_DEMAND_DEVICES", "cpu,gpu")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("on_demand_devices"), "{err}");
     }
 
     #[test]

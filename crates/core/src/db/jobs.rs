@@ -110,6 +110,17 @@ impl JobKind {
 /// Inserts a queued job and its first event.
 #[tracing::instrument(skip(db, params), err)]
 pub async fn create_job(db: &Db, kind: JobKind, params: Value) -> Result<job::Model, DbError> {
+    create_job_on(db, kind, params, None).await
+}
+
+/// Records a queued job that only workers of device class `device` may claim
+/// (`None`: any worker of the kind).
+pub async fn create_job_on(
+    db: &Db,
+    kind: JobKind,
+    params: Value,
+    device: Option<&str>,
+) -> Result<job::Model, DbError> {
     let now = Utc::now();
     let id = uuid::Uuid::new_v4().to_string();
     let model = job::ActiveModel {
@@ -129,6 +140,7 @@ pub async fn create_job(db: &Db, kind: JobKind, params: Value) -> Result<job::Mo
         started_at: Set(None),
         finished_at: Set(None),
         progress_at: Set(None),
+        device: Set(device.map(str::to_string)),
     }
     .insert(db)
     .await?;
@@ -187,7 +199,6 @@ pub async fn count_by_status(db: &Db, kind: JobKind) -> Result<Vec<(JobStatus, u
 
 /// Claims a job for `worker` if it is queued, or running with an expired lease.
 /// Returns the claimed row, or `None` if someone else holds it or it is done.
-#[tracing::instrument(skip(db), err)]
 ///
 /// A job already claimed `max_attempts` times is never claimed again: its
 /// workers died on every attempt, so [`settle_abandoned`] ends it instead.
@@ -195,6 +206,20 @@ pub async fn claim_job(
     db: &Db,
     id: &str,
     worker: &str,
+    lease: Duration,
+    max_attempts: u32,
+) -> Result<Option<job::Model>, DbError> {
+    claim_job_on(db, id, worker, None, lease, max_attempts).await
+}
+
+/// [`claim_job`] for a worker of device class `device`: a job recorded for
+/// another class is never claimed (`None`: no device filter).
+#[tracing::instrument(skip(db), err)]
+pub async fn claim_job_on(
+    db: &Db,
+    id: &str,
+    worker: &str,
+    device: Option<&str>,
     lease: Duration,
     max_attempts: u32,
 ) -> Result<Option<job::Model>, DbError> {
@@ -227,6 +252,7 @@ pub async fn claim_job(
         .filter(job::Column::CancelRequested.eq(false))
         .filter(job::Column::Attempts.lt(max_attempts as i32))
         .filter(claimable)
+        .filter(for_device(device))
         .exec(db)
         .await?;
     if res.rows_affected != 1 {
@@ -262,6 +288,32 @@ pub async fn heartbeat(
         return Ok(None);
     }
     get_job(db, id).await
+}
+
+/// Jobs a worker of class `device` may take: those recorded for its class and
+/// those that need no device. `None` matches every job.
+fn for_device(device: Option<&str>) -> Condition {
+    match device {
+        None => Condition::all(),
+        Some(class) => Condition::any()
+            .add(job::Column::Device.is_null())
+            .add(job::Column::Device.eq(class)),
+    }
+}
+
+/// Queued and running jobs of `kind` recorded for device class `device`.
+pub async fn count_active_on(db: &Db, kind: JobKind, device: &str) -> Result<(u64, u64), DbError> {
+    let count = |status: JobStatus| {
+        job::Entity::find()
+            .filter(job::Column::Kind.eq(kind.as_str()))
+            .filter(job::Column::Device.eq(device))
+            .filter(job::Column::Status.eq(status.as_str()))
+            .count(db)
+    };
+    Ok((
+        count(JobStatus::Queued).await?,
+        count(JobStatus::Running).await?,
+    ))
 }
 
 fn owned_by(id: &str, worker: &str) -> Condition {
@@ -384,6 +436,7 @@ pub async fn request_cancel(db: &Db, id: &str) -> Result<job::Model, DbError> {
 pub async fn find_claimable(
     db: &Db,
     kind: JobKind,
+    device: Option<&str>,
     grace: Duration,
     max_attempts: u32,
     limit: u64,
@@ -393,6 +446,7 @@ pub async fn find_claimable(
         .filter(job::Column::Kind.eq(kind.as_str()))
         .filter(job::Column::CancelRequested.eq(false))
         .filter(job::Column::Attempts.lt(max_attempts as i32))
+        .filter(for_device(device))
         .filter(
             Condition::any()
                 .add(
@@ -709,6 +763,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn workers_claim_only_their_device_class() {
+        let (_d, db) = sqlite().await;
+        let kind = JobKind::TrainingLayer2;
+        let lease = Duration::seconds(30);
+        let gpu = create_job_on(&db, kind, Value::Null, Some("cuda"))
+            .await
+            .unwrap();
+        let cpu = create_job_on(&db, kind, Value::Null, Some("cpu"))
+            .await
+            .unwrap();
+        let any = create_job(&db, kind, Value::Null).await.unwrap();
+        assert_eq!(gpu.device.as_deref(), Some("cuda"));
+
+        let mut cpu_sees = find_claimable(&db, kind, Some("cpu"), Duration::zero(), 3, 10)
+            .await
+            .unwrap();
+        cpu_sees.sort();
+        let mut want = vec![cpu.id.clone(), any.id.clone()];
+        want.sort();
+        assert_eq!(cpu_sees, want, "the CPU sweep never sees the cuda job");
+        let gpu_sees = find_claimable(&db, kind, Some("cuda"), Duration::zero(), 3, 10)
+            .await
+            .unwrap();
+        assert!(gpu_sees.contains(&gpu.id) && !gpu_sees.contains(&cpu.id));
+
+        assert!(
+            claim_job_on(&db, &gpu.id, "cpu-worker", Some("cpu"), lease, 3)
+                .await
+                .unwrap()
+                .is_none(),
+            "a CPU worker woken for a cuda job does not take it"
+        );
+        assert!(
+            claim_job_on(&db, &cpu.id, "gpu-worker", Some("cuda"), lease, 3)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(count_active_on(&db, kind, "cuda").await.unwrap(), (1, 0));
+        let got = claim_job_on(&db, &gpu.id, "gpu-worker", Some("cuda"), lease, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.lease_owner.as_deref(), Some("gpu-worker"));
+        assert_eq!(count_active_on(&db, kind, "cuda").await.unwrap(), (0, 1));
+        assert!(
+            claim_job_on(&db, &any.id, "gpu-worker", Some("cuda"), lease, 3)
+                .await
+                .unwrap()
+                .is_some(),
+            "a job with no device goes to any worker"
+        );
+    }
+
+    #[tokio::test]
     async fn lifecycle_claims_once_and_finishes_once() {
         let (_d, db) = sqlite().await;
         let job = create_job(&db, JobKind::Synthetic, serde_json::json!({"n": 1}))
@@ -816,7 +925,7 @@ mod tests {
                 .is_none(),
             "a fourth claim"
         );
-        let claimable = find_claimable(&db, kind, Duration::zero(), 3, 10)
+        let claimable = find_claimable(&db, kind, None, Duration::zero(), 3, 10)
             .await
             .unwrap();
         assert_eq!(claimable, vec![retry.id.clone()]);
@@ -953,7 +1062,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let ids = find_claimable(&db, JobKind::Synthetic, Duration::zero(), 3, 10)
+        let ids = find_claimable(&db, JobKind::Synthetic, None, Duration::zero(), 3, 10)
             .await
             .unwrap();
         assert_eq!(ids, vec![job.id.clone()]);

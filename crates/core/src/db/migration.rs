@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(ReportsAndEvaluations),
             Box::new(OneVersionPerTrainingJob),
             Box::new(JobProgressTime),
+            Box::new(DeviceRouting),
         ]
     }
 }
@@ -38,6 +39,7 @@ enum Jobs {
     StartedAt,
     FinishedAt,
     ProgressAt,
+    Device,
 }
 
 #[derive(DeriveIden)]
@@ -470,6 +472,7 @@ enum Workers {
     CurrentJob,
     StartedAt,
     HeartbeatAt,
+    Capabilities,
 }
 
 /// Live workers (trainer workers today): who they are, their device and job.
@@ -742,6 +745,53 @@ impl MigrationTrait for JobProgressTime {
             Table::alter()
                 .table(Jobs::Table)
                 .drop_column(Jobs::ProgressAt)
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Device routing: `jobs.device` (the device class a job needs; NULL for
+/// kinds that need none) and `workers.capabilities` (what a worker can run).
+struct DeviceRouting;
+
+impl MigrationName for DeviceRouting {
+    fn name(&self) -> &str {
+        "m20261206_000007_device_routing"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for DeviceRouting {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(Jobs::Table)
+                .add_column(ColumnDef::new(Jobs::Device).string().null())
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(Workers::Table)
+                .add_column(ColumnDef::new(Workers::Capabilities).json().null())
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(Workers::Table)
+                .drop_column(Workers::Capabilities)
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(Jobs::Table)
+                .drop_column(Jobs::Device)
                 .to_owned(),
         )
         .await

@@ -23,7 +23,9 @@ use sea_orm_migration::MigratorTrait;
 pub use jobs::*;
 pub use migration::Migrator;
 pub use proto::{event_to_proto, job_to_proto};
-pub use workers::{live_workers, remove_worker, touch_worker, versions_of_job};
+pub use workers::{
+    capabilities_of, device_pool, live_workers, remove_worker, touch_worker, versions_of_job,
+};
 
 /// Errors of the metadata port.
 #[derive(Debug, thiserror::Error)]

@@ -7,16 +7,20 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use super::entity::{model_version, worker};
 use super::{Db, DbError};
+use crate::devices::{Capability, Pool};
 
-/// Inserts or refreshes a worker row with its current job.
+/// Inserts or refreshes a worker row: the device class it serves, what it can
+/// run and its current job.
 pub async fn touch_worker(
     db: &Db,
     id: &str,
     service: &str,
     device: &str,
+    capabilities: &[Capability],
     current_job: Option<&str>,
 ) -> Result<(), DbError> {
     let now = Utc::now();
+    let caps = serde_json::to_value(capabilities).unwrap_or_default();
     let row = worker::ActiveModel {
         id: Set(id.to_string()),
         service: Set(service.to_string()),
@@ -24,12 +28,14 @@ pub async fn touch_worker(
         current_job: Set(current_job.map(str::to_string)),
         started_at: Set(now),
         heartbeat_at: Set(now),
+        capabilities: Set(Some(caps)),
     };
     worker::Entity::insert(row)
         .on_conflict(
             OnConflict::column(worker::Column::Id)
                 .update_columns([
                     worker::Column::Device,
+                    worker::Column::Capabilities,
                     worker::Column::CurrentJob,
                     worker::Column::HeartbeatAt,
                 ])
@@ -62,6 +68,38 @@ pub async fn live_workers(
         .await?)
 }
 
+/// The capabilities a worker row advertises (none for rows written before
+/// workers advertised them).
+pub fn capabilities_of(w: &worker::Model) -> Vec<Capability> {
+    w.capabilities
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+/// The device pool of `service`: live workers per class (heartbeat after
+/// `since`) plus the classes the deployment starts on demand.
+pub async fn device_pool(
+    db: &Db,
+    service: &str,
+    since: DateTime<Utc>,
+    on_demand: &[String],
+) -> Result<Pool, DbError> {
+    let live = live_workers(db, service, since).await?;
+    Ok(Pool {
+        live: crate::devices::CLASSES
+            .iter()
+            .map(|c| {
+                (
+                    c.to_string(),
+                    live.iter().filter(|w| w.device == *c).count(),
+                )
+            })
+            .collect(),
+        on_demand: on_demand.to_vec(),
+    })
+}
+
 /// Ready model versions of `layer` registered by training job `job_id`
 /// (a trainer checks this before registering, so a resumed job never
 /// registers its model twice).
@@ -88,20 +126,39 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let db = crate::db::connect(&url, 2).await.unwrap();
-        touch_worker(&db, "w1", "trainer", "cpu", None)
+        let caps = crate::devices::probe("cpu");
+        touch_worker(&db, "w1", "trainer", "cpu", &caps, None)
             .await
             .unwrap();
-        touch_worker(&db, "w1", "trainer", "cpu", Some("job-1"))
+        touch_worker(&db, "w1", "trainer", "cpu", &caps, Some("job-1"))
             .await
             .unwrap();
-        touch_worker(&db, "s1", "synthetic", "cpu", None)
+        touch_worker(&db, "s1", "synthetic", "cpu", &[], None)
             .await
             .unwrap();
+        touch_worker(
+            &db,
+            "g1",
+            "trainer",
+            "cuda",
+            &crate::devices::probe("cuda"),
+            None,
+        )
+        .await
+        .unwrap();
         let live = live_workers(&db, "trainer", Utc::now() - chrono::Duration::seconds(5))
             .await
             .unwrap();
-        assert_eq!(live.len(), 1);
+        assert_eq!(live.len(), 2);
         assert_eq!(live[0].current_job.as_deref(), Some("job-1"));
+        assert_eq!(capabilities_of(&live[0]), caps);
+        assert_eq!(capabilities_of(&live[1])[0].device, "cuda:0");
+        let since = Utc::now() - chrono::Duration::seconds(5);
+        let pool = device_pool(&db, "trainer", since, &["cpu".to_string()])
+            .await
+            .unwrap();
+        assert_eq!((pool.live_count("cpu"), pool.live_count("cuda")), (1, 1));
+        remove_worker(&db, "g1").await.unwrap();
         let later = live_workers(&db, "trainer", Utc::now() + chrono::Duration::seconds(5))
             .await
             .unwrap();

@@ -10,8 +10,10 @@ use serde_json::{Map, Value, json};
 
 /// Training model sizes.
 pub const MODEL_PRESETS: [&str; 3] = ["tiny", "small", "base"];
-/// Training devices.
-pub const DEVICES: [&str; 2] = ["cpu", "cuda"];
+/// Devices a job or restoration asks for (`auto`: a GPU when one is live).
+pub const DEVICES: [&str; 3] = ["cpu", "cuda", "auto"];
+/// Training matmul precisions.
+pub const PRECISIONS: [&str; 3] = ["f32", "tf32", "auto"];
 /// Learning-rate schedules.
 pub const SCHEDULES: [&str; 3] = ["warmup_cosine", "constant", "cyclic_cosine"];
 /// Training losses.
@@ -132,6 +134,7 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
         ),
         ("seed", any_u64.clone()),
         ("device", names(&DEVICES)),
+        ("precision", names(&PRECISIONS)),
         ("dataset", prefix(0)),
         ("base_model", version_ref()),
         ("early_stopping", uint(1, u64::from(u32::MAX))),
@@ -467,6 +470,7 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
     property(doc, "RunBody", "alias", alias());
     property(doc, "RunBody", "dataset", prefix(1));
     property(doc, "RunBody", "pipeline", names(&EVALUATION_PIPELINES));
+    property(doc, "RunBody", "device", names(&DEVICES));
     exclusive(doc, "RunBody", &[("version", "alias")]);
     // A pipeline is a Layer 2 choice.
     forbid(
@@ -513,6 +517,8 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
     );
     property(doc, "RestoreForm", "alias", alias());
     property(doc, "RestoreForm", "layer", layer.clone());
+    property(doc, "RestoreForm", "device", names(&DEVICES));
+    property(doc, "BatchBody", "device", names(&DEVICES));
     property(doc, "BatchBody", "bucket", buckets);
     property(doc, "BatchBody", "prefix", prefix(0));
     property(doc, "BatchBody", "version", version_ref());
@@ -571,7 +577,19 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
             "post",
             "/training/layer2/start",
             "409",
-            "not enough clean/degraded pairs stored",
+            "not enough clean/degraded pairs stored, or no live worker has the device",
+        ),
+        (
+            "post",
+            "/restore/batch",
+            "409",
+            "no live worker has the device",
+        ),
+        (
+            "post",
+            "/restore/document",
+            "409",
+            "the trainer replica serving the call has another device (use /restore/batch)",
         ),
         (
             "post",
@@ -601,7 +619,7 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
             "post",
             "/evaluation/run",
             "409",
-            "no clean/degraded pairs match the dataset",
+            "no clean/degraded pairs match the dataset, or no live worker has the device",
         ),
         (
             "put",

@@ -31,6 +31,10 @@ pub struct RunBody {
     /// `layer1+layer2` (the model on the classical pipeline's output; a model
     /// never trained on Layer 1 output can score below `layer2` alone).
     pub pipeline: Option<String>,
+    /// `cpu`, `cuda` or `auto` (default): the device class of the worker that
+    /// runs the evaluation (409 when no live worker has it and none is
+    /// started on demand).
+    pub device: Option<String>,
 }
 
 /// Answer of `POST /evaluation/run`.
@@ -144,7 +148,7 @@ fn view(e: v1::Evaluation) -> EvaluationView {
 #[utoipa::path(post, path = "/evaluation/run", tag = "evaluation", request_body = RunBody,
     security(("api_key" = [])),
     responses((status = 202, body = EvaluationAccepted), (status = 400, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody)))]
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn run(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RunBody>,
@@ -153,6 +157,7 @@ pub async fn run(
         ("alias", body.alias.as_deref()),
         ("pipeline", body.pipeline.as_deref()),
         ("dataset", Some(body.dataset.as_str())),
+        ("device", body.device.as_deref()),
     ])?;
     let model = match (body.version, body.alias) {
         (Some(_), Some(_)) => return Err(ApiError::invalid("give version or alias, not both")),
@@ -169,6 +174,7 @@ pub async fn run(
             dataset: body.dataset,
             max_pairs: body.max_pairs.unwrap_or(0),
             pipeline: body.pipeline.unwrap_or_default(),
+            device: body.device.unwrap_or_default(),
         })
         .await?
         .into_inner();

@@ -29,6 +29,11 @@ pub struct RestoreForm {
     pub alias: Option<String>,
     /// Layer of `version`/`alias`: 2 (default) or 1 (then it picks the Layer 1 parameters).
     pub layer: Option<u32>,
+    /// `cpu`, `cuda` or `auto` (default). The page is restored synchronously
+    /// by the trainer replica that receives the call; another device than
+    /// that replica's is refused with 409 (use `/restore/batch`, which is
+    /// routed to a worker of the device).
+    pub device: Option<String>,
 }
 
 /// Restores one page: answers the restored PNG at full resolution (tiled
@@ -46,6 +51,7 @@ pub async fn document(
     let mut multipart = multipart?;
     let mut image = None;
     let (mut pipeline, mut version, mut alias, mut layer) = (None, None, None, None);
+    let mut device = None;
     while let Some(field) = multipart.next_field().await? {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
@@ -53,6 +59,7 @@ pub async fn document(
             "pipeline" => pipeline = Some(field.text().await?),
             "version" => version = Some(field.text().await?),
             "alias" => alias = Some(field.text().await?),
+            "device" => device = Some(field.text().await?),
             "layer" => {
                 let t = field.text().await?;
                 layer =
@@ -62,7 +69,7 @@ pub async fn document(
             }
             other => {
                 return Err(ApiError::invalid(format!(
-                    "unexpected form field {other:?}; expected file, pipeline, version, alias, layer"
+                    "unexpected form field {other:?}; expected file, pipeline, version, alias, layer, device"
                 )));
             }
         }
@@ -102,6 +109,7 @@ pub async fn document(
             pipeline: pipeline.unwrap_or_default(),
             model,
             layer1_model,
+            device: device.unwrap_or_default(),
         })
         .await?
         .into_inner();
@@ -163,6 +171,10 @@ pub struct BatchBody {
     pub output_prefix: Option<String>,
     /// Restore at most this many images (default all).
     pub max_images: Option<u32>,
+    /// `cpu`, `cuda` or `auto` (default): the device class of the worker that
+    /// runs the job (409 when no live worker has it and none is started on
+    /// demand).
+    pub device: Option<String>,
 }
 
 /// Answer of `POST /restore/batch`.
@@ -185,7 +197,10 @@ pub async fn batch(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<(StatusCode, ApiJson<BatchAccepted>), ApiError> {
-    crate::error::no_empty_names(&[("pipeline", body.pipeline.as_deref())])?;
+    crate::error::no_empty_names(&[
+        ("pipeline", body.pipeline.as_deref()),
+        ("device", body.device.as_deref()),
+    ])?;
     // The job resolves the model when it runs; its spelling is checked now.
     if let Some(v) = body.version.as_deref()
         && !is_version_ref(v)
@@ -215,6 +230,7 @@ pub async fn batch(
             model: body.version.unwrap_or_default(),
             output_prefix: body.output_prefix.unwrap_or_default(),
             max_images: body.max_images.unwrap_or(0),
+            device: body.device.unwrap_or_default(),
         })
         .await?
         .into_inner();

@@ -49,8 +49,14 @@ pub struct StartBody {
     pub val_fraction: Option<f64>,
     /// Seeds the split and the patch sampler; random (and recorded) when absent.
     pub seed: Option<u64>,
-    /// `cpu` or `cuda` (default: the trainer's configured device).
+    /// `cpu`, `cuda` or `auto` (default): the device class the job runs on,
+    /// checked against the live trainer workers (409 when none has it and the
+    /// deployment does not start one on demand); `auto` picks `cuda` when a
+    /// CUDA worker is live, else `cpu`. Only a worker of that class runs it.
     pub device: Option<String>,
+    /// Matrix-multiply precision: `f32`, `tf32` (CUDA TensorFloat-32, f32
+    /// storage) or `auto` (default: `tf32` on cuda, `f32` on cpu).
+    pub precision: Option<String>,
     /// A dataset id or a key prefix of pair names; default every pair in `training-data`.
     pub dataset: Option<String>,
     /// Layer 2 version number or alias to fine-tune from.
@@ -127,6 +133,7 @@ impl From<StartBody> for v1::StartTrainingRequest {
             val_fraction: body.val_fraction,
             seed: body.seed,
             device: body.device.unwrap_or_default(),
+            precision: body.precision.unwrap_or_default(),
             dataset: body.dataset.unwrap_or_default(),
             base_model: body.base_model.unwrap_or_default(),
             early_stopping_patience: body.early_stopping,
@@ -174,7 +181,7 @@ pub struct TrainingAccepted {
 #[utoipa::path(post, path = "/training/layer2/start", tag = "training", request_body = StartBody,
     security(("api_key" = [])),
     responses((status = 202, body = TrainingAccepted), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody)))]
+        (status = 401, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn start(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<StartBody>,
@@ -182,6 +189,7 @@ pub async fn start(
     crate::error::no_empty_names(&[
         ("preset", body.preset.as_deref()),
         ("device", body.device.as_deref()),
+        ("precision", body.precision.as_deref()),
         ("base_model", body.base_model.as_deref()),
         ("schedule", body.schedule.as_deref()),
         ("loss", body.loss.as_deref()),
@@ -358,10 +366,46 @@ impl From<v1::TrainingJob> for TrainingJobView {
 pub struct WorkerView {
     /// Worker id (the lease owner of its jobs).
     pub id: String,
-    /// `cpu` or `cuda`.
+    /// The device class it serves: `cpu` or `cuda`.
     pub device: String,
     /// The job it is training, if any.
     pub current_job: Option<String>,
+    /// What it can run.
+    pub capabilities: Vec<CapabilityView>,
+}
+
+/// One device a worker can run jobs on.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CapabilityView {
+    /// `cpu`, `cuda:0`, ...
+    pub device: String,
+    /// `cpu` or `cuda`.
+    pub class: String,
+    /// CPU model or GPU name, when known.
+    pub name: Option<String>,
+    /// RAM (cpu) or GPU memory (cuda), in bytes, when known.
+    pub memory_bytes: Option<u64>,
+}
+
+/// Training jobs and workers of one device class.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct DeviceClassView {
+    /// `cpu` or `cuda`.
+    pub device: String,
+    /// Live workers of this class.
+    pub live_workers: u32,
+    /// Whether the deployment starts workers of this class on demand.
+    pub on_demand: bool,
+    /// Whether training jobs of this class are accepted now.
+    pub accepting: bool,
+    /// Jobs of this class waiting for a worker.
+    pub queued: u64,
+    /// Jobs of this class being trained.
+    pub running: u64,
+    /// Wake-ups waiting in this class's queue.
+    pub queue_depth: u64,
+    /// Set when jobs of this class wait with no live worker to run them.
+    pub notice: Option<String>,
 }
 
 /// Training at a glance.
@@ -375,8 +419,10 @@ pub struct TrainingStatusView {
     pub finished: u64,
     /// Live workers.
     pub workers: Vec<WorkerView>,
-    /// Wake-ups waiting in `jobs.training`.
+    /// Wake-ups waiting in the training queues of every device class.
     pub queue_depth: u64,
+    /// Per device class: live workers, waiting jobs, and why they wait.
+    pub devices: Vec<DeviceClassView>,
 }
 
 /// Job counts, live workers and queue depth.
@@ -402,9 +448,33 @@ pub async fn status(
                 id: w.id,
                 device: w.device,
                 current_job: w.current_job,
+                capabilities: w
+                    .capabilities
+                    .into_iter()
+                    .map(|c| CapabilityView {
+                        device: c.device,
+                        class: c.class,
+                        name: c.name,
+                        memory_bytes: c.memory_bytes,
+                    })
+                    .collect(),
             })
             .collect(),
         queue_depth: s.queue_depth,
+        devices: s
+            .devices
+            .into_iter()
+            .map(|d| DeviceClassView {
+                device: d.device,
+                live_workers: d.live_workers,
+                on_demand: d.on_demand,
+                accepting: d.accepting,
+                queued: d.queued,
+                running: d.running,
+                queue_depth: d.queue_depth,
+                notice: Some(d.notice).filter(|n| !n.is_empty()),
+            })
+            .collect(),
     }))
 }
 

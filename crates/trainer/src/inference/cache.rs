@@ -63,6 +63,15 @@ pub struct ModelCache {
 }
 
 impl ModelCache {
+    /// The device class the cached models run on: `cuda` or `cpu`.
+    pub fn device_class(&self) -> &'static str {
+        if self.device.is_cuda() {
+            restoreflow_core::devices::CUDA
+        } else {
+            restoreflow_core::devices::CPU
+        }
+    }
+
     /// A cache of at most `capacity` Layer 2 versions on `device`.
     pub fn new(
         registry: ModelRegistryServiceClient<AuthChannel>,

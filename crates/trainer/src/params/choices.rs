@@ -162,6 +162,11 @@ pub struct Stage {
 /// What params stored before the recipe existed meant (the engine's settings
 /// of that time), so older jobs resume and report as they ran.
 pub(super) mod legacy {
+    /// Stored params from before the precision option ran in f32.
+    pub fn precision() -> String {
+        "f32".into()
+    }
+
     use super::*;
 
     pub fn schedule() -> Schedule {

@@ -111,8 +111,12 @@ pub struct TrainParams {
     pub val_fraction: f64,
     /// Seeds the split and the patch sampler.
     pub seed: u64,
-    /// `cpu` or `cuda`.
+    /// `cpu` or `cuda` once resolved against the live workers
+    /// ([`TrainParams::settle_device`]); `auto` before.
     pub device: String,
+    /// Matmul precision: `f32`, or `tf32` (CUDA only).
+    #[serde(default = "legacy::precision")]
+    pub precision: String,
     /// Dataset id or key prefix; empty means every pair in `training-data`.
     pub dataset: String,
     /// Version number or alias to fine-tune from.
@@ -217,6 +221,24 @@ impl TrainParams {
         )))
     }
 
+    /// Fixes the device class the job runs on (resolved against the live
+    /// workers) and the precision that follows from it: `auto` is `tf32` on
+    /// cuda and `f32` on cpu; `tf32` on cpu is refused.
+    pub fn settle_device(&mut self, class: &str) -> Result<(), Invalid> {
+        self.precision = match (self.precision.as_str(), class) {
+            ("auto", "cuda") => "tf32".into(),
+            ("auto", _) => "f32".into(),
+            ("tf32", "cpu") => {
+                return Err(Invalid(
+                    "precision tf32 is a CUDA matmul mode; on device cpu use f32 (or auto)".into(),
+                ));
+            }
+            (p, _) => p.to_string(),
+        };
+        self.device = class.to_string();
+        Ok(())
+    }
+
     /// Validates a request; `default_device` fills an empty device.
     pub fn from_request(
         r: &v1::StartTrainingRequest,
@@ -295,17 +317,22 @@ impl TrainParams {
         } else {
             r.device.clone()
         };
-        match device.as_str() {
-            "cpu" => {}
-            "cuda" if cuda_available() => {}
-            "cuda" => {
-                return bad(
-                    "device cuda is not available: this trainer was built without CUDA support (the cuda feature); use device cpu"
-                        .into(),
-                );
-            }
-            other => return bad(format!("unknown device {other:?}; devices are cpu, cuda")),
+        // Which workers have the device is checked against the live pool
+        // when the job is recorded (settle_device), not against this build.
+        if !matches!(device.as_str(), "cpu" | "cuda" | "auto") {
+            return bad(format!(
+                "unknown device {device:?}; devices are cpu, cuda and auto"
+            ));
         }
+        let precision = match r.precision.trim() {
+            "" => "auto".to_string(),
+            p @ ("auto" | "f32" | "tf32") => p.to_string(),
+            other => {
+                return bad(format!(
+                    "unknown precision {other:?}; precisions are f32, tf32 and auto"
+                ));
+            }
+        };
         let dataset = r.dataset.trim().to_string();
         if dataset.len() > 512 || dataset.contains("..") || dataset.starts_with('/') {
             return bad(format!(
@@ -447,6 +474,7 @@ impl TrainParams {
             val_fraction,
             seed: r.seed.unwrap_or_else(rand_seed),
             device,
+            precision,
             dataset,
             base_model,
             early_stopping,
@@ -1082,19 +1110,36 @@ mod tests {
     }
 
     #[test]
-    fn cuda_is_refused_on_a_cpu_build() {
+    fn device_and_precision_are_settled_against_the_chosen_class() {
         let mut r = req();
+        r.device = String::new();
+        let mut p = TrainParams::from_request(&r, "auto").unwrap();
+        assert_eq!((p.device.as_str(), p.precision.as_str()), ("auto", "auto"));
+        p.settle_device("cuda").unwrap();
+        assert_eq!((p.device.as_str(), p.precision.as_str()), ("cuda", "tf32"));
+        let mut p = TrainParams::from_request(&r, "auto").unwrap();
+        p.settle_device("cpu").unwrap();
+        assert_eq!(p.precision, "f32");
+
         r.device = "cuda".into();
-        let res = TrainParams::from_request(&r, "cpu");
-        if cuda_available() {
-            assert_eq!(res.unwrap().device, "cuda");
-        } else {
-            let msg = res.unwrap_err().0;
-            assert!(
-                msg.contains("cuda") && msg.contains("not available"),
-                "{msg}"
-            );
-        }
+        r.precision = "f32".into();
+        let mut p = TrainParams::from_request(&r, "auto").unwrap();
+        p.settle_device("cuda").unwrap();
+        assert_eq!(p.precision, "f32", "an explicit f32 stays f32 on cuda");
+
+        r.device = "cpu".into();
+        r.precision = "tf32".into();
+        let mut p = TrainParams::from_request(&r, "auto").unwrap();
+        let msg = p.settle_device("cpu").unwrap_err().0;
+        assert!(msg.contains("tf32") && msg.contains("cpu"), "{msg}");
+
+        r.precision = "fp8".into();
+        let msg = TrainParams::from_request(&r, "auto").unwrap_err().0;
+        assert!(msg.contains("unknown precision"), "{msg}");
+        r.precision = String::new();
+        r.device = "cuda:1".into();
+        let msg = TrainParams::from_request(&r, "auto").unwrap_err().0;
+        assert!(msg.contains("unknown device"), "{msg}");
     }
 
     #[test]
@@ -1124,6 +1169,7 @@ mod tests {
             "device": "cpu", "dataset": "", "base_model": null, "early_stopping": null
         });
         let p: TrainParams = serde_json::from_value(old).unwrap();
+        assert_eq!(p.precision, "f32");
         let cfg = p.train_config(8);
         cfg.validate().unwrap();
         assert_eq!(cfg.schedule, LrSchedule::Constant { lr: 3e-4 });

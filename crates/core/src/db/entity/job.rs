@@ -41,6 +41,9 @@ pub struct Model {
     /// Last time the job moved (claimed, or progress recorded); the
     /// watchdog hands a job over when this gets too old.
     pub progress_at: Option<DateTimeUtc>,
+    /// The device class the job needs (`cpu`, `cuda`); only workers of that
+    /// class claim it. `None` for kinds that need no device.
+    pub device: Option<String>,
 }
 
 /// No relations are navigated through the ORM.

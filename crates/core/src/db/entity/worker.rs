@@ -12,7 +12,7 @@ pub struct Model {
     pub id: String,
     /// `trainer`, ...
     pub service: String,
-    /// `cpu` or `cuda`.
+    /// The device class it serves: `cpu` or `cuda`.
     pub device: String,
     /// The job it is running, if any.
     pub current_job: Option<String>,
@@ -20,6 +20,8 @@ pub struct Model {
     pub started_at: DateTimeUtc,
     /// Its last heartbeat.
     pub heartbeat_at: DateTimeUtc,
+    /// What it can run: a list of [`crate::devices::Capability`].
+    pub capabilities: Option<Json>,
 }
 
 /// No relations are navigated through the ORM.
