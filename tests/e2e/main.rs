@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod bounds;
 mod bus;
+mod devices;
 mod eval_upload;
 mod n8n;
 mod ocr;

@@ -137,7 +137,10 @@ async fn bad_inputs(app: &TestApp, dataset: &str) {
         (json!({"patch_size": 36}), "patch_size"),
         (json!({"preset": "huge"}), "preset"),
         (json!({"val_fraction": 0.9}), "val_fraction"),
-        (json!({"device": "cuda"}), "cuda"),
+        (json!({"device": "tpu"}), "unknown device"),
+        // No live worker has a GPU and none is started on demand here.
+        (json!({"device": "cuda"}), "no live worker has device cuda"),
+        (json!({"device": "cpu", "precision": "tf32"}), "tf32"),
         (json!({"base_model": "no-such-alias"}), "base_model"),
         (json!({"dataset": "nothing-here"}), "found 0"),
         (json!({"schedule": "cosine"}), "schedule"),
@@ -162,11 +165,9 @@ async fn bad_inputs(app: &TestApp, dataset: &str) {
             body[k] = v.clone();
         }
         let (status, v) = app.post_json("/training/layer2/start", &body).await;
-        if needle == "cuda" && restoreflow_trainer::cuda_available() {
-            continue;
-        }
-        // A dataset with no pairs is stored state, not a bad request (409).
-        let (want, code) = if needle == "found 0" {
+        // A dataset with no pairs, or a device no worker has, is the
+        // system's state, not a bad request (409).
+        let (want, code) = if needle == "found 0" || needle.starts_with("no live worker") {
             (409, "failed_precondition")
         } else {
             (400, "invalid_argument")

@@ -26,6 +26,20 @@ pub struct ReportData {
     pub previous: Option<PreviousVersion>,
     /// Where the run ran, as the trainer recorded it.
     pub environment: Option<Environment>,
+    /// The GPUs the deployment offered when the report was built (absent
+    /// in reports built before device routing).
+    #[serde(default)]
+    pub gpus: Option<GpuOffer>,
+}
+
+/// The GPU trainer workers a next run could use, read from the workers
+/// table when the report was built.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GpuOffer {
+    /// Live trainer workers of the `cuda` class.
+    pub live_workers: u32,
+    /// Whether the deployment starts CUDA workers on demand.
+    pub on_demand: bool,
 }
 
 /// The job row.

@@ -166,5 +166,9 @@ pub fn sample_data() -> ReportData {
             peak_memory_bytes: Some(2_147_483_648),
             hostname: Some("trainer-0".into()),
         }),
+        gpus: Some(GpuOffer {
+            live_workers: 0,
+            on_demand: false,
+        }),
     }
 }

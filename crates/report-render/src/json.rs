@@ -35,7 +35,8 @@ pub const JSON_SCHEMA: &str = r##"{
         "epochs": { "type": "array", "items": { "$ref": "#/$defs/epoch" }, "description": "One row per finished epoch, in order." },
         "model": { "oneOf": [{ "type": "null" }, { "$ref": "#/$defs/model" }] },
         "previous": { "oneOf": [{ "type": "null" }, { "$ref": "#/$defs/previous" }] },
-        "environment": { "oneOf": [{ "type": "null" }, { "$ref": "#/$defs/environment" }] }
+        "environment": { "oneOf": [{ "type": "null" }, { "$ref": "#/$defs/environment" }] },
+        "gpus": { "oneOf": [{ "type": "null" }, { "$ref": "#/$defs/gpus" }], "description": "The GPU trainer workers the deployment offered when the report was built (null in older reports)." }
       }
     },
     "derived": {
@@ -262,6 +263,14 @@ pub const JSON_SCHEMA: &str = r##"{
         "peak_memory_bytes": { "type": ["integer", "null"] },
         "hostname": { "type": ["string", "null"] }
       }
+    },
+    "gpus": {
+      "type": "object",
+      "required": ["live_workers", "on_demand"],
+      "properties": {
+        "live_workers": { "type": "integer", "minimum": 0, "description": "Live trainer workers of the cuda class." },
+        "on_demand": { "type": "boolean", "description": "Whether the deployment starts CUDA workers on demand." }
+      }
     }
   }
 }"##;
@@ -359,6 +368,7 @@ mod tests {
             ("model", &report["model"]),
             ("previous", &report["previous"]),
             ("environment", &report["environment"]),
+            ("gpus", &report["gpus"]),
         ] {
             let props = &schema["$defs"][def]["properties"];
             assert_eq!(keys(props).len(), keys(value).len(), "{def}");

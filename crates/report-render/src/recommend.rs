@@ -254,15 +254,28 @@ fn use_gpu(data: &ReportData, d: &Derived) -> Option<Recommendation> {
     if !data.parameters.device.eq_ignore_ascii_case("cpu") || mean <= USE_GPU_MIN_EPOCH_SECONDS {
         return None;
     }
-    rec(
-        "use_gpu",
-        Severity::Info,
-        format!(
-            "epochs took {} on average on the CPU (more than {}); train on a GPU (device cuda)",
-            secs(mean),
-            secs(USE_GPU_MIN_EPOCH_SECONDS)
+    let slow = format!(
+        "epochs took {} on average on the CPU (more than {})",
+        secs(mean),
+        secs(USE_GPU_MIN_EPOCH_SECONDS)
+    );
+    // Only advice the deployment can follow: name the GPU workers it has.
+    let advice = match &data.gpus {
+        Some(g) if g.live_workers > 0 => format!(
+            "train on a GPU: {} CUDA worker(s) are live; start the next run with device cuda (or auto)",
+            g.live_workers
         ),
-    )
+        Some(g) if g.on_demand => {
+            "train on a GPU: this deployment starts CUDA workers on demand; start the next run with device cuda".into()
+        }
+        Some(_) => {
+            "a GPU would be faster, but no trainer worker here has one: deploy a CUDA trainer \
+             (docker compose --profile gpu, or the Kubernetes gpu overlay), then train with device cuda"
+                .into()
+        }
+        None => "train on a GPU (device cuda) if the deployment has a CUDA trainer".into(),
+    };
+    rec("use_gpu", Severity::Info, format!("{slow}; {advice}"))
 }
 
 #[cfg(test)]
@@ -330,6 +343,32 @@ mod tests {
             row.seconds = 150.0;
         }
         assert!(fired(&data, "use_gpu").unwrap().message.contains("2m 30s"));
+        // The advice follows what the deployment has.
+        data.gpus = Some(crate::data::GpuOffer {
+            live_workers: 0,
+            on_demand: false,
+        });
+        let m = fired(&data, "use_gpu").unwrap().message;
+        assert!(
+            m.contains("no trainer worker here has one") && m.contains("--profile gpu"),
+            "{m}"
+        );
+        data.gpus = Some(crate::data::GpuOffer {
+            live_workers: 2,
+            on_demand: false,
+        });
+        let m = fired(&data, "use_gpu").unwrap().message;
+        assert!(m.contains("2 CUDA worker(s) are live"), "{m}");
+        data.gpus = Some(crate::data::GpuOffer {
+            live_workers: 0,
+            on_demand: true,
+        });
+        assert!(
+            fired(&data, "use_gpu")
+                .unwrap()
+                .message
+                .contains("on demand")
+        );
         data.parameters.device = "cuda".into();
         assert!(fired(&data, "use_gpu").is_none());
     }

@@ -14,7 +14,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Map, Value, json};
 
 use crate::ReportError;
-use crate::collect::collect;
+use crate::collect::{Fleet, collect};
 
 /// Formats and their file names and content types.
 pub const FORMATS: [(&str, &str, &str); 4] = [
@@ -26,8 +26,12 @@ pub const FORMATS: [(&str, &str, &str); 4] = [
 
 /// Builds (or rebuilds) the report of a finished training job; returns its
 /// `reports` row.
-#[tracing::instrument(skip(backends), err)]
-pub async fn build_report(backends: &Backends, job_id: &str) -> Result<report::Model, ReportError> {
+#[tracing::instrument(skip(backends, fleet), err)]
+pub async fn build_report(
+    backends: &Backends,
+    fleet: &Fleet,
+    job_id: &str,
+) -> Result<report::Model, ReportError> {
     let db = &backends.db;
     let existing = report::Entity::find()
         .filter(report::Column::JobId.eq(job_id))
@@ -38,7 +42,7 @@ pub async fn build_report(backends: &Backends, job_id: &str) -> Result<report::M
         .as_ref()
         .map(|r| r.id.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let collected = collect(db, job_id, &report_id).await?;
+    let collected = collect(db, fleet, job_id, &report_id).await?;
     let store = backends.store.as_ref();
     let mut samples = Vec::new();
     for s in &collected.samples {

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use restoreflow_core::db::entity::{job, job_event, model_alias, model_version};
 use restoreflow_core::db::{self, Db, JobKind};
+use restoreflow_core::devices;
 use restoreflow_report_render::{
-    DataStats, Environment, EpochRow, JobInfo, ModelInfo, PreviousVersion, ProgressiveStage,
-    ReportData, SkippedPair, TrainingParameters, TrainingRecipe,
+    DataStats, Environment, EpochRow, GpuOffer, JobInfo, ModelInfo, PreviousVersion,
+    ProgressiveStage, ReportData, SkippedPair, TrainingParameters, TrainingRecipe,
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::Value;
@@ -37,11 +38,40 @@ pub struct Collected {
     pub samples: Vec<SampleKeys>,
 }
 
+/// Where the report looks up the trainer workers a next run could use.
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    /// `trainer.on_demand_devices`.
+    pub on_demand: Vec<String>,
+    /// A worker whose heartbeat is older than this many seconds is not live
+    /// (`jobs.lease_secs`, as the trainer counts them).
+    pub live_secs: u64,
+}
+
+impl Fleet {
+    /// The GPU trainer workers live now, and whether more start on demand.
+    pub async fn gpus(&self, db: &Db) -> Result<GpuOffer, ReportError> {
+        let since = Utc::now() - chrono::Duration::seconds(self.live_secs as i64);
+        let pool = db::device_pool(db, "trainer", since, &self.on_demand)
+            .await
+            .map_err(ReportError::from)?;
+        Ok(GpuOffer {
+            live_workers: pool.live_count(devices::CUDA) as u32,
+            on_demand: pool.on_demand.iter().any(|c| c == devices::CUDA),
+        })
+    }
+}
+
 /// Terminal statuses a report can be built for.
 const TERMINAL: [&str; 3] = ["completed", "failed", "cancelled"];
 
 /// Collects the facts about training job `job_id`.
-pub async fn collect(db: &Db, job_id: &str, report_id: &str) -> Result<Collected, ReportError> {
+pub async fn collect(
+    db: &Db,
+    fleet: &Fleet,
+    job_id: &str,
+    report_id: &str,
+) -> Result<Collected, ReportError> {
     let job = job::Entity::find_by_id(job_id.to_string())
         .one(db)
         .await
@@ -99,6 +129,7 @@ pub async fn collect(db: &Db, job_id: &str, report_id: &str) -> Result<Collected
         previous,
         environment: last_payload(&events, "environment")
             .and_then(|p| serde_json::from_value::<Environment>(p.clone()).ok()),
+        gpus: Some(fleet.gpus(db).await?),
     };
     Ok(Collected {
         data,

@@ -15,6 +15,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::Value;
 
 use crate::builder::build_report;
+use crate::collect::Fleet;
 
 /// A sweep gives up on a job after this many failed builds (until restart);
 /// `BuildReport` over gRPC still retries it.
@@ -23,15 +24,17 @@ const MAX_FAILURES: u32 = 3;
 /// Consumes completion events and sweeps for jobs without a report.
 pub struct ReportWorker {
     backends: Backends,
+    fleet: Fleet,
     jobs: JobSettings,
     failures: HashMap<String, u32>,
 }
 
 impl ReportWorker {
     /// A worker on `backends`; `jobs.sweep_interval_secs` paces the sweep.
-    pub fn new(backends: Backends, jobs: JobSettings) -> Self {
+    pub fn new(backends: Backends, fleet: Fleet, jobs: JobSettings) -> Self {
         Self {
             backends,
+            fleet,
             jobs,
             failures: HashMap::new(),
         }
@@ -97,7 +100,7 @@ impl ReportWorker {
     }
 
     async fn build(&mut self, job_id: &str) {
-        match build_report(&self.backends, job_id).await {
+        match build_report(&self.backends, &self.fleet, job_id).await {
             Ok(_) => {
                 self.failures.remove(job_id);
             }

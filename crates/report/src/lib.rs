@@ -31,7 +31,7 @@ use restoreflow_proto::v1::report_service_server::ReportServiceServer;
 use tokio::net::TcpListener;
 
 pub use builder::build_report;
-pub use collect::{Collected, SampleKeys, collect, describe_schedule};
+pub use collect::{Collected, Fleet, SampleKeys, collect, describe_schedule};
 pub use consumer::ReportWorker;
 pub use grpc::ReportGrpc;
 
@@ -119,15 +119,19 @@ impl Application {
         };
         let listener = TcpListener::bind(&addr).await.map_err(bind_err)?;
         let local = listener.local_addr().map_err(bind_err)?;
+        let fleet = Fleet {
+            on_demand: settings.trainer.on_demand_devices.clone(),
+            live_secs: settings.jobs.lease_secs,
+        };
         let worker = settings
             .report
             .worker
-            .then(|| ReportWorker::new(backends.clone(), settings.jobs.clone()));
+            .then(|| ReportWorker::new(backends.clone(), fleet.clone(), settings.jobs.clone()));
         Ok(Self {
             listener,
             token,
             addr: local,
-            grpc: ReportGrpc { backends },
+            grpc: ReportGrpc { backends, fleet },
             worker,
         })
     }

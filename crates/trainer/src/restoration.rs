@@ -271,6 +271,7 @@ impl RestorationService for RestorationGrpc {
         Bucket::from_str(&r.bucket).map_err(|e| invalid(e.to_string()))?;
         validate_prefix(&r.prefix).map_err(|e| invalid(e.to_string()))?;
         let pipeline = Pipeline::from_str(&r.pipeline).map_err(invalid)?;
+        let device = self.router.resolve(&r.device).await?;
         let layer2_version = if pipeline.uses_layer2() {
             Some(
                 self.models
@@ -310,7 +311,6 @@ impl RestorationService for RestorationGrpc {
             output_prefix,
             max_images: r.max_images,
         };
-        let device = self.router.resolve(&r.device).await?;
         let value = serde_json::to_value(&params).map_err(internal)?;
         let job = db::create_job_on(
             &self.backends.db,
@@ -575,6 +575,7 @@ impl EvaluationService for RestorationGrpc {
                 p => p,
             },
         };
+        let device = self.router.resolve(&r.device).await?;
         let version = self
             .models
             .resolve(r.layer, &r.model)
@@ -605,7 +606,6 @@ impl EvaluationService for RestorationGrpc {
             dataset,
             max_pairs: r.max_pairs,
         };
-        let device = self.router.resolve(&r.device).await?;
         let value = serde_json::to_value(&params).map_err(internal)?;
         let job = db::create_job_on(&self.backends.db, JobKind::Evaluation, value, Some(&device))
             .await
