@@ -363,3 +363,67 @@ async fn a_cuda_job_waits_for_a_cuda_worker_and_never_runs_on_the_cpu() {
     gpu.stop(&app).await;
     app.stop().await;
 }
+
+/// The CUDA proof program (scripts/gpu-check.sh) at toy sizes with the CPU as
+/// the device under test: every check runs and passes, the table and the JSON
+/// say so. On a GPU the same program compares CUDA against the CPU.
+#[test]
+fn the_gpu_check_program_runs_every_check_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("gpu-check.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_restoreflow-gpu-check"))
+        .args([
+            "--device",
+            "cpu",
+            "--quick",
+            "--train-steps",
+            "20",
+            "--timing-steps",
+            "2",
+        ])
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .expect("gpu-check runs");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{table}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.contains("| check | setup | result | pass |"),
+        "{table}"
+    );
+    let v: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["check"].as_str().unwrap()).collect();
+    for want in [
+        "model forward+backward vs CPU",
+        "depthwise 3x3 kernel vs CPU kernel",
+        "train through the engine",
+        "restore a page (tiled)",
+        "batched tiles = single tiles",
+        "train step (candle, f32)",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    assert!(rows.iter().all(|r| r["pass"] != json!(false)), "{v}");
+    let train = rows
+        .iter()
+        .find(|r| r["check"] == "train through the engine")
+        .unwrap();
+    assert!(train["data"]["steps"].as_u64().unwrap() >= 20, "{train}");
+    assert!(
+        train["data"]["last_loss"].as_f64().unwrap()
+            < train["data"]["first_loss"].as_f64().unwrap(),
+        "{train}"
+    );
+    // A bad argument is refused with a message, not a panic.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_restoreflow-gpu-check"))
+        .args(["--device", "tpu"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--device must be cuda or cpu"));
+}

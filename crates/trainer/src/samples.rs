@@ -44,7 +44,7 @@ pub fn validation_samples(
         let clean = centre_crop(&clean);
         let degraded = centre_crop(&degraded);
         let input = RgbF32::from_rgb8(&degraded);
-        let restored = restore_tiled(model, &input, &TileConfig::default(), device)
+        let restored = restore_tiled(model, &input, &TileConfig::for_device(device), device)
             .map_err(|e| e.to_string())?
             .clamp01()
             .to_rgb8();

@@ -86,7 +86,10 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use image::RgbF32;
-pub use infer::{SIZE_MULTIPLE, TileConfig, pad_reflect, restore_tiled, restore_whole};
+pub use infer::{
+    CUDA_TILE_BATCH, SIZE_MULTIPLE, TileConfig, pad_reflect, restore_batch, restore_tiled,
+    restore_whole,
+};
 pub use loss::{LossConfig, PixelLoss, ssim_loss, ssim_tensor};
 pub use metrics::{
     ACCURACY_TOLERANCE, GAUSS_RADIUS, GAUSS_SIGMA, MetricSet, PSNR_CAP_DB, gaussian_kernel_1d,

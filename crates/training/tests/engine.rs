@@ -268,6 +268,7 @@ fn early_stopping_and_skipped_pages() {
         val_mode: ValMode::Tiled(TileConfig {
             tile: 16,
             overlap: 4,
+            batch: 2,
         }),
         progressive: Some(vec![
             ProgressiveStage {

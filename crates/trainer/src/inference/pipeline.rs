@@ -98,8 +98,13 @@ pub fn restore(
 /// The Restormer on a whole page, tile by tile.
 pub fn run_layer2(model: &Layer2Model, image: &RgbImage) -> Result<RgbImage, String> {
     let input = RgbF32::from_rgb8(image);
-    let out = restore_tiled(&model.net, &input, &TileConfig::default(), &model.device)
-        .map_err(|e| format!("layer 2 failed: {e}"))?;
+    let out = restore_tiled(
+        &model.net,
+        &input,
+        &TileConfig::for_device(&model.device),
+        &model.device,
+    )
+    .map_err(|e| format!("layer 2 failed: {e}"))?;
     Ok(out.clamp01().to_rgb8())
 }
 

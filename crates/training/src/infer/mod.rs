@@ -15,20 +15,45 @@ pub struct TileConfig {
     pub tile: usize,
     /// Overlap between neighbouring tiles in pixels; must be below `tile`.
     pub overlap: usize,
+    /// Tiles restored per forward pass (all tiles of a page have one size,
+    /// so they stack into one batch); at least 1. Batches keep a GPU busy;
+    /// on the CPU they only add memory.
+    #[serde(default = "one")]
+    pub batch: usize,
 }
+
+fn one() -> usize {
+    1
+}
+
+/// Tiles per forward pass on a CUDA device.
+pub const CUDA_TILE_BATCH: usize = 8;
 
 impl Default for TileConfig {
     fn default() -> Self {
         Self {
             tile: 256,
             overlap: 32,
+            batch: 1,
         }
     }
 }
 
 impl TileConfig {
-    /// Checks `0 < tile` and `overlap < tile`.
+    /// The default tiles, batched for `device`: [`CUDA_TILE_BATCH`] tiles per
+    /// forward pass on CUDA, one on the CPU.
+    pub fn for_device(device: &Device) -> Self {
+        Self {
+            batch: if device.is_cuda() { CUDA_TILE_BATCH } else { 1 },
+            ..Self::default()
+        }
+    }
+
+    /// Checks `0 < tile`, `overlap < tile` and `batch >= 1`.
     pub fn validate(&self) -> Result<()> {
+        if self.batch == 0 {
+            return Err(Error::Config("tile batch must be at least 1".into()));
+        }
         if self.tile == 0 || self.overlap >= self.tile {
             return Err(Error::Config(format!(
                 "tile {} with overlap {} is invalid (need overlap < tile)",
@@ -77,6 +102,32 @@ pub fn restore_whole(model: &dyn Restorer, img: &RgbF32, device: &Device) -> Res
     let out = model.forward(&padded.to_tensor(device)?)?;
     let out = RgbF32::from_tensor(&out)?;
     Ok(out.crop(0, 0, img.width(), img.height()))
+}
+
+/// Restores same-sized images in one forward pass: each is reflect-padded
+/// to a multiple of 8, they are stacked on the batch axis, and each output is
+/// cropped back. One image is [`restore_whole`].
+pub fn restore_batch(
+    model: &dyn Restorer,
+    imgs: &[RgbF32],
+    device: &Device,
+) -> Result<Vec<RgbF32>> {
+    let Some(first) = imgs.first() else {
+        return Ok(Vec::new());
+    };
+    let (w, h) = (first.width(), first.height());
+    if imgs.iter().any(|i| (i.width(), i.height()) != (w, h)) {
+        return Err(Error::Config("a batch of tiles must have one size".into()));
+    }
+    let inputs = imgs
+        .iter()
+        .map(|i| pad_reflect(i, SIZE_MULTIPLE).to_tensor(device))
+        .collect::<Result<Vec<_>>>()?;
+    let batch = candle_core::Tensor::cat(&inputs, 0)?;
+    let out = model.forward(&batch)?;
+    (0..imgs.len())
+        .map(|i| Ok(RgbF32::from_tensor(&out.narrow(0, i, 1)?)?.crop(0, 0, w, h)))
+        .collect()
 }
 
 /// Tile origins along an axis of length `n`: every `tile - overlap` pixels,
@@ -130,10 +181,21 @@ pub fn restore_tiled(
     let (tw, th) = (cfg.tile.min(w), cfg.tile.min(h));
     let mut acc = vec![0f32; w * h * 3];
     let mut wsum = vec![0f32; w * h];
-    for &y0 in &tile_starts(h, cfg.tile, cfg.overlap) {
-        for &x0 in &tile_starts(w, cfg.tile, cfg.overlap) {
-            let tile = img.crop(x0, y0, tw, th);
-            let out = restore_whole(model, &tile, device)?;
+    let origins: Vec<(usize, usize)> = tile_starts(h, cfg.tile, cfg.overlap)
+        .into_iter()
+        .flat_map(|y0| {
+            tile_starts(w, cfg.tile, cfg.overlap)
+                .into_iter()
+                .map(move |x0| (x0, y0))
+        })
+        .collect();
+    for group in origins.chunks(cfg.batch) {
+        let tiles: Vec<RgbF32> = group
+            .iter()
+            .map(|&(x0, y0)| img.crop(x0, y0, tw, th))
+            .collect();
+        let outs = restore_batch(model, &tiles, device)?;
+        for (&(x0, y0), out) in group.iter().zip(outs) {
             for ty in 0..th {
                 let wy = axis_weight(ty, th, y0 > 0, y0 + th < h, cfg.overlap);
                 for tx in 0..tw {
@@ -193,6 +255,7 @@ mod tests {
         let cfg = TileConfig {
             tile: 32,
             overlap: 16,
+            batch: 1,
         };
         let tiled = restore_tiled(&model, &img, &cfg, &Device::Cpu).unwrap();
         // The model is not the identity, so agreement is meaningful.
@@ -210,6 +273,32 @@ mod tests {
     }
 
     #[test]
+    fn batched_tiles_equal_one_tile_at_a_time() {
+        let (model, _vm) = ConvResidual::seeded(6, 3, &Device::Cpu).unwrap();
+        let img = pattern(70, 53);
+        let single = TileConfig {
+            tile: 32,
+            overlap: 16,
+            batch: 1,
+        };
+        let one = restore_tiled(&model, &img, &single, &Device::Cpu).unwrap();
+        // 5 x 3 tiles: batches of 4 leave a short last batch.
+        for batch in [2, 4, 64] {
+            let cfg = TileConfig { batch, ..single };
+            let many = restore_tiled(&model, &img, &cfg, &Device::Cpu).unwrap();
+            let worst = one
+                .data()
+                .iter()
+                .zip(many.data())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "batch {batch}: max difference {worst}");
+        }
+        assert!(TileConfig { batch: 0, ..single }.validate().is_err());
+        assert_eq!(TileConfig::for_device(&Device::Cpu).batch, 1);
+    }
+
+    #[test]
     fn odd_sized_tiles_are_padded_and_cropped() {
         let (model, _vm) = ConvResidual::seeded(2, 4, &Device::Cpu).unwrap();
         let img = pattern(13, 9);
@@ -219,6 +308,7 @@ mod tests {
             &TileConfig {
                 tile: 12,
                 overlap: 4,
+                batch: 3,
             },
             &Device::Cpu,
         )
@@ -227,7 +317,8 @@ mod tests {
         assert!(
             TileConfig {
                 tile: 8,
-                overlap: 8
+                overlap: 8,
+                batch: 1,
             }
             .validate()
             .is_err()
