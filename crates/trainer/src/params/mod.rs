@@ -549,7 +549,15 @@ impl TrainParams {
             ValView::CenterCrop => ValMode::CenterCrop {
                 size: self.val_crop_size.unwrap_or(DEFAULT_VAL_CROP) as usize,
             },
-            ValView::WholePage => ValMode::Tiled(TileConfig::default()),
+            // Batched tiles keep a GPU busy; on the CPU they only add memory.
+            ValView::WholePage => ValMode::Tiled(TileConfig {
+                batch: if self.device == "cuda" {
+                    restoreflow_training::CUDA_TILE_BATCH
+                } else {
+                    1
+                },
+                ..TileConfig::default()
+            }),
         };
         TrainConfig {
             epochs: self.num_epochs as usize,
@@ -837,6 +845,12 @@ mod tests {
         assert_eq!(cfg.clip_norm, Some(0.5));
         assert_eq!(cfg.max_seconds, Some(120.0));
         assert_eq!(cfg.val_mode, ValMode::Tiled(TileConfig::default()));
+        let mut on_gpu = p.clone();
+        on_gpu.settle_device("cuda").unwrap();
+        match on_gpu.train_config(8).val_mode {
+            ValMode::Tiled(t) => assert_eq!(t.batch, restoreflow_training::CUDA_TILE_BATCH),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(p.val_crop_size, None);
 
         let mut r = req();
