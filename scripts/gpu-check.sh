@@ -36,7 +36,11 @@ build() {
   cargo build --release --locked -p restoreflow-tests --features cuda --bin restoreflow-gpu-check
   mkdir -p "$DIR"
   cp "$CARGO_TARGET_DIR/release/restoreflow-gpu-check" "$BIN"
-  echo "gpu-check: built $BIN ($(du -h "$BIN" | cut -f1)); carry $DIR/ to the GPU machine and run: scripts/gpu-check.sh run"
+  # The binary embeds Candle's CUDA kernels (~60 MB); the compressed copy is
+  # what travels to a GPU machine (`run` unpacks it when the binary is absent).
+  xz -T2 -6 -kfc "$BIN" >"$BIN.xz"
+  echo "gpu-check: built $BIN ($(du -h "$BIN" | cut -f1); $(du -h "$BIN.xz" | cut -f1) as $BIN.xz);" \
+    "carry $BIN.xz to the GPU machine and run: scripts/gpu-check.sh run"
 }
 
 # Directories holding the CUDA 13 runtime libraries the binary links
@@ -110,6 +114,9 @@ PY
 }
 
 run() {
+  if [ ! -x "$BIN" ] && [ -f "$BIN.xz" ]; then
+    xz -dc "$BIN.xz" >"$BIN" && chmod +x "$BIN"
+  fi
   [ -x "$BIN" ] || { echo "gpu-check: $BIN is missing; run scripts/gpu-check.sh build first" >&2; exit 2; }
   command -v nvidia-smi >/dev/null 2>&1 || { echo "gpu-check: no NVIDIA driver (nvidia-smi) on this machine" >&2; exit 2; }
   local out="${OUT:-$DIR}"
