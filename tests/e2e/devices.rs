@@ -215,7 +215,17 @@ async fn requests_are_checked_against_live_workers_and_each_class_takes_only_its
     assert_eq!(class(&s, "cuda")["accepting"], true, "{s}");
     let cuda_job = crate::training::start(&app, &run("cuda")).await;
     let auto_job = crate::training::start(&app, &run("auto")).await;
-    let cpu_job = crate::training::start(&app, &run("cpu")).await;
+    // A seed a double cannot hold comes back from the API as it ran.
+    let seed: u64 = 9_223_372_036_854_775_813;
+    let mut cpu_body = run("cpu");
+    cpu_body["seed"] = json!(seed);
+    let cpu_job = crate::training::start(&app, &cpu_body).await;
+    let (_, view) = app.get_json(&format!("/training/jobs/{cpu_job}")).await;
+    assert_eq!(view["params"]["seed"].as_u64(), Some(seed), "{view}");
+    assert_eq!(
+        job_row(&app, &cpu_job).await.params["seed"].as_u64(),
+        Some(seed)
+    );
     assert_eq!(
         job_row(&app, &cuda_job).await.device.as_deref(),
         Some("cuda")

@@ -56,6 +56,29 @@ pub fn json_to_value(value: &serde_json::Value) -> prost_types::Value {
     prost_types::Value { kind: Some(kind) }
 }
 
+/// A job's params exactly as stored: from `params_json` when the sender set
+/// it (integers past 2^53 intact), else from the `params` Struct.
+pub fn job_params(job: &v1::Job) -> serde_json::Value {
+    exact_or_struct(&job.params_json, job.params.as_ref()).unwrap_or(serde_json::Value::Null)
+}
+
+/// A job's result exactly as stored (see [`job_params`]); `None` without one.
+pub fn job_result(job: &v1::Job) -> Option<serde_json::Value> {
+    exact_or_struct(&job.result_json, job.result.as_ref())
+}
+
+fn exact_or_struct(
+    text: &str,
+    fallback: Option<&prost_types::Struct>,
+) -> Option<serde_json::Value> {
+    if !text.is_empty()
+        && let Ok(v) = serde_json::from_str(text)
+    {
+        return Some(v);
+    }
+    fallback.map(struct_to_json)
+}
+
 /// Converts a protobuf `Struct` back into JSON.
 pub fn struct_to_json(s: &prost_types::Struct) -> serde_json::Value {
     serde_json::Value::Object(
@@ -93,6 +116,28 @@ pub fn value_to_json(v: &prost_types::Value) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_params_keep_integers_a_double_cannot() {
+        let seed: u64 = 9_223_372_036_854_775_813;
+        let params = serde_json::json!({"seed": seed, "preset": "tiny"});
+        let mut job = v1::Job {
+            params: Some(json_to_struct(&params)),
+            params_json: params.to_string(),
+            ..Default::default()
+        };
+        assert_eq!(job_params(&job)["seed"].as_u64(), Some(seed));
+        // Through the Struct alone the seed is rounded: why the text exists.
+        assert_ne!(
+            struct_to_json(job.params.as_ref().unwrap())["seed"].as_u64(),
+            Some(seed)
+        );
+        job.params_json.clear();
+        assert_eq!(job_params(&job)["preset"], "tiny");
+        assert_eq!(job_result(&job), None);
+        job.result_json = r#"{"version": 3}"#.into();
+        assert_eq!(job_result(&job).unwrap()["version"], 3);
+    }
 
     #[test]
     fn json_struct_round_trip() {

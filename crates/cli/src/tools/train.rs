@@ -394,7 +394,10 @@ async fn watch(
         job_id: job_id.to_string(),
     };
     let first = client.get_training_job(job_ref()).await?.into_inner();
-    let params = struct_json(first.job.as_ref().and_then(|j| j.params.as_ref()));
+    let params = first
+        .job
+        .as_ref()
+        .map_or(json!({}), restoreflow_proto::job_params);
     let mut state = WatchState {
         epochs: params.get("num_epochs").and_then(Value::as_u64),
         ..Default::default()

@@ -43,6 +43,8 @@ pub fn job_to_proto(j: &job::Model) -> v1::Job {
         updated_at: Some(timestamp(j.updated_at)),
         started_at: j.started_at.map(timestamp),
         finished_at: j.finished_at.map(timestamp),
+        params_json: j.params.to_string(),
+        result_json: j.result.as_ref().map(|r| r.to_string()).unwrap_or_default(),
     }
 }
 

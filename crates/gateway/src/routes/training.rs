@@ -345,11 +345,8 @@ impl From<v1::TrainingJob> for TrainingJobView {
             throughput: t.throughput,
             device: t.device,
             attempts: job.attempts,
-            params: job
-                .params
-                .as_ref()
-                .map_or(serde_json::Value::Null, restoreflow_proto::struct_to_json),
-            result: job.result.as_ref().map(restoreflow_proto::struct_to_json),
+            params: restoreflow_proto::job_params(&job),
+            result: restoreflow_proto::job_result(&job),
             error: job.error,
             epochs: t.epochs.into_iter().map(EpochView::from).collect(),
             created_at: time(job.created_at),
