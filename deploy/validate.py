@@ -206,6 +206,10 @@ def check_compose(schema):
         for p in svc.get("ports") or []:
             if not str(p).startswith("127.0.0.1:"):
                 fail(f"compose: {name} publishes {p} on every interface; bind to 127.0.0.1")
+    # The CLI on the host (models download, aws s3) needs MinIO's S3 API.
+    minio_ports = [str(p) for p in (services.get("minio") or {}).get("ports") or []]
+    if "127.0.0.1:9000:9000" not in minio_ports:
+        fail(f"compose: minio must publish its S3 API on loopback (127.0.0.1:9000:9000), got {minio_ports}")
     for worker in ("trainer", "trainer-gpu", "synthetic-data", "report", "model-registry"):
         svc = services.get(worker)
         if svc is None:
