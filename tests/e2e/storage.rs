@@ -4,7 +4,62 @@
 use bytes::Bytes;
 use futures::StreamExt;
 use restoreflow_core::storage::{Bucket, ObjectStore, StorageError, get_bytes, list_all};
-use restoreflow_tests::{Kind, TestApp, s3_store, sha256, unique};
+use restoreflow_tests::{Kind, TestApp, s3_settings, s3_store, sha256, unique};
+
+/// Presigned URLs name `storage.s3_public_endpoint` (the address a client
+/// outside the services' network uses), and they work there; without it they
+/// name the services' own endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presigned_urls_name_the_public_endpoint() {
+    let tag = unique();
+    let internal = s3_settings(&tag);
+    // The same server under another name, as a user's machine would reach it.
+    let url = url_parts(&internal.s3_endpoint);
+    let public = format!("http://localhost:{}", url.1);
+    let store =
+        restoreflow_core::storage::S3Store::new(&restoreflow_core::config::StorageSettings {
+            s3_public_endpoint: public.clone(),
+            ..internal.clone()
+        });
+    store.ensure_buckets().await.unwrap();
+    let body = Bytes::from_static(b"weights for someone outside");
+    store
+        .put(
+            Bucket::Models,
+            "p/w.bin",
+            body.clone(),
+            "application/octet-stream",
+        )
+        .await
+        .unwrap();
+    let ttl = std::time::Duration::from_secs(300);
+    let signed = store
+        .presign_get(Bucket::Models, "p/w.bin", ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(signed.starts_with(&format!("{public}/")), "{signed}");
+    let r = reqwest::get(&signed).await.unwrap();
+    assert_eq!(r.status(), 200, "{signed}");
+    assert_eq!(r.bytes().await.unwrap(), body);
+    // Unset: the services' endpoint.
+    let plain = s3_store(&tag)
+        .presign_get(Bucket::Models, "p/w.bin", ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        plain.starts_with(&format!("{}/", internal.s3_endpoint)),
+        "{plain}"
+    );
+}
+
+/// `(host, port)` of an `http://host:port` URL.
+fn url_parts(url: &str) -> (String, String) {
+    let rest = url.trim_start_matches("http://").trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':').expect("endpoint has a port");
+    (host.to_string(), port.to_string())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_listing_paginates_past_1000_keys() {

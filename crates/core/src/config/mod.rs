@@ -313,6 +313,11 @@ pub struct StorageSettings {
     pub bucket_prefix: String,
     /// S3 endpoint such as `http://minio:9000`; empty uses AWS.
     pub s3_endpoint: String,
+    /// The S3 endpoint presigned URLs name, for clients outside the
+    /// services' network (e.g. `http://127.0.0.1:9000` where compose
+    /// publishes MinIO); empty: `s3_endpoint`. Signing needs no connection,
+    /// so the services need not reach it.
+    pub s3_public_endpoint: String,
     /// S3 region the server checks signatures against.
     pub s3_region: String,
     /// Access key id.
@@ -336,6 +341,7 @@ impl Default for StorageSettings {
             local_root: PathBuf::from("objects"),
             bucket_prefix: String::new(),
             s3_endpoint: String::new(),
+            s3_public_endpoint: String::new(),
             s3_region: "us-east-1".into(),
             s3_access_key_id: String::new(),
             s3_secret_access_key: Secret::new(""),

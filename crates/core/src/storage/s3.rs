@@ -25,6 +25,8 @@ use crate::config::StorageSettings;
 #[derive(Clone, Debug)]
 pub struct S3Store {
     client: Client,
+    /// Signs presigned URLs for `storage.s3_public_endpoint`, when set.
+    presigner: Option<Client>,
     prefix: String,
     part_bytes: usize,
 }
@@ -56,6 +58,14 @@ impl S3Store {
             // checksum trailer, which some S3-compatible servers reject.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        let presigner = (!settings.s3_public_endpoint.is_empty()).then(|| {
+            Client::from_conf(
+                builder
+                    .clone()
+                    .endpoint_url(settings.s3_public_endpoint.clone())
+                    .build(),
+            )
+        });
         if !settings.s3_endpoint.is_empty() {
             builder = builder.endpoint_url(settings.s3_endpoint.clone());
         }
@@ -70,6 +80,7 @@ impl S3Store {
         );
         Self {
             client: Client::from_conf(builder.build()),
+            presigner,
             prefix: settings.bucket_prefix.clone(),
             part_bytes: settings.multipart_part_bytes as usize,
         }
@@ -447,7 +458,9 @@ impl ObjectStore for S3Store {
         let config = PresigningConfig::expires_in(ttl)
             .map_err(|e| StorageError::Backend(format!("presigning config: {e}")))?;
         let req = self
-            .client
+            .presigner
+            .as_ref()
+            .unwrap_or(&self.client)
             .get_object()
             .bucket(self.bucket(bucket))
             .key(key)
