@@ -192,6 +192,13 @@ async fn system_routes_and_grpc_on_embedded_backends() {
     let app = TestApp::spawn(Kind::Embedded).await;
     check_system_routes(&app, "sqlite", "local", "memory").await;
     check_grpc(&app).await;
+    // `up` wrote where it listens, for the CLI tools (its gRPC ports are random).
+    let dir = app.dir.as_ref().unwrap().path().canonicalize().unwrap();
+    let up = restoreflow::UpServices::read(&dir).expect("services.json");
+    assert_eq!(up.gateway, app.base);
+    assert_eq!(up.trainer, app.trainer_grpc);
+    assert_eq!(up.model_registry, app.registry_grpc);
+    assert_eq!(up.synthetic_data, app.synthetic_grpc);
     app.stop().await;
 }
 

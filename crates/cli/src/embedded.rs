@@ -38,6 +38,33 @@ pub fn embedded_settings(mut base: Settings, data_dir: &Path) -> Settings {
 /// read it from `./data/` when `grpc.token` is not configured).
 pub const GRPC_TOKEN_FILE: &str = "grpc-token";
 
+/// Where `restoreflow up` writes the addresses it bound (its gRPC ports are
+/// picked at start), so the CLI tools find the services without URLs.
+pub const SERVICES_FILE: &str = "services.json";
+
+/// The endpoints `restoreflow up` is serving, as written to [`SERVICES_FILE`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpServices {
+    /// Gateway base URL (`http://…`).
+    pub gateway: String,
+    /// gRPC URL of synthetic-data.
+    pub synthetic_data: String,
+    /// gRPC URL of the model registry.
+    pub model_registry: String,
+    /// gRPC URL of the trainer.
+    pub trainer: String,
+    /// gRPC URL of the report service.
+    pub report: String,
+}
+
+impl UpServices {
+    /// What `up` wrote in `data_dir`, if it did (and the file reads).
+    pub fn read(data_dir: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(data_dir.join(SERVICES_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
 /// The API key kept in `data_dir/api-key`, created on first start.
 pub fn load_or_create_api_key(data_dir: &Path) -> anyhow::Result<String> {
     load_or_create_secret(data_dir, "api-key")
@@ -121,6 +148,16 @@ impl Embedded {
         let gateway =
             restoreflow_gateway::Application::build_with(settings.clone(), backends.clone())
                 .await?;
+        let services = UpServices {
+            gateway: format!("http://{}", gateway.http_addr()),
+            synthetic_data: settings.gateway.synthetic_data_url.clone(),
+            model_registry: settings.gateway.model_registry_url.clone(),
+            trainer: settings.gateway.trainer_url.clone(),
+            report: settings.gateway.report_url.clone(),
+        };
+        let path = data_dir.join(SERVICES_FILE);
+        std::fs::write(&path, serde_json::to_vec_pretty(&services)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(Self {
             gateway,
             synthetic,

@@ -14,4 +14,6 @@
 mod embedded;
 pub mod tools;
 
-pub use embedded::{Embedded, EmbeddedOptions, embedded_settings, load_or_create_api_key};
+pub use embedded::{
+    Embedded, EmbeddedOptions, SERVICES_FILE, UpServices, embedded_settings, load_or_create_api_key,
+};

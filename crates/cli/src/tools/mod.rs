@@ -75,6 +75,30 @@ impl ToolError {
     }
 }
 
+/// Where the `restoreflow up` this command talks to keeps its files.
+const UP_DATA_DIR: &str = "data";
+
+/// A service endpoint: the flag, else a configured value that is not the
+/// built-in default, else what `restoreflow up` wrote to `./data/services.json`
+/// (its gRPC ports are picked at start), else the default.
+fn endpoint(
+    flag: Option<&str>,
+    configured: &str,
+    default: &str,
+    from_up: impl FnOnce(&crate::embedded::UpServices) -> String,
+    data_dir: &std::path::Path,
+) -> String {
+    if let Some(f) = flag {
+        return f.to_string();
+    }
+    if configured != default {
+        return configured.to_string();
+    }
+    crate::embedded::UpServices::read(data_dir)
+        .map(|u| from_up(&u))
+        .unwrap_or_else(|| configured.to_string())
+}
+
 /// The internal gRPC token: `grpc.token` (`RESTOREFLOW__GRPC__TOKEN`), else
 /// the one `restoreflow up` keeps in `./data/grpc-token`.
 fn grpc_token(settings: &Settings) -> Option<restoreflow_core::config::Secret> {
@@ -133,6 +157,38 @@ fn print_json(v: &serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_come_from_flags_config_then_what_up_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = "http://127.0.0.1:50053";
+        let pick = |u: &crate::embedded::UpServices| u.trainer.clone();
+        // Nothing written: the configured (default) value.
+        assert_eq!(endpoint(None, d, d, pick, dir.path()), d);
+        let up = crate::embedded::UpServices {
+            gateway: "http://127.0.0.1:8000".into(),
+            synthetic_data: "http://127.0.0.1:41001".into(),
+            model_registry: "http://127.0.0.1:41002".into(),
+            trainer: "http://127.0.0.1:41003".into(),
+            report: "http://127.0.0.1:41004".into(),
+        };
+        std::fs::write(
+            dir.path().join(crate::embedded::SERVICES_FILE),
+            serde_json::to_vec(&up).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(endpoint(None, d, d, pick, dir.path()), up.trainer);
+        // A configured address wins over the file, a flag over both.
+        let set = "http://trainer:50053";
+        assert_eq!(endpoint(None, set, d, pick, dir.path()), set);
+        assert_eq!(
+            endpoint(Some("http://x:1"), set, d, pick, dir.path()),
+            "http://x:1"
+        );
+        // An unreadable file is ignored.
+        std::fs::write(dir.path().join(crate::embedded::SERVICES_FILE), "{").unwrap();
+        assert_eq!(endpoint(None, d, d, pick, dir.path()), d);
+    }
 
     #[test]
     fn statuses_read_as_lowercase_words() {

@@ -19,7 +19,9 @@ use super::{ToolError, connect, print_json, struct_json, table, time};
 /// `restoreflow models`.
 #[derive(Args, Debug)]
 pub struct ModelsArgs {
-    /// Model-registry gRPC endpoint [default: the configured gateway.model_registry_url].
+    /// Model-registry gRPC endpoint [default: a configured
+    /// gateway.model_registry_url, else the one `restoreflow up` wrote to
+    /// ./data/services.json].
     #[arg(long, global = true, value_name = "URL")]
     registry: Option<String>,
     /// Layer: 1 (classical preprocessing) or 2 (Restormer).
@@ -91,10 +93,13 @@ enum ModelsCommand {
 
 /// Runs a `models` subcommand.
 pub async fn run_models(args: ModelsArgs, settings: &Settings) -> Result<(), ToolError> {
-    let url = args
-        .registry
-        .clone()
-        .unwrap_or_else(|| settings.gateway.model_registry_url.clone());
+    let url = super::endpoint(
+        args.registry.as_deref(),
+        &settings.gateway.model_registry_url,
+        &restoreflow_core::config::GatewaySettings::default().model_registry_url,
+        |u| u.model_registry.clone(),
+        std::path::Path::new(super::UP_DATA_DIR),
+    );
     let mut client =
         ModelRegistryServiceClient::new(connect("model registry", &url, settings).await?);
     let layer = args.layer;

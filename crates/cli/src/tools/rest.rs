@@ -63,13 +63,23 @@ impl Answer {
 impl Gateway {
     /// From the arguments and settings.
     pub fn new(args: &GatewayArgs, settings: &Settings) -> Result<Self, ToolError> {
-        let base = match &args.gateway {
-            Some(u) => u.trim_end_matches('/').to_string(),
-            None => {
-                let addr = settings.gateway.http_addr.replace("0.0.0.0", "127.0.0.1");
-                format!("http://{addr}")
-            }
-        };
+        let configured = format!(
+            "http://{}",
+            settings.gateway.http_addr.replace("0.0.0.0", "127.0.0.1")
+        );
+        let default = format!(
+            "http://{}",
+            restoreflow_core::config::GatewaySettings::default().http_addr
+        );
+        let base = super::endpoint(
+            args.gateway.as_deref(),
+            &configured,
+            &default,
+            |u| u.gateway.clone(),
+            &args.data_dir,
+        )
+        .trim_end_matches('/')
+        .to_string();
         let key = args
             .api_key
             .clone()

@@ -23,7 +23,8 @@ use super::{EXIT_CANCELLED, ToolError, connect, job_status, print_json, struct_j
 /// `restoreflow train`.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Trainer gRPC endpoint [default: the configured gateway.trainer_url].
+    /// Trainer gRPC endpoint [default: a configured gateway.trainer_url, else
+    /// the one `restoreflow up` wrote to ./data/services.json].
     #[arg(long, global = true, value_name = "URL")]
     trainer: Option<String>,
     /// Print JSON instead of text (`watch`: one JSON event per line).
@@ -211,10 +212,13 @@ impl StartArgs {
 
 /// Runs a `train` subcommand; `watch` decides the exit code from the job's end.
 pub async fn run_train(args: TrainArgs, settings: &Settings) -> Result<ExitCode, ToolError> {
-    let url = args
-        .trainer
-        .clone()
-        .unwrap_or_else(|| settings.gateway.trainer_url.clone());
+    let url = super::endpoint(
+        args.trainer.as_deref(),
+        &settings.gateway.trainer_url,
+        &restoreflow_core::config::GatewaySettings::default().trainer_url,
+        |u| u.trainer.clone(),
+        std::path::Path::new(super::UP_DATA_DIR),
+    );
     let mut client = TrainerServiceClient::new(connect("trainer", &url, settings).await?);
     match args.command {
         TrainCommand::Start(start) => {
