@@ -266,7 +266,7 @@ async fn main() -> Res<()> {
             step,
             rss_mb,
         });
-        if samples.len() % 30 == 0 {
+        if samples.len().is_multiple_of(30) {
             println!(
                 "{:>6.0} s  step {step:>6}  epoch {:>4}  rss {rss_mb:>7.0} MB",
                 t0.elapsed().as_secs_f64(),

@@ -34,7 +34,7 @@ fn bomb_png() -> Vec<u8> {
 /// A small page and a noisy copy of it.
 fn small_pair(seed: u32) -> (Vec<u8>, Vec<u8>) {
     let clean = image::RgbImage::from_fn(96, 128, |x, y| {
-        if (x / 6 + y / 9 + seed) % 5 == 0 {
+        if (x / 6 + y / 9 + seed).is_multiple_of(5) {
             image::Rgb([30, 30, 30])
         } else {
             image::Rgb([245, 245, 240])
@@ -131,7 +131,7 @@ async fn a_decompression_bomb_in_storage_is_refused_and_the_worker_lives() {
     let (_, scores) = app.get_json(&format!("/evaluation/{eval_id}")).await;
     let skipped = scores["details"]["skipped"].as_array().unwrap();
     assert!(
-        skipped.iter().any(|s| mentions_the_limit(s)),
+        skipped.iter().any(mentions_the_limit),
         "the bomb is skipped with the reason: {scores}"
     );
     assert_eq!(scores["pairs"], 4, "{scores}");

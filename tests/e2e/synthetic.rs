@@ -65,7 +65,7 @@ async fn generate_and_verify(app: &TestApp, n: u64, width: u32, height: u32) -> 
     assert_eq!(clean, degraded, "clean and degraded names must match");
 
     // The manifest's hashes match the bytes served by the gateway.
-    let manifest = manifest_of(&app, &dataset).await;
+    let manifest = manifest_of(app, &dataset).await;
     assert_eq!(manifest["seed"], 42);
     assert_eq!(manifest["content_hash"], result["content_hash"]);
     let pairs = manifest["pairs"].as_array().expect("pairs");

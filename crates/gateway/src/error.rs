@@ -217,9 +217,9 @@ pub fn integral_floats_to_integers(value: &mut serde_json::Value) {
             if let Some(f) = n.as_f64()
                 && f.fract() == 0.0
             {
-                if f >= 0.0 && f < 18_446_744_073_709_551_616.0 {
+                if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
                     *value = Value::from(f as u64);
-                } else if f < 0.0 && f >= -9_223_372_036_854_775_808.0 {
+                } else if (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
                     *value = Value::from(f as i64);
                 }
             }

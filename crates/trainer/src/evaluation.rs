@@ -446,33 +446,6 @@ pub fn png_name(name: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{MetricSet, PSNR_CAP_DB, metrics_json, png_name};
-
-    #[test]
-    fn an_untouched_page_stores_a_capped_psnr_not_null() {
-        let identical = MetricSet {
-            psnr: f64::INFINITY,
-            ssim: 1.0,
-            accuracy: 1.0,
-        };
-        let v = metrics_json(&identical, Some(0.0));
-        assert_eq!(v["psnr"].as_f64(), Some(PSNR_CAP_DB), "{v}");
-        // And through a JSON round trip (what the database stores).
-        let back: serde_json::Value = serde_json::from_str(&v.to_string()).unwrap();
-        assert_eq!(back["psnr"].as_f64(), Some(PSNR_CAP_DB));
-    }
-
-    #[test]
-    fn output_names_never_collide() {
-        assert_eq!(png_name("a.png"), "a.png");
-        assert_eq!(png_name("a.jpg"), "a.jpg.png");
-        assert_ne!(png_name("a.jpg"), png_name("a.png"));
-        assert_eq!(png_name("dir/b.JPEG"), "dir/b.JPEG.png");
-    }
-}
-
 #[async_trait::async_trait]
 impl JobRunner for EvaluationWorker {
     async fn run_job(&self, job: job::Model, shutdown: &CancellationToken) {
@@ -517,5 +490,32 @@ impl JobRunner for EvaluationWorker {
         if let Err(e) = res {
             tracing::warn!(job_id = %job.id, error = %e, "cannot close the evaluation row");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MetricSet, PSNR_CAP_DB, metrics_json, png_name};
+
+    #[test]
+    fn an_untouched_page_stores_a_capped_psnr_not_null() {
+        let identical = MetricSet {
+            psnr: f64::INFINITY,
+            ssim: 1.0,
+            accuracy: 1.0,
+        };
+        let v = metrics_json(&identical, Some(0.0));
+        assert_eq!(v["psnr"].as_f64(), Some(PSNR_CAP_DB), "{v}");
+        // And through a JSON round trip (what the database stores).
+        let back: serde_json::Value = serde_json::from_str(&v.to_string()).unwrap();
+        assert_eq!(back["psnr"].as_f64(), Some(PSNR_CAP_DB));
+    }
+
+    #[test]
+    fn output_names_never_collide() {
+        assert_eq!(png_name("a.png"), "a.png");
+        assert_eq!(png_name("a.jpg"), "a.jpg.png");
+        assert_ne!(png_name("a.jpg"), png_name("a.png"));
+        assert_eq!(png_name("dir/b.JPEG"), "dir/b.JPEG.png");
     }
 }

@@ -781,6 +781,15 @@ fn parameter(doc: &mut Value, method: &str, path: &str, param: &str, rule: Value
     merge(&mut p["schema"], rule);
 }
 
+/// Operation `method path` of the document; a rule for one that is not
+/// there is a bug of this file (the tests build the document).
+fn operation<'a>(doc: &'a mut Value, method: &str, path: &str) -> &'a mut Value {
+    doc.get_mut("paths")
+        .and_then(|p| p.get_mut(path))
+        .and_then(|p| p.get_mut(method))
+        .unwrap_or_else(|| panic!("the document has no operation {method} {path}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -854,13 +863,4 @@ mod tests {
             assert!(key.is_match(good), "{good}");
         }
     }
-}
-
-/// Operation `method path` of the document; a rule for one that is not
-/// there is a bug of this file (the tests build the document).
-fn operation<'a>(doc: &'a mut Value, method: &str, path: &str) -> &'a mut Value {
-    doc.get_mut("paths")
-        .and_then(|p| p.get_mut(path))
-        .and_then(|p| p.get_mut(method))
-        .unwrap_or_else(|| panic!("the document has no operation {method} {path}"))
 }

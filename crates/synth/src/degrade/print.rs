@@ -178,8 +178,8 @@ pub(super) fn ink_colour_swap(img: &mut RgbImage, p: &InkColourSwap, _rng: &mut 
             continue;
         }
         // px = paper (1 - a) + ink a  becomes  paper (1 - a) + colour a.
-        for c in 0..3 {
-            px.0[c] = clamp_f(f32::from(px.0[c]) + a * (color[c] - cov.ink_rgb[c]));
+        for ((v, col), ink) in px.0.iter_mut().zip(color.iter()).zip(cov.ink_rgb.iter()) {
+            *v = clamp_f(f32::from(*v) + a * (col - ink));
         }
     }
 }
@@ -471,8 +471,8 @@ pub(super) fn dirty_drum(img: &mut RgbImage, p: &DirtyDrum, rng: &mut ChaCha8Rng
         let centre = (pos * across as f64) as usize;
         let lo = centre.saturating_sub(bw as usize / 2);
         let hi = (lo + bw as usize).min(across);
-        for t in 0..along {
-            let local = (p.density as f32 * (1.0 + profile[t])).clamp(0.0, 1.0);
+        for (t, prof) in profile.iter().take(along).enumerate() {
+            let local = (p.density as f32 * (1.0 + prof)).clamp(0.0, 1.0);
             for s in lo..hi {
                 let r = (fast.next_u64() & 0xFFFF) as f32 / 65535.0;
                 if r < local {
@@ -518,8 +518,7 @@ pub(super) fn bad_photocopy(img: &mut RgbImage, p: &BadPhotocopy, rng: &mut ChaC
     let mut fast = FastRng::new(rng);
     let t = p.threshold as f32;
     let (dark, density) = (p.darkness as f32, p.density as f32);
-    let mut y = 0;
-    for line in img.chunks_exact_mut(w * 3) {
+    for (y, line) in img.chunks_exact_mut(w * 3).enumerate() {
         field.row(y, &mut row);
         for_each_pixel_index(line, &mut fast, |x, px, r| {
             let m = smoothstep(t, t + 0.3, row[x]);
@@ -530,7 +529,6 @@ pub(super) fn bad_photocopy(img: &mut RgbImage, p: &BadPhotocopy, rng: &mut ChaC
                 }
             }
         });
-        y += 1;
     }
 }
 

@@ -186,9 +186,7 @@ pub fn ocr_cers(
     images: &BTreeMap<String, &RgbImage>,
     deadline: Duration,
 ) -> Option<BTreeMap<String, f64>> {
-    if truth.split_whitespace().next().is_none() {
-        return None;
-    }
+    truth.split_whitespace().next()?;
     std::thread::scope(|scope| {
         let readers: Vec<_> = images
             .iter()

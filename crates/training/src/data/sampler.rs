@@ -451,7 +451,7 @@ mod tests {
         store.set_pages_in_play(40);
         let train: Vec<usize> = (0..40).collect();
         let mut s = PatchSampler::new(7).with_patches_per_page(4);
-        let mut drawn = vec![0u32; 40];
+        let mut drawn = [0u32; 40];
         let mut pages_per_batch = Vec::new();
         for _ in 0..40 {
             let (d, _) = s
@@ -521,7 +521,7 @@ mod tests {
         // A white 256 x 256 page with one dark 32 x 32 block of "ink" in a corner:
         // a uniform 32 px patch overlaps it about 4% of the time.
         let clean = RgbImage::from_fn(256, 256, |x, y| {
-            if x >= 200 && x < 232 && y >= 200 && y < 232 {
+            if (200..232).contains(&x) && (200..232).contains(&y) {
                 image::Rgb([20, 20, 20])
             } else {
                 image::Rgb([250, 250, 245])
