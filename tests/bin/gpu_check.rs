@@ -98,42 +98,22 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// max |a - b| / max |b|, over all elements.
+/// max |a - b| / max |b|, over all elements (`b` on the CPU).
 fn rel_max(a: &Tensor, b: &Tensor) -> Res<f64> {
-    let a = a.to_device(&Device::Cpu).map_err(err)?;
-    let diff = (a - b)
-        .map_err(err)?
-        .abs()
-        .map_err(err)?
-        .max_all()
-        .map_err(err)?
-        .to_scalar::<f32>()
-        .map_err(err)?;
-    let scale = b
-        .abs()
-        .map_err(err)?
-        .max_all()
-        .map_err(err)?
-        .to_scalar::<f32>()
-        .map_err(err)?;
-    Ok(f64::from(diff) / f64::from(scale).max(1e-12))
+    let max_abs = |t: &Tensor| -> candle_core::Result<f64> {
+        Ok(f64::from(t.abs()?.max_all()?.to_scalar::<f32>()?))
+    };
+    let diff = (a.to_device(&Device::Cpu).map_err(err)? - b).map_err(err)?;
+    Ok(max_abs(&diff).map_err(err)? / max_abs(b).map_err(err)?.max(1e-12))
 }
 
-/// ||a - b|| / ||b|| (L2 over all elements).
+/// ||a - b|| / ||b|| (L2 over all elements, `b` on the CPU).
 fn rel_l2(a: &Tensor, b: &Tensor) -> Res<f64> {
-    let a = a.to_device(&Device::Cpu).map_err(err)?;
-    let n = |t: &Tensor| -> Res<f64> {
-        Ok(f64::from(
-            t.sqr()
-                .map_err(err)?
-                .sum_all()
-                .map_err(err)?
-                .to_scalar::<f32>()
-                .map_err(err)?,
-        )
-        .sqrt())
+    let norm = |t: &Tensor| -> candle_core::Result<f64> {
+        Ok(f64::from(t.sqr()?.sum_all()?.to_scalar::<f32>()?).sqrt())
     };
-    Ok(n(&(a - b).map_err(err)?)? / n(b)?.max(1e-12))
+    let diff = (a.to_device(&Device::Cpu).map_err(err)? - b).map_err(err)?;
+    Ok(norm(&diff).map_err(err)? / norm(b).map_err(err)?.max(1e-12))
 }
 
 fn sync(device: &Device) -> Res<()> {

@@ -37,6 +37,11 @@ impl DeviceRouter {
             .map_err(from_db)
     }
 
+    /// The pool of live trainer workers already read (no second query).
+    pub fn pool_of(&self, live: &[restoreflow_core::db::entity::worker::Model]) -> Pool {
+        db::pool_of(live, &self.on_demand)
+    }
+
     /// Oldest heartbeat that still counts as live.
     pub fn since(&self) -> chrono::DateTime<chrono::Utc> {
         chrono::Utc::now() - chrono::Duration::seconds(self.live_secs as i64)

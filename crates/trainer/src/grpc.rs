@@ -309,7 +309,7 @@ impl TrainerService for TrainerGrpc {
         let live = db::live_workers(&b.db, SERVICE, self.router.since())
             .await
             .map_err(from_db)?;
-        let pool = self.router.pool().await?;
+        let pool = self.router.pool_of(&live);
         let mut device_rows = Vec::new();
         let mut queue_depth = 0;
         for class in devices::CLASSES {

@@ -24,7 +24,8 @@ pub use jobs::*;
 pub use migration::Migrator;
 pub use proto::{event_to_proto, job_to_proto};
 pub use workers::{
-    capabilities_of, device_pool, live_workers, remove_worker, touch_worker, versions_of_job,
+    capabilities_of, device_pool, live_workers, pool_of, remove_worker, touch_worker,
+    versions_of_job,
 };
 
 /// Errors of the metadata port.

@@ -86,7 +86,12 @@ pub async fn device_pool(
     on_demand: &[String],
 ) -> Result<Pool, DbError> {
     let live = live_workers(db, service, since).await?;
-    Ok(Pool {
+    Ok(pool_of(&live, on_demand))
+}
+
+/// The device pool of already read live workers (see [`device_pool`]).
+pub fn pool_of(live: &[worker::Model], on_demand: &[String]) -> Pool {
+    Pool {
         live: crate::devices::CLASSES
             .iter()
             .map(|c| {
@@ -97,7 +102,7 @@ pub async fn device_pool(
             })
             .collect(),
         on_demand: on_demand.to_vec(),
-    })
+    }
 }
 
 /// Ready model versions of `layer` registered by training job `job_id`
