@@ -8,10 +8,16 @@ use restoreflow_core::{Settings, shutdown, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::load(None, std::env::vars())?;
-    let _guard = telemetry::init(&settings.telemetry);
+    let _guard = telemetry::init(&settings.telemetry, "trainer");
+    let stop = shutdown::signal_token();
+    restoreflow_core::metrics::spawn_endpoint(
+        settings.telemetry.metrics_addr.as_deref(),
+        stop.clone(),
+    )
+    .await?;
     restoreflow_trainer::Application::build(settings)
         .await?
-        .run_until_stopped(shutdown::signal_token())
+        .run_until_stopped(stop)
         .await?;
     Ok(())
 }

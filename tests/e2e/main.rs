@@ -8,6 +8,7 @@ mod bus;
 mod devices;
 mod eval_upload;
 mod n8n;
+mod observability;
 mod ocr;
 mod registry;
 mod reliability;

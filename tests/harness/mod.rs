@@ -7,6 +7,7 @@
 //! `RESTOREFLOW_TEST_S3_ENDPOINT`, `RESTOREFLOW_TEST_S3_ACCESS_KEY`,
 //! `RESTOREFLOW_TEST_S3_SECRET_KEY`.
 
+mod otlp;
 mod process;
 mod proxy;
 
@@ -22,6 +23,7 @@ use restoreflow_core::{Backends, Settings};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::Value;
 
+pub use otlp::{Collector, ReceivedSpan};
 pub use process::{TrainerProcess, trainer_env};
 pub use proxy::Proxy;
 
@@ -114,7 +116,23 @@ pub fn s3_settings(tag: &str) -> restoreflow_core::config::StorageSettings {
 /// The internal gRPC token of every test system.
 pub const TEST_GRPC_TOKEN: &str = "test-internal-grpc-token";
 
+/// Installs the tracing subscriber once per test process, as every binary
+/// does at start: spans then carry trace context across the services, as in
+/// production. Logs stay off (the tests read results, not log lines).
+fn observe() {
+    static GUARD: std::sync::OnceLock<restoreflow_core::telemetry::TelemetryGuard> =
+        std::sync::OnceLock::new();
+    GUARD.get_or_init(|| {
+        let settings = restoreflow_core::config::TelemetrySettings {
+            filter: "off".into(),
+            ..Default::default()
+        };
+        restoreflow_core::telemetry::init(&settings, "restoreflow-tests")
+    });
+}
+
 fn tune(s: &mut Settings) {
+    observe();
     s.grpc.token = Some(Secret::new(TEST_GRPC_TOKEN));
     // Tests fire many requests with one key; the limits have their own test.
     s.gateway.rate_per_minute = 100_000;

@@ -114,13 +114,26 @@ fn new_key(scope: ScopeArg, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Service {
     Gateway,
     SyntheticData,
     ModelRegistry,
     Trainer,
     Report,
+}
+
+impl Service {
+    /// The `service.name` of its spans.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Gateway => "gateway",
+            Self::SyntheticData => "synthetic-data",
+            Self::ModelRegistry => "model-registry",
+            Self::Trainer => "trainer",
+            Self::Report => "report",
+        }
+    }
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -182,7 +195,7 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Up { data_dir, addr } => {
             let mut settings = settings;
             settings.telemetry.log_dir = Some(data_dir.join("logs"));
-            let _guard = telemetry::init(&settings.telemetry);
+            let _guard = telemetry::init(&settings.telemetry, "restoreflow");
             let app = Embedded::build(
                 settings,
                 EmbeddedOptions {
@@ -196,8 +209,16 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("restoreflow stopped");
         }
         Command::Serve { service } => {
-            let _guard = telemetry::init(&settings.telemetry);
+            let _guard = telemetry::init(&settings.telemetry, service.name());
             let token = shutdown::signal_token();
+            if service != Service::Gateway {
+                // The gateway serves /metrics on its HTTP address.
+                restoreflow_core::metrics::spawn_endpoint(
+                    settings.telemetry.metrics_addr.as_deref(),
+                    token.clone(),
+                )
+                .await?;
+            }
             match service {
                 Service::Gateway => {
                     restoreflow_gateway::Application::build(settings)

@@ -108,6 +108,7 @@ pub async fn serve_routes(
         tracing::info!(%addr, services = ?names, "grpc listening");
     }
     tonic::transport::Server::builder()
+        .layer(ObserveLayer)
         .layer(RequireTokenLayer::new(token))
         .add_routes(routes)
         .add_service(health)
@@ -204,6 +205,13 @@ impl Interceptor for TokenInterceptor {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(v) = &self.value {
             req.metadata_mut().insert(TOKEN_HEADER, v.clone());
+        }
+        // The caller's trace context and request id travel with the call.
+        let trace = crate::telemetry::TraceHeaders::current();
+        for (name, value) in trace.pairs() {
+            if let Ok(v) = value.parse() {
+                req.metadata_mut().insert(name, v);
+            }
         }
         Ok(req)
     }
@@ -302,6 +310,104 @@ where
                 Box::pin(async move { Ok(resp) })
             }
         }
+    }
+}
+
+/// Serves every call inside a `grpc` span that continues the caller's trace
+/// (`traceparent`, `x-request-id` metadata) and records the call's latency
+/// and code ([`crate::metrics::names::GRPC_DURATION`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ObserveLayer;
+
+impl<S> tower::Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe { inner }
+    }
+}
+
+/// The [`ObserveLayer`] service.
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+}
+
+/// `(service, method)` of a gRPC path `/pkg.Service/Method`.
+fn rpc_names(path: &str) -> (String, String) {
+    let path = path.trim_start_matches('/');
+    match path.split_once('/') {
+        Some((service, method)) => (service.to_string(), method.to_string()),
+        None => (path.to_string(), String::new()),
+    }
+}
+
+/// The gRPC code of a response: in its headers when it failed before any
+/// message (a "trailers-only" response), otherwise OK (a failure after
+/// messages is in the trailers, which streams alone can have).
+fn response_code(resp: &http::Response<tonic::body::Body>) -> tonic::Code {
+    resp.headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map_or(tonic::Code::Ok, tonic::Code::from_i32)
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Observe<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        use tracing::Instrument;
+        let (service, method) = rpc_names(req.uri().path());
+        let quiet = service.starts_with("grpc.health.") || service.starts_with("grpc.reflection.");
+        let span = if quiet {
+            tracing::Span::none()
+        } else {
+            let span = tracing::info_span!(
+                "grpc",
+                otel.name = %format!("{service}/{method}"),
+                otel.kind = "server",
+                rpc.system = "grpc",
+                rpc.service = %service,
+                rpc.method = %method,
+                request_id = tracing::field::Empty,
+            );
+            crate::telemetry::TraceHeaders::from_lookup(|k| {
+                req.headers()
+                    .get(k)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            })
+            .adopt(&span);
+            span
+        };
+        let started = std::time::Instant::now();
+        let fut = self.inner.call(req).instrument(span);
+        Box::pin(async move {
+            let result = fut.await;
+            let code = match &result {
+                Ok(resp) => response_code(resp),
+                Err(_) => tonic::Code::Unknown,
+            };
+            let labels = [
+                ("service", service),
+                ("method", method),
+                ("code", format!("{code:?}")),
+            ];
+            metrics::counter!(crate::metrics::names::GRPC_REQUESTS, &labels).increment(1);
+            metrics::histogram!(crate::metrics::names::GRPC_DURATION, &labels)
+                .record(started.elapsed().as_secs_f64());
+            result
+        })
     }
 }
 

@@ -13,21 +13,18 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-
 use crate::Backends;
 use crate::bus::DEAD_LETTER_SUFFIX;
 use crate::config::JobSettings;
 use crate::db::{self, Abandoned, JobKind, entity::job};
 use crate::shutdown::CancellationToken;
+use async_trait::async_trait;
 
-/// Body of a job wake-up message on the bus.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct JobMessage {
-    /// The job to claim.
-    pub job_id: String,
-}
+pub use crate::messages::JobMessage;
+use crate::messages::{BusMessage, DeadLetter};
+use crate::metrics::names;
+use crate::telemetry::TraceHeaders;
+use tracing::Instrument;
 
 /// What a service does with a job it has claimed.
 #[async_trait]
@@ -113,10 +110,10 @@ impl JobLoop {
                         Ok(d) => d,
                         Err(e) => { tracing::error!(error = %e, "bus delivery failed"); continue; }
                     };
-                    let msg: JobMessage = match serde_json::from_slice(&delivery.payload) {
+                    let msg = match JobMessage::decode(&delivery.payload) {
                         Ok(m) => m,
                         Err(e) => {
-                            tracing::warn!(error = %e, "malformed job message; dead-lettering it");
+                            tracing::warn!(error = %e, "unusable job message; dead-lettering it");
                             let _ = delivery.reject().await;
                             continue;
                         }
@@ -128,7 +125,7 @@ impl JobLoop {
                         tracing::warn!(error = %e, "ack failed");
                     }
                     if let Some(job) = claimed {
-                        runner.run_job(job, shutdown).await;
+                        self.run_one(runner, job, &msg.trace, shutdown).await;
                     }
                 }
                 _ = sweep.tick() => self.sweep(runner, shutdown).await,
@@ -178,19 +175,14 @@ impl JobLoop {
                 }
                 Abandoned::GaveUp { attempts, error } => {
                     tracing::error!(job_id = %job.id, attempts, "{error}");
-                    let letter = serde_json::json!({
-                        "job_id": job.id,
-                        "kind": self.kind.as_str(),
-                        "attempts": attempts,
-                        "error": error,
-                    });
+                    let letter = DeadLetter::new(
+                        &job.id,
+                        self.kind,
+                        (*attempts).max(0) as u32,
+                        error.clone(),
+                    );
                     let queue = format!("{}{DEAD_LETTER_SUFFIX}", self.queue);
-                    if let Err(e) = self
-                        .backends
-                        .bus
-                        .publish(&queue, letter.to_string().as_bytes())
-                        .await
-                    {
+                    if let Err(e) = self.backends.bus.publish(&queue, &letter.encode()).await {
                         tracing::warn!(job_id = %job.id, error = %e, "cannot dead-letter the job");
                     }
                 }
@@ -199,7 +191,65 @@ impl JobLoop {
         }
     }
 
+    /// Runs one claimed job inside a `job` span that continues the trace of
+    /// the request that created it, and records how it ended.
+    async fn run_one(
+        &self,
+        runner: &dyn JobRunner,
+        job: job::Model,
+        trace: &TraceHeaders,
+        shutdown: &CancellationToken,
+    ) {
+        let span = tracing::info_span!(
+            "job",
+            otel.name = %format!("job {}", self.kind.as_str()),
+            job_id = %job.id,
+            kind = self.kind.as_str(),
+            attempt = job.attempts,
+            request_id = tracing::field::Empty,
+        );
+        trace.adopt(&span);
+        let id = job.id.clone();
+        let started = std::time::Instant::now();
+        runner.run_job(job, shutdown).instrument(span).await;
+        // A job handed back (lease lost, shutdown) did not end here.
+        if let Ok(Some(j)) = db::get_job(&self.backends.db, &id).await
+            && db::JobStatus::parse(&j.status).is_some_and(db::JobStatus::is_terminal)
+        {
+            let labels = [
+                ("kind", self.kind.as_str().to_string()),
+                ("status", j.status),
+            ];
+            metrics::counter!(names::JOBS_FINISHED, &labels).increment(1);
+            metrics::histogram!(names::JOB_DURATION, &labels)
+                .record(started.elapsed().as_secs_f64());
+        }
+        self.observe().await;
+    }
+
+    /// Publishes the queue depth and the job counts of this loop's kind.
+    pub async fn observe(&self) {
+        if let Ok(depth) = self.backends.bus.depth(&self.queue).await {
+            metrics::gauge!(names::QUEUE_DEPTH, "queue" => self.queue.clone()).set(depth as f64);
+        }
+        if let Ok(counts) = db::count_by_status(&self.backends.db, self.kind).await {
+            for status in db::JobStatus::ALL {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| *s == status)
+                    .map_or(0, |(_, n)| *n);
+                metrics::gauge!(
+                    names::JOBS,
+                    "kind" => self.kind.as_str(),
+                    "status" => status.as_str()
+                )
+                .set(n as f64);
+            }
+        }
+    }
+
     async fn sweep(&self, runner: &dyn JobRunner, shutdown: &CancellationToken) {
+        self.observe().await;
         if self.jobs.watchdog_secs > 0 {
             let stalled = chrono::Duration::seconds(self.jobs.watchdog_secs as i64);
             match db::expire_stalled(&self.backends.db, self.kind, stalled, 16).await {
@@ -235,7 +285,8 @@ impl JobLoop {
             }
             if let Some(job) = self.claim(&id).await {
                 tracing::info!(job_id = %id, attempt = job.attempts, "recovered a job without a live worker");
-                runner.run_job(job, shutdown).await;
+                self.run_one(runner, job, &TraceHeaders::default(), shutdown)
+                    .await;
             }
         }
     }

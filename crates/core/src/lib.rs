@@ -17,6 +17,8 @@ pub mod db;
 pub mod devices;
 pub mod grpc;
 pub mod jobs;
+pub mod messages;
+pub mod metrics;
 pub mod process;
 pub mod shutdown;
 pub mod storage;

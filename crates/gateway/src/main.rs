@@ -22,7 +22,7 @@ async fn run() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         return healthcheck(&settings.gateway.http_addr).await;
     }
-    let _guard = telemetry::init(&settings.telemetry);
+    let _guard = telemetry::init(&settings.telemetry, "gateway");
     let app = restoreflow_gateway::Application::build(settings).await?;
     app.run_until_stopped(shutdown::signal_token()).await?;
     Ok(())

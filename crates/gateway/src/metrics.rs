@@ -1,29 +1,46 @@
-//! Prometheus metrics: request counts and latencies per route.
+//! HTTP metrics and trace context of every request.
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use restoreflow_core::metrics::{self, names};
+use restoreflow_core::telemetry::{TRACEPARENT, TraceHeaders};
 
-static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+pub use restoreflow_core::metrics::handle;
 
-/// Installs the process-wide recorder once; later calls reuse it.
-pub fn handle() -> Option<&'static PrometheusHandle> {
-    HANDLE
-        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
-            Ok(h) => Some(h),
-            Err(e) => {
-                tracing::warn!(error = %e, "prometheus recorder not installed");
-                None
-            }
-        })
-        .as_ref()
+/// The span of one HTTP request: it continues the caller's W3C trace
+/// context (`traceparent`) when there is one, and carries the request id
+/// that the gRPC calls and bus messages it causes carry on.
+pub fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    let span = tracing::info_span!(
+        "http",
+        otel.name = %format!("{} {route}", req.method()),
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        http.route = %route,
+        url.path = %req.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        request_id = tracing::field::Empty,
+    );
+    TraceHeaders::from_lookup(|k| {
+        req.headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    })
+    .adopt(&span);
+    span
 }
 
-/// Records `http_requests_total` and `http_request_duration_seconds`.
+/// Records `http_requests_total` and `http_request_duration_seconds`, and
+/// answers with the request's `traceparent` (so a caller can find its trace).
 pub async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let path = req
@@ -32,24 +49,27 @@ pub async fn track(req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    let labels = [("method", method), ("path", path), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    let trace = TraceHeaders::current();
+    let mut resp = next.run(req).await;
+    if let Some(tp) = trace
+        .traceparent
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        resp.headers_mut().insert(TRACEPARENT, tp);
+    }
+    let status = resp.status().as_u16();
+    tracing::Span::current().record("http.response.status_code", status);
+    let labels = [
+        ("method", method),
+        ("path", path),
+        ("status", status.to_string()),
+    ];
+    ::metrics::counter!(names::HTTP_REQUESTS, &labels).increment(1);
+    ::metrics::histogram!(names::HTTP_DURATION, &labels).record(start.elapsed().as_secs_f64());
     resp
 }
 
 /// `GET /metrics` in the Prometheus text format.
 pub async fn render() -> Response {
-    let body = handle().map(|h| h.render()).unwrap_or_default();
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        body,
-    )
-        .into_response()
+    metrics::metrics_endpoint().await.into_response()
 }

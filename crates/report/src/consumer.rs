@@ -9,10 +9,11 @@ use restoreflow_core::bus::queues;
 use restoreflow_core::config::JobSettings;
 use restoreflow_core::db::entity::{job, report};
 use restoreflow_core::db::{DbError, JobKind};
+use restoreflow_core::messages::{BusMessage, TrainingCompleted};
 use restoreflow_core::shutdown::CancellationToken;
 use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde_json::Value;
+use tracing::Instrument;
 
 use crate::builder::build_report;
 use crate::collect::Fleet;
@@ -79,15 +80,21 @@ impl ReportWorker {
                     }
                     Some(Err(e)) => tracing::error!(error = %e, "bus delivery failed"),
                     Some(Ok(delivery)) => {
-                        let job_id = serde_json::from_slice::<Value>(&delivery.payload)
-                            .ok()
-                            .and_then(|v| v.get("job_id").and_then(Value::as_str).map(str::to_string));
-                        let Some(job_id) = job_id else {
-                            tracing::warn!("malformed training event; dead-lettering it");
-                            let _ = delivery.reject().await;
-                            continue;
+                        let event = match TrainingCompleted::decode(&delivery.payload) {
+                            Ok(event) => event,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "unusable training event; dead-lettering it");
+                                let _ = delivery.reject().await;
+                                continue;
+                            }
                         };
-                        self.build(&job_id).await;
+                        let span = tracing::info_span!(
+                            "report",
+                            job_id = %event.job_id,
+                            request_id = tracing::field::Empty,
+                        );
+                        event.trace.adopt(&span);
+                        self.build(&event.job_id).instrument(span).await;
                         // A failed build is retried by the sweep, so the event is done either way.
                         if let Err(e) = delivery.ack().await {
                             tracing::warn!(error = %e, "ack failed");

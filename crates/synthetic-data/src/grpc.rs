@@ -3,6 +3,7 @@
 use restoreflow_core::bus::queues;
 use restoreflow_core::db::{self, JobKind, JobStatus};
 use restoreflow_core::jobs::JobMessage;
+use restoreflow_core::messages::BusMessage;
 use restoreflow_core::storage::{Bucket, list_all};
 use restoreflow_core::{Backends, ErrorCode};
 use restoreflow_proto::v1::{self, synthetic_data_service_server::SyntheticDataService};
@@ -54,10 +55,7 @@ impl SyntheticDataService for SyntheticGrpc {
         let job = db::create_job(&self.backends.db, JobKind::Synthetic, value)
             .await
             .map_err(from_db)?;
-        let msg = serde_json::to_vec(&JobMessage {
-            job_id: job.id.clone(),
-        })
-        .map_err(internal)?;
+        let msg = JobMessage::new(&job.id).encode();
         // The row is the truth: if the wake-up is lost, the worker's sweep still finds the job.
         if let Err(e) = self.backends.bus.publish(queues::SYNTHETIC, &msg).await {
             tracing::warn!(job_id = %job.id, error = %e, "publish failed; the recovery sweep will pick the job up");

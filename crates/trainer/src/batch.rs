@@ -140,6 +140,7 @@ impl BatchWorker {
                 }
             };
             let (l1, l2) = (layer1.clone(), layer2.clone());
+            let started = std::time::Instant::now();
             let out = tokio::task::spawn_blocking(move || {
                 let img =
                     crate::restoration::decode_rgb(&bytes, crate::restoration::MAX_PAGE_PIXELS)
@@ -153,6 +154,14 @@ impl BatchWorker {
             })
             .await
             .map_err(|e| format!("restore thread failed: {e}"))?;
+            if out.is_ok() {
+                metrics::histogram!(
+                    restoreflow_core::metrics::names::RESTORE_DURATION,
+                    "mode" => "batch",
+                    "device" => self.models.device_class()
+                )
+                .record(started.elapsed().as_secs_f64());
+            }
             match out {
                 Ok(png) => {
                     let rel = key

@@ -1,6 +1,7 @@
 //! The `TrainerService` gRPC implementation.
 
 use restoreflow_core::jobs::JobMessage;
+use restoreflow_core::messages::{BusMessage, TrainingCompleted};
 use std::time::Duration;
 
 use restoreflow_core::bus::queues;
@@ -215,10 +216,7 @@ impl TrainerService for TrainerGrpc {
         )
         .await
         .map_err(from_db)?;
-        let msg = serde_json::to_vec(&JobMessage {
-            job_id: job.id.clone(),
-        })
-        .map_err(internal)?;
+        let msg = JobMessage::new(&job.id).encode();
         // The row is the truth: if the wake-up is lost, a worker's sweep still finds the job.
         let queue = devices::queue_for(queues::TRAINING, &class);
         if let Err(e) = self.backends.bus.publish(&queue, &msg).await {
@@ -282,11 +280,11 @@ impl TrainerService for TrainerGrpc {
             .map_err(from_db)?;
         if j.status == JobStatus::Cancelled.as_str() {
             // Cancelled while queued: no worker will announce it.
-            let event = serde_json::json!({"job_id": j.id, "status": "cancelled"}).to_string();
+            let event = TrainingCompleted::new(&j.id, JobStatus::Cancelled, None).encode();
             if let Err(e) = self
                 .backends
                 .bus
-                .publish(queues::EVENTS_TRAINING_COMPLETED, event.as_bytes())
+                .publish(queues::EVENTS_TRAINING_COMPLETED, &event)
                 .await
             {
                 tracing::warn!(error = %e, "cannot publish training.completed");

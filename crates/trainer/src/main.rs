@@ -24,8 +24,15 @@ async fn run() -> anyhow::Result<()> {
             .await
             .map_err(anyhow::Error::msg);
     }
-    let _guard = telemetry::init(&settings.telemetry);
+    let _guard = telemetry::init(&settings.telemetry, "trainer");
+    // Prometheus metrics on `telemetry.metrics_addr`, when set.
+    let shutdown = shutdown::signal_token();
+    restoreflow_core::metrics::spawn_endpoint(
+        settings.telemetry.metrics_addr.as_deref(),
+        shutdown.clone(),
+    )
+    .await?;
     let app = restoreflow_trainer::Application::build(settings).await?;
-    app.run_until_stopped(shutdown::signal_token()).await?;
+    app.run_until_stopped(shutdown).await?;
     Ok(())
 }

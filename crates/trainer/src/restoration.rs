@@ -17,6 +17,7 @@ use restoreflow_core::db::{self, JobKind};
 use restoreflow_core::devices::queue_for;
 use restoreflow_core::grpc::AuthChannel;
 use restoreflow_core::jobs::JobMessage;
+use restoreflow_core::messages::BusMessage;
 use restoreflow_core::storage::{Bucket, get_bytes, validate_prefix};
 use restoreflow_core::{Backends, ErrorCode};
 use restoreflow_proto::v1::{
@@ -177,10 +178,7 @@ impl RestorationGrpc {
     }
 
     async fn publish(&self, queue: &str, job_id: &str) {
-        let msg = serde_json::to_vec(&JobMessage {
-            job_id: job_id.to_string(),
-        })
-        .unwrap_or_default();
+        let msg = JobMessage::new(job_id).encode();
         // The row is the truth: a lost wake-up is found by a worker's sweep.
         if let Err(e) = self.backends.bus.publish(queue, &msg).await {
             tracing::warn!(job_id, error = %e, "publish failed; the recovery sweep will pick the job up");
@@ -251,6 +249,12 @@ impl RestorationService for RestorationGrpc {
         .await
         .map_err(internal)?;
         let (png, width, height, skew) = out?;
+        metrics::histogram!(
+            restoreflow_core::metrics::names::RESTORE_DURATION,
+            "mode" => "sync",
+            "device" => self.models.device_class()
+        )
+        .record(started.elapsed().as_secs_f64());
         Ok(Response::new(v1::RestoreDocumentResponse {
             png,
             width,

@@ -29,6 +29,8 @@ use crate::params::{MIN_PAIRS, TrainParams};
 use crate::samples::SampleImages;
 use crate::view::metric_payload;
 use restoreflow_core::jobs::{JobLoop, JobRunner};
+use restoreflow_core::messages::{BusMessage, TrainingCompleted};
+use restoreflow_core::metrics::names;
 
 /// Service name in the worker registry.
 pub const SERVICE: &str = "trainer";
@@ -64,14 +66,37 @@ struct Hooks {
     worker: String,
     lease: chrono::Duration,
     flags: Flags,
+    /// The device class, a label of the step-time histogram.
+    device: String,
+    /// The step and time of the previous progress call.
+    last_step: Option<(u64, Instant)>,
 }
 
 impl TrainHooks for Hooks {
     fn on_progress(&mut self, p: &Progress) {
+        let now = Instant::now();
+        // One step since the previous call: its wall time (validation and
+        // checkpoints happen between epochs, after an epoch's last step).
+        if let Some((step, at)) = self.last_step
+            && p.step == step + 1
+        {
+            metrics::histogram!(names::TRAINING_STEP, "device" => self.device.clone())
+                .record(now.duration_since(at).as_secs_f64());
+        }
+        self.last_step = Some((p.step, now));
+        metrics::gauge!(names::TRAINING_THROUGHPUT, "job_id" => self.job_id.clone())
+            .set(p.pairs_per_sec);
         let _ = self.tx.send(HookEvent::Progress(p.clone()));
     }
 
     fn on_epoch_end(&mut self, r: &EpochReport) {
+        if let Some(m) = &r.restored
+            && m.psnr.is_finite()
+        {
+            metrics::gauge!(names::VALIDATION_PSNR, "job_id" => self.job_id.clone()).set(m.psnr);
+        }
+        // Validation ran since the last step: the next step's gap is not a step.
+        self.last_step = None;
         let _ = self.tx.send(HookEvent::Epoch(r.clone()));
     }
 
@@ -81,6 +106,8 @@ impl TrainHooks for Hooks {
     /// worker took the job over) uploads nothing: the lease is renewed first,
     /// and the upload happens only if this worker still owns the job.
     fn on_checkpoint(&mut self, ck: &Checkpoint) -> restoreflow_training::Result<()> {
+        // Writing it is not a step.
+        self.last_step = None;
         let owned = self.handle.block_on(db::heartbeat(
             &self.db,
             &self.job_id,
@@ -264,7 +291,7 @@ impl Worker {
         match db::finish_job(&self.backends.db, &job.id, &self.id, status, result, error).await {
             Ok(true) => {
                 tracing::info!(status = status.as_str(), "training job finished");
-                self.announce(&job.id, status.as_str(), version).await;
+                self.announce(&job.id, status, version).await;
             }
             Ok(false) => tracing::warn!("job was no longer ours when finishing"),
             Err(e) => tracing::error!(error = %e, "cannot record the job outcome"),
@@ -291,16 +318,12 @@ impl Worker {
     }
 
     /// Publishes `training.completed` for a job that reached `status`.
-    async fn announce(&self, job_id: &str, status: &str, version: Option<u32>) {
-        let mut event = json!({"job_id": job_id, "status": status});
-        if let Some(v) = version {
-            event["version"] = json!(v);
-        }
-        let body = event.to_string();
+    async fn announce(&self, job_id: &str, status: JobStatus, version: Option<u32>) {
+        let body = TrainingCompleted::new(job_id, status, version).encode();
         if let Err(e) = self
             .backends
             .bus
-            .publish(queues::EVENTS_TRAINING_COMPLETED, body.as_bytes())
+            .publish(queues::EVENTS_TRAINING_COMPLETED, &body)
             .await
         {
             tracing::warn!(error = %e, "cannot publish training.completed");
@@ -526,6 +549,8 @@ impl Worker {
             worker: self.id.clone(),
             lease: self.lease(),
             flags: flags.clone(),
+            device: self.settings.device.clone(),
+            last_step: None,
         };
         let source = StorePairs::new(
             pairs.pairs.clone(),
@@ -773,6 +798,8 @@ impl JobRunner for Worker {
     /// Announces a job the sweep ended, so its report is written as for any
     /// other failed or cancelled run.
     async fn abandoned(&self, job: &job::Model) {
-        self.announce(&job.id, &job.status, None).await;
+        if let Some(status) = JobStatus::parse(&job.status) {
+            self.announce(&job.id, status, None).await;
+        }
     }
 }

@@ -70,6 +70,7 @@ impl Shared {
         if !conn.status().connected() {
             tracing::info!(name = %self.name, "amqp connection lost; reconnecting");
             *conn = Arc::new(Self::open(&self.url, &self.name).await?);
+            metrics::counter!(crate::metrics::names::BUS_RECONNECTS).increment(1);
             tracing::info!(name = %self.name, "amqp reconnected");
         }
         Ok(conn.clone())

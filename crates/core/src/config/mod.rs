@@ -456,6 +456,17 @@ pub struct TelemetrySettings {
     pub format: LogFormat,
     /// Also write daily-rotated log files here.
     pub log_dir: Option<PathBuf>,
+    /// OpenTelemetry collector to export trace spans to over OTLP/gRPC
+    /// (e.g. `http://otel-collector:4317`); none exports nothing, while trace
+    /// context still propagates across services.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of exported spans; each binary names itself when this
+    /// is unset.
+    pub service_name: Option<String>,
+    /// Where a gRPC-only service serves Prometheus metrics over HTTP
+    /// (`GET /metrics`), e.g. `0.0.0.0:9464`; none serves no metrics port.
+    /// The gateway serves `/metrics` on its own HTTP address.
+    pub metrics_addr: Option<String>,
 }
 
 impl Default for TelemetrySettings {
@@ -464,6 +475,9 @@ impl Default for TelemetrySettings {
             filter: "info".into(),
             format: LogFormat::Text,
             log_dir: None,
+            otlp_endpoint: None,
+            service_name: None,
+            metrics_addr: None,
         }
     }
 }
@@ -536,6 +550,20 @@ impl Settings {
                     "{name} must be an http:// or https:// URL, got {url:?}"
                 ));
             }
+        }
+        if let Some(addr) = &self.telemetry.metrics_addr
+            && addr.parse::<SocketAddr>().is_err()
+        {
+            return invalid(format!(
+                "telemetry.metrics_addr must be host:port, got {addr:?}"
+            ));
+        }
+        if let Some(url) = &self.telemetry.otlp_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return invalid(format!(
+                "telemetry.otlp_endpoint must be an http:// or https:// URL (OTLP/gRPC, usually port 4317), got {url:?}"
+            ));
         }
         let ttl = self.gateway.presign_ttl_secs;
         if ttl == 0 || ttl > 7 * 24 * 3600 {

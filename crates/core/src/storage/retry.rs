@@ -82,6 +82,8 @@ where
             });
         }
         let wait = delay.min(policy.budget - elapsed);
+        metrics::counter!(crate::metrics::names::STORAGE_RETRIES, "op" => what.to_string())
+            .increment(1);
         tracing::warn!(what, attempt = attempts, error = %err, retry_in_ms = wait.as_millis() as u64, "object store call failed; retrying");
         tokio::time::sleep(wait).await;
         delay = (delay * 2).min(policy.max_delay);

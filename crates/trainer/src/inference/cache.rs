@@ -141,6 +141,9 @@ impl ModelCache {
                 .get_or_insert(mv.version, || Arc::new(OnceCell::new()))
                 .clone()
         };
+        let result = if slot.initialized() { "hit" } else { "miss" };
+        metrics::counter!(restoreflow_core::metrics::names::MODEL_CACHE, "result" => result)
+            .increment(1);
         slot.get_or_try_init(|| self.load(mv)).await.map(Arc::clone)
     }
 
