@@ -34,6 +34,17 @@
       calls, and no class is listed that the rendering does not run;
   (e) compose: trainer-gpu sets RESTOREFLOW__TRAINER__DEVICE: cuda, trainer
       cpu, and no service lists cuda as on demand.
+- one image (check_images): every restoreflow service in compose and in
+  Kubernetes runs restoreflow/restoreflow:<workspace version> (GPU trainers
+  restoreflow/restoreflow-cuda:<version>) with `serve <service>` (compose:
+  RESTOREFLOW_SERVICE), built from deploy/docker/restoreflow[-cuda].Dockerfile;
+  compose and Kubernetes use exactly the same names and tags.
+- monitoring (check_monitoring): the Prometheus config scrapes every service
+  (gateway on 8000, the others on 9464, the port the image and the manifests
+  give telemetry.metrics_addr); the Grafana dashboard parses and its queries
+  name only metrics crates/core/src/metrics.rs defines, and every metric
+  defined there is on the dashboard; compose runs Prometheus, Grafana and
+  Jaeger in the `monitoring` profile with those files mounted.
 - --self-test: runs the routing checks on a copy of the tree (must pass),
   then on deliberately broken copies (short host, wrong queue, ...), each of
   which must be rejected by the check it targets.
@@ -116,6 +127,9 @@ def check_network_policies(deployments, policies):
     for pname, pol in policies.items():
         for rule in pol["spec"].get("ingress", []):
             for peer in rule.get("from", []):
+                if "podSelector" not in peer:
+                    # A namespace peer (Prometheus in `monitoring`), not our pods.
+                    continue
                 sel = peer.get("podSelector", {}).get("matchLabels", {})
                 who = sel.get("app.kubernetes.io/name")
                 if who not in names:
@@ -249,9 +263,143 @@ def check_dockerfiles():
             fail(f"docker: {f.name} must run as a non-root user")
         if not re.search(r"^HEALTHCHECK\s", text, re.M):
             fail(f"docker: {f.name} has no HEALTHCHECK")
-    for svc in ("gateway", "synthetic-data", "model-registry", "trainer", "report", "trainer-cuda"):
-        if not (ROOT / f"deploy/docker/{svc}.Dockerfile").is_file():
-            fail(f"docker: deploy/docker/{svc}.Dockerfile is missing")
+    names = sorted(f.name for f in files)
+    if names != ["restoreflow-cuda.Dockerfile", "restoreflow.Dockerfile"]:
+        fail(f"docker: one image and its CUDA variant (restoreflow.Dockerfile, restoreflow-cuda.Dockerfile), got {names}")
+    for f in files:
+        text = f.read_text()
+        if not re.search(r'^ENTRYPOINT \["/usr/local/bin/restoreflow"\]', text, re.M):
+            fail(f"docker: {f.name} must run the restoreflow CLI")
+        if "--bin restoreflow " not in text and "--bin restoreflow\n" not in text:
+            fail(f"docker: {f.name} must build the restoreflow binary")
+        if "cuda" in f.name and "--features cuda" not in text:
+            fail(f"docker: {f.name} must build with --features cuda")
+
+
+# --- one image ----------------------------------------------------------------
+
+SERVICES = ("gateway", "synthetic-data", "model-registry", "trainer", "report")
+
+
+def workspace_version(root=ROOT):
+    m = re.search(r'^\[workspace\.package\][^\[]*?^version\s*=\s*"([^"]+)"', (root / "Cargo.toml").read_text(), re.M | re.S)
+    return m.group(1) if m else None
+
+
+def check_images(root=ROOT):
+    version = workspace_version(root)
+    cpu, cuda = f"restoreflow/restoreflow:{version}", f"restoreflow/restoreflow-cuda:{version}"
+    dockerfile = {cpu: "deploy/docker/restoreflow.Dockerfile", cuda: "deploy/docker/restoreflow-cuda.Dockerfile"}
+    doc = yaml.safe_load(interpolate((root / "docker-compose.yml").read_text(), env_example()))
+    compose_images = set()
+    for name, svc in doc.get("services", {}).items():
+        image = svc.get("image", "")
+        if not image.startswith("restoreflow"):
+            continue
+        compose_images.add(image)
+        want = cuda if name == "trainer-gpu" else cpu
+        if image != want:
+            fail(f"images: compose service {name} runs {image}, expected {want}")
+        build = (svc.get("build") or {}).get("dockerfile")
+        if build != dockerfile.get(image):
+            fail(f"images: compose service {name} builds {image} from {build}, expected {dockerfile.get(image)}")
+        served = (svc.get("environment") or {}).get("RESTOREFLOW_SERVICE")
+        expected = "trainer" if name == "trainer-gpu" else name
+        if served != expected:
+            fail(f"images: compose service {name} must set RESTOREFLOW_SERVICE: {expected}, got {served}")
+    for svc in SERVICES:
+        if svc not in doc.get("services", {}):
+            fail(f"images: compose has no {svc}")
+    k8s_images = set()
+    for overlay in (root / "deploy/kubernetes/base", root / "deploy/kubernetes/overlays/gpu"):
+        for where, o in kustomize_objects(overlay, root):
+            if o.get("kind") != "Deployment":
+                continue
+            name = o["metadata"]["name"]
+            for c in o["spec"]["template"]["spec"]["containers"]:
+                image = c.get("image", "")
+                if not image.startswith("restoreflow"):
+                    continue
+                k8s_images.add(image)
+                want = cuda if name == "trainer-gpu" else cpu
+                if image != want:
+                    fail(f"images: {where}: Deployment/{name} runs {image}, expected {want}")
+                served = "trainer" if name == "trainer-gpu" else name
+                if c.get("args") != ["serve", served] or c.get("command"):
+                    fail(f"images: {where}: Deployment/{name} must run `serve {served}` (args), got {c.get('command')} {c.get('args')}")
+    if compose_images != k8s_images:
+        fail(f"images: compose runs {sorted(compose_images)} but Kubernetes {sorted(k8s_images)}; use the same names and tags")
+    return f"images: {sorted(compose_images)} in compose and Kubernetes, one CLI, `serve <service>`"
+
+
+# --- monitoring -----------------------------------------------------------------
+
+METRIC_SUFFIXES = ("_bucket", "_count", "_sum")
+PROMQL_WORDS = {"sum", "by", "rate", "increase", "histogram_quantile", "max", "min", "avg", "le",
+                "without", "on", "ignoring", "count", "topk", "offset", "bool", "and", "or", "unless"}
+
+
+def defined_metrics(root=ROOT):
+    text = (root / "crates/core/src/metrics.rs").read_text()
+    block = text[text.index("pub mod names"):]
+    block = block[:block.index("\n}\n")]
+    return set(re.findall(r'pub const [A-Z_]+: &str = "([a-z_:]+)";', block))
+
+
+def check_monitoring(root=ROOT):
+    metrics = defined_metrics(root)
+    if len(metrics) < 10:
+        fail(f"monitoring: found only {len(metrics)} metric names in crates/core/src/metrics.rs")
+    prom = yaml.safe_load((root / "deploy/monitoring/prometheus.yml").read_text())
+    scraped = {}
+    for job in prom.get("scrape_configs", []):
+        for sd in job.get("dns_sd_configs", []) + job.get("static_configs", []):
+            for n in sd.get("names", []):
+                scraped[n] = sd.get("port")
+            for t in sd.get("targets", []):
+                host, _, port = t.partition(":")
+                scraped[host] = int(port) if port else None
+    for svc in SERVICES + ("trainer-gpu",):
+        want = 8000 if svc == "gateway" else 9464
+        if scraped.get(svc) != want:
+            fail(f"monitoring: prometheus.yml must scrape {svc} on port {want}, got {scraped.get(svc)}")
+    dash = json.loads((root / "deploy/monitoring/grafana/dashboards/restoreflow.json").read_text())
+    used = set()
+    for panel in dash.get("panels", []):
+        for t in panel.get("targets", []):
+            expr = t.get("expr", "")
+            if not expr:
+                fail(f"monitoring: panel {panel.get('title')!r} has a target without a query")
+            clean = re.sub(r'\{[^}]*\}|"[^"]*"|\[[^\]]*\]', " ", expr)
+            for word in re.findall(r"[a-z_:][a-z0-9_:]*", clean):
+                if word in PROMQL_WORDS:
+                    continue
+                base = word
+                for suffix in METRIC_SUFFIXES:
+                    if word.endswith(suffix) and word[: -len(suffix)] in metrics:
+                        base = word[: -len(suffix)]
+                if base in metrics:
+                    used.add(base)
+                elif "_" in word and not re.match(r"^(job|kind|status|path|method|code|service|queue|device|mode|op|result|job_id)$", word):
+                    fail(f"monitoring: panel {panel.get('title')!r} queries {word}, which no service exports")
+    for missing in sorted(metrics - used):
+        fail(f"monitoring: metric {missing} is on no dashboard panel")
+    doc = yaml.safe_load(interpolate((root / "docker-compose.yml").read_text(), env_example()))
+    services = doc.get("services", {})
+    for name, mount in (("prometheus", "./deploy/monitoring/prometheus.yml"),
+                        ("grafana", "./deploy/monitoring/grafana/dashboards"),
+                        ("grafana", "./deploy/monitoring/grafana/provisioning"),
+                        ("jaeger", None)):
+        svc = services.get(name)
+        if not svc or "monitoring" not in (svc.get("profiles") or []):
+            fail(f"monitoring: compose needs {name} in the monitoring profile")
+            continue
+        if mount and not any(str(v).startswith(mount + ":") for v in svc.get("volumes") or []):
+            fail(f"monitoring: compose {name} must mount {mount}")
+    env = doc.get("x-restoreflow-env") or {}
+    if env.get("RESTOREFLOW__TELEMETRY__METRICS_ADDR") != "0.0.0.0:9464":
+        fail("monitoring: compose services must serve metrics on 0.0.0.0:9464 (RESTOREFLOW__TELEMETRY__METRICS_ADDR)")
+    return f"monitoring: {len(metrics)} metrics, all on the dashboard; every service scraped"
 
 
 # --- kubernetes -------------------------------------------------------------
@@ -818,11 +966,26 @@ def check_routing(root=ROOT):
 # looking cannot pass silently. (file, text, replacement, expected tag);
 # text None appends the replacement.
 
-SELF_TEST_FILES = ("deploy/kubernetes", "docker-compose.yml", "crates/core/src/bus/mod.rs")
+SELF_TEST_FILES = ("deploy/kubernetes", "deploy/monitoring", "docker-compose.yml", "Cargo.toml",
+                   "crates/core/src/bus/mod.rs", "crates/core/src/metrics.rs")
 SECRETS = "deploy/kubernetes/restoreflow-secrets.env.example"
 BASE_TRAINER = "deploy/kubernetes/base/trainer.yaml"
 GPU_TRAINER = "deploy/kubernetes/overlays/gpu/trainer-gpu.yaml"
 BROKEN = [
+    ("compose gateway on an old per-service image", "docker-compose.yml",
+     "image: restoreflow/restoreflow:0.1.0", "image: restoreflow-gateway:latest", "images:"),
+    ("Kubernetes report on another tag", "deploy/kubernetes/base/report.yaml",
+     "restoreflow/restoreflow:0.1.0", "restoreflow/restoreflow:latest", "images:"),
+    ("GPU trainer on the CPU image", GPU_TRAINER,
+     "restoreflow/restoreflow-cuda:0.1.0", "restoreflow/restoreflow:0.1.0", "images:"),
+    ("Kubernetes trainer without `serve trainer`", BASE_TRAINER,
+     "args: [serve, trainer]", "args: [serve, report]", "images:"),
+    ("dashboard querying a metric nobody exports", "deploy/monitoring/grafana/dashboards/restoreflow.json",
+     "restoreflow_queue_depth)", "restoreflow_queue_length)", "monitoring:"),
+    ("a defined metric on no panel", "crates/core/src/metrics.rs",
+     "pub mod names {\n", "pub mod names {\n    pub const EXTRA: &str = \"restoreflow_unplotted_total\";\n", "monitoring:"),
+    ("trainer not scraped", "deploy/monitoring/prometheus.yml",
+     "names: [trainer, trainer-gpu]", "names: [trainer-gpu]", "monitoring:"),
     ("short RabbitMQ management host", SECRETS,
      "@rabbitmq.restoreflow.svc.cluster.local:15672", "@rabbitmq:15672", "keda-host:"),
     ("short PostgreSQL host", SECRETS,
@@ -876,7 +1039,10 @@ def self_test():
                 (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
             return copy_root
         with collecting() as found:
-            check_routing(fresh())
+            tree = fresh()
+            check_routing(tree)
+            check_images(tree)
+            check_monitoring(tree)
         if found:
             problems.append("self-test: the unmodified copy does not pass the routing checks:\n  " + "\n  ".join(found))
         for desc, rel, old, new, tag in BROKEN:
@@ -893,6 +1059,8 @@ def self_test():
             f.write_text(text)
             with collecting() as found:
                 check_routing(tree)
+                check_images(tree)
+                check_monitoring(tree)
             hits = [e for e in found if e.startswith(tag)]
             if not hits:
                 problems.append(f"self-test: {desc}: the broken copy passed the {tag[:-1]} check"
@@ -913,6 +1081,8 @@ def main():
     check_compose(sys.argv[1])
     check_dockerfiles()
     check_kubernetes()
+    print(check_images())
+    print(check_monitoring())
     print(check_routing())
     if errors:
         print("\n".join(dict.fromkeys(errors)), file=sys.stderr)

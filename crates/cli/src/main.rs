@@ -40,9 +40,20 @@ enum Command {
         #[arg(long)]
         addr: Option<String>,
     },
-    /// Run one service against the configured backends.
+    /// Run one service against the configured backends (the container
+    /// image runs this; `RESTOREFLOW_SERVICE` names the service when the
+    /// argument is left out).
     Serve {
         /// Which service.
+        #[arg(env = "RESTOREFLOW_SERVICE")]
+        service: Service,
+    },
+    /// Exit 0 when the service running here answers its health check (the
+    /// gateway's `GET /health`, a gRPC service's standard health service);
+    /// the container image's HEALTHCHECK.
+    Healthcheck {
+        /// Which service.
+        #[arg(env = "RESTOREFLOW_SERVICE")]
         service: Service,
     },
     /// Start, inspect, watch and cancel training jobs (gRPC to the trainer).
@@ -160,6 +171,15 @@ async fn run() -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let settings = Settings::load(cli.config.as_deref(), std::env::vars())?;
+    if let Command::Healthcheck { service } = cli.command {
+        return Ok(match healthcheck(service, &settings).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        });
+    }
     let tool = match cli.command {
         Command::Train(args) => tools::run_train(args, &settings).await,
         Command::Models(args) => tools::run_models(args, &settings)
@@ -187,6 +207,40 @@ async fn run() -> anyhow::Result<ExitCode> {
         eprintln!("error: {e}");
         e.exit_code()
     }))
+}
+
+/// Checks the service bound on this machine (its configured port, on
+/// loopback).
+async fn healthcheck(service: Service, settings: &Settings) -> Result<(), String> {
+    let grpc = |addr: &str| {
+        let addr = addr.to_string();
+        async move { restoreflow_core::grpc::probe(&addr).await }
+    };
+    match service {
+        Service::Gateway => {
+            let addr = &settings.gateway.http_addr;
+            let port = addr.rsplit_once(':').map_or("8000", |(_, p)| p);
+            let url = format!("http://127.0.0.1:{port}/health");
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let r = client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            if r.status().is_success() {
+                Ok(())
+            } else {
+                Err(format!("{url} answered {}", r.status()))
+            }
+        }
+        Service::SyntheticData => grpc(&settings.synthetic_data.grpc_addr).await,
+        Service::ModelRegistry => grpc(&settings.model_registry.grpc_addr).await,
+        Service::Trainer => grpc(&settings.trainer.grpc_addr).await,
+        Service::Report => grpc(&settings.report.grpc_addr).await,
+    }
 }
 
 /// `up` and `serve`: run services until Ctrl-C.
@@ -258,6 +312,7 @@ async fn serve(command: Command, settings: Settings) -> anyhow::Result<()> {
         | Command::Demo(_)
         | Command::Eval(_)
         | Command::Keys { .. }
+        | Command::Healthcheck { .. }
         | Command::ProcessInfo => {}
     }
     Ok(())
