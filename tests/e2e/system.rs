@@ -70,6 +70,52 @@ async fn check_system_routes(app: &TestApp, db: &str, storage: &str, bus: &str) 
     for p in ["light", "scan", "photo", "heavy", "mixed"] {
         assert!(names.contains(&p), "preset {p} missing");
     }
+    // The OpenAPI enum of presets is exactly what the service lists, aliases
+    // included (a preset added to synth without the gateway fails here).
+    let mut listed: Vec<String> = presets["presets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            std::iter::once(p["name"].as_str().unwrap().to_string()).chain(
+                p["aliases"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string()),
+            )
+        })
+        .collect();
+    let mut documented: Vec<String> =
+        spec["components"]["schemas"]["GenerateBody"]["properties"]["preset"]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", spec["components"]["schemas"]["GenerateBody"]))
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+    listed.sort();
+    documented.sort();
+    assert_eq!(listed, documented);
+    // The replaced system's name works and is stored as the preset it means.
+    let (status, v) = app
+        .post_json(
+            "/synthetic/generate",
+            &serde_json::json!({"num_images": 1, "degradation_type": "document-clean", "width": 96, "height": 96}),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let job = app
+        .wait_job(
+            v["job_id"].as_str().unwrap(),
+            std::time::Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(
+        job["params"]["degradation"],
+        serde_json::json!({"type": "preset", "name": "light"}),
+        "{job}"
+    );
     assert!(presets["families"].as_array().unwrap().len() >= 20);
 
     let metrics = app

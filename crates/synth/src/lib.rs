@@ -32,7 +32,10 @@ mod page;
 mod pair;
 
 pub use codec::{decode_image, encode_png};
-pub use degrade::{Applied, Degraded, Family, Pipeline, PresetInfo, Step, presets};
+pub use degrade::{
+    Applied, Degraded, Family, PRESET_ALIASES, Pipeline, PresetInfo, Step, canonical_preset,
+    presets,
+};
 pub use error::SynthError;
 pub use fonts::{FontLibrary, FontPack};
 pub use page::{

@@ -81,6 +81,7 @@ impl SyntheticDataService for SyntheticGrpc {
                         probability: s.probability,
                     })
                     .collect(),
+                aliases: p.aliases.iter().map(|a| a.to_string()).collect(),
             })
             .collect();
         let families = Family::ALL

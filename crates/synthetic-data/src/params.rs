@@ -106,18 +106,24 @@ impl Degradation {
                 ));
             }
             (true, true) => Degradation::Preset("mixed".into()),
-            (false, true) => Degradation::Preset(preset.to_string()),
+            // Stored under its own name: an alias resolves here.
+            (false, true) => Degradation::Preset(
+                restoreflow_synth::canonical_preset(preset)
+                    .unwrap_or(preset)
+                    .to_string(),
+            ),
             (true, false) => match kind.parse::<Family>() {
                 Ok(f) => Degradation::Family(f),
                 Err(family_err) => {
-                    if Pipeline::preset(kind).is_ok() {
-                        Degradation::Preset(kind.to_string())
+                    if let Some(name) = restoreflow_synth::canonical_preset(kind) {
+                        Degradation::Preset(name.to_string())
                     } else {
                         return Err(Invalid(format!(
                             "unknown degradation_type {kind:?}: {family_err}; presets are {}",
                             restoreflow_synth::presets()
                                 .iter()
                                 .map(|p| p.name)
+                                .chain(restoreflow_synth::PRESET_ALIASES.iter().map(|a| a.0))
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         )));

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use restoreflow_core::Settings;
-use restoreflow_core::config::StorageBackend;
 use restoreflow_core::grpc::AuthChannel;
-use restoreflow_core::storage::{Bucket, ByteStream, LocalStore, ObjectStore, S3Store};
+use restoreflow_core::storage::ByteStream;
 use restoreflow_proto::v1::{self, model_registry_service_client::ModelRegistryServiceClient};
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -76,13 +75,21 @@ enum ModelsCommand {
         /// Second version (number or alias).
         b: String,
     },
-    /// Downloads a version's weights, checking the registered sha256 while writing.
+    /// Downloads a version's weights through the REST gateway (no storage
+    /// credentials needed), with a progress bar, checking the registered
+    /// sha256 before the file takes its name.
     Download {
         /// Number or alias.
         version: String,
         /// Output file [default: the object's name, in the current directory].
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Where the gateway is and the API key.
+        #[command(flatten)]
+        gateway: super::rest::GatewayArgs,
+        /// No progress bar (it is also hidden when stderr is not a terminal).
+        #[arg(long)]
+        no_progress: bool,
     },
     /// Deletes a version and its objects (refused while an alias points at it).
     Delete {
@@ -93,6 +100,36 @@ enum ModelsCommand {
 
 /// Runs a `models` subcommand.
 pub async fn run_models(args: ModelsArgs, settings: &Settings) -> Result<(), ToolError> {
+    if let ModelsCommand::Download {
+        version,
+        output,
+        gateway,
+        no_progress,
+    } = &args.command
+    {
+        let gw = super::rest::Gateway::new(gateway, settings)?;
+        let d = download(
+            &gw,
+            args.layer,
+            version,
+            output.clone(),
+            !no_progress && !args.json,
+        )
+        .await?;
+        if args.json {
+            print_json(&json!({"layer": args.layer, "version": d.version,
+                "path": d.path.display().to_string(), "sha256": d.sha256, "size_bytes": d.size_bytes}));
+        } else {
+            println!(
+                "version {} ({}, sha256 {}) written to {}",
+                d.version,
+                table::bytes(d.size_bytes),
+                d.sha256,
+                d.path.display()
+            );
+        }
+        return Ok(());
+    }
     let url = super::endpoint(
         args.registry.as_deref(),
         &settings.gateway.model_registry_url,
@@ -167,31 +204,7 @@ pub async fn run_models(args: ModelsArgs, settings: &Settings) -> Result<(), Too
                 println!("{}", comparison_text(&c));
             }
         }
-        ModelsCommand::Download { version, output } => {
-            let v = client
-                .resolve_version(v1::VersionRef { layer, version })
-                .await?
-                .into_inner();
-            let path = output.unwrap_or_else(|| PathBuf::from(file_name(&v.object_key)));
-            let store = object_store(settings);
-            let obj = store
-                .get(Bucket::Models, &v.object_key)
-                .await
-                .map_err(|e| ToolError::Other(format!("cannot read the weights: {e}")))?;
-            download_to(obj.stream, &v, &path).await?;
-            if args.json {
-                print_json(&json!({"layer": v.layer, "version": v.version,
-                    "path": path.display().to_string(), "sha256": v.sha256, "size_bytes": v.size_bytes}));
-            } else {
-                println!(
-                    "version {} ({}, sha256 {}) written to {}",
-                    v.version,
-                    table::bytes(v.size_bytes),
-                    v.sha256,
-                    path.display()
-                );
-            }
-        }
+        ModelsCommand::Download { .. } => unreachable!("handled above"),
         ModelsCommand::Delete { version } => {
             let d = client
                 .delete_version(v1::VersionRef { layer, version })
@@ -236,49 +249,162 @@ async fn list_all(
     Ok(out)
 }
 
-/// The object store the configuration names (the weights are read directly).
-fn object_store(settings: &Settings) -> Box<dyn ObjectStore> {
-    match settings.storage.backend {
-        StorageBackend::Local => Box::new(LocalStore::new(
-            settings.storage.local_root.clone(),
-            settings.storage.bucket_prefix.clone(),
-        )),
-        StorageBackend::S3 => Box::new(S3Store::new(&settings.storage)),
-    }
+/// A finished download.
+pub struct Downloaded {
+    /// The version number the reference resolved to.
+    pub version: u32,
+    /// Where the weights are.
+    pub path: PathBuf,
+    /// Their sha256, as registered and as received.
+    pub sha256: String,
+    /// Their size.
+    pub size_bytes: u64,
 }
 
-/// Streams into `path.part`, then renames it to `path` only when the bytes
-/// hash to the registered sha256; on a mismatch nothing is left behind.
-async fn download_to(
-    stream: ByteStream,
-    v: &v1::ModelVersion,
-    path: &Path,
-) -> Result<(), ToolError> {
-    let io = |e: std::io::Error| ToolError::Other(format!("cannot write {}: {e}", path.display()));
-    let mut part = path.as_os_str().to_owned();
-    part.push(".part");
-    let part = PathBuf::from(part);
-    let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
-    let written = write_hashed(stream, &mut file).await;
-    drop(file);
-    let (sha256, size) = match written {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(io(e));
-        }
-    };
-    if sha256 != v.sha256 {
-        let _ = tokio::fs::remove_file(&part).await;
+/// Streams a version's weights from the gateway into `output.part` with a
+/// progress bar, then renames the file to `output` only when the bytes hash
+/// to the registered sha256 (the registry's record, and the gateway's
+/// `X-Restoreflow-Sha256`); on a mismatch or a cut transfer nothing is left
+/// behind.
+pub async fn download(
+    gw: &super::rest::Gateway,
+    layer: u32,
+    version: &str,
+    output: Option<PathBuf>,
+    progress: bool,
+) -> Result<Downloaded, ToolError> {
+    let reference = super::rest::encode_segment(version);
+    let meta = gw
+        .get(&format!("/models/layer/{layer}/{reference}"))
+        .await?;
+    let meta = super::rest::Gateway::expect(meta, 200, "the model version")?;
+    let registered = meta["sha256"].as_str().unwrap_or_default().to_string();
+    let number = meta["version"].as_u64().unwrap_or_default() as u32;
+    let key = meta["object_key"].as_str().unwrap_or_default();
+    let path = output.unwrap_or_else(|| PathBuf::from(file_name(key)));
+    // The number, not the alias: an alias moved meanwhile cannot mix versions.
+    let resp = gw
+        .get_stream(&format!("/models/layer/{layer}/{number}/download"))
+        .await?;
+    if let Some(h) = resp
+        .headers()
+        .get(SHA256_HEADER)
+        .and_then(|v| v.to_str().ok())
+        && h != registered
+    {
         return Err(ToolError::Other(format!(
-            "sha256 mismatch for version {} of layer {}: registered {}, downloaded {sha256} ({size} bytes); nothing was written to {}",
-            v.version,
-            v.layer,
-            v.sha256,
+            "the gateway announces sha256 {h} for version {number}, the registry {registered}"
+        )));
+    }
+    let total = resp
+        .content_length()
+        .unwrap_or(meta["size_bytes"].as_u64().unwrap_or(0));
+    let bar = if progress {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(format!("version {number}"));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let stream: ByteStream = Box::pin(
+        resp.bytes_stream()
+            .map(|c| c.map_err(std::io::Error::other)),
+    );
+    let written = write_file_checked(stream, &path, &bar).await;
+    bar.finish_and_clear();
+    let (sha256, size) = written?;
+    if sha256 != registered {
+        let _ = tokio::fs::remove_file(part_of(&path)).await;
+        return Err(ToolError::Other(format!(
+            "sha256 mismatch for version {number} of layer {layer}: registered {registered}, downloaded {sha256} ({size} bytes); nothing was written to {}",
             path.display()
         )));
     }
-    tokio::fs::rename(&part, path).await.map_err(io)
+    let io = |e: std::io::Error| ToolError::Other(format!("cannot write {}: {e}", path.display()));
+    tokio::fs::rename(part_of(&path), &path).await.map_err(io)?;
+    Ok(Downloaded {
+        version: number,
+        path,
+        sha256,
+        size_bytes: size,
+    })
+}
+
+/// The header the gateway names the registered sha256 in.
+const SHA256_HEADER: &str = "x-restoreflow-sha256";
+
+fn part_of(path: &Path) -> PathBuf {
+    let mut part = path.as_os_str().to_owned();
+    part.push(".part");
+    PathBuf::from(part)
+}
+
+/// Streams into `path.part`, advancing `bar`; returns the sha256 and size.
+/// A failed transfer removes the part file; a complete one keeps it for the
+/// caller to rename (or remove, when the hash is wrong).
+async fn write_file_checked(
+    stream: ByteStream,
+    path: &Path,
+    bar: &indicatif::ProgressBar,
+) -> Result<(String, u64), ToolError> {
+    let part = part_of(path);
+    let io = |e: std::io::Error| ToolError::Other(format!("cannot write {}: {e}", path.display()));
+    let file = tokio::fs::File::create(&part).await.map_err(io)?;
+    let mut out = ProgressWriter { inner: file, bar };
+    let written = write_hashed(stream, &mut out).await;
+    drop(out);
+    match written {
+        Ok(w) => Ok(w),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            Err(ToolError::Other(format!(
+                "the download of {} failed: {e}; nothing was written",
+                path.display()
+            )))
+        }
+    }
+}
+
+/// An `AsyncWrite` that advances a progress bar by what it writes.
+struct ProgressWriter<'a, W> {
+    inner: W,
+    bar: &'a indicatif::ProgressBar,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for ProgressWriter<'_, W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let r = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &r {
+            this.bar.inc(*n as u64);
+        }
+        r
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Copies a byte stream into `out`, returning the sha256 (hex) and length.

@@ -136,6 +136,35 @@ impl Gateway {
         })
     }
 
+    /// GET a path, the body left to stream; a non-2xx answer is an error
+    /// with the gateway's message.
+    pub async fn get_stream(&self, path: &str) -> Result<reqwest::Response, ToolError> {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(k) = &self.key {
+            req = req.header("x-api-key", k);
+        }
+        let resp = req.send().await.map_err(|e| ToolError::Connect {
+            service: "gateway",
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let answer = Answer {
+            status,
+            json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            bytes: bytes.to_vec(),
+            headers: Default::default(),
+        };
+        Err(ToolError::Other(format!(
+            "GET {path}: {}",
+            answer.message()
+        )))
+    }
+
     /// GET a path.
     pub async fn get(&self, path: &str) -> Result<Answer, ToolError> {
         self.send(self.http.get(format!("{}{path}", self.base)))
@@ -246,4 +275,17 @@ impl Gateway {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+}
+
+/// `s` as one URL path segment (percent-encoding all but `A-Za-z0-9-_.~`).
+pub fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

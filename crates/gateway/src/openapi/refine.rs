@@ -29,7 +29,18 @@ pub const EVALUATION_PIPELINES: [&str; 2] = ["layer2", "layer1+layer2"];
 /// Report formats (with their long spellings).
 pub const REPORT_FORMATS: [&str; 6] = ["txt", "text", "md", "markdown", "json", "html"];
 /// Synthetic-data degradation presets.
-pub const SYNTHETIC_PRESETS: [&str; 5] = ["light", "scan", "photo", "heavy", "mixed"];
+pub const SYNTHETIC_PRESETS: [&str; 9] = [
+    "light",
+    "scan",
+    "photo",
+    "heavy",
+    "mixed",
+    "office_copier",
+    "archive",
+    "phone_photo",
+    // The replaced system's name for a clean document scan: `light`.
+    "document-clean",
+];
 /// Synthetic-data degradation families.
 pub const FAMILIES: [&str; 30] = [
     "gaussian_noise",

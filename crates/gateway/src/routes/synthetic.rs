@@ -154,6 +154,8 @@ pub struct PresetView {
     pub description: String,
     /// Its families.
     pub steps: Vec<StepView>,
+    /// Other names accepted for it as `preset` or `degradation_type`.
+    pub aliases: Vec<String>,
 }
 
 /// A degradation family.
@@ -199,6 +201,7 @@ pub async fn presets(State(state): State<AppState>) -> Result<ApiJson<PresetList
                         probability: s.probability,
                     })
                     .collect(),
+                aliases: p.aliases,
             })
             .collect(),
         families: r

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::SynthError;
 pub(crate) use presets::preset_list;
-pub use presets::{PresetInfo, presets};
+pub use presets::{PRESET_ALIASES, PresetInfo, canonical_preset, presets};
 
 /// A kind of degradation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

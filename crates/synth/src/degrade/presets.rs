@@ -14,6 +14,29 @@ pub struct PresetInfo {
     pub description: &'static str,
     /// The steps it runs.
     pub pipeline: Pipeline,
+    /// Other names accepted for it (see [`canonical_preset`]).
+    pub aliases: Vec<&'static str>,
+}
+
+/// Names the system this one replaced used, accepted where they name one
+/// preset unambiguously: `document-clean` (a clean document scan) is
+/// `light`.
+pub const PRESET_ALIASES: &[(&str, &str)] = &[("document-clean", "light")];
+
+/// The preset a name or alias means: case-insensitive, `-` and `_` alike.
+pub fn canonical_preset(name: &str) -> Option<&'static str> {
+    let norm = |s: &str| s.trim().to_ascii_lowercase().replace('-', "_");
+    let wanted = norm(name);
+    PRESETS
+        .iter()
+        .map(|p| p.0)
+        .find(|p| norm(p) == wanted)
+        .or_else(|| {
+            PRESET_ALIASES
+                .iter()
+                .find(|(alias, _)| norm(alias) == wanted)
+                .map(|(_, preset)| *preset)
+        })
 }
 
 use Family::*;
@@ -208,6 +231,11 @@ pub fn presets() -> Vec<PresetInfo> {
             name,
             description,
             pipeline: build(steps),
+            aliases: PRESET_ALIASES
+                .iter()
+                .filter(|(_, p)| *p == name)
+                .map(|(a, _)| *a)
+                .collect(),
         })
         .collect()
 }
@@ -219,12 +247,12 @@ pub(crate) fn preset_list() -> String {
 
 impl Pipeline {
     /// The preset called `name` (`light`, `scan`, `photo`, `heavy`, `mixed`,
-    /// `office_copier`, `archive`, `phone_photo`).
+    /// `office_copier`, `archive`, `phone_photo`, or an alias of one).
     pub fn preset(name: &str) -> Result<Pipeline, SynthError> {
-        let wanted = name.trim().to_ascii_lowercase();
+        let wanted = canonical_preset(name);
         PRESETS
             .iter()
-            .find(|p| p.0 == wanted)
+            .find(|p| Some(p.0) == wanted)
             .map(|p| build(p.2))
             .ok_or_else(|| SynthError::UnknownPreset(name.to_owned()))
     }
@@ -233,6 +261,22 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aliases_name_exactly_one_preset() {
+        assert_eq!(canonical_preset("document-clean"), Some("light"));
+        assert_eq!(canonical_preset(" Document_Clean "), Some("light"));
+        assert_eq!(canonical_preset("office-copier"), Some("office_copier"));
+        assert_eq!(canonical_preset("document-dirty"), None);
+        for (alias, preset) in PRESET_ALIASES {
+            // An alias is never also a preset or a family name.
+            assert!(PRESETS.iter().all(|p| p.0 != *alias));
+            assert!(alias.parse::<Family>().is_err(), "{alias}");
+            assert!(PRESETS.iter().any(|p| p.0 == *preset));
+        }
+        let light = presets().into_iter().find(|p| p.name == "light").unwrap();
+        assert_eq!(light.aliases, ["document-clean"]);
+    }
 
     #[test]
     fn all_presets_parse_and_validate() {
