@@ -22,10 +22,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn scrape(url: &str) -> String {
+/// The metrics at `url` (the gateway's need the API key; a service's
+/// metrics port needs none).
+async fn scrape(http: &reqwest::Client, url: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = reqwest::get(url).await
+        if let Ok(r) = http.get(url).send().await
             && r.status().is_success()
         {
             return r.text().await.unwrap();
@@ -76,8 +78,8 @@ async fn a_request_trace_reaches_a_worker_process_over_the_bus_and_its_metrics_m
         &env,
     );
     let worker_metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
-    let before = scrape(&worker_metrics).await;
-    let gateway_before = scrape(&app.url("/metrics")).await;
+    let before = scrape(&reqwest::Client::new(), &worker_metrics).await;
+    let gateway_before = scrape(&app.http, &app.url("/metrics")).await;
 
     let trace_id = format!("{:032x}", rand::random::<u128>() | 1);
     let request_id = format!("obs-{}", unique());
@@ -126,7 +128,7 @@ async fn a_request_trace_reaches_a_worker_process_over_the_bus_and_its_metrics_m
     assert_eq!(job_span.parent_span_id.len(), 16);
 
     // The worker process's metrics moved with the job.
-    let after = scrape(&worker_metrics).await;
+    let after = scrape(&reqwest::Client::new(), &worker_metrics).await;
     let device = [("device", "cpu")];
     assert!(
         value(&after, "restoreflow_training_step_seconds_count", &device)
@@ -191,7 +193,7 @@ async fn a_request_trace_reaches_a_worker_process_over_the_bus_and_its_metrics_m
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let gateway = scrape(&app.url("/metrics")).await;
+    let gateway = scrape(&app.http, &app.url("/metrics")).await;
     for result in ["hit", "miss"] {
         let l = [("result", result)];
         assert!(
@@ -243,7 +245,7 @@ async fn a_request_trace_reaches_a_worker_process_over_the_bus_and_its_metrics_m
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_metrics_cover_every_service_and_count_failures_by_code() {
     let app = TestApp::spawn(Kind::Embedded).await;
-    let before = scrape(&app.url("/metrics")).await;
+    let before = scrape(&app.http, &app.url("/metrics")).await;
     let id = app
         .generate(json!({"num_images": 2, "preset": "light", "seed": 3, "width": 96, "height": 96}))
         .await;
@@ -254,7 +256,7 @@ async fn embedded_metrics_cover_every_service_and_count_failures_by_code() {
         .post_json("/synthetic/generate", &json!({"num_images": 0}))
         .await;
     assert_eq!(status, 400);
-    let after = scrape(&app.url("/metrics")).await;
+    let after = scrape(&app.http, &app.url("/metrics")).await;
     let done = [("kind", "synthetic"), ("status", "completed")];
     assert!(
         value(&after, names::JOBS_FINISHED, &done) > value(&before, names::JOBS_FINISHED, &done)
