@@ -12,7 +12,7 @@ ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/ca
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl pkg-config build-essential \
  && rm -rf /var/lib/apt/lists/* \
- && curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --default-toolchain 1.94.0 \
+ && curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --default-toolchain 1.94.1 \
  && cargo install cargo-chef --locked --version 0.1.71
 WORKDIR /src
 

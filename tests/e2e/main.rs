@@ -10,6 +10,7 @@ mod eval_upload;
 mod n8n;
 mod observability;
 mod ocr;
+mod paging;
 mod registry;
 mod reliability;
 mod reports;

@@ -550,16 +550,16 @@ impl TestApp {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut url = format!("/files/{bucket}?prefix={prefix}&limit={page}");
+            let mut url = format!("/files/{bucket}?prefix={prefix}&page_size={page}");
             if let Some(t) = &token {
-                url.push_str(&format!("&continuation_token={}", urlencode(t)));
+                url.push_str(&format!("&page_token={}", urlencode(t)));
             }
             let (status, v) = self.get_json(&url).await;
             assert_eq!(status, 200, "{v}");
             for o in v["objects"].as_array().expect("objects") {
                 keys.push(o["key"].as_str().expect("key").to_string());
             }
-            match v["next_token"].as_str() {
+            match v["next_page_token"].as_str() {
                 Some(t) => token = Some(t.to_string()),
                 None => return keys,
             }

@@ -300,9 +300,9 @@ async fn list_keys(gw: &Gateway, prefix: &str) -> Result<Vec<String>, ToolError>
     let mut keys = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let mut query = vec![("prefix", prefix.to_string()), ("limit", "1000".into())];
+        let mut query = vec![("prefix", prefix.to_string()), ("page_size", "1000".into())];
         if let Some(t) = &token {
-            query.push(("continuation_token", t.clone()));
+            query.push(("page_token", t.clone()));
         }
         let a = gw.get_query("/files/training-data", &query).await?;
         let page = Gateway::expect(a, 200, "listing training-data")?;
@@ -313,7 +313,7 @@ async fn list_keys(gw: &Gateway, prefix: &str) -> Result<Vec<String>, ToolError>
                 .flatten()
                 .filter_map(|o| o["key"].as_str().map(str::to_string)),
         );
-        match page["next_token"].as_str() {
+        match page["next_page_token"].as_str() {
             Some(t) => token = Some(t.to_string()),
             None => return Ok(keys),
         }
@@ -322,24 +322,27 @@ async fn list_keys(gw: &Gateway, prefix: &str) -> Result<Vec<String>, ToolError>
 
 /// Whether a dataset row named `name` exists (generated or uploaded).
 async fn dataset_exists(gw: &Gateway, name: &str) -> Result<bool, ToolError> {
-    const PAGE: usize = 200;
-    let mut offset = 0;
+    let mut token: Option<String> = None;
     loop {
-        let a = gw
-            .get_query(
-                "/synthetic/datasets",
-                &[("limit", PAGE.to_string()), ("offset", offset.to_string())],
-            )
-            .await?;
+        let mut query = vec![("page_size", "200".to_string())];
+        if let Some(t) = &token {
+            query.push(("page_token", t.clone()));
+        }
+        let a = gw.get_query("/synthetic/datasets", &query).await?;
+        let next = a
+            .headers
+            .get("x-next-page-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let rows = Gateway::expect(a, 200, "listing datasets")?;
         let rows = rows.as_array().cloned().unwrap_or_default();
         if rows.iter().any(|r| r["id"] == name) {
             return Ok(true);
         }
-        if rows.len() < PAGE {
-            return Ok(false);
+        match next {
+            Some(t) => token = Some(t),
+            None => return Ok(false),
         }
-        offset += PAGE;
     }
 }
 

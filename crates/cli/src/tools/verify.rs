@@ -89,7 +89,7 @@ pub async fn run_verify(args: VerifyArgs, settings: &Settings) -> Result<bool, T
     if reachable {
         for bucket in BUCKETS {
             let t = Instant::now();
-            let a = gw.get(&format!("/files/{bucket}?limit=1")).await?;
+            let a = gw.get(&format!("/files/{bucket}?page_size=1")).await?;
             checks.push(Check {
                 name: format!("bucket {bucket}"),
                 ok: Some(a.status == 200),

@@ -20,8 +20,12 @@ pub struct ListQuery {
     /// Only keys starting with this.
     pub prefix: Option<String>,
     /// Page size, 1..=1000 (default 100).
+    pub page_size: Option<u32>,
+    /// `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+    /// Deprecated alias of `page_size` (accepted until 0.2).
     pub limit: Option<u32>,
-    /// `next_token` of the previous page.
+    /// Deprecated alias of `page_token` (accepted until 0.2).
     pub continuation_token: Option<String>,
 }
 
@@ -45,7 +49,9 @@ pub struct ObjectList {
     pub prefix: String,
     /// Objects in key order.
     pub objects: Vec<ObjectView>,
-    /// Pass as `continuation_token` for the next page; absent on the last page.
+    /// Pass as `page_token` for the next page; absent on the last page.
+    pub next_page_token: Option<String>,
+    /// Deprecated: the same token under its old name (until 0.2).
     pub next_token: Option<String>,
 }
 
@@ -65,14 +71,17 @@ pub async fn list(
     let b = bucket(&name)?;
     let prefix = q.prefix.unwrap_or_default();
     validate_prefix(&prefix)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit must be between 1 and 1000"));
-    }
+    let req = super::paging::request(
+        q.page_size.map(u64::from),
+        q.limit.map(u64::from),
+        q.page_token,
+        Some(("continuation_token", q.continuation_token)),
+    )?;
+    let limit = super::paging::size(&req, 100, 1000)? as u32;
     let page = state
         .backends
         .store
-        .list(b, &prefix, q.continuation_token.as_deref(), limit)
+        .list(b, &prefix, req.token.as_deref(), limit)
         .await?;
     Ok(ApiJson(ObjectList {
         bucket: b.to_string(),
@@ -86,6 +95,7 @@ pub async fn list(
                 last_modified: o.last_modified,
             })
             .collect(),
+        next_page_token: page.next_token.clone(),
         next_token: page.next_token,
     }))
 }

@@ -6,6 +6,8 @@ use restoreflow_core::db::{self, JobKind, JobStatus, entity::job, entity::job_ev
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::paging;
+
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 
@@ -93,8 +95,12 @@ pub struct ListJobsQuery {
     /// Only this status.
     pub status: Option<String>,
     /// Page size, 1..=200 (default 50).
+    pub page_size: Option<u64>,
+    /// `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+    /// Deprecated alias of `page_size` (accepted until 0.2).
     pub limit: Option<u64>,
-    /// Rows to skip, at most 1000000000.
+    /// Deprecated: rows to skip, at most 1000000000; use `page_token` (accepted until 0.2).
     pub offset: Option<u64>,
 }
 
@@ -103,7 +109,9 @@ pub struct ListJobsQuery {
 pub struct JobList {
     /// Newest first.
     pub jobs: Vec<JobView>,
-    /// Offset of the next page, if there may be one.
+    /// Pass as `page_token` for the next page; absent on the last page.
+    pub next_page_token: Option<String>,
+    /// Deprecated: the offset of the next page (until 0.2).
     pub next_offset: Option<u64>,
 }
 
@@ -148,15 +156,15 @@ pub async fn list_jobs(
             })
         })
         .transpose()?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("limit must be between 1 and 200"));
-    }
-    let offset = db::paging::check_offset(q.offset.unwrap_or(0)).map_err(ApiError::invalid)?;
+    let page = paging::request(q.page_size, q.limit, q.page_token, None)?;
+    let limit = paging::size(&page, 50, 200)?;
+    let offset = paging::offset_of(page.token.as_deref(), q.offset)?;
+    let offset = db::paging::check_offset(offset).map_err(ApiError::invalid)?;
     let jobs = db::list_jobs(&state.backends.db, kind, status, limit, offset).await?;
     let next_offset = (jobs.len() as u64 == limit).then_some(offset + limit);
     Ok(ApiJson(JobList {
         jobs: jobs.into_iter().map(JobView::from).collect(),
+        next_page_token: next_offset.map(paging::offset_token),
         next_offset,
     }))
 }

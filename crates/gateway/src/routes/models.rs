@@ -102,9 +102,11 @@ impl From<v1::ModelVersion> for ModelVersionView {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Page size, 1..=1000 (default 50).
-    pub limit: Option<u32>,
+    pub page_size: Option<u32>,
     /// `next_page_token` of the previous page.
     pub page_token: Option<String>,
+    /// Deprecated alias of `page_size` (accepted until 0.2).
+    pub limit: Option<u32>,
     /// Only the version this alias points at (e.g. `champion`, `latest`).
     pub alias: Option<String>,
     /// Only versions produced by this training job.
@@ -144,17 +146,21 @@ pub async fn list(
     ApiPath(layer): ApiPath<u32>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<ApiJson<ModelVersionList>, ApiError> {
-    if q.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
-        return Err(ApiError::invalid("limit must be between 1 and 1000"));
-    }
+    let page = super::paging::request(
+        q.page_size.map(u64::from),
+        q.limit.map(u64::from),
+        q.page_token,
+        None,
+    )?;
+    let page_size = super::paging::size(&page, 50, 1000)? as u32;
 
     let r = state
         .registry
         .clone()
         .list_versions(v1::ListVersionsRequest {
             layer,
-            page_size: q.limit.unwrap_or(0),
-            page_token: q.page_token.unwrap_or_default(),
+            page_size,
+            page_token: page.token.unwrap_or_default(),
             alias: q.alias.unwrap_or_default(),
             training_job_id: q.training_job_id.unwrap_or_default(),
             dataset_id: q.dataset_id.unwrap_or_default(),

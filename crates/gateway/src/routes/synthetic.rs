@@ -406,24 +406,37 @@ impl From<restoreflow_core::db::entity::dataset::Model> for DatasetView {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DatasetQuery {
-    /// 1..=200 (default 50).
+    /// Page size, 1..=200 (default 50).
+    pub page_size: Option<u64>,
+    /// The `X-Next-Page-Token` of the previous page.
+    pub page_token: Option<String>,
+    /// Deprecated alias of `page_size` (accepted until 0.2).
     pub limit: Option<u64>,
-    /// Rows to skip, at most 1000000000.
+    /// Deprecated: rows to skip, at most 1000000000; use `page_token` (accepted until 0.2).
     pub offset: Option<u64>,
 }
 
-/// Lists datasets, newest first.
+/// Lists datasets, newest first. The body stays a bare array (as before);
+/// the token of the next page is in the `X-Next-Page-Token` header.
 #[utoipa::path(get, path = "/synthetic/datasets", tag = "synthetic", params(DatasetQuery),
-    responses((status = 200, body = Vec<DatasetView>)))]
+    responses((status = 200, body = Vec<DatasetView>, headers(
+        ("x-next-page-token" = String, description = "pass as page_token for the next page; absent on the last page"))),
+        (status = 400, body = crate::error::ErrorBody)))]
 pub async fn datasets(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<DatasetQuery>,
-) -> Result<ApiJson<Vec<DatasetView>>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("limit must be between 1 and 200"));
-    }
-    let offset = db::paging::check_offset(q.offset.unwrap_or(0)).map_err(ApiError::invalid)?;
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let page = super::paging::request(q.page_size, q.limit, q.page_token, None)?;
+    let limit = super::paging::size(&page, 50, 200)?;
+    let offset = super::paging::offset_of(page.token.as_deref(), q.offset)?;
+    let offset = db::paging::check_offset(offset).map_err(ApiError::invalid)?;
     let rows = db::list_datasets(&state.backends.db, limit, offset).await?;
-    Ok(ApiJson(rows.into_iter().map(DatasetView::from).collect()))
+    let full = rows.len() as u64 == limit;
+    let mut resp =
+        ApiJson(rows.into_iter().map(DatasetView::from).collect::<Vec<_>>()).into_response();
+    if full && let Ok(v) = super::paging::offset_token(offset + limit).parse() {
+        resp.headers_mut().insert("x-next-page-token", v);
+    }
+    Ok(resp)
 }

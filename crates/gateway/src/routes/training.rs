@@ -482,9 +482,11 @@ pub struct ListQuery {
     /// Only this status.
     pub status: Option<String>,
     /// Page size, 1..=200 (default 50).
-    pub limit: Option<u32>,
+    pub page_size: Option<u32>,
     /// `next_page_token` of the previous page.
     pub page_token: Option<String>,
+    /// Deprecated alias of `page_size` (accepted until 0.2).
+    pub limit: Option<u32>,
 }
 
 /// A page of training jobs.
@@ -519,10 +521,13 @@ pub async fn list(
             }
         },
     };
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("limit must be between 1 and 200"));
-    }
+    let page = super::paging::request(
+        q.page_size.map(u64::from),
+        q.limit.map(u64::from),
+        q.page_token,
+        None,
+    )?;
+    let limit = super::paging::size(&page, 50, 200)? as u32;
     let r = state
         .trainer
         .clone()
@@ -530,7 +535,7 @@ pub async fn list(
             kind: v1::JobKind::TrainingLayer2 as i32,
             status: status as i32,
             page_size: limit,
-            page_token: q.page_token.unwrap_or_default(),
+            page_token: page.token.unwrap_or_default(),
         })
         .await?
         .into_inner();

@@ -1,0 +1,127 @@
+//! The one pagination convention of the REST API.
+//!
+//! Every list takes `page_size` (how many items) and `page_token` (the
+//! `next_page_token` of the previous page, opaque) and answers with
+//! `next_page_token`, absent on the last page. The parameters of earlier
+//! releases (`limit`, `offset`, `continuation_token`) are still accepted for
+//! one release, as aliases; giving an old and a new one at once is a 400.
+
+use crate::error::ApiError;
+
+/// The page a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Items wanted (the route's default when absent).
+    pub size: Option<u64>,
+    /// Where to go on from, opaque to the client.
+    pub token: Option<String>,
+}
+
+/// Merges the new parameters with their deprecated aliases.
+pub fn request(
+    page_size: Option<u64>,
+    limit: Option<u64>,
+    page_token: Option<String>,
+    legacy_token: Option<(&'static str, Option<String>)>,
+) -> Result<PageRequest, ApiError> {
+    let size = match (page_size, limit) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "give page_size or its deprecated alias limit, not both",
+            ));
+        }
+        (a, b) => a.or(b),
+    };
+    let (legacy_name, legacy) = legacy_token.unwrap_or(("", None));
+    let token = match (
+        page_token.filter(|t| !t.is_empty()),
+        legacy.filter(|t| !t.is_empty()),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(format!(
+                "give page_token or its deprecated alias {legacy_name}, not both"
+            )));
+        }
+        (a, b) => a.or(b),
+    };
+    Ok(PageRequest { size, token })
+}
+
+/// Checks `size` against `1..=max` (`default` when absent).
+pub fn size(req: &PageRequest, default: u64, max: u64) -> Result<u64, ApiError> {
+    let n = req.size.unwrap_or(default);
+    if !(1..=max).contains(&n) {
+        return Err(ApiError::invalid(format!(
+            "page_size must be between 1 and {max}"
+        )));
+    }
+    Ok(n)
+}
+
+/// The token of an offset-paged list (jobs, datasets).
+pub fn offset_token(offset: u64) -> String {
+    format!("o{offset}")
+}
+
+/// The offset a token of [`offset_token`] (or a deprecated `offset`) names.
+pub fn offset_of(token: Option<&str>, legacy_offset: Option<u64>) -> Result<u64, ApiError> {
+    match (token, legacy_offset) {
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "give page_token or its deprecated alias offset, not both",
+        )),
+        (None, off) => Ok(off.unwrap_or(0)),
+        (Some(t), None) => t
+            .strip_prefix('o')
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "page_token {t:?} is not a token this list gave (pass next_page_token back as it is)"
+                ))
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_and_new_parameters_merge_but_never_both() {
+        let r = request(Some(5), None, Some("t".into()), None).unwrap();
+        assert_eq!((r.size, r.token.as_deref()), (Some(5), Some("t")));
+        let r = request(
+            None,
+            Some(7),
+            None,
+            Some(("continuation_token", Some("c".into()))),
+        )
+        .unwrap();
+        assert_eq!((r.size, r.token.as_deref()), (Some(7), Some("c")));
+        assert!(request(Some(1), Some(2), None, None).is_err());
+        assert!(
+            request(
+                None,
+                None,
+                Some("a".into()),
+                Some(("continuation_token", Some("b".into())))
+            )
+            .is_err()
+        );
+        assert_eq!(
+            size(&request(None, None, None, None).unwrap(), 50, 200).unwrap(),
+            50
+        );
+        assert!(size(&request(Some(0), None, None, None).unwrap(), 50, 200).is_err());
+        assert!(size(&request(Some(201), None, None, None).unwrap(), 50, 200).is_err());
+    }
+
+    #[test]
+    fn offset_tokens_round_trip_and_strangers_are_refused() {
+        assert_eq!(offset_of(Some(&offset_token(150)), None).unwrap(), 150);
+        assert_eq!(offset_of(None, Some(20)).unwrap(), 20);
+        assert_eq!(offset_of(None, None).unwrap(), 0);
+        assert!(offset_of(Some("150"), None).is_err());
+        assert!(offset_of(Some("ox"), None).is_err());
+        assert!(offset_of(Some("o1"), Some(1)).is_err());
+    }
+}
