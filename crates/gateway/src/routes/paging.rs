@@ -13,6 +13,8 @@ use crate::error::ApiError;
 pub struct PageRequest {
     /// Items wanted (the route's default when absent).
     pub size: Option<u64>,
+    /// The parameter that gave it (`page_size` or `limit`), for messages.
+    pub size_name: &'static str,
     /// Where to go on from, opaque to the client.
     pub token: Option<String>,
 }
@@ -24,13 +26,14 @@ pub fn request(
     page_token: Option<String>,
     legacy_token: Option<(&'static str, Option<String>)>,
 ) -> Result<PageRequest, ApiError> {
-    let size = match (page_size, limit) {
+    let (size, size_name) = match (page_size, limit) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
                 "give page_size or its deprecated alias limit, not both",
             ));
         }
-        (a, b) => a.or(b),
+        (None, Some(l)) => (Some(l), "limit"),
+        (a, None) => (a, "page_size"),
     };
     let (legacy_name, legacy) = legacy_token.unwrap_or(("", None));
     let token = match (
@@ -44,7 +47,11 @@ pub fn request(
         }
         (a, b) => a.or(b),
     };
-    Ok(PageRequest { size, token })
+    Ok(PageRequest {
+        size,
+        size_name,
+        token,
+    })
 }
 
 /// Checks `size` against `1..=max` (`default` when absent).
@@ -52,7 +59,8 @@ pub fn size(req: &PageRequest, default: u64, max: u64) -> Result<u64, ApiError> 
     let n = req.size.unwrap_or(default);
     if !(1..=max).contains(&n) {
         return Err(ApiError::invalid(format!(
-            "page_size must be between 1 and {max}"
+            "{} must be between 1 and {max}",
+            req.size_name
         )));
     }
     Ok(n)
@@ -113,6 +121,8 @@ mod tests {
         );
         assert!(size(&request(Some(0), None, None, None).unwrap(), 50, 200).is_err());
         assert!(size(&request(Some(201), None, None, None).unwrap(), 50, 200).is_err());
+        let e = size(&request(None, Some(0), None, None).unwrap(), 50, 200).unwrap_err();
+        assert!(e.message.contains("limit must be"), "{}", e.message);
     }
 
     #[test]
