@@ -189,6 +189,15 @@ async fn workers_keep_running_when_the_broker_connection_drops() {
     // Cut every connection while a job trains, then let them back.
     let running = start(&app, &tiny_run(&dataset, 3)).await;
     wait_training_steps(&app, &running).await;
+    let reconnects = || {
+        restoreflow_core::metrics::sample(
+            &restoreflow_core::metrics::render(),
+            restoreflow_core::metrics::names::BUS_RECONNECTS,
+            &[],
+        )
+        .unwrap_or(0.0)
+    };
+    let reconnects_before = reconnects();
     proxy.switch_off();
     wait_for("the bus to notice", Duration::from_secs(10), || async {
         app.bus.health().await.is_err().then_some(())
@@ -205,6 +214,10 @@ async fn workers_keep_running_when_the_broker_connection_drops() {
         assert_eq!(job["attempts"], 1, "run once: {job}");
         single_version(&app, id).await;
     }
+    assert!(
+        reconnects() > reconnects_before,
+        "the reconnections are counted"
+    );
     app.stop().await;
 }
 
@@ -216,6 +229,15 @@ async fn s3_outage(budget_secs: u64, outage_longer_than_budget: bool) {
     };
     let (proxy, app) = store_behind_proxy(configure).await;
     assert_eq!(app.settings.jobs.storage_retry_secs, budget_secs);
+    let retries = || {
+        restoreflow_core::metrics::sample(
+            &restoreflow_core::metrics::render(),
+            restoreflow_core::metrics::names::STORAGE_RETRIES,
+            &[],
+        )
+        .unwrap_or(0.0)
+    };
+    let retries_before = retries();
     let dataset = tiny_dataset(&app).await;
     let id = start(&app, &tiny_run(&dataset, 3)).await;
     // Pages are cached after the first epoch, so the outage hits the uploads.
@@ -231,8 +253,12 @@ async fn s3_outage(budget_secs: u64, outage_longer_than_budget: bool) {
         proxy.switch_on();
         wait_training(&app, &id, Duration::from_secs(300)).await
     };
+    // The trainers (in this process) counted the retries the outage caused.
+    assert!(retries() > retries_before, "storage retries are counted");
     if outage_longer_than_budget {
         assert_eq!(job["status"], "failed", "{job}");
+        // The failure's code travels with the job.
+        assert!(job["result"]["error_code"].is_string(), "{job}");
         let error = job["error"].as_str().unwrap_or_default();
         assert!(
             // One slow attempt can outlast a short budget: "1 attempt" or "N attempts".

@@ -1,6 +1,7 @@
 //! The batch restoration worker: restores every image under a prefix and
 //! writes the results under a `restored/` prefix of the same bucket.
 
+use crate::error::TrainerError;
 use std::io::Cursor;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -89,7 +90,7 @@ impl BatchWorker {
         let p: BatchParams = serde_json::from_value(job.params.clone())
             .map_err(|e| format!("job params are not a batch restore request: {e}"))?;
         let bucket = Bucket::from_str(&p.bucket).map_err(|e| e.to_string())?;
-        let pipeline = Pipeline::from_str(&p.pipeline).map_err(Halt::Failed)?;
+        let pipeline = Pipeline::from_str(&p.pipeline)?;
         let layer1 = if pipeline.uses_layer1() {
             let r = p.layer1_version.map(|v| v.to_string()).unwrap_or_default();
             Some(Arc::new(
@@ -106,7 +107,9 @@ impl BatchWorker {
                     .map_err(|e| e.to_string())?,
             ),
             (true, None) => {
-                return Err(Halt::Failed("the pipeline needs a layer 2 version".into()));
+                return Err(Halt::Failed(TrainerError::invalid(
+                    "the pipeline needs a layer 2 version",
+                )));
             }
             _ => None,
         };
@@ -122,9 +125,9 @@ impl BatchWorker {
             keys.truncate(p.max_images as usize);
         }
         if keys.is_empty() {
-            return Err(Halt::Failed(format!(
-                "no PNG or JPEG images under {}/{}",
-                p.bucket, p.prefix
+            return Err(Halt::Failed(TrainerError::new(
+                restoreflow_proto::ErrorCode::FailedPrecondition,
+                format!("no PNG or JPEG images under {}/{}", p.bucket, p.prefix),
             )));
         }
         let mut outputs = Vec::new();
@@ -145,7 +148,8 @@ impl BatchWorker {
                 let img =
                     crate::restoration::decode_rgb(&bytes, crate::restoration::MAX_PAGE_PIXELS)
                         .map_err(|e| format!("not a usable image: {e}"))?;
-                let restored = restore(&img, pipeline, l1.as_deref(), l2.as_deref())?;
+                let restored = restore(&img, pipeline, l1.as_deref(), l2.as_deref())
+                    .map_err(|e| e.to_string())?;
                 let mut buf = Cursor::new(Vec::new());
                 DynamicImage::ImageRgb8(restored.image)
                     .write_to(&mut buf, image::ImageFormat::Png)
@@ -188,9 +192,9 @@ impl BatchWorker {
             .await;
         }
         if outputs.is_empty() {
-            return Err(Halt::Failed(format!(
+            return Err(Halt::Failed(TrainerError::internal(format!(
                 "none of the {total} images could be restored"
-            )));
+            ))));
         }
         Ok(json!({
             "bucket": p.bucket,

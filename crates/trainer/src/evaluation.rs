@@ -8,6 +8,7 @@
 //! character error rate; a page whose OCR fails for any method counts for
 //! none, so the mean CERs of all methods cover the same pages.
 
+use crate::error::TrainerError;
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::Arc;
@@ -199,7 +200,8 @@ impl EvaluationWorker {
             };
             let job_subject = subject.clone();
             let scored = tokio::task::spawn_blocking(move || {
-                let scores = score_pair(&clean, &degraded, &job_subject)?;
+                let scores =
+                    score_pair(&clean, &degraded, &job_subject).map_err(|e| e.to_string())?;
                 let restored_png = png(&scores.restored)?;
                 Ok::<_, String>((scores, restored_png))
             })
@@ -265,14 +267,14 @@ impl EvaluationWorker {
             .await;
         }
         if model_scores.is_empty() {
-            return Err(Halt::Failed(format!(
+            return Err(Halt::Failed(TrainerError::internal(format!(
                 "none of the {total} pairs could be scored: {}",
                 skipped
                     .iter()
                     .filter_map(|s| s.get("reason").and_then(Value::as_str))
                     .next()
                     .unwrap_or("no reason")
-            )));
+            ))));
         }
         let mean_cer = |method: &str| cers.get(method).and_then(|v| mean_of(v));
         let mut mean = metrics_json(&MetricSet::mean(&model_scores), mean_cer(MODEL));

@@ -2,6 +2,7 @@
 //! worker when to stop: the user cancelled, another worker took the job over
 //! (lease lost), or the process is shutting down.
 
+use crate::error::TrainerError;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -89,14 +90,21 @@ impl Drop for Lease {
 
 /// Why a leased job did not complete.
 pub enum Halt {
-    /// It failed, with the reason.
-    Failed(String),
+    /// It failed, with the reason and its code.
+    Failed(TrainerError),
     /// It was told to stop.
     Stopped(Stop),
 }
 
 impl From<String> for Halt {
+    /// A failure described only by text is ours (Internal).
     fn from(e: String) -> Self {
+        Self::Failed(TrainerError::internal(e))
+    }
+}
+
+impl From<TrainerError> for Halt {
+    fn from(e: TrainerError) -> Self {
         Self::Failed(e)
     }
 }
@@ -117,8 +125,10 @@ pub fn settle(
             None
         }
         Err(Halt::Failed(e)) => {
-            tracing::error!(job_id, error = %e, "{what} failed");
-            Some((JobStatus::Failed, None, Some(e)))
+            tracing::error!(job_id, code = %e.code, error = %e, "{what} failed");
+            // The code travels with the job: `result.error_code`.
+            let result = serde_json::json!({"error_code": e.code.as_str()});
+            Some((JobStatus::Failed, Some(result), Some(e.message)))
         }
     }
 }

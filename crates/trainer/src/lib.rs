@@ -32,6 +32,7 @@ mod checkpoints;
 mod datasets;
 mod devices;
 mod env;
+mod error;
 mod evaluation;
 mod grpc;
 mod inference;
@@ -61,6 +62,7 @@ use tokio::sync::Semaphore;
 
 pub use batch::{BatchParams, BatchWorker, is_image_key};
 pub use checkpoints::{complete_dirs, epoch_dir};
+pub use error::TrainerError;
 pub use evaluation::{EvalParams, EvaluationWorker};
 pub use grpc::TrainerGrpc;
 pub use inference::{ModelCache, Pipeline, cer, ocr, ocr_available, ocr_cers, score_pair};

@@ -2,6 +2,7 @@
 //! synchronous document restoration, batch restoration and evaluation jobs,
 //! Layer 1 measurement and registration, and evaluation datasets.
 
+use crate::error::TrainerError;
 use std::io::Cursor;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -109,27 +110,27 @@ fn scores_from_json(v: &Value) -> v1::ImageScores {
 
 /// Checks the header of an uploaded image: a known format and at most
 /// `max_pixels` pixels, before anything is decoded.
-pub fn check_image(bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), String> {
+pub fn check_image(bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), TrainerError> {
     if bytes.is_empty() {
-        return Err("the image is empty".into());
+        return Err(TrainerError::invalid("the image is empty"));
     }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| format!("cannot read the image: {e}"))?;
+        .map_err(|e| TrainerError::invalid(format!("cannot read the image: {e}")))?;
     if reader.format().is_none() {
-        return Err("not an image: expected PNG or JPEG".into());
+        return Err(TrainerError::invalid("not an image: expected PNG or JPEG"));
     }
     let (w, h) = reader
         .into_dimensions()
-        .map_err(|e| format!("not a readable image: {e}"))?;
+        .map_err(|e| TrainerError::invalid(format!("not a readable image: {e}")))?;
     let pixels = u64::from(w) * u64::from(h);
     if pixels == 0 {
-        return Err("the image has no pixels".into());
+        return Err(TrainerError::invalid("the image has no pixels"));
     }
     if pixels > max_pixels {
-        return Err(format!(
+        return Err(TrainerError::invalid(format!(
             "the image is {w}x{h} = {pixels} pixels; the limit is {max_pixels}"
-        ));
+        )));
     }
     Ok((w, h))
 }
@@ -142,18 +143,18 @@ pub const MAX_PAGE_PIXELS: u64 = 40_000_000;
 
 /// Decodes an image to RGB after checking its header against `max_pixels`
 /// ([`check_image`]); the decoder's own allocation limit backs the check up.
-pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, String> {
+pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, TrainerError> {
     check_image(bytes, max_pixels)?;
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| format!("cannot read the image: {e}"))?;
+        .map_err(|e| TrainerError::invalid(format!("cannot read the image: {e}")))?;
     let mut limits = image::Limits::default();
     // 16-bit RGBA is the widest pixel the decoders produce: 8 bytes.
     limits.max_alloc = Some(max_pixels.saturating_mul(8));
     reader.limits(limits);
     Ok(reader
         .decode()
-        .map_err(|e| format!("does not decode: {e}"))?
+        .map_err(|e| TrainerError::invalid(format!("does not decode: {e}")))?
         .to_rgb8())
 }
 
@@ -185,7 +186,7 @@ impl RestorationGrpc {
         }
     }
 
-    async fn load_rgb(&self, key: &str) -> Result<RgbImage, String> {
+    async fn load_rgb(&self, key: &str) -> Result<RgbImage, TrainerError> {
         let bytes = get_bytes(
             self.backends.store.as_ref(),
             Bucket::TrainingData,
@@ -193,13 +194,13 @@ impl RestorationGrpc {
             MAX_IMAGE_BYTES,
         )
         .await
-        .map_err(|e| format!("cannot read {key}: {e}"))?;
+        .map_err(|e| TrainerError::unavailable(format!("cannot read {key}: {e}")))?;
         let key = key.to_string();
         tokio::task::spawn_blocking(move || {
-            decode_rgb(&bytes, MAX_PAGE_PIXELS).map_err(|e| format!("{key}: {e}"))
+            decode_rgb(&bytes, MAX_PAGE_PIXELS).map_err(|e| e.context(&key))
         })
         .await
-        .map_err(|e| format!("decoding thread failed: {e}"))?
+        .map_err(|e| TrainerError::internal(format!("decoding thread failed: {e}")))?
     }
 }
 
@@ -211,8 +212,8 @@ impl RestorationService for RestorationGrpc {
         request: Request<v1::RestoreDocumentRequest>,
     ) -> Result<Response<v1::RestoreDocumentResponse>, Status> {
         let r = request.into_inner();
-        let pipeline = Pipeline::from_str(&r.pipeline).map_err(invalid)?;
-        check_image(&r.image, MAX_PIXELS).map_err(invalid)?;
+        let pipeline = Pipeline::from_str(&r.pipeline)?;
+        check_image(&r.image, MAX_PIXELS)?;
         self.check_local_device(&r.device)?;
         let (l1_version, layer1) = if pipeline.uses_layer1() {
             let (v, p) = self
@@ -274,7 +275,7 @@ impl RestorationService for RestorationGrpc {
         let r = request.into_inner();
         Bucket::from_str(&r.bucket).map_err(|e| invalid(e.to_string()))?;
         validate_prefix(&r.prefix).map_err(|e| invalid(e.to_string()))?;
-        let pipeline = Pipeline::from_str(&r.pipeline).map_err(invalid)?;
+        let pipeline = Pipeline::from_str(&r.pipeline)?;
         let device = self.router.resolve(&r.device).await?;
         let layer2_version = if pipeline.uses_layer2() {
             Some(
@@ -366,7 +367,7 @@ impl RestorationService for RestorationGrpc {
         let shared = Arc::new(params.clone());
         for pair in &pairs.pairs {
             let loaded = async {
-                Ok::<_, String>((
+                Ok::<_, TrainerError>((
                     self.load_rgb(&pair.clean_key()).await?,
                     self.load_rgb(&pair.degraded_key()).await?,
                 ))
@@ -375,7 +376,7 @@ impl RestorationService for RestorationGrpc {
             let (clean, degraded) = match loaded {
                 Ok(x) => x,
                 Err(reason) => {
-                    per_image.push(json!({"name": pair.name, "skipped": reason}));
+                    per_image.push(json!({"name": pair.name, "skipped": reason.to_string()}));
                     continue;
                 }
             };
@@ -570,7 +571,7 @@ impl EvaluationService for RestorationGrpc {
                 )));
             }
             (_, "") => Pipeline::Layer2,
-            (_, name) => match name.parse::<Pipeline>().map_err(invalid)? {
+            (_, name) => match name.parse::<Pipeline>()? {
                 Pipeline::Layer1 => {
                     return Err(invalid(
                         "pipeline layer1 evaluates Layer 1: ask for layer 1 instead",
@@ -747,20 +748,29 @@ mod tests {
         let img = decode_rgb(&png(40, 30), 1_200).unwrap();
         assert_eq!(img.dimensions(), (40, 30));
         let e = decode_rgb(&png(40, 31), 1_200).unwrap_err();
-        assert!(e.contains("40x31") && e.contains("limit is 1200"), "{e}");
+        assert!(
+            e.message.contains("40x31") && e.message.contains("limit is 1200"),
+            "{e}"
+        );
+        // The caller's input: InvalidArgument all the way to the client.
+        assert_eq!(e.code, restoreflow_proto::ErrorCode::InvalidArgument);
         assert!(decode_rgb(b"not a png", 1_200).is_err());
     }
 
     #[test]
     fn image_checks_reject_non_images_and_oversized_pages() {
         assert_eq!(check_image(&png(40, 30), 10_000).unwrap(), (40, 30));
-        assert!(check_image(b"", 10).unwrap_err().contains("empty"));
+        assert!(check_image(b"", 10).unwrap_err().message.contains("empty"));
         assert!(
             check_image(b"hello, not an image", 10)
                 .unwrap_err()
+                .message
                 .contains("not an image")
         );
         let err = check_image(&png(200, 100), 10_000).unwrap_err();
-        assert!(err.contains("200x100") && err.contains("10000"), "{err}");
+        assert!(
+            err.message.contains("200x100") && err.message.contains("10000"),
+            "{err}"
+        );
     }
 }

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::checkpoints;
+use crate::error::TrainerError;
 use crate::model::{RestormerNet, code_version};
 use crate::pairs::{PairSet, StorePairs, find_training_pairs};
 use crate::params::{MIN_PAIRS, TrainParams};
@@ -277,8 +278,10 @@ impl Worker {
                 None,
             ),
             Err(e) => {
-                tracing::error!(error = %e, "training failed");
-                (JobStatus::Failed, None, Some(e), None)
+                tracing::error!(code = %e.code, error = %e, "training failed");
+                // The code travels with the job: `result.error_code`.
+                let result = json!({"error_code": e.code.as_str()});
+                (JobStatus::Failed, Some(result), Some(e.message), None)
             }
         };
         // Again at the end: the peak memory is only known now.
@@ -368,17 +371,20 @@ impl Worker {
     }
 
     /// One attempt at a job: prepare, train, register.
-    async fn train_job(&self, job: &job::Model, flags: &Flags) -> Result<Trained, String> {
+    async fn train_job(&self, job: &job::Model, flags: &Flags) -> Result<Trained, TrainerError> {
         let params: TrainParams = serde_json::from_value(job.params.clone())
             .map_err(|e| format!("job params are not a training request: {e}"))?;
         let pairs = find_training_pairs(&self.backends, &params.dataset, params.max_pairs as usize)
             .await
             .map_err(|e| format!("cannot list training pairs: {e}"))?;
         if pairs.pairs.len() < MIN_PAIRS {
-            return Err(format!(
-                "found {} valid pairs in {}; training needs at least {MIN_PAIRS}",
-                pairs.pairs.len(),
-                pairs.location
+            return Err(TrainerError::new(
+                restoreflow_proto::ErrorCode::FailedPrecondition,
+                format!(
+                    "found {} valid pairs in {}; training needs at least {MIN_PAIRS}",
+                    pairs.pairs.len(),
+                    pairs.location
+                ),
             ));
         }
         self.event(&job.id, "data", pairs.stats()).await;
@@ -450,7 +456,7 @@ impl Worker {
             )
             .await?;
         if flags.lease_lost.load(Ordering::SeqCst) {
-            return Err("lease lost".into());
+            return Err(TrainerError::internal("lease lost"));
         }
         if !samples.is_empty() {
             self.store_samples(&job.id, samples).await;
@@ -474,6 +480,7 @@ impl Worker {
             resumed_from,
         )
         .await
+        .map_err(TrainerError::from)
     }
 
     /// Uploads validation samples to `analysis/{job}/samples/` and records

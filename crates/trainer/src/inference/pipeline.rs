@@ -1,6 +1,7 @@
 //! The restoration pipeline: Layer 1 (classical), Layer 2 (Restormer) or
 //! Layer 1 then Layer 2, on one image, on the calling (blocking) thread.
 
+use crate::error::TrainerError;
 use std::str::FromStr;
 
 use image::RgbImage;
@@ -45,16 +46,16 @@ impl Pipeline {
 }
 
 impl FromStr for Pipeline {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = TrainerError;
+    fn from_str(s: &str) -> Result<Self, TrainerError> {
         match s.trim() {
             "" | "layer2" => Ok(Self::Layer2),
             "layer1" => Ok(Self::Layer1),
             "layer1+layer2" | "layer1 layer2" => Ok(Self::Layer1ThenLayer2),
-            other => Err(format!(
+            other => Err(TrainerError::invalid(format!(
                 "pipeline must be one of {}, got {other:?}",
                 Self::NAMES.join(", ")
-            )),
+            ))),
         }
     }
 }
@@ -74,19 +75,21 @@ pub fn restore(
     pipeline: Pipeline,
     layer1: Option<&Layer1Params>,
     layer2: Option<&Layer2Model>,
-) -> Result<Restored, String> {
+) -> Result<Restored, TrainerError> {
     let mut image = input.clone();
     let mut skew = None;
     if pipeline.uses_layer1() {
-        let params = layer1.ok_or("layer 1 parameters are missing")?;
+        let params =
+            layer1.ok_or_else(|| TrainerError::internal("layer 1 parameters are missing"))?;
         // Layer 1 decides on luma and keeps the page's colours (grey only
         // when it binarises), so what it restores is what evaluations score.
-        let out = run_pipeline_rgb(&image, params).map_err(|e| format!("layer 1 failed: {e}"))?;
+        let out = run_pipeline_rgb(&image, params)
+            .map_err(|e| TrainerError::internal(format!("layer 1 failed: {e}")))?;
         skew = out.skew_angle_deg;
         image = out.image;
     }
     if pipeline.uses_layer2() {
-        let model = layer2.ok_or("layer 2 model is missing")?;
+        let model = layer2.ok_or_else(|| TrainerError::internal("layer 2 model is missing"))?;
         image = run_layer2(model, &image)?;
     }
     Ok(Restored {
@@ -96,7 +99,7 @@ pub fn restore(
 }
 
 /// The Restormer on a whole page, tile by tile.
-pub fn run_layer2(model: &Layer2Model, image: &RgbImage) -> Result<RgbImage, String> {
+pub fn run_layer2(model: &Layer2Model, image: &RgbImage) -> Result<RgbImage, TrainerError> {
     let input = RgbF32::from_rgb8(image);
     let out = restore_tiled(
         &model.net,
@@ -104,7 +107,7 @@ pub fn run_layer2(model: &Layer2Model, image: &RgbImage) -> Result<RgbImage, Str
         &TileConfig::for_device(&model.device),
         &model.device,
     )
-    .map_err(|e| format!("layer 2 failed: {e}"))?;
+    .map_err(|e| TrainerError::internal(format!("layer 2 failed: {e}")))?;
     Ok(out.clamp01().to_rgb8())
 }
 
@@ -121,7 +124,8 @@ mod tests {
             Pipeline::Layer1ThenLayer2
         );
         let err = "layer3".parse::<Pipeline>().unwrap_err();
-        assert!(err.contains("layer1+layer2"), "{err}");
+        assert!(err.message.contains("layer1+layer2"), "{err}");
+        assert_eq!(err.code, restoreflow_proto::ErrorCode::InvalidArgument);
     }
 
     #[test]

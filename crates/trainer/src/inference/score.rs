@@ -1,6 +1,7 @@
 //! Scoring one evaluation pair: the model's output and every classical
 //! baseline against the clean page.
 
+use crate::error::TrainerError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,28 +48,28 @@ pub fn score_pair(
     clean: &RgbImage,
     degraded: &RgbImage,
     subject: &Subject,
-) -> Result<PairScores, String> {
+) -> Result<PairScores, TrainerError> {
     if clean.dimensions() != degraded.dimensions() {
-        return Err(format!(
+        return Err(TrainerError::invalid(format!(
             "clean is {}x{} but degraded is {}x{}",
             clean.width(),
             clean.height(),
             degraded.width(),
             degraded.height()
-        ));
+        )));
     }
     let reference = RgbF32::from_rgb8(clean);
     let score = |img: &RgbImage| MetricSet::compute(&reference, &RgbF32::from_rgb8(img));
     let restored = match subject {
         Subject::Layer1(p) => {
             run_pipeline_rgb(degraded, p)
-                .map_err(|e| format!("layer 1 failed: {e}"))?
+                .map_err(|e| TrainerError::internal(format!("layer 1 failed: {e}")))?
                 .image
         }
         Subject::Layer2(m) => run_layer2(m, degraded)?,
         Subject::Chain(p, m) => {
             let first = run_pipeline_rgb(degraded, p)
-                .map_err(|e| format!("layer 1 failed: {e}"))?
+                .map_err(|e| TrainerError::internal(format!("layer 1 failed: {e}")))?
                 .image;
             run_layer2(m, &first)?
         }
@@ -78,7 +79,7 @@ pub fn score_pair(
     for b in Baseline::ALL {
         let out = b
             .apply_rgb(degraded)
-            .map_err(|e| format!("baseline {} failed: {e}", b.name()))?;
+            .map_err(|e| TrainerError::internal(format!("baseline {} failed: {e}", b.name())))?;
         baselines.insert(b.name().to_string(), score(&out));
         baseline_outputs.insert(b.name().to_string(), out);
     }
