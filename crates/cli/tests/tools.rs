@@ -362,6 +362,17 @@ async fn train_commands() {
         err.contains("num_epochs must be between 1 and 1000"),
         "{err}"
     );
+    // Devices and precisions are enums the CLI knows: refused before any
+    // call, with the choices.
+    let (code, _, err) = app.cli(&["train", "start", "--device", "tpu"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("cpu") && err.contains("cuda") && err.contains("auto"),
+        "{err}"
+    );
+    let (code, _, err) = app.cli(&["train", "start", "--precision", "f16"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("tf32"), "{err}");
     // Valid arguments but no data: refused with the reason, non-zero.
     let (code, _, err) = app
         .cli(&[

@@ -85,12 +85,12 @@ struct StartArgs {
     /// Seed of the split, shuffling and initialisation [default: random].
     #[arg(long)]
     seed: Option<u64>,
-    /// cpu, cuda or auto [default: auto, a GPU when a CUDA worker is live].
-    #[arg(long)]
-    device: Option<String>,
-    /// Matmul precision: f32, tf32 or auto [default: auto, tf32 on cuda].
-    #[arg(long)]
-    precision: Option<String>,
+    /// Device [default: auto, a GPU when a CUDA worker is live].
+    #[arg(long, value_enum)]
+    device: Option<DeviceArg>,
+    /// Matmul precision [default: auto, tf32 on cuda].
+    #[arg(long, value_enum)]
+    precision: Option<PrecisionArg>,
     /// Dataset id or key prefix [default: every pair in training-data].
     #[arg(long)]
     dataset: Option<String>,
@@ -187,8 +187,14 @@ impl StartArgs {
             preset: self.preset.unwrap_or_default(),
             val_fraction: self.val_fraction,
             seed: self.seed,
-            device: self.device.unwrap_or_default(),
-            precision: self.precision.unwrap_or_default(),
+            device: self
+                .device
+                .map(|d| d.as_str().to_string())
+                .unwrap_or_default(),
+            precision: self
+                .precision
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
             dataset: self.dataset.unwrap_or_default(),
             base_model: self.base_model.unwrap_or_default(),
             early_stopping_patience: self.early_stopping,
@@ -688,5 +694,49 @@ mod tests {
         assert_eq!(status_json(&s)["workers"][0]["current_job"], "job-9");
         assert!(t.contains("note: 2 cuda job(s) waiting"), "{t}");
         assert_eq!(status_json(&s)["devices"][0]["queued"], 2);
+    }
+}
+
+/// `--device`: the device classes and `auto`, spelled as the API spells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU workers.
+    Cpu,
+    /// A CUDA worker.
+    Cuda,
+    /// A GPU when a CUDA worker is live, else the CPU.
+    Auto,
+}
+
+impl DeviceArg {
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => restoreflow_core::devices::CPU,
+            Self::Cuda => restoreflow_core::devices::CUDA,
+            Self::Auto => restoreflow_core::devices::AUTO,
+        }
+    }
+}
+
+/// `--precision`: matmul precision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrecisionArg {
+    /// Full f32.
+    F32,
+    /// TF32 tensor cores (CUDA).
+    Tf32,
+    /// TF32 on CUDA, f32 elsewhere.
+    Auto,
+}
+
+impl PrecisionArg {
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Tf32 => "tf32",
+            Self::Auto => "auto",
+        }
     }
 }

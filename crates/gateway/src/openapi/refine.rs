@@ -311,6 +311,7 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
     property(doc, "DegradeForm", "degradation_type", names(&degradation));
     property(doc, "DegradeForm", "seed", any_u64.clone());
     parameter(doc, "get", "/synthetic/datasets", "limit", uint(1, 200));
+    parameter(doc, "get", "/synthetic/datasets", "page_size", uint(1, 200));
     parameter(
         doc,
         "get",
@@ -323,6 +324,10 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
     parameter(doc, "get", "/jobs", "kind", names(&limits.job_kinds));
     parameter(doc, "get", "/jobs", "status", names(&limits.job_statuses));
     parameter(doc, "get", "/jobs", "limit", uint(1, 200));
+    parameter(doc, "get", "/jobs", "page_size", uint(1, 200));
+    // Job views name their kind and status from the same lists.
+    property(doc, "JobView", "kind", names(&limits.job_kinds));
+    property(doc, "JobView", "status", names(&limits.job_statuses));
     parameter(doc, "get", "/jobs", "offset", uint(0, 1_000_000_000));
     parameter(doc, "get", "/jobs/{id}/events", "limit", uint(1, 1000));
     for (method, path) in [
@@ -344,6 +349,13 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
         names(&limits.job_statuses),
     );
     parameter(doc, "get", "/training/jobs", "limit", uint(1, 200));
+    parameter(doc, "get", "/training/jobs", "page_size", uint(1, 200));
+    property(
+        doc,
+        "TrainingJobView",
+        "status",
+        names(&limits.job_statuses),
+    );
     parameter(
         doc,
         "get",
@@ -398,6 +410,7 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
         parameter(doc, method, path, "bucket", buckets.clone());
     }
     parameter(doc, "get", "/files/{bucket}", "limit", uint(1, 1000));
+    parameter(doc, "get", "/files/{bucket}", "page_size", uint(1, 1000));
     parameter(doc, "get", "/files/{bucket}", "prefix", prefix(0));
     for method in ["get", "put"] {
         parameter(doc, method, "/files/{bucket}/{key}", "key", key());
@@ -431,6 +444,13 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
         json!({ "pattern": VERSION_PATTERN }),
     );
     parameter(doc, "get", "/models/layer/{layer}", "limit", uint(1, 1000));
+    parameter(
+        doc,
+        "get",
+        "/models/layer/{layer}",
+        "page_size",
+        uint(1, 1000),
+    );
     // Empty filters filter nothing.
     parameter(
         doc,
