@@ -381,13 +381,7 @@ where
                 rpc.method = %method,
                 request_id = tracing::field::Empty,
             );
-            crate::telemetry::TraceHeaders::from_lookup(|k| {
-                req.headers()
-                    .get(k)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            })
-            .adopt(&span);
+            crate::telemetry::TraceHeaders::from_headers(req.headers()).adopt(&span);
             span
         };
         let started = std::time::Instant::now();

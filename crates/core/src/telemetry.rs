@@ -238,6 +238,16 @@ impl TraceHeaders {
         }
     }
 
+    /// Reads HTTP headers (or gRPC metadata, which travels as headers).
+    pub fn from_headers(headers: &http::HeaderMap) -> Self {
+        Self::from_lookup(|k| {
+            headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+    }
+
     /// The headers to send, as name and value.
     pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
         [

@@ -29,13 +29,7 @@ pub fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         http.response.status_code = tracing::field::Empty,
         request_id = tracing::field::Empty,
     );
-    TraceHeaders::from_lookup(|k| {
-        req.headers()
-            .get(k)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    })
-    .adopt(&span);
+    TraceHeaders::from_headers(req.headers()).adopt(&span);
     span
 }
 
