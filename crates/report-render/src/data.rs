@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// All the stored facts about one training run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ReportData {
     pub report_id: String,
     pub generated_at: DateTime<Utc>,
@@ -34,7 +34,7 @@ pub struct ReportData {
 
 /// The GPU trainer workers a next run could use, read from the workers
 /// table when the report was built.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct GpuOffer {
     /// Live trainer workers of the `cuda` class.
     pub live_workers: u32,
@@ -43,7 +43,7 @@ pub struct GpuOffer {
 }
 
 /// The job row.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct JobInfo {
     pub id: String,
     pub layer: u32,
@@ -63,7 +63,7 @@ pub struct JobInfo {
 }
 
 /// The parameters the job was started with (after defaults were applied).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TrainingParameters {
     pub epochs: u32,
     pub batch_size: u32,
@@ -97,7 +97,7 @@ pub struct TrainingParameters {
 
 /// The training recipe of a run, as the job's params state it (names as in
 /// the training request).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TrainingRecipe {
     /// constant | warmup_cosine | cyclic_cosine
     pub schedule: String,
@@ -130,7 +130,7 @@ pub struct TrainingRecipe {
 }
 
 /// One progressive training stage.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProgressiveStage {
     pub patch_size: u32,
     pub batch_size: u32,
@@ -139,7 +139,7 @@ pub struct ProgressiveStage {
 }
 
 /// What the trainer found and used.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DataStats {
     /// Bucket/prefix the pairs were read from.
     pub location: String,
@@ -167,14 +167,14 @@ pub struct DataStats {
 }
 
 /// A pair left out, and why.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SkippedPair {
     pub name: String,
     pub reason: String,
 }
 
 /// One finished epoch, as the trainer's `metric` event recorded it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct EpochRow {
     pub epoch: u32,
     pub train_loss: f64,
@@ -193,7 +193,7 @@ pub struct EpochRow {
 }
 
 /// The registered model version.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ModelInfo {
     pub layer: u32,
     pub version: u32,
@@ -212,7 +212,7 @@ pub struct ModelInfo {
 }
 
 /// The previous version of the layer, to compare against.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PreviousVersion {
     pub version: u32,
     pub psnr: Option<f64>,
@@ -225,7 +225,7 @@ pub struct PreviousVersion {
 }
 
 /// Where the run ran.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Environment {
     pub os: String,
     pub cpu_model: String,

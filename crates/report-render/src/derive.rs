@@ -14,7 +14,7 @@ pub(crate) const SAME_DATA_LABEL: &str = "same validation data";
 pub(crate) const DIFFERENT_DATA_LABEL: &str = "different data";
 
 /// Change of one metric from the first epoch to the last.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Change {
     /// Value at the first epoch that recorded it.
     pub first: f64,
@@ -41,7 +41,7 @@ impl Change {
 }
 
 /// First → last change of each metric (each over the epochs that recorded it).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Improvement {
     pub train_loss: Option<Change>,
     pub val_loss: Option<Change>,
@@ -53,7 +53,7 @@ pub struct Improvement {
 }
 
 /// The new version against the previous version of the layer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Comparison {
     pub previous_version: u32,
     /// Copied from [`crate::PreviousVersion::same_validation_data`].
@@ -69,7 +69,7 @@ pub struct Comparison {
 }
 
 /// Numbers derived from [`ReportData`]; see each field for its arithmetic.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Derived {
     /// Number of epoch rows.
     pub epochs_recorded: usize,

@@ -1,5 +1,5 @@
 //! The JSON report: the stored data, the derived numbers and the
-//! recommendations in one document, described by [`JSON_SCHEMA`].
+//! recommendations in one document, described by [`json_schema`].
 
 use serde_json::{Value, json};
 
@@ -7,273 +7,63 @@ use crate::data::{ReportData, SCHEMA_VERSION};
 use crate::derive::derive;
 use crate::recommend::recommendations;
 
-/// JSON Schema (draft 2020-12) of [`render_json`]'s output.
-///
-/// `report` is [`ReportData`] as serde writes it (timestamps RFC 3339, absent
-/// options `null`); `derived` is [`crate::Derived`]; `recommendations` is a
-/// list of [`crate::Recommendation`]. Non-finite numbers (an infinite PSNR)
-/// are written as `null` by serde_json.
-pub const JSON_SCHEMA: &str = r##"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "$id": "restoreflow-training-report.schema.json",
-  "title": "Restoreflow training report",
-  "description": "One training run: stored facts (report), numbers derived from them (derived) and advice (recommendations).",
-  "type": "object",
-  "required": ["schema_version", "report", "derived", "recommendations"],
-  "properties": {
-    "schema_version": { "const": 1, "description": "Bumped on any incompatible change." },
-    "report": {
-      "type": "object",
-      "description": "The stored facts about the run.",
-      "required": ["report_id", "generated_at", "job", "parameters", "data", "epochs", "model", "previous", "environment"],
-      "properties": {
-        "report_id": { "type": "string" },
-        "generated_at": { "type": "string", "format": "date-time" },
-        "job": { "$ref": "#/$defs/job" },
-        "parameters": { "$ref": "#/$defs/parameters" },
-        "data": { "$ref": "#/$defs/data" },
-        "epochs": { "type": "array", "items": { "$ref": "#/$defs/epoch" }, "description": "One row per finished epoch, in order." },
-        "model": { "oneOf": [{ "type": "null" }, { "$ref": "#/$defs/model" }] },
-        "previous": { "oneOf": [{ "type": "null" }, { "$ref": "#/$defs/previous" }] },
-        "environment": { "oneOf": [{ "type": "null" }, { "$ref": "#/$defs/environment" }] },
-        "gpus": { "oneOf": [{ "type": "null" }, { "$ref": "#/$defs/gpus" }], "description": "The GPU trainer workers the deployment offered when the report was built (null in older reports)." }
-      }
-    },
-    "derived": {
-      "type": "object",
-      "description": "Numbers computed from report; each is null when its inputs are missing.",
-      "required": ["epochs_recorded", "first", "last", "best", "registered", "improvement", "baseline_psnr", "baseline_ssim", "baseline_accuracy", "best_psnr_gain_db", "last_psnr_gain_db", "data_effectiveness_percent", "skipped_percent_of_valid", "vs_previous", "mean_pairs_per_second", "mean_epoch_seconds", "total_epoch_seconds"],
-      "properties": {
-        "epochs_recorded": { "type": "integer", "minimum": 0 },
-        "first": { "$ref": "#/$defs/optional_epoch" },
-        "last": { "$ref": "#/$defs/optional_epoch" },
-        "best": { "$ref": "#/$defs/optional_epoch", "description": "Highest PSNR, earliest on ties." },
-        "registered": { "$ref": "#/$defs/optional_epoch", "description": "The epoch whose weights were registered." },
-        "improvement": {
-          "type": "object",
-          "description": "First to last change per metric.",
-          "properties": {
-            "train_loss": { "$ref": "#/$defs/change" },
-            "val_loss": { "$ref": "#/$defs/change" },
-            "psnr": { "$ref": "#/$defs/change" },
-            "ssim": { "$ref": "#/$defs/change" },
-            "accuracy": { "$ref": "#/$defs/change" }
-          }
-        },
-        "baseline_psnr": { "type": ["number", "null"], "description": "Identity baseline (degraded vs clean), last epoch's." },
-        "baseline_ssim": { "type": ["number", "null"] },
-        "baseline_accuracy": { "type": ["number", "null"] },
-        "best_psnr_gain_db": { "type": ["number", "null"], "description": "best.psnr - baseline_psnr" },
-        "last_psnr_gain_db": { "type": ["number", "null"], "description": "last.psnr - baseline_psnr" },
-        "data_effectiveness_percent": { "type": ["number", "null"], "description": "pairs_used / max(clean_files, degraded_files) * 100" },
-        "skipped_percent_of_valid": { "type": ["number", "null"], "description": "len(skipped) / valid_pairs * 100" },
-        "vs_previous": {
-          "oneOf": [{ "type": "null" }, {
-            "type": "object",
-            "required": ["previous_version", "same_validation_data", "label"],
-            "properties": {
-              "previous_version": { "type": "integer" },
-              "same_validation_data": { "type": "boolean" },
-              "label": { "enum": ["same validation data", "different data"] },
-              "psnr_delta": { "type": ["number", "null"] },
-              "ssim_delta": { "type": ["number", "null"] },
-              "val_loss_delta": { "type": ["number", "null"] }
+/// The JSON report as a whole, for its schema: `report` is [`ReportData`] as
+/// serde writes it (timestamps RFC 3339, absent options `null`), `derived`
+/// is [`crate::Derived`], `recommendations` a list of
+/// [`crate::Recommendation`].
+#[derive(schemars::JsonSchema)]
+#[schemars(
+    title = "Restoreflow training report",
+    description = "One training run: stored facts (report), numbers derived from them (derived) and advice (recommendations)."
+)]
+#[allow(dead_code)] // Only its schema is used; `render_json` writes the value.
+struct ReportDocument {
+    /// Version of this schema; bumped on any incompatible change.
+    schema_version: u32,
+    /// The stored facts.
+    report: ReportData,
+    /// Numbers derived from them.
+    derived: crate::Derived,
+    /// Advice, most severe first.
+    recommendations: Vec<crate::Recommendation>,
+}
+
+/// JSON Schema (draft 2020-12) of [`render_json`]'s output, derived from the
+/// types that produce it (`schemars`), so the two cannot drift apart.
+/// Non-finite numbers (an infinite PSNR) are written as `null` by
+/// serde_json, so every number in the schema also admits `null`.
+pub fn json_schema() -> Value {
+    let mut schema = schemars::schema_for!(ReportDocument).to_value();
+    schema["$id"] = json!("restoreflow-training-report.schema.json");
+    schema["properties"]["schema_version"]["const"] = json!(SCHEMA_VERSION);
+    numbers_admit_null(&mut schema);
+    schema
+}
+
+/// Adds `null` to every `"type": "number"` (alone or in a list).
+fn numbers_admit_null(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            match map.get_mut("type") {
+                Some(t @ Value::String(_)) if t == "number" => {
+                    *t = json!(["number", "null"]);
+                }
+                Some(Value::Array(types))
+                    if types.iter().any(|t| t == "number")
+                        && !types.iter().any(|t| t == "null") =>
+                {
+                    types.push(json!("null"));
+                }
+                _ => {}
             }
-          }]
-        },
-        "mean_pairs_per_second": { "type": ["number", "null"] },
-        "mean_epoch_seconds": { "type": ["number", "null"] },
-        "total_epoch_seconds": { "type": "number" }
-      }
-    },
-    "recommendations": {
-      "type": "array",
-      "items": {
-        "type": "object",
-        "required": ["rule", "severity", "message"],
-        "properties": {
-          "rule": { "type": "string", "description": "Stable id, e.g. overfitting." },
-          "severity": { "enum": ["info", "warning"] },
-          "message": { "type": "string" }
+            for child in map.values_mut() {
+                numbers_admit_null(child);
+            }
         }
-      }
+        Value::Array(items) => items.iter_mut().for_each(numbers_admit_null),
+        _ => {}
     }
-  },
-  "$defs": {
-    "optional_number": { "type": ["number", "null"] },
-    "job": {
-      "type": "object",
-      "required": ["id", "layer", "status", "created_at", "attempts"],
-      "properties": {
-        "id": { "type": "string" },
-        "layer": { "type": "integer" },
-        "status": { "type": "string", "description": "completed | failed | cancelled" },
-        "created_at": { "type": "string", "format": "date-time" },
-        "started_at": { "type": ["string", "null"], "format": "date-time" },
-        "finished_at": { "type": ["string", "null"], "format": "date-time" },
-        "duration_seconds": { "type": ["number", "null"] },
-        "attempts": { "type": "integer" },
-        "error": { "type": ["string", "null"] },
-        "stop_reason": { "type": ["string", "null"], "description": "completed | early_stopped | time_budget | cancelled" },
-        "resumed_from_epoch": { "type": ["integer", "null"] }
-      }
-    },
-    "parameters": {
-      "type": "object",
-      "required": ["epochs", "batch_size", "learning_rate", "schedule", "max_pairs", "optimizer", "preset", "patch_size", "seed", "device", "val_fraction"],
-      "properties": {
-        "epochs": { "type": "integer" },
-        "batch_size": { "type": "integer" },
-        "learning_rate": { "type": "number" },
-        "schedule": { "type": "string" },
-        "max_pairs": { "type": "integer", "description": "0: every pair" },
-        "optimizer": { "type": "string" },
-        "preset": { "type": "string" },
-        "patch_size": { "type": "integer" },
-        "seed": { "type": "integer" },
-        "device": { "type": "string" },
-        "val_fraction": { "type": "number" },
-        "early_stopping_patience": { "type": ["integer", "null"] },
-        "base_model": { "type": ["string", "null"] },
-        "dataset": { "type": ["string", "null"] },
-        "recipe": { "oneOf": [{ "type": "null" }, { "$ref": "#/$defs/recipe" }], "description": "How the run trained; null for runs started before training recipes." },
-        "validation_view": { "type": ["string", "null"], "description": "What the validation figures were measured on, e.g. centre 256x256 crop or whole page (tiled 256 px, overlap 32)." }
-      }
-    },
-    "recipe": {
-      "type": "object",
-      "description": "The training recipe as the job's params state it (names as in the training request).",
-      "required": ["schedule", "peak_learning_rate", "progressive", "loss", "patch_sampling"],
-      "properties": {
-        "schedule": { "type": "string", "description": "constant | warmup_cosine | cyclic_cosine" },
-        "peak_learning_rate": { "type": "number" },
-        "warmup_steps": { "type": ["integer", "null"], "description": "warmup_cosine only" },
-        "min_learning_rate": { "type": ["number", "null"], "description": "warmup_cosine and cyclic_cosine only" },
-        "progressive": { "type": "array", "items": { "$ref": "#/$defs/progressive_stage" }, "description": "Empty for one patch and batch size throughout." },
-        "loss": { "type": "string", "description": "l1 | charbonnier | l1_ssim" },
-        "ssim_weight": { "type": ["number", "null"], "description": "l1_ssim only" },
-        "ink_weight": { "type": ["number", "null"], "description": "Extra weight of ink pixels in the per-pixel loss (ink counts 1 + ink_weight times paper); null for runs from before the option." },
-        "patches_per_page": { "type": ["integer", "null"] },
-        "steps_per_epoch": { "type": ["integer", "null"] },
-        "patch_sampling": { "type": "string", "description": "ink | uniform" },
-        "clip_norm": { "type": ["number", "null"], "description": "null: gradients not clipped" },
-        "max_minutes": { "type": ["number", "null"], "description": "Wall-clock budget; null without one." }
-      }
-    },
-    "progressive_stage": {
-      "type": "object",
-      "required": ["patch_size", "batch_size", "until_step"],
-      "properties": {
-        "patch_size": { "type": "integer" },
-        "batch_size": { "type": "integer" },
-        "until_step": { "type": "integer", "description": "First step that no longer belongs to the stage." }
-      }
-    },
-    "data": {
-      "type": "object",
-      "required": ["location", "files_seen", "clean_files", "degraded_files", "valid_pairs", "pairs_used", "train_pairs", "val_pairs", "skipped"],
-      "properties": {
-        "location": { "type": "string" },
-        "files_seen": { "type": "integer" },
-        "clean_files": { "type": "integer" },
-        "degraded_files": { "type": "integer" },
-        "valid_pairs": { "type": "integer" },
-        "pairs_used": { "type": "integer" },
-        "train_pairs": { "type": "integer" },
-        "val_pairs": { "type": "integer" },
-        "skipped": {
-          "type": "array",
-          "items": { "type": "object", "required": ["name", "reason"], "properties": { "name": { "type": "string" }, "reason": { "type": "string" } } }
-        },
-        "dataset_id": { "type": ["string", "null"] },
-        "dataset_hash": { "type": ["string", "null"] },
-        "targets": { "type": "object", "additionalProperties": { "type": "integer" }, "description": "Pairs selected (before skipped ones) per target of their datasets: as_printed | digital | uploaded | unknown; empty for runs recorded before targets." },
-        "dpi": { "type": "array", "items": { "type": "integer" }, "description": "The dpi values the datasets recorded, ascending; empty when none did." }
-      }
-    },
-    "epoch": {
-      "type": "object",
-      "required": ["epoch", "train_loss", "learning_rate", "pairs_per_second", "seconds"],
-      "properties": {
-        "epoch": { "type": "integer" },
-        "train_loss": { "type": "number" },
-        "val_loss": { "$ref": "#/$defs/optional_number" },
-        "psnr": { "$ref": "#/$defs/optional_number", "description": "dB, restored vs clean" },
-        "ssim": { "$ref": "#/$defs/optional_number" },
-        "accuracy": { "$ref": "#/$defs/optional_number", "description": "fraction in [0, 1]" },
-        "baseline_psnr": { "$ref": "#/$defs/optional_number", "description": "dB, degraded vs clean" },
-        "baseline_ssim": { "$ref": "#/$defs/optional_number" },
-        "baseline_accuracy": { "$ref": "#/$defs/optional_number" },
-        "learning_rate": { "type": "number" },
-        "pairs_per_second": { "type": "number" },
-        "seconds": { "type": "number" }
-      }
-    },
-    "optional_epoch": { "oneOf": [{ "type": "null" }, { "$ref": "#/$defs/epoch" }] },
-    "change": {
-      "oneOf": [{ "type": "null" }, {
-        "type": "object",
-        "required": ["first", "last", "absolute"],
-        "properties": {
-          "first": { "type": "number" },
-          "last": { "type": "number" },
-          "absolute": { "type": "number", "description": "last - first" },
-          "percent": { "type": ["number", "null"], "description": "(last - first) / |first| * 100" }
-        }
-      }]
-    },
-    "model": {
-      "type": "object",
-      "required": ["layer", "version", "object_path", "size_bytes", "parameter_count", "architecture", "config", "sha256", "aliases"],
-      "properties": {
-        "layer": { "type": "integer" },
-        "version": { "type": "integer" },
-        "object_path": { "type": "string" },
-        "size_bytes": { "type": "integer" },
-        "parameter_count": { "type": "integer" },
-        "architecture": { "type": "string" },
-        "config": {},
-        "sha256": { "type": "string" },
-        "aliases": { "type": "array", "items": { "type": "string" } },
-        "best_epoch": { "type": ["integer", "null"] }
-      }
-    },
-    "previous": {
-      "type": "object",
-      "required": ["version", "same_validation_data"],
-      "properties": {
-        "version": { "type": "integer" },
-        "psnr": { "$ref": "#/$defs/optional_number" },
-        "ssim": { "$ref": "#/$defs/optional_number" },
-        "val_loss": { "$ref": "#/$defs/optional_number" },
-        "dataset_hash": { "type": ["string", "null"] },
-        "same_validation_data": { "type": "boolean" }
-      }
-    },
-    "environment": {
-      "type": "object",
-      "required": ["os", "cpu_model", "cpu_threads", "rustc_version", "crate_versions"],
-      "properties": {
-        "os": { "type": "string" },
-        "cpu_model": { "type": "string" },
-        "cpu_threads": { "type": "integer" },
-        "gpu": { "type": ["string", "null"] },
-        "rustc_version": { "type": "string" },
-        "crate_versions": { "type": "object", "additionalProperties": { "type": "string" } },
-        "peak_memory_bytes": { "type": ["integer", "null"] },
-        "hostname": { "type": ["string", "null"] }
-      }
-    },
-    "gpus": {
-      "type": "object",
-      "required": ["live_workers", "on_demand"],
-      "properties": {
-        "live_workers": { "type": "integer", "minimum": 0, "description": "Live trainer workers of the cuda class." },
-        "on_demand": { "type": "boolean", "description": "Whether the deployment starts CUDA workers on demand." }
-      }
-    }
-  }
-}"##;
+}
 
 /// Renders the JSON report: `{schema_version, report, derived, recommendations}`.
 pub fn render_json(data: &ReportData) -> Value {
@@ -293,7 +83,7 @@ mod tests {
     fn documented_schema_file_is_the_schema() {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../docs/report-schema.json");
-        let schema: Value = serde_json::from_str(JSON_SCHEMA).unwrap();
+        let schema = json_schema();
         if std::env::var_os("RESTOREFLOW_BLESS").is_some() {
             std::fs::write(&path, serde_json::to_string_pretty(&schema).unwrap() + "\n").unwrap();
         }
@@ -309,7 +99,24 @@ mod tests {
     use crate::fixtures::sample_data;
 
     fn schema() -> Value {
-        serde_json::from_str(JSON_SCHEMA).expect("JSON_SCHEMA is valid JSON")
+        json_schema()
+    }
+
+    /// `node`, or the definition its `$ref` (direct, or the non-null branch
+    /// of an `anyOf`/`oneOf` an `Option` makes) points at.
+    fn resolve<'a>(schema: &'a Value, node: &'a Value) -> &'a Value {
+        if let Some(r) = node["$ref"].as_str() {
+            let name = r.trim_start_matches("#/$defs/");
+            return &schema["$defs"][name];
+        }
+        for key in ["anyOf", "oneOf"] {
+            if let Some(branches) = node[key].as_array()
+                && let Some(b) = branches.iter().find(|b| b["$ref"].is_string())
+            {
+                return resolve(schema, b);
+            }
+        }
+        node
     }
 
     fn keys(v: &Value) -> Vec<String> {
@@ -327,7 +134,7 @@ mod tests {
         for key in schema["required"].as_array().unwrap() {
             assert!(out.get(key.as_str().unwrap()).is_some(), "missing {key}");
         }
-        let report = &schema["properties"]["report"];
+        let report = resolve(&schema, &schema["properties"]["report"]);
         for key in keys(&report["properties"]) {
             assert!(out["report"].get(&key).is_some(), "report lacks {key}");
         }
@@ -337,14 +144,13 @@ mod tests {
                 "schema lacks report.{key}"
             );
         }
-        for key in keys(&schema["properties"]["derived"]["properties"]) {
+        let derived = resolve(&schema, &schema["properties"]["derived"]);
+        for key in keys(&derived["properties"]) {
             assert!(out["derived"].get(&key).is_some(), "derived lacks {key}");
         }
         for key in keys(&out["derived"]) {
             assert!(
-                schema["properties"]["derived"]["properties"]
-                    .get(&key)
-                    .is_some(),
+                derived["properties"].get(&key).is_some(),
                 "schema lacks derived.{key}"
             );
         }
@@ -356,19 +162,19 @@ mod tests {
         let out = render_json(&sample_data());
         let report = &out["report"];
         for (def, value) in [
-            ("job", &report["job"]),
-            ("parameters", &report["parameters"]),
-            ("recipe", &report["parameters"]["recipe"]),
+            ("JobInfo", &report["job"]),
+            ("TrainingParameters", &report["parameters"]),
+            ("TrainingRecipe", &report["parameters"]["recipe"]),
             (
-                "progressive_stage",
+                "ProgressiveStage",
                 &report["parameters"]["recipe"]["progressive"][0],
             ),
-            ("data", &report["data"]),
-            ("epoch", &report["epochs"][0]),
-            ("model", &report["model"]),
-            ("previous", &report["previous"]),
-            ("environment", &report["environment"]),
-            ("gpus", &report["gpus"]),
+            ("DataStats", &report["data"]),
+            ("EpochRow", &report["epochs"][0]),
+            ("ModelInfo", &report["model"]),
+            ("PreviousVersion", &report["previous"]),
+            ("Environment", &report["environment"]),
+            ("GpuOffer", &report["gpus"]),
         ] {
             let props = &schema["$defs"][def]["properties"];
             assert_eq!(keys(props).len(), keys(value).len(), "{def}");
@@ -376,6 +182,37 @@ mod tests {
                 assert!(props.get(&key).is_some(), "$defs.{def} lacks {key}");
             }
         }
+    }
+
+    #[test]
+    fn every_number_admits_null_as_non_finite_values_are_written() {
+        fn check(v: &Value, at: &str) {
+            match v {
+                Value::Object(map) => {
+                    if let Some(t) = map.get("type") {
+                        let types: Vec<&Value> = match t {
+                            Value::Array(a) => a.iter().collect(),
+                            one => vec![one],
+                        };
+                        if types.iter().any(|t| *t == "number") {
+                            assert!(types.iter().any(|t| *t == "null"), "{at}: {v}");
+                        }
+                    }
+                    for (k, c) in map {
+                        check(c, &format!("{at}/{k}"));
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|c| check(c, at)),
+                _ => {}
+            }
+        }
+        check(&schema(), "");
+        // And such a value is written as null.
+        let mut data = sample_data();
+        data.epochs[0].psnr = Some(f64::INFINITY);
+        let text = serde_json::to_string(&render_json(&data)).unwrap();
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["report"]["epochs"][0]["psnr"], Value::Null);
     }
 
     #[test]

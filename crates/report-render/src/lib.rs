@@ -8,7 +8,7 @@
 //! - [`render_text`]: a plain-text report laid out like a classic product report;
 //! - [`render_markdown`]: the same sections as Markdown, linking chart files;
 //! - [`render_json`]: the data, the [`Derived`] numbers and the
-//!   [`Recommendation`]s, described by [`JSON_SCHEMA`];
+//!   [`Recommendation`]s, described by [`json_schema`];
 //! - [`render_html`]: one self-contained page with the charts inlined;
 //! - [`render_charts`]: `loss.png`, `psnr_ssim.png`, `learning_rate.png` and a
 //!   `samples.png` strip of before/after images.
@@ -41,7 +41,7 @@ pub use charts::{Chart, render_charts};
 pub use data::*;
 pub use derive::{Change, Comparison, Derived, Improvement, derive};
 pub use html::render_html;
-pub use json::{JSON_SCHEMA, render_json};
+pub use json::{json_schema, render_json};
 pub use markdown::{ChartRef, render_markdown};
 pub use recommend::{
     MORE_DATA_MIN_PAIRS, MORE_EPOCHS_MIN_PSNR_GAIN_DB, OVERFITTING_WINDOW,

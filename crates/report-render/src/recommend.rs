@@ -28,7 +28,7 @@ pub const SKIPPED_PAIRS_MAX_PERCENT: f64 = 10.0;
 pub const REGRESSION_PSNR_TOLERANCE_DB: f64 = 0.01;
 
 /// How much a recommendation matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// A suggestion for the next run.
@@ -48,7 +48,7 @@ impl Severity {
 }
 
 /// One piece of advice, with the numbers behind it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Recommendation {
     /// Stable id of the rule, e.g. "overfitting".
     pub rule: &'static str,
