@@ -409,6 +409,20 @@ where
 mod token_tests {
     use super::*;
 
+    #[test]
+    fn calls_are_named_and_coded_from_the_wire() {
+        assert_eq!(
+            rpc_names("/restoreflow.v1.TrainerService/StartTraining"),
+            ("restoreflow.v1.TrainerService".into(), "StartTraining".into())
+        );
+        assert_eq!(rpc_names("/odd"), ("odd".into(), String::new()));
+        // A failure before any message comes as grpc-status in the headers.
+        let failed = tonic::Status::invalid_argument("no").into_http::<tonic::body::Body>();
+        assert_eq!(response_code(&failed), tonic::Code::InvalidArgument);
+        let ok = http::Response::new(tonic::body::Body::empty());
+        assert_eq!(response_code(&ok), tonic::Code::Ok);
+    }
+
     fn request(path: &str, token: Option<&str>) -> http::Request<()> {
         let mut b = http::Request::builder().uri(path);
         if let Some(t) = token {
