@@ -413,7 +413,10 @@ mod token_tests {
     fn calls_are_named_and_coded_from_the_wire() {
         assert_eq!(
             rpc_names("/restoreflow.v1.TrainerService/StartTraining"),
-            ("restoreflow.v1.TrainerService".into(), "StartTraining".into())
+            (
+                "restoreflow.v1.TrainerService".into(),
+                "StartTraining".into()
+            )
         );
         assert_eq!(rpc_names("/odd"), ("odd".into(), String::new()));
         // A failure before any message comes as grpc-status in the headers.
