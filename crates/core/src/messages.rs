@@ -113,8 +113,9 @@ pub struct TrainingCompleted {
     pub job_id: String,
     /// Its terminal status.
     pub status: JobStatus,
-    /// The model version it registered, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The model version it registered, if any (`version` on the wire, as
+    /// the events before versioning had it).
+    #[serde(rename = "version", default, skip_serializing_if = "Option::is_none")]
     pub model_version: Option<u32>,
     /// Trace context of the worker that ended it.
     #[serde(default)]
@@ -199,7 +200,10 @@ mod tests {
         let e = TrainingCompleted::new("j", JobStatus::Failed, Some(2));
         let body: serde_json::Value = serde_json::from_slice(&e.encode()).unwrap();
         assert_eq!(body["status"], "failed");
-        assert_eq!(body["model_version"], 2);
+        assert_eq!(body["version"], 2);
+        let old = TrainingCompleted::decode(br#"{"job_id":"j","status":"completed","version":3}"#)
+            .unwrap();
+        assert_eq!(old.model_version, Some(3));
         assert_eq!(body["v"], 1);
         let d = DeadLetter::new("j", JobKind::TrainingLayer2, 3, "boom");
         let body: serde_json::Value = serde_json::from_slice(&d.encode()).unwrap();

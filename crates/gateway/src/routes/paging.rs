@@ -4,7 +4,8 @@
 //! `next_page_token` of the previous page, opaque) and answers with
 //! `next_page_token`, absent on the last page. The parameters of earlier
 //! releases (`limit`, `offset`, `continuation_token`) are still accepted for
-//! one release, as aliases; giving an old and a new one at once is a 400.
+//! one release, as aliases; when a request gives an old and a new one, the
+//! new one wins.
 
 use crate::error::ApiError;
 
@@ -27,26 +28,13 @@ pub fn request(
     legacy_token: Option<(&'static str, Option<String>)>,
 ) -> Result<PageRequest, ApiError> {
     let (size, size_name) = match (page_size, limit) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
-                "give page_size or its deprecated alias limit, not both",
-            ));
-        }
         (None, Some(l)) => (Some(l), "limit"),
-        (a, None) => (a, "page_size"),
+        (new, _) => (new, "page_size"),
     };
-    let (legacy_name, legacy) = legacy_token.unwrap_or(("", None));
-    let token = match (
-        page_token.filter(|t| !t.is_empty()),
-        legacy.filter(|t| !t.is_empty()),
-    ) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(format!(
-                "give page_token or its deprecated alias {legacy_name}, not both"
-            )));
-        }
-        (a, b) => a.or(b),
-    };
+    let legacy = legacy_token.and_then(|(_, t)| t);
+    let token = page_token
+        .filter(|t| !t.is_empty())
+        .or(legacy.filter(|t| !t.is_empty()));
     Ok(PageRequest {
         size,
         size_name,
@@ -71,14 +59,12 @@ pub fn offset_token(offset: u64) -> String {
     format!("o{offset}")
 }
 
-/// The offset a token of [`offset_token`] (or a deprecated `offset`) names.
+/// The offset a token of [`offset_token`] (or, without one, a deprecated
+/// `offset`) names.
 pub fn offset_of(token: Option<&str>, legacy_offset: Option<u64>) -> Result<u64, ApiError> {
-    match (token, legacy_offset) {
-        (Some(_), Some(_)) => Err(ApiError::invalid(
-            "give page_token or its deprecated alias offset, not both",
-        )),
-        (None, off) => Ok(off.unwrap_or(0)),
-        (Some(t), None) => t
+    match token {
+        None => Ok(legacy_offset.unwrap_or(0)),
+        Some(t) => t
             .strip_prefix('o')
             .and_then(|n| n.parse::<u64>().ok())
             .ok_or_else(|| {
@@ -94,7 +80,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn old_and_new_parameters_merge_but_never_both() {
+    fn old_names_are_aliases_and_the_new_ones_win() {
         let r = request(Some(5), None, Some("t".into()), None).unwrap();
         assert_eq!((r.size, r.token.as_deref()), (Some(5), Some("t")));
         let r = request(
@@ -105,16 +91,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!((r.size, r.token.as_deref()), (Some(7), Some("c")));
-        assert!(request(Some(1), Some(2), None, None).is_err());
-        assert!(
-            request(
-                None,
-                None,
-                Some("a".into()),
-                Some(("continuation_token", Some("b".into())))
-            )
-            .is_err()
-        );
+        assert_eq!(r.size_name, "limit");
+        let r = request(Some(1), Some(2), None, None).unwrap();
+        assert_eq!((r.size, r.size_name), (Some(1), "page_size"));
+        let r = request(
+            None,
+            None,
+            Some("a".into()),
+            Some(("continuation_token", Some("b".into()))),
+        )
+        .unwrap();
+        assert_eq!(r.token.as_deref(), Some("a"));
         assert_eq!(
             size(&request(None, None, None, None).unwrap(), 50, 200).unwrap(),
             50
@@ -132,6 +119,6 @@ mod tests {
         assert_eq!(offset_of(None, None).unwrap(), 0);
         assert!(offset_of(Some("150"), None).is_err());
         assert!(offset_of(Some("ox"), None).is_err());
-        assert!(offset_of(Some("o1"), Some(1)).is_err());
+        assert_eq!(offset_of(Some("o1"), Some(9)).unwrap(), 1);
     }
 }
