@@ -316,6 +316,13 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
         doc,
         "get",
         "/synthetic/datasets",
+        "page_token",
+        json!({ "pattern": OFFSET_TOKEN_PATTERN }),
+    );
+    parameter(
+        doc,
+        "get",
+        "/synthetic/datasets",
         "offset",
         uint(0, 1_000_000_000),
     );
@@ -325,6 +332,13 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
     parameter(doc, "get", "/jobs", "status", names(&limits.job_statuses));
     parameter(doc, "get", "/jobs", "limit", uint(1, 200));
     parameter(doc, "get", "/jobs", "page_size", uint(1, 200));
+    parameter(
+        doc,
+        "get",
+        "/jobs",
+        "page_token",
+        json!({ "pattern": OFFSET_TOKEN_PATTERN }),
+    );
     // Job views name their kind and status from the same lists.
     property(doc, "JobView", "kind", names(&limits.job_kinds));
     property(doc, "JobView", "status", names(&limits.job_statuses));

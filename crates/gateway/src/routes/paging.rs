@@ -54,9 +54,10 @@ pub fn size(req: &PageRequest, default: u64, max: u64) -> Result<u64, ApiError> 
     Ok(n)
 }
 
-/// The token of an offset-paged list (jobs, datasets).
+/// The token of an offset-paged list (jobs, datasets): the offset in
+/// decimal, the form the gRPC-backed lists use too.
 pub fn offset_token(offset: u64) -> String {
-    format!("o{offset}")
+    offset.to_string()
 }
 
 /// The offset a token of [`offset_token`] (or, without one, a deprecated
@@ -65,8 +66,9 @@ pub fn offset_of(token: Option<&str>, legacy_offset: Option<u64>) -> Result<u64,
     match token {
         None => Ok(legacy_offset.unwrap_or(0)),
         Some(t) => t
-            .strip_prefix('o')
-            .and_then(|n| n.parse::<u64>().ok())
+            .parse::<u64>()
+            .ok()
+            .filter(|_| t.bytes().all(|b| b.is_ascii_digit()))
             .ok_or_else(|| {
                 ApiError::invalid(format!(
                     "page_token {t:?} is not a token this list gave (pass next_page_token back as it is)"
@@ -117,8 +119,9 @@ mod tests {
         assert_eq!(offset_of(Some(&offset_token(150)), None).unwrap(), 150);
         assert_eq!(offset_of(None, Some(20)).unwrap(), 20);
         assert_eq!(offset_of(None, None).unwrap(), 0);
-        assert!(offset_of(Some("150"), None).is_err());
-        assert!(offset_of(Some("ox"), None).is_err());
-        assert_eq!(offset_of(Some("o1"), Some(9)).unwrap(), 1);
+        assert!(offset_of(Some("o150"), None).is_err());
+        assert!(offset_of(Some("+1"), None).is_err());
+        assert!(offset_of(Some("x"), None).is_err());
+        assert_eq!(offset_of(Some("1"), Some(9)).unwrap(), 1);
     }
 }
