@@ -229,15 +229,6 @@ async fn s3_outage(budget_secs: u64, outage_longer_than_budget: bool) {
     };
     let (proxy, app) = store_behind_proxy(configure).await;
     assert_eq!(app.settings.jobs.storage_retry_secs, budget_secs);
-    let retries = || {
-        restoreflow_core::metrics::sample(
-            &restoreflow_core::metrics::render(),
-            restoreflow_core::metrics::names::STORAGE_RETRIES,
-            &[],
-        )
-        .unwrap_or(0.0)
-    };
-    let retries_before = retries();
     let dataset = tiny_dataset(&app).await;
     let id = start(&app, &tiny_run(&dataset, 3)).await;
     // Pages are cached after the first epoch, so the outage hits the uploads.
@@ -253,8 +244,6 @@ async fn s3_outage(budget_secs: u64, outage_longer_than_budget: bool) {
         proxy.switch_on();
         wait_training(&app, &id, Duration::from_secs(300)).await
     };
-    // The trainers (in this process) counted the retries the outage caused.
-    assert!(retries() > retries_before, "storage retries are counted");
     if outage_longer_than_budget {
         assert_eq!(job["status"], "failed", "{job}");
         // The failure's code travels with the job.

@@ -105,8 +105,17 @@ mod tests {
 
     #[tokio::test]
     async fn retries_transient_errors_until_success() {
+        let retried = || {
+            crate::metrics::sample(
+                &crate::metrics::render(),
+                crate::metrics::names::STORAGE_RETRIES,
+                &[("op", "unit-test put")],
+            )
+            .unwrap_or(0.0)
+        };
+        let before = retried();
         let calls = AtomicU32::new(0);
-        let v = retry(fast(5_000), "put", || async {
+        let v = retry(fast(5_000), "unit-test put", || async {
             if calls.fetch_add(1, Ordering::SeqCst) < 3 {
                 Err(StorageError::Backend("connection refused".into()))
             } else {
@@ -116,6 +125,8 @@ mod tests {
         .await
         .unwrap();
         assert_eq!((v, calls.load(Ordering::SeqCst)), (7, 4));
+        // Three failed attempts, three retries counted for the operation.
+        assert_eq!(retried() - before, 3.0);
     }
 
     #[tokio::test]
