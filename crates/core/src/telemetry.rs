@@ -304,13 +304,6 @@ fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
     ok.then_some((trace, span))
 }
 
-/// The trace id of the current span (32 hex digits), if it has one.
-pub fn current_trace_id() -> Option<String> {
-    let cx = tracing::Span::current().context();
-    let sc = cx.span().span_context().clone();
-    sc.is_valid().then(|| sc.trace_id().to_string())
-}
-
 /// The request id recorded on the current span or the nearest ancestor.
 pub fn current_request_id() -> Option<String> {
     let id = tracing::Span::current().id()?;
@@ -442,7 +435,7 @@ mod tests {
         // A new span id: the child is not the remote span itself.
         assert_ne!(inner.traceparent, remote.traceparent);
         assert_eq!(
-            span.in_scope(current_trace_id).as_deref(),
+            span.in_scope(TraceHeaders::current).trace_id(),
             Some("4bf92f3577b34da6a3ce929d0e0e4736")
         );
         // Outside any span there is no context to send.

@@ -71,12 +71,7 @@ pub async fn list(
     let b = bucket(&name)?;
     let prefix = q.prefix.unwrap_or_default();
     validate_prefix(&prefix)?;
-    let req = super::paging::request(
-        q.page_size.map(u64::from),
-        q.limit.map(u64::from),
-        q.page_token,
-        Some(("continuation_token", q.continuation_token)),
-    )?;
+    let req = super::paging::request(q.page_size, q.limit, q.page_token, q.continuation_token)?;
     let limit = super::paging::size(&req, 100, 1000)? as u32;
     let page = state
         .backends

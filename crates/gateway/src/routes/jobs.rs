@@ -157,9 +157,7 @@ pub async fn list_jobs(
         })
         .transpose()?;
     let page = paging::request(q.page_size, q.limit, q.page_token, None)?;
-    let limit = paging::size(&page, 50, 200)?;
-    let offset = paging::offset_of(page.token.as_deref(), q.offset)?;
-    let offset = db::paging::check_offset(offset).map_err(ApiError::invalid)?;
+    let (limit, offset) = paging::offset_page(&page, q.offset, 50, 200)?;
     let jobs = db::list_jobs(&state.backends.db, kind, status, limit, offset).await?;
     let next_offset = (jobs.len() as u64 == limit).then_some(offset + limit);
     Ok(ApiJson(JobList {

@@ -146,12 +146,7 @@ pub async fn list(
     ApiPath(layer): ApiPath<u32>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<ApiJson<ModelVersionList>, ApiError> {
-    let page = super::paging::request(
-        q.page_size.map(u64::from),
-        q.limit.map(u64::from),
-        q.page_token,
-        None,
-    )?;
+    let page = super::paging::request(q.page_size, q.limit, q.page_token, None)?;
     let page_size = super::paging::size(&page, 50, 1000)? as u32;
 
     let r = state

@@ -20,21 +20,21 @@ pub struct PageRequest {
     pub token: Option<String>,
 }
 
-/// Merges the new parameters with their deprecated aliases.
-pub fn request(
-    page_size: Option<u64>,
-    limit: Option<u64>,
+/// Merges the new parameters with their deprecated aliases (`limit`, and
+/// `continuation_token` where a list had it).
+pub fn request<N: Into<u64>>(
+    page_size: Option<N>,
+    limit: Option<N>,
     page_token: Option<String>,
-    legacy_token: Option<(&'static str, Option<String>)>,
+    legacy_token: Option<String>,
 ) -> Result<PageRequest, ApiError> {
-    let (size, size_name) = match (page_size, limit) {
+    let (size, size_name) = match (page_size.map(Into::into), limit.map(Into::into)) {
         (None, Some(l)) => (Some(l), "limit"),
         (new, _) => (new, "page_size"),
     };
-    let legacy = legacy_token.and_then(|(_, t)| t);
     let token = page_token
         .filter(|t| !t.is_empty())
-        .or(legacy.filter(|t| !t.is_empty()));
+        .or(legacy_token.filter(|t| !t.is_empty()));
     Ok(PageRequest {
         size,
         size_name,
@@ -60,6 +60,21 @@ pub fn offset_token(offset: u64) -> String {
     offset.to_string()
 }
 
+/// Size and offset of a page of an offset-paged list: the size within
+/// `1..=max`, the offset from the token (or a deprecated `offset`) within
+/// the database's bound.
+pub fn offset_page(
+    req: &PageRequest,
+    legacy_offset: Option<u64>,
+    default: u64,
+    max: u64,
+) -> Result<(u64, u64), ApiError> {
+    let limit = size(req, default, max)?;
+    let offset = offset_of(req.token.as_deref(), legacy_offset)?;
+    let offset = restoreflow_core::db::paging::check_offset(offset).map_err(ApiError::invalid)?;
+    Ok((limit, offset))
+}
+
 /// The offset a token of [`offset_token`] (or, without one, a deprecated
 /// `offset`) names.
 pub fn offset_of(token: Option<&str>, legacy_offset: Option<u64>) -> Result<u64, ApiError> {
@@ -83,34 +98,22 @@ mod tests {
 
     #[test]
     fn old_names_are_aliases_and_the_new_ones_win() {
-        let r = request(Some(5), None, Some("t".into()), None).unwrap();
+        let r = request(Some(5u64), None, Some("t".into()), None).unwrap();
         assert_eq!((r.size, r.token.as_deref()), (Some(5), Some("t")));
-        let r = request(
-            None,
-            Some(7),
-            None,
-            Some(("continuation_token", Some("c".into()))),
-        )
-        .unwrap();
+        let r = request(None, Some(7u64), None, Some("c".into())).unwrap();
         assert_eq!((r.size, r.token.as_deref()), (Some(7), Some("c")));
         assert_eq!(r.size_name, "limit");
-        let r = request(Some(1), Some(2), None, None).unwrap();
+        let r = request(Some(1u64), Some(2), None, None).unwrap();
         assert_eq!((r.size, r.size_name), (Some(1), "page_size"));
-        let r = request(
-            None,
-            None,
-            Some("a".into()),
-            Some(("continuation_token", Some("b".into()))),
-        )
-        .unwrap();
+        let r = request::<u64>(None, None, Some("a".into()), Some("b".into())).unwrap();
         assert_eq!(r.token.as_deref(), Some("a"));
         assert_eq!(
-            size(&request(None, None, None, None).unwrap(), 50, 200).unwrap(),
+            size(&request::<u64>(None, None, None, None).unwrap(), 50, 200).unwrap(),
             50
         );
-        assert!(size(&request(Some(0), None, None, None).unwrap(), 50, 200).is_err());
-        assert!(size(&request(Some(201), None, None, None).unwrap(), 50, 200).is_err());
-        let e = size(&request(None, Some(0), None, None).unwrap(), 50, 200).unwrap_err();
+        assert!(size(&request(Some(0u64), None, None, None).unwrap(), 50, 200).is_err());
+        assert!(size(&request(Some(201u64), None, None, None).unwrap(), 50, 200).is_err());
+        let e = size(&request(None, Some(0u64), None, None).unwrap(), 50, 200).unwrap_err();
         assert!(e.message.contains("limit must be"), "{}", e.message);
     }
 

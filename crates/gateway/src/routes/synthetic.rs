@@ -428,9 +428,7 @@ pub async fn datasets(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let page = super::paging::request(q.page_size, q.limit, q.page_token, None)?;
-    let limit = super::paging::size(&page, 50, 200)?;
-    let offset = super::paging::offset_of(page.token.as_deref(), q.offset)?;
-    let offset = db::paging::check_offset(offset).map_err(ApiError::invalid)?;
+    let (limit, offset) = super::paging::offset_page(&page, q.offset, 50, 200)?;
     let rows = db::list_datasets(&state.backends.db, limit, offset).await?;
     let full = rows.len() as u64 == limit;
     let mut resp =

@@ -521,12 +521,7 @@ pub async fn list(
             }
         },
     };
-    let page = super::paging::request(
-        q.page_size.map(u64::from),
-        q.limit.map(u64::from),
-        q.page_token,
-        None,
-    )?;
+    let page = super::paging::request(q.page_size, q.limit, q.page_token, None)?;
     let limit = super::paging::size(&page, 50, 200)? as u32;
     let r = state
         .trainer
