@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use restoreflow_core::bus::queues;
 use restoreflow_core::db::{self, JobKind, JobStatus, entity::job};
-use restoreflow_core::devices;
+use restoreflow_core::devices::{self, DeviceClass};
 use restoreflow_core::jobs::{JobLoop, JobRunner};
 use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_tests::{RealOptions, TestApp, unique};
@@ -104,7 +104,7 @@ async fn start_cuda_worker(app: &TestApp) -> Running {
         queues::TRAINING,
         id.clone(),
     )
-    .on_device("cuda");
+    .on_device(DeviceClass::Cuda);
     assert_eq!(jobs.queue(), "jobs.training.cuda");
     let runner = CudaStandIn {
         id: id.clone(),
@@ -227,12 +227,12 @@ async fn requests_are_checked_against_live_workers_and_each_class_takes_only_its
         Some(seed)
     );
     assert_eq!(
-        job_row(&app, &cuda_job).await.device.as_deref(),
-        Some("cuda")
+        job_row(&app, &cuda_job).await.device,
+        Some(DeviceClass::Cuda)
     );
     assert_eq!(
-        job_row(&app, &auto_job).await.device.as_deref(),
-        Some("cuda")
+        job_row(&app, &auto_job).await.device,
+        Some(DeviceClass::Cuda)
     );
     let (_, view) = app.get_json(&format!("/training/jobs/{auto_job}")).await;
     assert_eq!(view["device"], "cuda", "{view}");
@@ -243,7 +243,7 @@ async fn requests_are_checked_against_live_workers_and_each_class_takes_only_its
     );
 
     let cpu_row = wait_row(&app, &cpu_job, "the CPU trainer claims the cpu job", |r| {
-        r.lease_owner.is_some() || r.status != "queued"
+        r.lease_owner.is_some() || r.status != JobStatus::Queued
     })
     .await;
     assert!(
@@ -258,7 +258,7 @@ async fn requests_are_checked_against_live_workers_and_each_class_takes_only_its
     assert_eq!(job_row(&app, &cpu_job).await.params["precision"], "f32");
     for id in [&cuda_job, &auto_job] {
         wait_row(&app, id, "the cuda worker ends its jobs", |r| {
-            r.status == "cancelled"
+            r.status == JobStatus::Cancelled
         })
         .await;
     }
@@ -272,7 +272,7 @@ async fn requests_are_checked_against_live_workers_and_each_class_takes_only_its
         .await;
     assert!(code == 200 || code == 202, "{v}");
     wait_row(&app, &cpu_job, "the cpu job ends", |r| {
-        r.status == "cancelled"
+        r.status == JobStatus::Cancelled
     })
     .await;
 
@@ -286,7 +286,7 @@ async fn requests_are_checked_against_live_workers_and_each_class_takes_only_its
         .await;
     assert_eq!(code, 202, "{v}");
     let batch = job_row(&app, v["job_id"].as_str().unwrap()).await;
-    assert_eq!(batch.device.as_deref(), Some("cuda"));
+    assert_eq!(batch.device, Some(DeviceClass::Cuda));
     assert_eq!(
         app.bus.depth("jobs.restore.cuda").await.unwrap(),
         1,
@@ -320,15 +320,15 @@ async fn a_cuda_job_waits_for_a_cuda_worker_and_never_runs_on_the_cpu() {
     auto["device"] = json!("auto");
     let auto_job = crate::training::start(&app, &auto).await;
     assert_eq!(
-        job_row(&app, &auto_job).await.device.as_deref(),
-        Some("cpu")
+        job_row(&app, &auto_job).await.device,
+        Some(DeviceClass::Cpu)
     );
     let (code, v) = app
         .post_json(&format!("/training/jobs/{auto_job}/cancel"), &json!({}))
         .await;
     assert!(code == 200 || code == 202, "{v}");
     wait_row(&app, &auto_job, "the cpu job ends", |r| {
-        JobStatus::parse(&r.status).is_some_and(JobStatus::is_terminal)
+        r.status.is_terminal()
     })
     .await;
 
@@ -336,7 +336,7 @@ async fn a_cuda_job_waits_for_a_cuda_worker_and_never_runs_on_the_cpu() {
     // unclaimed, and the status says why.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let row = job_row(&app, &job).await;
-    assert_eq!(row.status, "queued", "{row:?}");
+    assert_eq!(row.status, JobStatus::Queued, "{row:?}");
     assert_eq!(row.attempts, 0, "no CPU worker ever claimed it: {row:?}");
     assert!(row.lease_owner.is_none(), "{row:?}");
     let s = status(&app).await;
@@ -364,7 +364,7 @@ async fn a_cuda_job_waits_for_a_cuda_worker_and_never_runs_on_the_cpu() {
     // A GPU worker starts (as the autoscaler would): it takes the job.
     let gpu = start_cuda_worker(&app).await;
     wait_row(&app, &job, "the cuda worker takes the waiting job", |r| {
-        r.status == "cancelled"
+        r.status == JobStatus::Cancelled
     })
     .await;
     assert_eq!(gpu.claimed(), vec![job.clone()]);

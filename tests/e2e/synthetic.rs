@@ -261,7 +261,7 @@ async fn real_backends_store_pairs_in_s3_and_jobs_in_postgres() {
     let row = restoreflow_core::db::require_job(db, job["id"].as_str().unwrap())
         .await
         .unwrap();
-    assert_eq!(row.status, "completed");
+    assert_eq!(row.status, restoreflow_core::db::JobStatus::Completed);
     assert_eq!(row.attempts, 1);
     let events = restoreflow_core::db::list_events(db, &row.id, 0, 100)
         .await

@@ -12,12 +12,63 @@
 use std::path::Path;
 use std::time::Duration;
 
+use sea_orm::{DeriveActiveEnum, EnumIter};
 use serde::{Deserialize, Serialize};
 
+/// A device class: what a worker serves and what a job needs (the
+/// `jobs.device` column, typed).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumIter,
+    DeriveActiveEnum,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum DeviceClass {
+    /// Every build can run it.
+    #[sea_orm(string_value = "cpu")]
+    Cpu,
+    /// A `--features cuda` build on an NVIDIA GPU.
+    #[sea_orm(string_value = "cuda")]
+    Cuda,
+}
+
+impl DeviceClass {
+    /// Every class, in routing order.
+    pub const ALL: [DeviceClass; 2] = [DeviceClass::Cpu, DeviceClass::Cuda];
+
+    /// The class's name, as requests, queues and the database spell it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+        }
+    }
+
+    /// Parses a class name (`auto` is a request, not a class).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for DeviceClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The CPU class: every build can run it.
-pub const CPU: &str = "cpu";
+pub const CPU: &str = DeviceClass::Cpu.as_str();
 /// The CUDA class: a `--features cuda` build on an NVIDIA GPU.
-pub const CUDA: &str = "cuda";
+pub const CUDA: &str = DeviceClass::Cuda.as_str();
 /// Every device class, in routing order.
 pub const CLASSES: [&str; 2] = [CPU, CUDA];
 /// Requested device meaning "a GPU when one is live, else the CPU".
@@ -38,8 +89,8 @@ pub struct Capability {
 
 /// The queue jobs of `class` are woken on: the base queue for `cpu` (the
 /// queue every deployment has), `{base}.{class}` for the others.
-pub fn queue_for(base: &str, class: &str) -> String {
-    if class == CPU {
+pub fn queue_for(base: &str, class: DeviceClass) -> String {
+    if class == DeviceClass::Cpu {
         base.to_string()
     } else {
         format!("{base}.{class}")
@@ -213,28 +264,28 @@ pub enum DeviceError {
 /// The class a request for `requested` runs on: `cpu`/`cuda` when served,
 /// `auto` as `cuda` when a CUDA worker is live, else `cpu` when served, else
 /// `cuda` when started on demand.
-pub fn resolve(requested: &str, pool: &Pool) -> Result<String, DeviceError> {
+pub fn resolve(requested: &str, pool: &Pool) -> Result<DeviceClass, DeviceError> {
     let requested = requested.trim();
     if requested == AUTO {
         let pick = if pool.live_count(CUDA) > 0 {
-            CUDA
+            DeviceClass::Cuda
         } else if pool.serves(CPU) {
-            CPU
+            DeviceClass::Cpu
         } else if pool.serves(CUDA) {
-            CUDA
+            DeviceClass::Cuda
         } else {
             return Err(DeviceError::NotServed {
                 class: CPU.into(),
                 live: pool.describe_live(),
             });
         };
-        return Ok(pick.to_string());
+        return Ok(pick);
     }
-    if !is_class(requested) {
+    let Some(class) = DeviceClass::parse(requested) else {
         return Err(DeviceError::Unknown(requested.to_string()));
-    }
+    };
     if pool.serves(requested) {
-        Ok(requested.to_string())
+        Ok(class)
     } else {
         Err(DeviceError::NotServed {
             class: requested.to_string(),
@@ -256,27 +307,39 @@ mod tests {
 
     #[test]
     fn queues_per_class() {
-        assert_eq!(queue_for("jobs.training", CPU), "jobs.training");
-        assert_eq!(queue_for("jobs.training", CUDA), "jobs.training.cuda");
+        assert_eq!(
+            queue_for("jobs.training", DeviceClass::Cpu),
+            "jobs.training"
+        );
+        assert_eq!(
+            queue_for("jobs.training", DeviceClass::Cuda),
+            "jobs.training.cuda"
+        );
     }
 
     #[test]
     fn auto_prefers_a_live_gpu() {
         let p = pool(&[("cpu", 2), ("cuda", 1)], &["cpu"]);
-        assert_eq!(resolve("auto", &p).unwrap(), "cuda");
-        assert_eq!(resolve("cpu", &p).unwrap(), "cpu");
-        assert_eq!(resolve("cuda", &p).unwrap(), "cuda");
+        assert_eq!(resolve("auto", &p).unwrap(), DeviceClass::Cuda);
+        assert_eq!(resolve("cpu", &p).unwrap(), DeviceClass::Cpu);
+        assert_eq!(resolve("cuda", &p).unwrap(), DeviceClass::Cuda);
     }
 
     #[test]
     fn auto_falls_back_to_the_cpu_and_to_on_demand_gpus() {
-        assert_eq!(resolve("auto", &pool(&[("cpu", 1)], &[])).unwrap(), "cpu");
+        assert_eq!(
+            resolve("auto", &pool(&[("cpu", 1)], &[])).unwrap(),
+            DeviceClass::Cpu
+        );
         // A GPU started on demand is not "live": auto stays on the CPU pool.
         assert_eq!(
             resolve("auto", &pool(&[], &["cpu", "cuda"])).unwrap(),
-            "cpu"
+            DeviceClass::Cpu
         );
-        assert_eq!(resolve("auto", &pool(&[], &["cuda"])).unwrap(), "cuda");
+        assert_eq!(
+            resolve("auto", &pool(&[], &["cuda"])).unwrap(),
+            DeviceClass::Cuda
+        );
         assert!(matches!(
             resolve("auto", &pool(&[], &[])),
             Err(DeviceError::NotServed { .. })
@@ -293,7 +356,7 @@ mod tests {
         // On demand: accepted, it waits for the deployment to start one.
         assert_eq!(
             resolve("cuda", &pool(&[("cpu", 3)], &["cpu", "cuda"])).unwrap(),
-            "cuda"
+            DeviceClass::Cuda
         );
         assert!(matches!(
             resolve("tpu", &pool(&[("cpu", 1)], &["cpu"])),

@@ -49,7 +49,7 @@ pub struct JobLoop {
     kind: JobKind,
     queue: String,
     /// The device class this loop's worker serves; `None` takes every job.
-    device: Option<String>,
+    device: Option<crate::devices::DeviceClass>,
     worker: String,
 }
 
@@ -75,9 +75,9 @@ impl JobLoop {
     /// Serves only jobs of device class `class`: consumes that class's queue
     /// (see [`crate::devices::queue_for`]) and claims only jobs recorded for
     /// it (or for no device).
-    pub fn on_device(mut self, class: &str) -> Self {
+    pub fn on_device(mut self, class: crate::devices::DeviceClass) -> Self {
         self.queue = crate::devices::queue_for(&self.queue, class);
-        self.device = Some(class.to_string());
+        self.device = Some(class);
         self
     }
 
@@ -140,7 +140,7 @@ impl JobLoop {
             &self.backends.db,
             id,
             &self.worker,
-            self.device.as_deref(),
+            self.device,
             lease,
             self.jobs.max_attempts,
         )
@@ -214,11 +214,11 @@ impl JobLoop {
         runner.run_job(job, shutdown).instrument(span).await;
         // A job handed back (lease lost, shutdown) did not end here.
         if let Ok(Some(j)) = db::get_job(&self.backends.db, &id).await
-            && db::JobStatus::parse(&j.status).is_some_and(db::JobStatus::is_terminal)
+            && j.status.is_terminal()
         {
             let labels = [
                 ("kind", self.kind.as_str().to_string()),
-                ("status", j.status),
+                ("status", j.status.to_string()),
             ];
             metrics::counter!(names::JOBS_FINISHED, &labels).increment(1);
             metrics::histogram!(names::JOB_DURATION, &labels)
@@ -266,7 +266,7 @@ impl JobLoop {
         let ids = match db::find_claimable(
             &self.backends.db,
             self.kind,
-            self.device.as_deref(),
+            self.device,
             grace,
             self.jobs.max_attempts,
             4,

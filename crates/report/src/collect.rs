@@ -77,7 +77,7 @@ pub async fn collect(
         .await
         .map_err(db::DbError::from)?
         .ok_or_else(|| ReportError::NotFound(format!("training job {job_id:?}")))?;
-    if job.kind != JobKind::TrainingLayer2.as_str() {
+    if job.kind != JobKind::TrainingLayer2 {
         return Err(ReportError::Invalid(format!(
             "job {job_id} is a {} job, not a training job",
             job.kind
@@ -169,12 +169,13 @@ fn job_info(job: &job::Model, layer: u32, events: &[job_event::Model]) -> JobInf
         .filter_map(|e| u(&e.payload, "epoch"))
         .next_back()
         .map(|e| e as u32);
-    let stop_reason = s(&result, "stop_reason")
-        .or_else(|| (job.status == "cancelled").then(|| "cancelled".to_string()));
+    let stop_reason = s(&result, "stop_reason").or_else(|| {
+        (job.status == restoreflow_core::db::JobStatus::Cancelled).then(|| "cancelled".to_string())
+    });
     JobInfo {
         id: job.id.clone(),
         layer,
-        status: job.status.clone(),
+        status: job.status.to_string(),
         created_at: job.created_at,
         started_at: job.started_at,
         finished_at: job.finished_at,
@@ -520,8 +521,8 @@ mod tests {
             progress_at: None,
             device: None,
             id: "j".into(),
-            kind: JobKind::TrainingLayer2.as_str().into(),
-            status: "completed".into(),
+            kind: JobKind::TrainingLayer2,
+            status: restoreflow_core::db::JobStatus::Completed,
             params: json!({}),
             progress: 100.0,
             attempts: 1,

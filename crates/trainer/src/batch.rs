@@ -162,7 +162,7 @@ impl BatchWorker {
                 metrics::histogram!(
                     restoreflow_core::metrics::names::RESTORE_DURATION,
                     "mode" => "batch",
-                    "device" => self.models.device_class()
+                    "device" => self.models.device_class().as_str()
                 )
                 .record(started.elapsed().as_secs_f64());
             }

@@ -50,7 +50,7 @@ impl DeviceRouter {
     /// The class `requested` (`cpu`, `cuda`, `auto`; empty = auto) runs on:
     /// 400 for an unknown device, 409 when no live worker has it and the
     /// deployment does not start one on demand.
-    pub async fn resolve(&self, requested: &str) -> Result<String, Status> {
+    pub async fn resolve(&self, requested: &str) -> Result<devices::DeviceClass, Status> {
         let requested = match requested.trim() {
             "" => devices::AUTO,
             r => r,

@@ -145,7 +145,7 @@ impl TrainerGrpc {
         let j = db::require_job(&self.backends.db, id)
             .await
             .map_err(from_db)?;
-        if j.kind != JobKind::TrainingLayer2.as_str() {
+        if j.kind != JobKind::TrainingLayer2 {
             return Err(ErrorCode::NotFound.status(format!("training job {id} not found")));
         }
         Ok(j)
@@ -168,8 +168,8 @@ impl TrainerService for TrainerGrpc {
     ) -> Result<Response<v1::Job>, Status> {
         let mut params = TrainParams::from_request(request.get_ref(), devices::AUTO)?;
         let class = self.router.resolve(&params.device).await?;
-        params.settle_device(&class)?;
-        params.check_memory(self.memory_limit(&class).await?)?;
+        params.settle_device(class.as_str())?;
+        params.check_memory(self.memory_limit(class.as_str()).await?)?;
         if let Some(base) = params.base_model.clone() {
             let v = self
                 .registry
@@ -212,13 +212,13 @@ impl TrainerService for TrainerGrpc {
             &self.backends.db,
             JobKind::TrainingLayer2,
             value,
-            Some(&class),
+            Some(class),
         )
         .await
         .map_err(from_db)?;
         let msg = JobMessage::new(&job.id).encode();
         // The row is the truth: if the wake-up is lost, a worker's sweep still finds the job.
-        let queue = devices::queue_for(queues::TRAINING, &class);
+        let queue = devices::queue_for(queues::TRAINING, class);
         if let Err(e) = self.backends.bus.publish(&queue, &msg).await {
             tracing::warn!(job_id = %job.id, error = %e, "publish failed; the recovery sweep will pick the job up");
         }
@@ -278,7 +278,7 @@ impl TrainerService for TrainerGrpc {
         let j = db::request_cancel(&self.backends.db, &j.id)
             .await
             .map_err(from_db)?;
-        if j.status == JobStatus::Cancelled.as_str() {
+        if j.status == JobStatus::Cancelled {
             // Cancelled while queued: no worker will announce it.
             let event = TrainingCompleted::new(&j.id, JobStatus::Cancelled, None).encode();
             if let Err(e) = self
@@ -310,7 +310,7 @@ impl TrainerService for TrainerGrpc {
         let pool = self.router.pool_of(&live);
         let mut device_rows = Vec::new();
         let mut queue_depth = 0;
-        for class in devices::CLASSES {
+        for class in devices::DeviceClass::ALL {
             let depth = b
                 .bus
                 .depth(&devices::queue_for(queues::TRAINING, class))
@@ -320,7 +320,7 @@ impl TrainerService for TrainerGrpc {
             let (queued, running) = db::count_active_on(&b.db, JobKind::TrainingLayer2, class)
                 .await
                 .map_err(from_db)?;
-            device_rows.push(device_status(class, &pool, queued, running, depth));
+            device_rows.push(device_status(class.as_str(), &pool, queued, running, depth));
         }
         let workers = live
             .into_iter()
@@ -364,9 +364,7 @@ impl TrainerService for TrainerGrpc {
                 // Read the status before the events, so the last poll after a
                 // terminal status still sees every event written before it.
                 let terminal = match db::get_job(&db, &j.id).await {
-                    Ok(Some(row)) => {
-                        JobStatus::parse(&row.status).is_some_and(JobStatus::is_terminal)
-                    }
+                    Ok(Some(row)) => row.status.is_terminal(),
                     Ok(None) => true,
                     Err(e) => {
                         let _ = tx.send(Err(from_db(e))).await;

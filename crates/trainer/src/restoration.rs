@@ -167,7 +167,7 @@ impl RestorationGrpc {
         let here = self.models.device_class();
         match requested.trim() {
             "" | restoreflow_core::devices::AUTO => Ok(()),
-            d if d == here => Ok(()),
+            d if d == here.as_str() => Ok(()),
             d if restoreflow_core::devices::is_class(d) => Err(ErrorCode::FailedPrecondition.status(format!(
                 "synchronous restoration runs on the trainer replica that received it, which has device {here}, not {d}; \
                  use batch restoration (POST /restore/batch with device {d}), which runs on a {d} worker"
@@ -253,7 +253,7 @@ impl RestorationService for RestorationGrpc {
         metrics::histogram!(
             restoreflow_core::metrics::names::RESTORE_DURATION,
             "mode" => "sync",
-            "device" => self.models.device_class()
+            "device" => self.models.device_class().as_str()
         )
         .record(started.elapsed().as_secs_f64());
         Ok(Response::new(v1::RestoreDocumentResponse {
@@ -321,11 +321,11 @@ impl RestorationService for RestorationGrpc {
             &self.backends.db,
             JobKind::RestoreBatch,
             value,
-            Some(&device),
+            Some(device),
         )
         .await
         .map_err(from_db)?;
-        self.publish(&queue_for(queues::RESTORE, &device), &job.id)
+        self.publish(&queue_for(queues::RESTORE, device), &job.id)
             .await;
         Ok(Response::new(db::job_to_proto(&job)))
     }
@@ -612,10 +612,10 @@ impl EvaluationService for RestorationGrpc {
             max_pairs: r.max_pairs,
         };
         let value = serde_json::to_value(&params).map_err(internal)?;
-        let job = db::create_job_on(&self.backends.db, JobKind::Evaluation, value, Some(&device))
+        let job = db::create_job_on(&self.backends.db, JobKind::Evaluation, value, Some(device))
             .await
             .map_err(from_db)?;
-        self.publish(&queue_for(queues::EVALUATION, &device), &job.id)
+        self.publish(&queue_for(queues::EVALUATION, device), &job.id)
             .await;
         Ok(Response::new(db::job_to_proto(&job)))
     }
@@ -630,7 +630,7 @@ impl EvaluationService for RestorationGrpc {
         }
         let job = db::get_job(&self.backends.db, &id).await.map_err(from_db)?;
         let job = match job {
-            Some(j) if j.kind == JobKind::Evaluation.as_str() => j,
+            Some(j) if j.kind == JobKind::Evaluation => j,
             _ => return Err(ErrorCode::NotFound.status(format!("evaluation {id} not found"))),
         };
         let row = evaluation::Entity::find_by_id(id.clone())
@@ -645,7 +645,7 @@ impl EvaluationService for RestorationGrpc {
                 layer: p.as_ref().map_or(0, |p| p.layer as i32),
                 version: p.as_ref().map_or(0, |p| p.version as i32),
                 dataset_id: p.map(|p| p.dataset).unwrap_or_default(),
-                status: job.status.clone(),
+                status: job.status.to_string(),
                 pairs: 0,
                 skipped: json!([]),
                 mean: json!({}),

@@ -84,7 +84,7 @@ pub fn training_job(j: &job::Model, events: &[job_event::Model]) -> v1::Training
         .rev()
         .find(|e| e.kind == "progress" && e.payload.get("step").is_some())
         .map(|e| &e.payload);
-    let running = j.status == db::JobStatus::Running.as_str();
+    let running = j.status == db::JobStatus::Running;
     let epochs = epochs_from_events(events);
     let epoch = last_progress
         .and_then(|p| p.get("epoch").and_then(Value::as_u64))
@@ -128,14 +128,14 @@ mod tests {
         }
     }
 
-    fn job(status: &str) -> job::Model {
+    fn job(status: db::JobStatus) -> job::Model {
         let now = Utc::now();
         job::Model {
             progress_at: None,
             device: None,
             id: "j".into(),
-            kind: "training_layer2".into(),
-            status: status.into(),
+            kind: db::JobKind::TrainingLayer2,
+            status,
             params: json!({"device": "cpu"}),
             progress: 50.0,
             attempts: 1,
@@ -173,7 +173,7 @@ mod tests {
                 json!({"progress": 50.0, "epoch": 3, "step": 9, "eta_seconds": 4.5, "pairs_per_second": 7.0}),
             ),
         ];
-        let v = training_job(&job("running"), &events);
+        let v = training_job(&job(db::JobStatus::Running), &events);
         assert_eq!(v.epochs.len(), 2);
         assert_eq!(v.epochs[1].psnr, 22.0);
         assert_eq!(v.epochs[1].val_view, "centre 256x256 crop");
@@ -184,7 +184,7 @@ mod tests {
         assert_eq!(v.eta_seconds, Some(4.5));
         assert_eq!(v.throughput, Some(7.0));
         assert_eq!(v.device, "cpu");
-        let done = training_job(&job("completed"), &events);
+        let done = training_job(&job(db::JobStatus::Completed), &events);
         assert_eq!(done.eta_seconds, None);
     }
 }

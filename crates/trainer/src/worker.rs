@@ -200,7 +200,7 @@ impl Worker {
             queues::TRAINING,
             self.id.clone(),
         )
-        .on_device(&self.settings.device);
+        .on_device(self.settings.device_class());
         tracing::info!(worker = %self.id, device = %self.settings.device, "training worker started");
         jobs.run(&self, &shutdown).await;
         registration.abort();
@@ -805,8 +805,6 @@ impl JobRunner for Worker {
     /// Announces a job the sweep ended, so its report is written as for any
     /// other failed or cancelled run.
     async fn abandoned(&self, job: &job::Model) {
-        if let Some(status) = JobStatus::parse(&job.status) {
-            self.announce(&job.id, status, None).await;
-        }
+        self.announce(&job.id, job.status, None).await;
     }
 }

@@ -192,6 +192,13 @@ impl Default for ModelRegistrySettings {
     }
 }
 
+impl TrainerSettings {
+    /// [`TrainerSettings::device`] as a class (validated at load: `cpu` or `cuda`).
+    pub fn device_class(&self) -> crate::devices::DeviceClass {
+        crate::devices::DeviceClass::parse(&self.device).unwrap_or(crate::devices::DeviceClass::Cpu)
+    }
+}
+
 /// Settings of the trainer service.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]

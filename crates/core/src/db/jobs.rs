@@ -7,28 +7,48 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DeriveActiveEnum, EntityTrait, EnumIter,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::entity::{dataset, job, job_event};
 use super::{Db, DbError};
+use crate::devices::DeviceClass;
 
-/// Where a job is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where a job is in its life: the `jobs.status` column, typed (a row with
+/// another spelling fails to load instead of passing through as a string).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumIter,
+    DeriveActiveEnum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum JobStatus {
     /// Waiting for a worker.
+    #[sea_orm(string_value = "queued")]
     Queued,
     /// Claimed by a worker.
+    #[sea_orm(string_value = "running")]
     Running,
     /// Finished successfully.
+    #[sea_orm(string_value = "completed")]
     Completed,
     /// Finished with an error.
+    #[sea_orm(string_value = "failed")]
     Failed,
     /// Stopped on request.
+    #[sea_orm(string_value = "cancelled")]
     Cancelled,
 }
 
@@ -64,19 +84,43 @@ impl JobStatus {
     }
 }
 
-/// What a job does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a job does: the `jobs.kind` column, typed.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumIter,
+    DeriveActiveEnum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum JobKind {
     /// Synthetic pair generation.
+    #[sea_orm(string_value = "synthetic")]
     Synthetic,
     /// Layer 2 training.
+    #[sea_orm(string_value = "training_layer2")]
     TrainingLayer2,
     /// Model evaluation.
+    #[sea_orm(string_value = "evaluation")]
     Evaluation,
     /// Layer 1 evaluation.
+    #[sea_orm(string_value = "layer1_evaluation")]
     Layer1Evaluation,
     /// Restoring every image under a prefix.
+    #[sea_orm(string_value = "restore_batch")]
     RestoreBatch,
 }
 
@@ -107,6 +151,12 @@ impl JobKind {
     }
 }
 
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Inserts a queued job and its first event.
 #[tracing::instrument(skip(db, params), err)]
 pub async fn create_job(db: &Db, kind: JobKind, params: Value) -> Result<job::Model, DbError> {
@@ -119,14 +169,14 @@ pub async fn create_job_on(
     db: &Db,
     kind: JobKind,
     params: Value,
-    device: Option<&str>,
+    device: Option<DeviceClass>,
 ) -> Result<job::Model, DbError> {
     let now = Utc::now();
     let id = uuid::Uuid::new_v4().to_string();
     let model = job::ActiveModel {
         id: Set(id.clone()),
-        kind: Set(kind.as_str().into()),
-        status: Set(JobStatus::Queued.as_str().into()),
+        kind: Set(kind),
+        status: Set(JobStatus::Queued),
         params: Set(params),
         progress: Set(0.0),
         attempts: Set(0),
@@ -140,7 +190,7 @@ pub async fn create_job_on(
         started_at: Set(None),
         finished_at: Set(None),
         progress_at: Set(None),
-        device: Set(device.map(str::to_string)),
+        device: Set(device),
     }
     .insert(db)
     .await?;
@@ -170,10 +220,10 @@ pub async fn list_jobs(
 ) -> Result<Vec<job::Model>, DbError> {
     let mut q = job::Entity::find();
     if let Some(k) = kind {
-        q = q.filter(job::Column::Kind.eq(k.as_str()));
+        q = q.filter(job::Column::Kind.eq(k));
     }
     if let Some(s) = status {
-        q = q.filter(job::Column::Status.eq(s.as_str()));
+        q = q.filter(job::Column::Status.eq(s));
     }
     Ok(q.order_by_desc(job::Column::CreatedAt)
         .order_by_desc(job::Column::Id)
@@ -188,8 +238,8 @@ pub async fn count_by_status(db: &Db, kind: JobKind) -> Result<Vec<(JobStatus, u
     let mut out = Vec::new();
     for s in JobStatus::ALL {
         let n = job::Entity::find()
-            .filter(job::Column::Kind.eq(kind.as_str()))
-            .filter(job::Column::Status.eq(s.as_str()))
+            .filter(job::Column::Kind.eq(kind))
+            .filter(job::Column::Status.eq(s))
             .count(db)
             .await?;
         out.push((s, n));
@@ -219,23 +269,20 @@ pub async fn claim_job_on(
     db: &Db,
     id: &str,
     worker: &str,
-    device: Option<&str>,
+    device: Option<DeviceClass>,
     lease: Duration,
     max_attempts: u32,
 ) -> Result<Option<job::Model>, DbError> {
     let now = Utc::now();
     let claimable = Condition::any()
-        .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
+        .add(job::Column::Status.eq(JobStatus::Queued))
         .add(
             Condition::all()
-                .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+                .add(job::Column::Status.eq(JobStatus::Running))
                 .add(job::Column::LeaseExpiresAt.lt(now)),
         );
     let res = job::Entity::update_many()
-        .col_expr(
-            job::Column::Status,
-            Expr::value(JobStatus::Running.as_str()),
-        )
+        .col_expr(job::Column::Status, Expr::value(JobStatus::Running))
         .col_expr(job::Column::LeaseOwner, Expr::value(worker))
         .col_expr(job::Column::LeaseExpiresAt, Expr::value(now + lease))
         .col_expr(
@@ -292,7 +339,7 @@ pub async fn heartbeat(
 
 /// Jobs a worker of class `device` may take: those recorded for its class and
 /// those that need no device. `None` matches every job.
-fn for_device(device: Option<&str>) -> Condition {
+fn for_device(device: Option<DeviceClass>) -> Condition {
     match device {
         None => Condition::all(),
         Some(class) => Condition::any()
@@ -302,12 +349,16 @@ fn for_device(device: Option<&str>) -> Condition {
 }
 
 /// Queued and running jobs of `kind` recorded for device class `device`.
-pub async fn count_active_on(db: &Db, kind: JobKind, device: &str) -> Result<(u64, u64), DbError> {
+pub async fn count_active_on(
+    db: &Db,
+    kind: JobKind,
+    device: DeviceClass,
+) -> Result<(u64, u64), DbError> {
     let count = |status: JobStatus| {
         job::Entity::find()
-            .filter(job::Column::Kind.eq(kind.as_str()))
+            .filter(job::Column::Kind.eq(kind))
             .filter(job::Column::Device.eq(device))
-            .filter(job::Column::Status.eq(status.as_str()))
+            .filter(job::Column::Status.eq(status))
             .count(db)
     };
     Ok((
@@ -319,7 +370,7 @@ pub async fn count_active_on(db: &Db, kind: JobKind, device: &str) -> Result<(u6
 fn owned_by(id: &str, worker: &str) -> Condition {
     Condition::all()
         .add(job::Column::Id.eq(id))
-        .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .add(job::Column::Status.eq(JobStatus::Running))
         .add(job::Column::LeaseOwner.eq(worker))
 }
 
@@ -363,7 +414,7 @@ pub async fn finish_job(
     debug_assert!(status.is_terminal());
     let now = Utc::now();
     let mut update = job::Entity::update_many()
-        .col_expr(job::Column::Status, Expr::value(status.as_str()))
+        .col_expr(job::Column::Status, Expr::value(status))
         .col_expr(job::Column::Error, Expr::value(error.clone()))
         .col_expr(job::Column::Result, Expr::value(result))
         .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
@@ -392,15 +443,12 @@ pub async fn finish_job(
 pub async fn request_cancel(db: &Db, id: &str) -> Result<job::Model, DbError> {
     let now = Utc::now();
     let queued = job::Entity::update_many()
-        .col_expr(
-            job::Column::Status,
-            Expr::value(JobStatus::Cancelled.as_str()),
-        )
+        .col_expr(job::Column::Status, Expr::value(JobStatus::Cancelled))
         .col_expr(job::Column::CancelRequested, Expr::value(true))
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
         .col_expr(job::Column::FinishedAt, Expr::value(now))
         .filter(job::Column::Id.eq(id))
-        .filter(job::Column::Status.eq(JobStatus::Queued.as_str()))
+        .filter(job::Column::Status.eq(JobStatus::Queued))
         .exec(db)
         .await?;
     if queued.rows_affected == 1 {
@@ -411,7 +459,7 @@ pub async fn request_cancel(db: &Db, id: &str) -> Result<job::Model, DbError> {
         .col_expr(job::Column::CancelRequested, Expr::value(true))
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
         .filter(job::Column::Id.eq(id))
-        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(job::Column::Status.eq(JobStatus::Running))
         .exec(db)
         .await?;
     let job = require_job(db, id).await?;
@@ -436,14 +484,14 @@ pub async fn request_cancel(db: &Db, id: &str) -> Result<job::Model, DbError> {
 pub async fn find_claimable(
     db: &Db,
     kind: JobKind,
-    device: Option<&str>,
+    device: Option<DeviceClass>,
     grace: Duration,
     max_attempts: u32,
     limit: u64,
 ) -> Result<Vec<String>, DbError> {
     let now = Utc::now();
     let rows = job::Entity::find()
-        .filter(job::Column::Kind.eq(kind.as_str()))
+        .filter(job::Column::Kind.eq(kind))
         .filter(job::Column::CancelRequested.eq(false))
         .filter(job::Column::Attempts.lt(max_attempts as i32))
         .filter(for_device(device))
@@ -451,12 +499,12 @@ pub async fn find_claimable(
             Condition::any()
                 .add(
                     Condition::all()
-                        .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
+                        .add(job::Column::Status.eq(JobStatus::Queued))
                         .add(job::Column::CreatedAt.lt(now - grace)),
                 )
                 .add(
                     Condition::all()
-                        .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+                        .add(job::Column::Status.eq(JobStatus::Running))
                         .add(job::Column::LeaseExpiresAt.lt(now)),
                 ),
         )
@@ -500,8 +548,8 @@ pub async fn settle_abandoned(
 ) -> Result<Vec<(job::Model, Abandoned)>, DbError> {
     let now = Utc::now();
     let rows = job::Entity::find()
-        .filter(job::Column::Kind.eq(kind.as_str()))
-        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(job::Column::Kind.eq(kind))
+        .filter(job::Column::Status.eq(JobStatus::Running))
         .filter(job::Column::LeaseExpiresAt.lt(now))
         .filter(
             Condition::any()
@@ -533,7 +581,7 @@ pub async fn settle_abandoned(
         };
         let mut same = Condition::all()
             .add(job::Column::Id.eq(row.id.as_str()))
-            .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+            .add(job::Column::Status.eq(JobStatus::Running))
             .add(job::Column::Attempts.eq(row.attempts))
             .add(job::Column::LeaseExpiresAt.lt(now));
         same = match &row.lease_owner {
@@ -541,7 +589,7 @@ pub async fn settle_abandoned(
             None => same.add(job::Column::LeaseOwner.is_null()),
         };
         let res = job::Entity::update_many()
-            .col_expr(job::Column::Status, Expr::value(status.as_str()))
+            .col_expr(job::Column::Status, Expr::value(status))
             .col_expr(job::Column::Error, Expr::value(error.clone()))
             .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
             .col_expr(
@@ -585,8 +633,8 @@ pub async fn expire_stalled(
     let now = Utc::now();
     let stale = now - stalled_for;
     let rows = job::Entity::find()
-        .filter(job::Column::Kind.eq(kind.as_str()))
-        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(job::Column::Kind.eq(kind))
+        .filter(job::Column::Status.eq(JobStatus::Running))
         .filter(job::Column::LeaseExpiresAt.gte(now))
         .filter(job::Column::ProgressAt.lt(stale))
         .limit(limit)
@@ -599,7 +647,7 @@ pub async fn expire_stalled(
             .col_expr(job::Column::LeaseExpiresAt, Expr::value(now))
             .col_expr(job::Column::UpdatedAt, Expr::value(now))
             .filter(job::Column::Id.eq(row.id.as_str()))
-            .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+            .filter(job::Column::Status.eq(JobStatus::Running))
             .filter(job::Column::ProgressAt.lt(stale))
             .exec(db)
             .await?;
@@ -763,56 +811,134 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn status_kind_and_device_are_typed_columns() {
+        use sea_orm::ConnectionTrait;
+        let (_d, db) = sqlite().await;
+        let job = create_job_on(
+            &db,
+            JobKind::Evaluation,
+            Value::Null,
+            Some(DeviceClass::Cuda),
+        )
+        .await
+        .unwrap();
+        // Written in the database's spelling, read back as the enums.
+        let row = db
+            .query_one(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!(
+                    "SELECT kind, status, device FROM jobs WHERE id = '{}'",
+                    job.id
+                ),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = |c: &str| row.try_get::<String>("", c).unwrap();
+        assert_eq!(
+            (text("kind"), text("status"), text("device")),
+            ("evaluation".into(), "queued".into(), "cuda".into())
+        );
+        let back = require_job(&db, &job.id).await.unwrap();
+        assert_eq!(
+            (back.kind, back.status, back.device),
+            (
+                JobKind::Evaluation,
+                JobStatus::Queued,
+                Some(DeviceClass::Cuda)
+            )
+        );
+        // A spelling outside the enum is an error naming it, never a panic or
+        // a string passed on.
+        db.execute_unprepared(&format!(
+            "UPDATE jobs SET status = 'paused' WHERE id = '{}'",
+            job.id
+        ))
+        .await
+        .unwrap();
+        let err = require_job(&db, &job.id).await.unwrap_err().to_string();
+        assert!(err.contains("paused"), "{err}");
+    }
+
+    #[tokio::test]
     async fn workers_claim_only_their_device_class() {
         let (_d, db) = sqlite().await;
         let kind = JobKind::TrainingLayer2;
         let lease = Duration::seconds(30);
-        let gpu = create_job_on(&db, kind, Value::Null, Some("cuda"))
+        let gpu = create_job_on(&db, kind, Value::Null, Some(DeviceClass::Cuda))
             .await
             .unwrap();
-        let cpu = create_job_on(&db, kind, Value::Null, Some("cpu"))
+        let cpu = create_job_on(&db, kind, Value::Null, Some(DeviceClass::Cpu))
             .await
             .unwrap();
         let any = create_job(&db, kind, Value::Null).await.unwrap();
-        assert_eq!(gpu.device.as_deref(), Some("cuda"));
+        assert_eq!(gpu.device, Some(DeviceClass::Cuda));
 
-        let mut cpu_sees = find_claimable(&db, kind, Some("cpu"), Duration::zero(), 3, 10)
-            .await
-            .unwrap();
+        let mut cpu_sees =
+            find_claimable(&db, kind, Some(DeviceClass::Cpu), Duration::zero(), 3, 10)
+                .await
+                .unwrap();
         cpu_sees.sort();
         let mut want = vec![cpu.id.clone(), any.id.clone()];
         want.sort();
         assert_eq!(cpu_sees, want, "the CPU sweep never sees the cuda job");
-        let gpu_sees = find_claimable(&db, kind, Some("cuda"), Duration::zero(), 3, 10)
+        let gpu_sees = find_claimable(&db, kind, Some(DeviceClass::Cuda), Duration::zero(), 3, 10)
             .await
             .unwrap();
         assert!(gpu_sees.contains(&gpu.id) && !gpu_sees.contains(&cpu.id));
 
         assert!(
-            claim_job_on(&db, &gpu.id, "cpu-worker", Some("cpu"), lease, 3)
+            claim_job_on(&db, &gpu.id, "cpu-worker", Some(DeviceClass::Cpu), lease, 3)
                 .await
                 .unwrap()
                 .is_none(),
             "a CPU worker woken for a cuda job does not take it"
         );
         assert!(
-            claim_job_on(&db, &cpu.id, "gpu-worker", Some("cuda"), lease, 3)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert_eq!(count_active_on(&db, kind, "cuda").await.unwrap(), (1, 0));
-        let got = claim_job_on(&db, &gpu.id, "gpu-worker", Some("cuda"), lease, 3)
+            claim_job_on(
+                &db,
+                &cpu.id,
+                "gpu-worker",
+                Some(DeviceClass::Cuda),
+                lease,
+                3
+            )
             .await
             .unwrap()
-            .unwrap();
+            .is_none()
+        );
+        assert_eq!(
+            count_active_on(&db, kind, DeviceClass::Cuda).await.unwrap(),
+            (1, 0)
+        );
+        let got = claim_job_on(
+            &db,
+            &gpu.id,
+            "gpu-worker",
+            Some(DeviceClass::Cuda),
+            lease,
+            3,
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert_eq!(got.lease_owner.as_deref(), Some("gpu-worker"));
-        assert_eq!(count_active_on(&db, kind, "cuda").await.unwrap(), (0, 1));
+        assert_eq!(
+            count_active_on(&db, kind, DeviceClass::Cuda).await.unwrap(),
+            (0, 1)
+        );
         assert!(
-            claim_job_on(&db, &any.id, "gpu-worker", Some("cuda"), lease, 3)
-                .await
-                .unwrap()
-                .is_some(),
+            claim_job_on(
+                &db,
+                &any.id,
+                "gpu-worker",
+                Some(DeviceClass::Cuda),
+                lease,
+                3
+            )
+            .await
+            .unwrap()
+            .is_some(),
             "a job with no device goes to any worker"
         );
     }
@@ -823,7 +949,7 @@ mod tests {
         let job = create_job(&db, JobKind::Synthetic, serde_json::json!({"n": 1}))
             .await
             .unwrap();
-        assert_eq!(job.status, "queued");
+        assert_eq!(job.status, JobStatus::Queued);
         let lease = Duration::seconds(30);
         let claimed = claim_job(&db, &job.id, "w1", lease, 3)
             .await
@@ -872,7 +998,7 @@ mod tests {
             .unwrap()
         );
         let done = require_job(&db, &job.id).await.unwrap();
-        assert_eq!(done.status, "completed");
+        assert_eq!(done.status, JobStatus::Completed);
         assert_eq!(done.progress, 100.0);
         let kinds: Vec<String> = list_events(&db, &job.id, 0, 100)
             .await
@@ -934,19 +1060,25 @@ mod tests {
         assert_eq!(settled.len(), 2, "{settled:?}");
         let (cancelled, why) = &settled[0];
         assert_eq!(cancelled.id, orphan.id);
-        assert_eq!(cancelled.status, "cancelled");
+        assert_eq!(cancelled.status, JobStatus::Cancelled);
         assert_eq!(*why, Abandoned::Cancelled);
         assert!(cancelled.finished_at.is_some() && cancelled.lease_owner.is_none());
         let (failed, why) = &settled[1];
         assert_eq!(failed.id, poison.id);
-        assert_eq!(failed.status, "failed");
+        assert_eq!(failed.status, JobStatus::Failed);
         let error = failed.error.clone().unwrap();
         assert!(error.contains("3 attempt"), "{error}");
         assert!(matches!(why, Abandoned::GaveUp { attempts: 3, .. }));
 
         assert!(settle_abandoned(&db, kind, 3, 10).await.unwrap().is_empty());
-        assert_eq!(require_job(&db, &live.id).await.unwrap().status, "running");
-        assert_eq!(require_job(&db, &retry.id).await.unwrap().status, "running");
+        assert_eq!(
+            require_job(&db, &live.id).await.unwrap().status,
+            JobStatus::Running
+        );
+        assert_eq!(
+            require_job(&db, &retry.id).await.unwrap().status,
+            JobStatus::Running
+        );
         assert!(
             !finish_job(&db, &orphan.id, "dead", JobStatus::Completed, None, None)
                 .await
@@ -1084,7 +1216,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             request_cancel(&db, &queued.id).await.unwrap().status,
-            "cancelled"
+            JobStatus::Cancelled
         );
         assert!(
             claim_job(&db, &queued.id, "w", Duration::seconds(5), 3)

@@ -14,21 +14,19 @@ fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
 
 /// A job row as the shared `Job` message.
 pub fn job_to_proto(j: &job::Model) -> v1::Job {
-    let kind = match JobKind::parse(&j.kind) {
-        Some(JobKind::Synthetic) => v1::JobKind::Synthetic,
-        Some(JobKind::TrainingLayer2) => v1::JobKind::TrainingLayer2,
-        Some(JobKind::Evaluation) => v1::JobKind::Evaluation,
-        Some(JobKind::Layer1Evaluation) => v1::JobKind::Layer1Evaluation,
-        Some(JobKind::RestoreBatch) => v1::JobKind::RestoreBatch,
-        None => v1::JobKind::Unspecified,
+    let kind = match j.kind {
+        JobKind::Synthetic => v1::JobKind::Synthetic,
+        JobKind::TrainingLayer2 => v1::JobKind::TrainingLayer2,
+        JobKind::Evaluation => v1::JobKind::Evaluation,
+        JobKind::Layer1Evaluation => v1::JobKind::Layer1Evaluation,
+        JobKind::RestoreBatch => v1::JobKind::RestoreBatch,
     };
-    let status = match JobStatus::parse(&j.status) {
-        Some(JobStatus::Queued) => v1::JobStatus::Queued,
-        Some(JobStatus::Running) => v1::JobStatus::Running,
-        Some(JobStatus::Completed) => v1::JobStatus::Completed,
-        Some(JobStatus::Failed) => v1::JobStatus::Failed,
-        Some(JobStatus::Cancelled) => v1::JobStatus::Cancelled,
-        None => v1::JobStatus::Unspecified,
+    let status = match j.status {
+        JobStatus::Queued => v1::JobStatus::Queued,
+        JobStatus::Running => v1::JobStatus::Running,
+        JobStatus::Completed => v1::JobStatus::Completed,
+        JobStatus::Failed => v1::JobStatus::Failed,
+        JobStatus::Cancelled => v1::JobStatus::Cancelled,
     };
     v1::Job {
         id: j.id.clone(),

@@ -339,9 +339,6 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
         "page_token",
         json!({ "pattern": OFFSET_TOKEN_PATTERN }),
     );
-    // Job views name their kind and status from the same lists.
-    property(doc, "JobView", "kind", names(&limits.job_kinds));
-    property(doc, "JobView", "status", names(&limits.job_statuses));
     parameter(doc, "get", "/jobs", "offset", uint(0, 1_000_000_000));
     parameter(doc, "get", "/jobs/{id}/events", "limit", uint(1, 1000));
     for (method, path) in [

@@ -16,10 +16,10 @@ use crate::state::AppState;
 pub struct JobView {
     /// Job id.
     pub id: String,
-    /// `synthetic`, `training_layer2`, `evaluation`, `layer1_evaluation`.
-    pub kind: String,
-    /// `queued`, `running`, `completed`, `failed`, `cancelled`.
-    pub status: String,
+    /// What the job does.
+    pub kind: JobKind,
+    /// Where it is in its life.
+    pub status: JobStatus,
     /// 0..=100.
     pub progress: f64,
     /// Claims so far (more than 1 after a worker died and another resumed it).

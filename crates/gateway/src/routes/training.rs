@@ -597,7 +597,7 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
     let job = db::require_job(&state.backends.db, &job_ref(id)?.job_id).await?;
-    if job.kind != db::JobKind::TrainingLayer2.as_str() {
+    if job.kind != db::JobKind::TrainingLayer2 {
         return Err(ApiError::not_found(format!(
             "training job {} not found",
             job.id
@@ -617,8 +617,8 @@ pub async fn events(
             // Status first: a terminal status read here means every event
             // written before it is visible to the read that follows.
             let status = match db::get_job(&db, &job.id).await {
-                Ok(Some(j)) => j.status,
-                Ok(None) => "unknown".into(),
+                Ok(Some(j)) => Some(j.status),
+                Ok(None) => None,
                 Err(e) => {
                     tracing::warn!(error = %e, "event stream stopped");
                     return;
@@ -645,7 +645,8 @@ pub async fn events(
             if full {
                 continue;
             }
-            if JobStatus::parse(&status).is_none_or(JobStatus::is_terminal) {
+            if status.is_none_or(JobStatus::is_terminal) {
+                let status = status.map_or("unknown", JobStatus::as_str);
                 let end = Event::default()
                     .event("end")
                     .data(serde_json::json!({"job_id": job.id, "status": status}).to_string());

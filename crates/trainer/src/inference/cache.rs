@@ -64,11 +64,11 @@ pub struct ModelCache {
 
 impl ModelCache {
     /// The device class the cached models run on: `cuda` or `cpu`.
-    pub fn device_class(&self) -> &'static str {
+    pub fn device_class(&self) -> restoreflow_core::devices::DeviceClass {
         if self.device.is_cuda() {
-            restoreflow_core::devices::CUDA
+            restoreflow_core::devices::DeviceClass::Cuda
         } else {
-            restoreflow_core::devices::CPU
+            restoreflow_core::devices::DeviceClass::Cpu
         }
     }
 

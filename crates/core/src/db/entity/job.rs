@@ -3,6 +3,9 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::db::{JobKind, JobStatus};
+use crate::devices::DeviceClass;
+
 /// A job row.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "jobs")]
@@ -11,9 +14,9 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     /// `synthetic`, `training_layer2`, `evaluation`, ...
-    pub kind: String,
+    pub kind: JobKind,
     /// `queued`, `running`, `completed`, `failed`, `cancelled`.
-    pub status: String,
+    pub status: JobStatus,
     /// The validated request.
     pub params: Json,
     /// 0..=100.
@@ -43,7 +46,7 @@ pub struct Model {
     pub progress_at: Option<DateTimeUtc>,
     /// The device class the job needs (`cpu`, `cuda`); only workers of that
     /// class claim it. `None` for kinds that need no device.
-    pub device: Option<String>,
+    pub device: Option<DeviceClass>,
 }
 
 /// No relations are navigated through the ORM.
