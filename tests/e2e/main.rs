@@ -7,6 +7,7 @@ mod bounds;
 mod bus;
 mod devices;
 mod eval_upload;
+mod ledgers;
 mod n8n;
 mod observability;
 mod ocr;

@@ -17,6 +17,7 @@ pub mod db;
 pub mod devices;
 pub mod grpc;
 pub mod jobs;
+pub mod ledger;
 pub mod messages;
 pub mod metrics;
 pub mod process;

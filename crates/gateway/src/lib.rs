@@ -29,6 +29,7 @@ use axum::routing::{get, post, put};
 use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_core::{BackendError, Backends, ErrorCode, Settings};
 use restoreflow_proto::v1::evaluation_service_client::EvaluationServiceClient;
+use restoreflow_proto::v1::job_service_client::JobServiceClient;
 use restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient;
 use restoreflow_proto::v1::report_service_client::ReportServiceClient;
 use restoreflow_proto::v1::restoration_service_client::RestorationServiceClient;
@@ -94,6 +95,7 @@ impl Application {
             synthetic: SyntheticDataServiceClient::new(authed(channel.clone()))
                 .max_decoding_message_size(256 * 1024 * 1024)
                 .max_encoding_message_size(256 * 1024 * 1024),
+            synthetic_jobs: JobServiceClient::new(authed(channel.clone())),
             synthetic_channel: channel,
             registry: ModelRegistryServiceClient::new(authed(registry_channel.clone())),
             registry_channel,
@@ -103,6 +105,7 @@ impl Application {
                 .max_encoding_message_size(max_msg),
             evaluation: EvaluationServiceClient::new(authed(trainer_channel.clone()))
                 .max_decoding_message_size(max_msg),
+            trainer_jobs: JobServiceClient::new(authed(trainer_channel.clone())),
             trainer_channel,
             reports: ReportServiceClient::new(authed(report_channel.clone()))
                 .max_decoding_message_size(max_msg),

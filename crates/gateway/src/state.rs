@@ -5,7 +5,9 @@ use std::sync::Arc;
 use restoreflow_core::Backends;
 use restoreflow_core::config::GatewaySettings;
 use restoreflow_core::grpc::AuthChannel;
+use restoreflow_core::ledger::Owner;
 use restoreflow_proto::v1::evaluation_service_client::EvaluationServiceClient;
+use restoreflow_proto::v1::job_service_client::JobServiceClient;
 use restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient;
 use restoreflow_proto::v1::report_service_client::ReportServiceClient;
 use restoreflow_proto::v1::restoration_service_client::RestorationServiceClient;
@@ -34,6 +36,10 @@ pub struct AppState {
     pub restoration: RestorationServiceClient<AuthChannel>,
     /// Evaluation (hosted by the trainer service).
     pub evaluation: EvaluationServiceClient<AuthChannel>,
+    /// The trainer's job ledger (training, evaluation, batch restoration).
+    pub trainer_jobs: JobServiceClient<AuthChannel>,
+    /// synthetic-data's job ledger (generation).
+    pub synthetic_jobs: JobServiceClient<AuthChannel>,
     /// The report service.
     pub reports: ReportServiceClient<AuthChannel>,
     /// Channel to the report service (for its gRPC health).
@@ -46,4 +52,14 @@ pub struct AppState {
     pub limiter: Arc<crate::limits::Limiter>,
     /// The OpenAPI document served at `/openapi.json`.
     pub openapi: Arc<serde_json::Value>,
+}
+
+impl AppState {
+    /// The job ledger of `owner`.
+    pub fn ledger(&self, owner: Owner) -> JobServiceClient<AuthChannel> {
+        match owner {
+            Owner::Trainer => self.trainer_jobs.clone(),
+            Owner::SyntheticData => self.synthetic_jobs.clone(),
+        }
+    }
 }

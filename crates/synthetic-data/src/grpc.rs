@@ -165,4 +165,51 @@ impl SyntheticDataService for SyntheticGrpc {
             jobs_failed: count(JobStatus::Failed),
         }))
     }
+
+    async fn list_datasets(
+        &self,
+        request: Request<v1::ListDatasetsRequest>,
+    ) -> Result<Response<v1::ListDatasetsResponse>, Status> {
+        let r = request.into_inner();
+        let limit = match r.page_size {
+            0 => 50,
+            n @ 1..=200 => u64::from(n),
+            n => {
+                return Err(ErrorCode::InvalidArgument
+                    .status(format!("page_size must be between 1 and 200, got {n}")));
+            }
+        };
+        let offset = db::paging::parse_page_token(&r.page_token)
+            .map_err(|m| ErrorCode::InvalidArgument.status(m))?;
+        let rows = db::list_datasets(&self.backends.db, limit, offset)
+            .await
+            .map_err(from_db)?;
+        let next_page_token = if rows.len() as u64 == limit {
+            (offset + limit).to_string()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(v1::ListDatasetsResponse {
+            datasets: rows.into_iter().map(dataset_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+}
+
+/// A dataset row as the API message.
+fn dataset_to_proto(d: db::entity::dataset::Model) -> v1::Dataset {
+    v1::Dataset {
+        id: d.id,
+        job_id: d.job_id,
+        source: d.source,
+        degradation: d.degradation,
+        split: d.split,
+        seed: d.seed,
+        num_pairs: d.num_pairs.max(0) as u32,
+        width: d.width.max(0) as u32,
+        height: d.height.max(0) as u32,
+        manifest_key: d.manifest_key,
+        content_hash: d.content_hash,
+        created_at: Some(db::timestamp(d.created_at)),
+    }
 }

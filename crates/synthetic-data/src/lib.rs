@@ -16,8 +16,10 @@ mod worker;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use restoreflow_core::ledger::{JobLedger, Owner};
 use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_core::{BackendError, Backends, Settings};
+use restoreflow_proto::v1::job_service_server::JobServiceServer;
 use restoreflow_proto::v1::synthetic_data_service_server::SyntheticDataServiceServer;
 use restoreflow_synth::FontLibrary;
 use tokio::net::TcpListener;
@@ -58,6 +60,8 @@ pub struct Application {
     /// The internal gRPC token (`grpc.token`) calls must carry.
     token: Option<restoreflow_core::config::Secret>,
     grpc: SyntheticGrpc,
+    /// This service's jobs (`JobService`).
+    ledger: JobLedger,
     worker: Option<Worker>,
 }
 
@@ -103,6 +107,7 @@ impl Application {
             listener,
             token,
             addr,
+            ledger: JobLedger::of(backends.db.clone(), Owner::SyntheticData),
             grpc: SyntheticGrpc {
                 backends,
                 max_images: cfg.max_images,
@@ -120,9 +125,15 @@ impl Application {
     /// Serves gRPC and runs the worker until `shutdown` is cancelled.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
-        let result = restoreflow_core::grpc::serve(
+        let routes = tonic::service::Routes::new(SyntheticDataServiceServer::new(self.grpc))
+            .add_service(self.ledger.server());
+        let result = restoreflow_core::grpc::serve_routes(
             self.listener,
-            SyntheticDataServiceServer::new(self.grpc),
+            routes,
+            &[
+                <SyntheticDataServiceServer<SyntheticGrpc> as tonic::server::NamedService>::NAME,
+                <JobServiceServer<JobLedger> as tonic::server::NamedService>::NAME,
+            ],
             self.token.as_ref(),
             shutdown.clone(),
         )

@@ -51,9 +51,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use restoreflow_core::ledger::{JobLedger, Owner};
 use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_core::{BackendError, Backends, Settings};
 use restoreflow_proto::v1::evaluation_service_server::EvaluationServiceServer;
+use restoreflow_proto::v1::job_service_server::JobServiceServer;
 use restoreflow_proto::v1::model_registry_service_client::ModelRegistryServiceClient;
 use restoreflow_proto::v1::restoration_service_server::RestorationServiceServer;
 use restoreflow_proto::v1::trainer_service_server::TrainerServiceServer;
@@ -131,6 +133,8 @@ pub struct Application {
     token: Option<restoreflow_core::config::Secret>,
     grpc: TrainerGrpc,
     restoration: RestorationGrpc,
+    /// This service's jobs (`JobService`).
+    ledger: JobLedger,
     worker: Option<Worker>,
     evaluator: Option<EvaluationWorker>,
     batch: Option<BatchWorker>,
@@ -212,6 +216,7 @@ impl Application {
             listener,
             token,
             addr,
+            ledger: JobLedger::of(backends.db.clone(), Owner::Trainer),
             grpc: TrainerGrpc {
                 backends,
                 router,
@@ -253,7 +258,8 @@ impl Application {
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(max),
             )
-            .add_service(EvaluationServiceServer::new(self.restoration));
+            .add_service(EvaluationServiceServer::new(self.restoration))
+            .add_service(self.ledger.server());
         let result = restoreflow_core::grpc::serve_routes(
             self.listener,
             routes,
@@ -261,6 +267,7 @@ impl Application {
                 <TrainerServiceServer<TrainerGrpc> as tonic::server::NamedService>::NAME,
                 <RestorationServiceServer<RestorationGrpc> as tonic::server::NamedService>::NAME,
                 <EvaluationServiceServer<RestorationGrpc> as tonic::server::NamedService>::NAME,
+                <JobServiceServer<JobLedger> as tonic::server::NamedService>::NAME,
             ],
             self.token.as_ref(),
             shutdown.clone(),

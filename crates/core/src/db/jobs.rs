@@ -233,6 +233,94 @@ pub async fn list_jobs(
         .await?)
 }
 
+/// A position in the newest-first order of jobs (creation time, then id):
+/// the page token of keyset paging, so a page never skips or repeats a job
+/// when new ones arrive, and lists of several ledgers merge in one order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobCursor {
+    /// Creation time of the last job of the page.
+    pub created_at: DateTime<Utc>,
+    /// Its id.
+    pub id: String,
+}
+
+impl JobCursor {
+    /// The cursor just past `job`.
+    pub fn after(job: &job::Model) -> Self {
+        Self {
+            created_at: job.created_at,
+            id: job.id.clone(),
+        }
+    }
+
+    /// The token: `{unix seconds}.{nanoseconds, 9 digits}_{id}`.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}.{:09}_{}",
+            self.created_at.timestamp(),
+            self.created_at.timestamp_subsec_nanos(),
+            self.id
+        )
+    }
+
+    /// Parses a token of [`JobCursor::encode`]; `None` for anything else.
+    pub fn decode(token: &str) -> Option<Self> {
+        let (time, id) = token.split_once('_')?;
+        let (secs, nanos) = time.split_once('.')?;
+        let digits = |s: &str, max: usize| {
+            !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+        };
+        if !digits(secs, 12) || nanos.len() != 9 || !digits(nanos, 9) {
+            return None;
+        }
+        uuid::Uuid::parse_str(id).ok()?;
+        let created_at = DateTime::from_timestamp(secs.parse().ok()?, nanos.parse().ok()?)?;
+        Some(Self {
+            created_at,
+            id: id.to_string(),
+        })
+    }
+
+    /// Whether `job` comes after this cursor in the order.
+    pub fn precedes(&self, job: &job::Model) -> bool {
+        (job.created_at, job.id.as_str()) < (self.created_at, self.id.as_str())
+    }
+}
+
+/// A page of jobs of `kinds` (every kind when empty), newest first, starting
+/// after `after`.
+pub async fn list_jobs_page(
+    db: &Db,
+    kinds: &[JobKind],
+    status: Option<JobStatus>,
+    after: Option<&JobCursor>,
+    limit: u64,
+) -> Result<Vec<job::Model>, DbError> {
+    let mut q = job::Entity::find();
+    if !kinds.is_empty() {
+        q = q.filter(job::Column::Kind.is_in(kinds.iter().copied()));
+    }
+    if let Some(s) = status {
+        q = q.filter(job::Column::Status.eq(s));
+    }
+    if let Some(c) = after {
+        q = q.filter(
+            Condition::any()
+                .add(job::Column::CreatedAt.lt(c.created_at))
+                .add(
+                    Condition::all()
+                        .add(job::Column::CreatedAt.eq(c.created_at))
+                        .add(job::Column::Id.lt(c.id.as_str())),
+                ),
+        );
+    }
+    Ok(q.order_by_desc(job::Column::CreatedAt)
+        .order_by_desc(job::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
 /// Number of jobs of a kind in each status.
 pub async fn count_by_status(db: &Db, kind: JobKind) -> Result<Vec<(JobStatus, u64)>, DbError> {
     let mut out = Vec::new();
@@ -808,6 +896,58 @@ mod tests {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let db = crate::db::connect(&url, 2).await.unwrap();
         (dir, db)
+    }
+
+    #[tokio::test]
+    async fn keyset_pages_visit_every_job_of_the_kinds_once_newest_first() {
+        let (_d, db) = sqlite().await;
+        let mut made = Vec::new();
+        for i in 0..7 {
+            let kind = if i % 3 == 0 {
+                JobKind::Synthetic
+            } else {
+                JobKind::TrainingLayer2
+            };
+            made.push(create_job(&db, kind, Value::Null).await.unwrap());
+        }
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = list_jobs_page(
+                &db,
+                &[JobKind::TrainingLayer2, JobKind::Evaluation],
+                None,
+                cursor.as_ref(),
+                2,
+            )
+            .await
+            .unwrap();
+            if page.is_empty() {
+                break;
+            }
+            let token = JobCursor::after(page.last().unwrap()).encode();
+            cursor = Some(JobCursor::decode(&token).expect("a token decodes"));
+            seen.extend(page);
+        }
+        let mut want: Vec<job::Model> = made
+            .into_iter()
+            .filter(|j| j.kind == JobKind::TrainingLayer2)
+            .collect();
+        want.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        let ids = |v: &[job::Model]| v.iter().map(|j| j.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&seen), ids(&want));
+        // A job created after the first page does not shift the next ones.
+        let first = list_jobs_page(&db, &[], None, None, 3).await.unwrap();
+        let c = JobCursor::after(first.last().unwrap());
+        create_job(&db, JobKind::Synthetic, Value::Null)
+            .await
+            .unwrap();
+        let next = list_jobs_page(&db, &[], None, Some(&c), 100).await.unwrap();
+        assert_eq!(next.len(), 4);
+        assert!(next.iter().all(|j| c.precedes(j)));
+        for bad in ["", "12", "1.5_x", "1.000000000_nope", "-1.000000000_0"] {
+            assert!(JobCursor::decode(bad).is_none(), "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -22,7 +22,10 @@ use sea_orm_migration::MigratorTrait;
 
 pub use jobs::*;
 pub use migration::Migrator;
-pub use proto::{event_to_proto, job_to_proto};
+pub use proto::{
+    event_to_proto, from_timestamp, job_to_proto, kind_from_proto, kind_to_proto,
+    status_from_proto, status_to_proto, timestamp,
+};
 pub use workers::{
     capabilities_of, device_pool, live_workers, pool_of, remove_worker, touch_worker,
     versions_of_job,

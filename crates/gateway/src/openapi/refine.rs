@@ -100,6 +100,10 @@ const VERSION_REF_PATTERN: &str = "^([1-9][0-9]{0,8}|[a-z0-9_-]*[a-z_-][a-z0-9_-
 const SEGMENT: &str = r"(?:[^/\\\x00-\x1f\x7f-\x9f.][^/\\\x00-\x1f\x7f-\x9f]{0,254}|\.[^/\\\x00-\x1f\x7f-\x9f.][^/\\\x00-\x1f\x7f-\x9f]{0,253}|\.\.[^/\\\x00-\x1f\x7f-\x9f]{1,253})";
 /// A decimal offset token of the listings that page by offset.
 const OFFSET_TOKEN_PATTERN: &str = "^(0|[1-9][0-9]{0,8}|1000000000)?$";
+/// The page token of `GET /jobs`: a position in the newest-first order
+/// (`{unix seconds}.{nanoseconds}_{job id}`).
+const JOB_CURSOR_PATTERN: &str =
+    "^[0-9]{1,12}\\.[0-9]{9}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
 /// Largest version number (the registry stores them as 32-bit integers).
 const MAX_VERSION: u64 = i32::MAX as u64;
 /// A dataset id.
@@ -337,9 +341,15 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
         "get",
         "/jobs",
         "page_token",
-        json!({ "pattern": OFFSET_TOKEN_PATTERN }),
+        json!({ "pattern": JOB_CURSOR_PATTERN }),
     );
-    parameter(doc, "get", "/jobs", "offset", uint(0, 1_000_000_000));
+    parameter(
+        doc,
+        "get",
+        "/jobs",
+        "offset",
+        uint(0, crate::routes::jobs::MAX_JOBS_OFFSET),
+    );
     parameter(doc, "get", "/jobs/{id}/events", "limit", uint(1, 1000));
     for (method, path) in [
         ("get", "/jobs/{id}"),

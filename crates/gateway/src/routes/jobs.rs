@@ -2,7 +2,9 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use restoreflow_core::db::{self, JobKind, JobStatus, entity::job, entity::job_event};
+use restoreflow_core::db::{self, JobKind, JobStatus};
+use restoreflow_core::ledger::{self, Owner};
+use restoreflow_proto::v1;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -42,23 +44,37 @@ pub struct JobView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl From<job::Model> for JobView {
-    fn from(j: job::Model) -> Self {
-        Self {
-            id: j.id,
-            kind: j.kind,
-            status: j.status,
+impl JobView {
+    /// A job as its owning service's ledger answered it.
+    pub fn from_proto(j: v1::Job) -> Result<Self, ApiError> {
+        let kind = db::kind_from_proto(j.kind)
+            .ok()
+            .flatten()
+            .ok_or_else(|| ApiError::internal(format!("job {} came with kind {}", j.id, j.kind)))?;
+        let status = db::status_from_proto(j.status)
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::internal(format!("job {} came with status {}", j.id, j.status))
+            })?;
+        let created_at = db::from_timestamp(j.created_at.as_ref()).ok_or_else(|| {
+            ApiError::internal(format!("job {} came with no creation time", j.id))
+        })?;
+        Ok(Self {
+            kind,
+            status,
             progress: j.progress,
-            attempts: j.attempts,
-            params: j.params,
-            result: j.result,
-            error: j.error,
+            attempts: i32::try_from(j.attempts).unwrap_or(i32::MAX),
+            params: restoreflow_proto::job_params(&j),
+            result: restoreflow_proto::job_result(&j),
             cancel_requested: j.cancel_requested,
-            created_at: j.created_at,
-            updated_at: j.updated_at,
-            started_at: j.started_at,
-            finished_at: j.finished_at,
-        }
+            created_at,
+            updated_at: db::from_timestamp(j.updated_at.as_ref()).unwrap_or(created_at),
+            started_at: db::from_timestamp(j.started_at.as_ref()),
+            finished_at: db::from_timestamp(j.finished_at.as_ref()),
+            error: j.error,
+            id: j.id,
+        })
     }
 }
 
@@ -75,13 +91,16 @@ pub struct EventView {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<job_event::Model> for EventView {
-    fn from(e: job_event::Model) -> Self {
+impl From<v1::JobEvent> for EventView {
+    fn from(e: v1::JobEvent) -> Self {
         Self {
             id: e.id,
             kind: e.kind,
-            payload: e.payload,
-            created_at: e.created_at,
+            payload: e
+                .payload
+                .as_ref()
+                .map_or(serde_json::Value::Null, restoreflow_proto::struct_to_json),
+            created_at: db::from_timestamp(e.created_at.as_ref()).unwrap_or_default(),
         }
     }
 }
@@ -100,7 +119,7 @@ pub struct ListJobsQuery {
     pub page_token: Option<String>,
     /// Deprecated alias of `page_size` (accepted until 0.2).
     pub limit: Option<u64>,
-    /// Deprecated: rows to skip, at most 1000000000; use `page_token` (accepted until 0.2).
+    /// Deprecated: jobs to skip, at most 10000; use `page_token` (accepted until 0.2).
     pub offset: Option<u64>,
 }
 
@@ -111,7 +130,7 @@ pub struct JobList {
     pub jobs: Vec<JobView>,
     /// Pass as `page_token` for the next page; absent on the last page.
     pub next_page_token: Option<String>,
-    /// Deprecated: the offset of the next page (until 0.2).
+    /// Deprecated: the offset of the next page, when paging by `offset` (until 0.2).
     pub next_offset: Option<u64>,
 }
 
@@ -125,7 +144,54 @@ pub struct EventsQuery {
     pub limit: Option<u64>,
 }
 
-/// Lists jobs, newest first.
+/// Largest deprecated `offset` of `GET /jobs` (the jobs are read from each
+/// service's ledger in pages, so deep offsets cost a page per 1000 skipped).
+pub const MAX_JOBS_OFFSET: u64 = 10_000;
+
+/// A page of the jobs of `owners`, newest first, after `cursor`: each
+/// owner's ledger gives its first `n`, merged in the one order. `more` when a
+/// job may follow the page.
+async fn merged_page(
+    state: &AppState,
+    owners: &[Owner],
+    query: &v1::JobQuery,
+    n: u32,
+) -> Result<(Vec<v1::Job>, bool), ApiError> {
+    let calls = owners.iter().map(|o| {
+        let mut ledger = state.ledger(*o);
+        let q = v1::JobQuery {
+            page_size: n,
+            ..query.clone()
+        };
+        async move { ledger.list_jobs(q).await }
+    });
+    let mut jobs = Vec::new();
+    let mut more = false;
+    for page in futures::future::join_all(calls).await {
+        let page = page?.into_inner();
+        more |= !page.next_page_token.is_empty();
+        jobs.extend(page.jobs);
+    }
+    let key = |j: &v1::Job| (db::from_timestamp(j.created_at.as_ref()), j.id.clone());
+    jobs.sort_by_key(|j| std::cmp::Reverse(key(j)));
+    more |= jobs.len() > n as usize;
+    jobs.truncate(n as usize);
+    Ok((jobs, more))
+}
+
+/// The token after the last job of a page.
+fn cursor_after(job: &v1::Job) -> Result<String, ApiError> {
+    let created_at = db::from_timestamp(job.created_at.as_ref())
+        .ok_or_else(|| ApiError::internal(format!("job {} came with no creation time", job.id)))?;
+    Ok(db::JobCursor {
+        created_at,
+        id: job.id.clone(),
+    }
+    .encode())
+}
+
+/// Lists jobs of every kind, newest first, from the ledgers of the services
+/// that run them (the trainer's and synthetic-data's), merged in one order.
 #[utoipa::path(get, path = "/jobs", tag = "jobs", params(ListJobsQuery),
     responses((status = 200, body = JobList), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn list_jobs(
@@ -157,12 +223,67 @@ pub async fn list_jobs(
         })
         .transpose()?;
     let page = paging::request(q.page_size, q.limit, q.page_token, None)?;
-    let (limit, offset) = paging::offset_page(&page, q.offset, 50, 200)?;
-    let jobs = db::list_jobs(&state.backends.db, kind, status, limit, offset).await?;
-    let next_offset = (jobs.len() as u64 == limit).then_some(offset + limit);
+    let limit = paging::size(&page, 50, 200)? as u32;
+    let owners: Vec<Owner> = match kind {
+        Some(k) => vec![Owner::of(k)],
+        None => Owner::ALL.to_vec(),
+    };
+    let mut query = v1::JobQuery {
+        kind: kind.map_or(0, |k| db::kind_to_proto(k) as i32),
+        status: status.map_or(0, |s| db::status_to_proto(s) as i32),
+        page_size: 0,
+        page_token: String::new(),
+    };
+    // The deprecated offset: walk past that many jobs, a page at a time.
+    let mut skip = 0;
+    let by_offset = page.token.is_none();
+    match page.token {
+        Some(t) => {
+            if db::JobCursor::decode(&t).is_none() {
+                return Err(ApiError::invalid(format!(
+                    "page_token {t:?} is not a token this list gave (pass next_page_token back as it is)"
+                )));
+            }
+            query.page_token = t;
+        }
+        None => {
+            skip = q.offset.unwrap_or(0);
+            if skip > MAX_JOBS_OFFSET {
+                return Err(ApiError::invalid(format!(
+                    "offset must be at most {MAX_JOBS_OFFSET}, got {skip}; page with page_token"
+                )));
+            }
+        }
+    }
+    let mut left = skip;
+    while left > 0 {
+        let n = left.min(u64::from(ledger::MAX_PAGE)) as u32;
+        let (passed, more) = merged_page(&state, &owners, &query, n).await?;
+        left -= passed.len() as u64;
+        match passed.last() {
+            Some(last) if more => query.page_token = cursor_after(last)?,
+            _ => {
+                // Past the end: an empty page.
+                return Ok(ApiJson(JobList {
+                    jobs: Vec::new(),
+                    next_page_token: None,
+                    next_offset: None,
+                }));
+            }
+        }
+    }
+    let (jobs, more) = merged_page(&state, &owners, &query, limit).await?;
+    let next_page_token = match jobs.last() {
+        Some(last) if more => Some(cursor_after(last)?),
+        _ => None,
+    };
+    let next_offset = (by_offset && next_page_token.is_some()).then_some(skip + u64::from(limit));
     Ok(ApiJson(JobList {
-        jobs: jobs.into_iter().map(JobView::from).collect(),
-        next_page_token: next_offset.map(paging::offset_token),
+        jobs: jobs
+            .into_iter()
+            .map(JobView::from_proto)
+            .collect::<Result<_, _>>()?,
+        next_page_token,
         next_offset,
     }))
 }
@@ -173,6 +294,32 @@ fn parse_id(id: &str) -> Result<(), ApiError> {
         .map_err(|_| ApiError::invalid(format!("job id {id:?} is not a UUID")))
 }
 
+/// The job `id` and the service whose ledger holds it: every ledger is asked
+/// at once; one that cannot answer makes the job unknowable (its error), not
+/// missing.
+async fn find(state: &AppState, id: &str) -> Result<(Owner, v1::Job), ApiError> {
+    parse_id(id)?;
+    let calls = Owner::ALL.map(|o| {
+        let mut ledger = state.ledger(o);
+        let r = v1::JobRef {
+            job_id: id.to_string(),
+        };
+        async move { (o, ledger.get_job(r).await) }
+    });
+    let mut failure = None;
+    for (owner, answer) in futures::future::join_all(calls).await {
+        match answer {
+            Ok(job) => return Ok((owner, job.into_inner())),
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            Err(s) => failure = failure.or(Some(s)),
+        }
+    }
+    match failure {
+        Some(s) => Err(s.into()),
+        None => Err(ApiError::not_found(format!("job {id} not found"))),
+    }
+}
+
 /// One job with status, progress, timestamps, result and error.
 #[utoipa::path(get, path = "/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "job id")),
@@ -181,9 +328,8 @@ pub async fn get_job(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<JobView>, ApiError> {
-    parse_id(&id)?;
-    let job = db::require_job(&state.backends.db, &id).await?;
-    Ok(ApiJson(job.into()))
+    let (_, job) = find(&state, &id).await?;
+    Ok(ApiJson(JobView::from_proto(job)?))
 }
 
 /// A job's history (status changes, progress), oldest first.
@@ -195,13 +341,21 @@ pub async fn list_events(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<ApiJson<Vec<EventView>>, ApiError> {
-    parse_id(&id)?;
-    db::require_job(&state.backends.db, &id).await?;
     let limit = q.limit.unwrap_or(500);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
-    let events = db::list_events(&state.backends.db, &id, q.after.unwrap_or(0), limit).await?;
+    let (owner, _) = find(&state, &id).await?;
+    let events = state
+        .ledger(owner)
+        .list_job_events(v1::JobEventQuery {
+            job_id: id,
+            after: q.after.unwrap_or(0),
+            limit: limit as u32,
+        })
+        .await?
+        .into_inner()
+        .events;
     Ok(ApiJson(events.into_iter().map(EventView::from).collect()))
 }
 
@@ -215,7 +369,11 @@ pub async fn cancel_job(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<JobView>, ApiError> {
-    parse_id(&id)?;
-    let job = db::request_cancel(&state.backends.db, &id).await?;
-    Ok(ApiJson(job.into()))
+    let (owner, _) = find(&state, &id).await?;
+    let job = state
+        .ledger(owner)
+        .cancel_job(v1::JobRef { job_id: id })
+        .await?
+        .into_inner();
+    Ok(ApiJson(JobView::from_proto(job)?))
 }

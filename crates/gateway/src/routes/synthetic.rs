@@ -3,7 +3,6 @@
 use axum::extract::{Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use restoreflow_core::db;
 use restoreflow_proto::v1;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -384,20 +383,21 @@ pub struct DatasetView {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-impl From<restoreflow_core::db::entity::dataset::Model> for DatasetView {
-    fn from(d: restoreflow_core::db::entity::dataset::Model) -> Self {
+impl From<v1::Dataset> for DatasetView {
+    fn from(d: v1::Dataset) -> Self {
         Self {
+            created_at: restoreflow_core::db::from_timestamp(d.created_at.as_ref())
+                .unwrap_or_default(),
             id: d.id,
             job_id: d.job_id,
             degradation: d.degradation,
             split: d.split,
             seed: d.seed,
-            num_pairs: d.num_pairs,
-            width: d.width,
-            height: d.height,
+            num_pairs: i32::try_from(d.num_pairs).unwrap_or(i32::MAX),
+            width: i32::try_from(d.width).unwrap_or(i32::MAX),
+            height: i32::try_from(d.height).unwrap_or(i32::MAX),
             manifest_key: d.manifest_key,
             content_hash: d.content_hash,
-            created_at: d.created_at,
         }
     }
 }
@@ -429,11 +429,26 @@ pub async fn datasets(
     use axum::response::IntoResponse;
     let page = super::paging::request(q.page_size, q.limit, q.page_token, None)?;
     let (limit, offset) = super::paging::offset_page(&page, q.offset, 50, 200)?;
-    let rows = db::list_datasets(&state.backends.db, limit, offset).await?;
-    let full = rows.len() as u64 == limit;
-    let mut resp =
-        ApiJson(rows.into_iter().map(DatasetView::from).collect::<Vec<_>>()).into_response();
-    if full && let Ok(v) = super::paging::offset_token(offset + limit).parse() {
+    let answer = state
+        .synthetic
+        .clone()
+        .list_datasets(v1::ListDatasetsRequest {
+            page_size: limit as u32,
+            page_token: super::paging::offset_token(offset),
+        })
+        .await?
+        .into_inner();
+    let mut resp = ApiJson(
+        answer
+            .datasets
+            .into_iter()
+            .map(DatasetView::from)
+            .collect::<Vec<_>>(),
+    )
+    .into_response();
+    if !answer.next_page_token.is_empty()
+        && let Ok(v) = answer.next_page_token.parse()
+    {
         resp.headers_mut().insert("x-next-page-token", v);
     }
     Ok(resp)

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use restoreflow_core::db::{self, JobStatus};
+use restoreflow_core::ledger::Owner;
 use restoreflow_proto::{prost_types, v1};
 use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::ReceiverStream;
@@ -596,8 +597,9 @@ pub async fn events(
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
-    let job = db::require_job(&state.backends.db, &job_ref(id)?.job_id).await?;
-    if job.kind != db::JobKind::TrainingLayer2 {
+    let mut ledger = state.ledger(Owner::Trainer);
+    let job = ledger.get_job(job_ref(id)?).await?.into_inner();
+    if job.kind != v1::JobKind::TrainingLayer2 as i32 {
         return Err(ApiError::not_found(format!(
             "training job {} not found",
             job.id
@@ -609,23 +611,30 @@ pub async fn events(
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(0);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
-    let db = state.backends.db.clone();
     tokio::spawn(async move {
         let mut after = after;
         let mut pending = VecDeque::new();
         loop {
             // Status first: a terminal status read here means every event
             // written before it is visible to the read that follows.
-            let status = match db::get_job(&db, &job.id).await {
-                Ok(Some(j)) => Some(j.status),
-                Ok(None) => None,
+            let job_ref = v1::JobRef {
+                job_id: job.id.clone(),
+            };
+            let status = match ledger.get_job(job_ref).await {
+                Ok(j) => db::status_from_proto(j.into_inner().status).ok().flatten(),
+                Err(s) if s.code() == tonic::Code::NotFound => None,
                 Err(e) => {
                     tracing::warn!(error = %e, "event stream stopped");
                     return;
                 }
             };
-            match db::list_events(&db, &job.id, after, 500).await {
-                Ok(page) => pending.extend(page),
+            let query = v1::JobEventQuery {
+                job_id: job.id.clone(),
+                after,
+                limit: 500,
+            };
+            match ledger.list_job_events(query).await {
+                Ok(page) => pending.extend(page.into_inner().events),
                 Err(e) => {
                     tracing::warn!(error = %e, "event stream stopped");
                     return;
