@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use restoreflow_core::shutdown::CancellationToken;
 use restoreflow_core::{BackendError, Backends, ErrorCode, Settings};
 use restoreflow_proto::v1::evaluation_service_client::EvaluationServiceClient;
@@ -40,6 +40,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::API_KEY_HEADER;
@@ -151,98 +154,90 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such route; see /docs")
 }
 
-/// The full route table with middleware; public for router-level tests.
-pub fn router(state: AppState) -> Router {
-    let _ = metrics::handle();
-    let limits = state.settings.clone();
-    let timeout = Duration::from_secs(limits.request_timeout_secs);
+/// The documented routes: each handler is registered with the path and
+/// method of its `#[utoipa::path]`, so the router and the OpenAPI document
+/// cannot drift apart (a route is served if and only if it is documented).
+/// `gw` sets the body limits and the request timeout.
+pub fn api(gw: &restoreflow_core::config::GatewaySettings) -> OpenApiRouter<AppState> {
+    use routes::{evaluation, files, health, jobs, models, reports, restore, synthetic, training};
+    let timeout = Duration::from_secs(gw.request_timeout_secs);
+    let upload_limit = DefaultBodyLimit::max(gw.max_upload_bytes as usize);
+    let json_limit = DefaultBodyLimit::max(gw.max_json_bytes as usize);
     // Routes with bounded work get the request timeout and the JSON body limit.
-    let bounded = Router::new()
-        .route("/health", get(routes::health::health))
-        .route("/ready", get(routes::health::ready))
-        .route("/jobs", get(routes::jobs::list_jobs))
-        .route("/jobs/{id}", get(routes::jobs::get_job))
-        .route("/jobs/{id}/events", get(routes::jobs::list_events))
-        .route("/jobs/{id}/cancel", post(routes::jobs::cancel_job))
-        .route("/synthetic/generate", post(routes::synthetic::generate))
-        .route("/training/layer2/start", post(routes::training::start))
-        .route("/training/status", get(routes::training::status))
-        .route("/training/jobs", get(routes::training::list))
-        .route("/training/jobs/{id}", get(routes::training::get))
-        .route("/training/jobs/{id}/cancel", post(routes::training::cancel))
-        .route("/training/reports", get(routes::reports::list))
-        .route(
-            "/training/reports/job/{job_id}",
-            get(routes::reports::for_job),
-        )
-        .route("/training/reports/{id}", get(routes::reports::get))
-        .route(
-            "/training/reports/{id}/charts/{name}",
-            get(routes::reports::chart),
-        )
-        .route("/evaluation", get(routes::evaluation::leaderboard))
-        .route("/evaluation/run", post(routes::evaluation::run))
-        .route(
-            "/evaluation/datasets",
-            post(routes::evaluation::register_dataset),
-        )
-        .route("/evaluation/{id}", get(routes::evaluation::get))
-        .route("/restore/batch", post(routes::restore::batch))
-        .route("/synthetic/presets", get(routes::synthetic::presets))
-        .route("/synthetic/stats", get(routes::synthetic::stats))
-        .route("/synthetic/datasets", get(routes::synthetic::datasets))
-        .route("/files/{bucket}", get(routes::files::list))
-        .route("/models/compare", get(routes::models::compare))
-        .route("/models/layer/{layer}", get(routes::models::list))
-        .route(
-            "/models/layer/{layer}/{version}",
-            get(routes::models::get).delete(routes::models::delete),
-        )
-        .route(
-            "/models/layer/{layer}/aliases/{alias}",
-            put(routes::models::set_alias),
-        )
-        .route(
-            "/models/layer/{layer}/retention",
-            post(routes::models::retention),
-        )
-        .route(
-            "/synthetic/degrade",
-            post(routes::synthetic::degrade)
-                .layer(DefaultBodyLimit::max(limits.max_upload_bytes as usize)),
-        )
-        .layer(DefaultBodyLimit::max(limits.max_json_bytes as usize))
+    let bounded = OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::list_events))
+        .routes(routes!(jobs::cancel_job))
+        .routes(routes!(synthetic::generate))
+        .routes(routes!(synthetic::presets))
+        .routes(routes!(synthetic::stats))
+        .routes(routes!(synthetic::datasets))
+        .routes(routes!(training::start))
+        .routes(routes!(training::status))
+        .routes(routes!(training::list))
+        .routes(routes!(training::get))
+        .routes(routes!(training::cancel))
+        .routes(routes!(reports::list))
+        .routes(routes!(reports::for_job))
+        .routes(routes!(reports::get))
+        .routes(routes!(reports::chart))
+        .routes(routes!(evaluation::leaderboard))
+        .routes(routes!(evaluation::run))
+        .routes(routes!(evaluation::register_dataset))
+        .routes(routes!(evaluation::get))
+        .routes(routes!(restore::batch))
+        .routes(routes!(files::list))
+        .routes(routes!(models::compare))
+        .routes(routes!(models::list))
+        .routes(routes!(models::get, models::delete))
+        .routes(routes!(models::set_alias))
+        .routes(routes!(models::retention))
+        .routes(routes!(synthetic::degrade).layer(upload_limit))
+        .layer(json_limit)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::GATEWAY_TIMEOUT,
             timeout,
         ));
     // Streams: a download or upload may legitimately take longer than the timeout.
-    let streams = Router::new()
-        .route(
-            "/files/{bucket}/{*key}",
-            get(routes::files::download).put(routes::files::upload),
-        )
-        .route(
-            "/models/layer/{layer}/{version}/download",
-            get(routes::models::download),
-        )
-        .route("/training/jobs/{id}/events", get(routes::training::events))
+    let streams = OpenApiRouter::new()
+        .routes(routes!(models::download))
+        .routes(routes!(training::events))
         // Measuring Layer 1 on up to 200 pages can outlast the request timeout;
         // its body is JSON, so the JSON limit applies.
-        .route(
-            "/training/layer1/evaluate",
-            post(routes::evaluation::layer1_evaluate)
-                .layer(DefaultBodyLimit::max(limits.max_json_bytes as usize)),
-        )
+        .routes(routes!(evaluation::layer1_evaluate).layer(json_limit))
         // A full page restores in seconds to minutes on a CPU: no request timeout.
-        .route(
-            "/restore/document",
-            post(routes::restore::document)
-                .layer(DefaultBodyLimit::max(limits.max_upload_bytes as usize)),
-        );
-    Router::new()
+        .routes(routes!(restore::document).layer(upload_limit))
+        // Object keys have slashes: served on a catch-all, documented as `{key}`.
+        .merge(catch_all(
+            "/files/{bucket}/{*key}",
+            routes!(files::download, files::upload),
+        ));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(bounded)
         .merge(streams)
+}
+
+/// Serves `handlers` on the axum path `route` (a catch-all the OpenAPI path
+/// syntax cannot spell) while documenting them at their own path.
+fn catch_all(route: &str, handlers: UtoipaMethodRouter<AppState>) -> OpenApiRouter<AppState> {
+    let (schemas, paths, method_router) = handlers;
+    let mut doc = utoipa::openapi::OpenApi::new(utoipa::openapi::Info::default(), paths);
+    doc.components = Some(
+        utoipa::openapi::ComponentsBuilder::new()
+            .schemas_from_iter(schemas)
+            .build(),
+    );
+    OpenApiRouter::with_openapi(doc).route(route, method_router)
+}
+
+/// The full route table with middleware; public for router-level tests.
+pub fn router(state: AppState) -> Router {
+    let _ = metrics::handle();
+    let (documented, _) = api(&state.settings).split_for_parts();
+    documented
         .route("/metrics", get(metrics::render))
         .merge(
             SwaggerUi::new("/docs")

@@ -5,25 +5,11 @@ pub mod refine;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{
-    evaluation, files, health, jobs, models, reports, restore, synthetic, training,
-};
-
-/// The API description.
+/// The API description: title, tags, security and shared schemas. The
+/// paths come from the router itself ([`crate::api`]).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "restoreflow", description = "Document-image restoration: synthetic data, training, models, reports."),
-    paths(
-        health::health, health::ready,
-        jobs::list_jobs, jobs::get_job, jobs::list_events, jobs::cancel_job,
-        synthetic::generate, synthetic::presets, synthetic::degrade, synthetic::stats, synthetic::datasets,
-        training::start, training::status, training::list, training::get, training::cancel, training::events,
-        files::list, files::download, files::upload,
-        models::list, models::get, models::download, models::set_alias, models::delete, models::compare, models::retention,
-        reports::list, reports::get, reports::for_job, reports::chart,
-        evaluation::run, evaluation::get, evaluation::leaderboard, evaluation::register_dataset, evaluation::layer1_evaluate,
-        restore::document, restore::batch,
-    ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorInner)),
     modifiers(&ApiKeyAuth),
     tags(
@@ -148,7 +134,8 @@ fn declare_input_responses(
 /// The document served at `/openapi.json`: the generated one with every rule
 /// of [`refine`] written in.
 pub fn document(settings: &restoreflow_core::Settings) -> serde_json::Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+    let (_, api) = crate::api(&settings.gateway).split_for_parts();
+    let mut doc = serde_json::to_value(api).expect("the document serialises");
     let limits = refine::Limits {
         max_images: settings.synthetic_data.max_images,
         buckets: restoreflow_core::storage::Bucket::ALL

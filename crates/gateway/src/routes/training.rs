@@ -746,8 +746,7 @@ mod tests {
 
     #[test]
     fn the_openapi_document_describes_the_recipe() {
-        use utoipa::OpenApi;
-        let doc = serde_json::to_value(crate::ApiDoc::openapi()).unwrap();
+        let doc = crate::openapi::document(&restoreflow_core::Settings::default());
         let body = &doc["components"]["schemas"]["StartBody"];
         for field in [
             "schedule",
