@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use restoreflow_core::db;
+use restoreflow_core::db::{self, JobStatus};
 use restoreflow_tests::{Kind, TestApp};
 use restoreflow_trainer::{RestormerNet, StorePairs, TrainParams, code_version, find_pairs};
 use restoreflow_training::{NoHooks, RunOptions};
@@ -44,13 +44,13 @@ async fn service_run(app: &TestApp, body: &Value) -> (Run, TrainParams) {
     let id = v["job_id"].as_str().unwrap().to_string();
     let job = loop {
         let j = db::get_job(&app.backends.db, &id).await.unwrap().unwrap();
-        if j.status != "queued" && j.status != "running" {
+        if !matches!(j.status, JobStatus::Queued | JobStatus::Running) {
             break j;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let secs = t0.elapsed().as_secs_f64();
-    assert_eq!(job.status, "completed", "{:?}", job.error);
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
     let steps = job.result.as_ref().unwrap()["steps"].as_u64().unwrap();
     (
         Run { secs, steps },

@@ -479,7 +479,7 @@ impl JobRunner for EvaluationWorker {
         let res = evaluation::Entity::update_many()
             .col_expr(
                 evaluation::Column::Status,
-                sea_orm::sea_query::Expr::value(job.status.clone()),
+                sea_orm::sea_query::Expr::value(job.status),
             )
             .col_expr(
                 evaluation::Column::FinishedAt,

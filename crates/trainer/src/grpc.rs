@@ -50,18 +50,6 @@ pub(crate) fn from_db(e: DbError) -> Status {
     }
 }
 
-fn parse_status(s: i32) -> Result<Option<JobStatus>, Status> {
-    Ok(match v1::JobStatus::try_from(s) {
-        Ok(v1::JobStatus::Unspecified) => None,
-        Ok(v1::JobStatus::Queued) => Some(JobStatus::Queued),
-        Ok(v1::JobStatus::Running) => Some(JobStatus::Running),
-        Ok(v1::JobStatus::Completed) => Some(JobStatus::Completed),
-        Ok(v1::JobStatus::Failed) => Some(JobStatus::Failed),
-        Ok(v1::JobStatus::Cancelled) => Some(JobStatus::Cancelled),
-        Err(_) => return Err(ErrorCode::InvalidArgument.status(format!("unknown status {s}"))),
-    })
-}
-
 /// Every event of a job, oldest first.
 async fn all_events(
     db: &db::Db,
@@ -238,7 +226,8 @@ impl TrainerService for TrainerGrpc {
         request: Request<v1::ListJobsRequest>,
     ) -> Result<Response<v1::ListTrainingJobsResponse>, Status> {
         let r = request.into_inner();
-        let status = parse_status(r.status)?;
+        let status =
+            db::status_from_proto(r.status).map_err(|m| ErrorCode::InvalidArgument.status(m))?;
         let limit = if r.page_size == 0 { 50 } else { r.page_size };
         if limit > 200 {
             return Err(ErrorCode::InvalidArgument.status("page_size must be at most 200"));
