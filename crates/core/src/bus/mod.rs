@@ -5,12 +5,14 @@
 //! never holds an unacked delivery (RabbitMQ cancels consumers whose deliveries
 //! stay unacked past its consumer timeout, 30 minutes by default).
 
+#[cfg(feature = "amqp")]
 mod amqp;
 mod memory;
 
 use async_trait::async_trait;
 use restoreflow_proto::ErrorCode;
 
+#[cfg(feature = "amqp")]
 pub use amqp::AmqpBus;
 pub use memory::MemoryBus;
 

@@ -7,6 +7,7 @@
 
 mod local;
 mod retry;
+#[cfg(feature = "s3")]
 mod s3;
 
 use std::str::FromStr;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use local::LocalStore;
 pub use retry::{RetryError, RetryPolicy, retry};
+#[cfg(feature = "s3")]
 pub use s3::S3Store;
 
 /// Longest accepted object key, in bytes (S3's limit).
