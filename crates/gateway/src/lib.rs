@@ -2,10 +2,10 @@
 //!
 //! An axum application that validates requests, authenticates every one but
 //! the public routes with a scoped API key, limits the expensive ones per
-//! key, and fronts the services: generic job routes read the
-//! metadata database, `/files` streams objects, `/synthetic/*` calls the
+//! key, and fronts the services: generic job routes read the job ledgers
+//! of the trainer and synthetic-data over gRPC, `/files` streams objects, `/synthetic/*` calls the
 //! synthetic-data service over gRPC, `/training/*` calls the trainer service
-//! over gRPC (its event stream is Server-Sent Events read from job events), `/models/*` calls the model-registry
+//! over gRPC (its event stream is Server-Sent Events polled from the trainer's job ledger), `/models/*` calls the model-registry
 //! service over gRPC and streams verified weights from the object store. OpenAPI 3.1 at `/openapi.json`, Swagger UI
 //! (vendored, works offline) at `/docs`, Prometheus metrics at `/metrics`.
 //!
