@@ -44,7 +44,6 @@ impl Modify for ApiKeyAuth {
             "api_key",
             Vec::<String>::new(),
         )]);
-        declare_gate_responses(openapi);
     }
 }
 
@@ -134,7 +133,9 @@ fn declare_input_responses(
 /// The document served at `/openapi.json`: the generated one with every rule
 /// of [`refine`] written in.
 pub fn document(settings: &restoreflow_core::Settings) -> serde_json::Value {
-    let (_, api) = crate::api(&settings.gateway).split_for_parts();
+    let (_, mut api) = crate::api(&settings.gateway).split_for_parts();
+    // The router's paths are in only now: declare the gate's answers on them.
+    declare_gate_responses(&mut api);
     let mut doc = serde_json::to_value(api).expect("the document serialises");
     let limits = refine::Limits {
         max_images: settings.synthetic_data.max_images,

@@ -101,9 +101,9 @@ const SEGMENT: &str = r"(?:[^/\\\x00-\x1f\x7f-\x9f.][^/\\\x00-\x1f\x7f-\x9f]{0,2
 /// A decimal offset token of the listings that page by offset.
 const OFFSET_TOKEN_PATTERN: &str = "^(0|[1-9][0-9]{0,8}|1000000000)?$";
 /// The page token of `GET /jobs`: a position in the newest-first order
-/// (`{unix seconds}.{nanoseconds}_{job id}`).
+/// (`{unix seconds}.{nanoseconds}_{job id}`), or empty (the first page).
 const JOB_CURSOR_PATTERN: &str =
-    "^[0-9]{1,12}\\.[0-9]{9}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+    "^([0-9]{1,12}\\.[0-9]{9}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$";
 /// Largest version number (the registry stores them as 32-bit integers).
 const MAX_VERSION: u64 = i32::MAX as u64;
 /// A dataset id.
