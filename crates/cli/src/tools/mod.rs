@@ -142,7 +142,7 @@ fn job_status(status: i32) -> String {
 }
 
 fn time(t: Option<&prost_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+    restoreflow_core::db::from_timestamp(t)
 }
 
 fn struct_json(s: Option<&prost_types::Struct>) -> serde_json::Value {

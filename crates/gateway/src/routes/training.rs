@@ -318,17 +318,13 @@ pub struct TrainingJobView {
 }
 
 fn time(t: Option<prost_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+    db::from_timestamp(t.as_ref())
 }
 
 /// Lowercase name of a job status.
 pub fn status_name(s: i32) -> String {
-    match v1::JobStatus::try_from(s) {
-        Ok(v1::JobStatus::Queued) => "queued",
-        Ok(v1::JobStatus::Running) => "running",
-        Ok(v1::JobStatus::Completed) => "completed",
-        Ok(v1::JobStatus::Failed) => "failed",
-        Ok(v1::JobStatus::Cancelled) => "cancelled",
+    match db::status_from_proto(s) {
+        Ok(Some(status)) => status.as_str(),
         _ => "unknown",
     }
     .to_string()
