@@ -95,15 +95,8 @@ impl JobLedger {
     }
 }
 
-/// A metadata failure as a status; internal causes are logged, not returned.
 fn from_db(e: DbError) -> Status {
-    match e.code() {
-        ErrorCode::Internal => {
-            tracing::error!(error = %e, "job ledger: database error");
-            ErrorCode::Internal.status("internal error")
-        }
-        code => code.status(e.to_string()),
-    }
+    e.into_status()
 }
 
 fn invalid(message: impl Into<String>) -> Status {

@@ -30,10 +30,7 @@ fn internal(e: impl std::fmt::Display) -> Status {
 }
 
 fn from_db(e: db::DbError) -> Status {
-    match e.code() {
-        ErrorCode::Internal => internal(e),
-        code => code.status(e.to_string()),
-    }
+    e.into_status()
 }
 
 #[tonic::async_trait]

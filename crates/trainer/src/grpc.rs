@@ -44,10 +44,7 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> Status {
 
 /// A metadata failure as a status (internals are logged, not returned).
 pub(crate) fn from_db(e: DbError) -> Status {
-    match e.code() {
-        ErrorCode::Internal => internal(e),
-        code => code.status(e.to_string()),
-    }
+    e.into_status()
 }
 
 /// Every event of a job, oldest first.

@@ -46,6 +46,18 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// This failure as a gRPC status: its code and message, except an
+    /// internal cause, which is logged and answered as a bare internal error.
+    pub fn into_status(self) -> tonic::Status {
+        match self.code() {
+            ErrorCode::Internal => {
+                tracing::error!(error = %self, "internal database error");
+                ErrorCode::Internal.status("internal error")
+            }
+            code => code.status(self.to_string()),
+        }
+    }
+
     /// The shared error code for this failure.
     pub fn code(&self) -> ErrorCode {
         match self {
