@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use restoreflow_core::db::{self, JobStatus};
 use restoreflow_tests::{Kind, TestApp};
-use restoreflow_trainer::{RestormerNet, StorePairs, TrainParams, code_version, find_pairs};
+use restoreflow_trainer::{
+    Catalog, RestormerNet, StorePairs, TrainParams, code_version, find_pairs,
+};
 use restoreflow_training::{NoHooks, RunOptions};
 use serde_json::{Value, json};
 
@@ -59,9 +61,15 @@ async fn service_run(app: &TestApp, body: &Value) -> (Run, TrainParams) {
 }
 
 async fn bare_run(app: &TestApp, params: &TrainParams) -> Run {
-    let pairs = find_pairs(&app.backends, &params.dataset, params.max_pairs as usize)
-        .await
-        .unwrap();
+    let catalog = Catalog::new(app.grpc_channel(&app.synthetic_grpc).await);
+    let pairs = find_pairs(
+        &app.backends,
+        &catalog,
+        &params.dataset,
+        params.max_pairs as usize,
+    )
+    .await
+    .unwrap();
     let source = StorePairs::new(
         pairs.pairs,
         app.backends.store.clone(),

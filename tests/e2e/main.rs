@@ -11,6 +11,7 @@ mod ledgers;
 mod n8n;
 mod observability;
 mod ocr;
+mod ownership;
 mod paging;
 mod registry;
 mod reliability;

@@ -67,11 +67,24 @@ pub fn unique() -> String {
 /// Settings pointing at the real backends, isolated by `tag`. Creates the database.
 pub async fn real_settings(tag: &str) -> Settings {
     let mut s = Settings::default();
+    s.database.url = Secret::new(create_database(&format!("rf_test_{tag}")).await);
+    s.database.max_connections = 5;
+    s.bus.backend = BusBackend::Amqp;
+    s.bus.url = Secret::new(env_or(
+        "RESTOREFLOW_TEST_AMQP_URL",
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+    ));
+    s.bus.queue_prefix = format!("t{tag}.");
+    s.storage = s3_settings(tag);
+    s
+}
+
+/// Creates PostgreSQL database `db_name` on the test server; its URL.
+pub async fn create_database(db_name: &str) -> String {
     let admin = env_or(
         "RESTOREFLOW_TEST_PG_URL",
         "postgres://postgres@127.0.0.1:5432/postgres",
     );
-    let db_name = format!("rf_test_{tag}");
     let conn = Database::connect(&admin)
         .await
         .expect("PostgreSQL is reachable");
@@ -82,16 +95,26 @@ pub async fn real_settings(tag: &str) -> Settings {
     .await
     .expect("create test database");
     conn.close().await.ok();
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    s.database.url = Secret::new(format!("{base}/{db_name}"));
-    s.database.max_connections = 5;
-    s.bus.backend = BusBackend::Amqp;
-    s.bus.url = Secret::new(env_or(
-        "RESTOREFLOW_TEST_AMQP_URL",
-        "amqp://guest:guest@127.0.0.1:5672/%2f",
-    ));
-    s.bus.queue_prefix = format!("t{tag}.");
-    s.storage = s3_settings(tag);
+    database_url(db_name)
+}
+
+/// The URL of database `db_name` on the test PostgreSQL server.
+pub fn database_url(db_name: &str) -> String {
+    let admin = env_or(
+        "RESTOREFLOW_TEST_PG_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    );
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    format!("{base}/{db_name}")
+}
+
+/// `settings`, on a database of `service`'s own when `own` (see
+/// [`RealOptions::database_per_service`]).
+async fn database_of(settings: &Settings, tag: &str, service: &str, own: bool) -> Settings {
+    let mut s = settings.clone();
+    if own {
+        s.database.url = Secret::new(create_database(&format!("rf_test_{tag}_{service}")).await);
+    }
     s
 }
 
@@ -165,6 +188,11 @@ pub struct RealOptions {
     pub trainers: usize,
     /// Last word on the settings of every service.
     pub configure: Option<fn(&mut Settings)>,
+    /// Every service on a PostgreSQL database of its own
+    /// (`rf_test_{tag}_{service}`), as a deployment that splits them would
+    /// run: what one service needs of another's records must come over
+    /// gRPC. [`TestApp::backends`] is then the gateway's.
+    pub database_per_service: bool,
 }
 
 impl Default for RealOptions {
@@ -175,6 +203,7 @@ impl Default for RealOptions {
             database_via: None,
             trainers: 1,
             configure: None,
+            database_per_service: false,
         }
     }
 }
@@ -321,16 +350,23 @@ impl TestApp {
         }
         settings.gateway.api_key = Some(Secret::new(format!("test-key-{tag}")));
         let shutdown = CancellationToken::new();
-        let synth = restoreflow_synthetic_data::Application::build(settings.clone())
-            .await
-            .expect("synthetic-data builds on real backends");
+        let own = options.database_per_service;
+        let synth = restoreflow_synthetic_data::Application::build(
+            database_of(&settings, tag, "synthetic", own).await,
+        )
+        .await
+        .expect("synthetic-data builds on real backends");
         settings.gateway.synthetic_data_url = format!("http://{}", synth.grpc_addr());
-        let registry = restoreflow_registry::Application::build(settings.clone())
-            .await
-            .expect("model-registry builds on real backends");
+        settings.trainer.synthetic_data_url = settings.gateway.synthetic_data_url.clone();
+        let registry = restoreflow_registry::Application::build(
+            database_of(&settings, tag, "registry", own).await,
+        )
+        .await
+        .expect("model-registry builds on real backends");
         settings.gateway.model_registry_url = format!("http://{}", registry.grpc_addr());
         settings.trainer.model_registry_url = settings.gateway.model_registry_url.clone();
-        let mut trainer_settings = settings.clone();
+        settings.report.model_registry_url = settings.gateway.model_registry_url.clone();
+        let mut trainer_settings = database_of(&settings, tag, "trainer", own).await;
         if let Some(endpoint) = &options.trainer_s3_endpoint {
             trainer_settings.storage.s3_endpoint = endpoint.clone();
         }
@@ -346,10 +382,16 @@ impl TestApp {
             );
         }
         settings.gateway.trainer_url = format!("http://{}", trainers[0].grpc_addr());
-        let report = restoreflow_report::Application::build(settings.clone())
-            .await
-            .expect("report builds on real backends");
+        settings.report.trainer_url = settings.gateway.trainer_url.clone();
+        let report = restoreflow_report::Application::build(
+            database_of(&settings, tag, "report", own).await,
+        )
+        .await
+        .expect("report builds on real backends");
         settings.gateway.report_url = format!("http://{}", report.grpc_addr());
+        if own {
+            settings = database_of(&settings, tag, "gateway", own).await;
+        }
         let gateway = restoreflow_gateway::Application::build(settings.clone())
             .await
             .expect("gateway builds on real backends");

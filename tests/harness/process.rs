@@ -49,6 +49,10 @@ pub fn trainer_env(settings: &Settings) -> Vec<(String, String)> {
             settings.trainer.model_registry_url.clone(),
         ),
         (
+            "TRAINER__SYNTHETIC_DATA_URL",
+            settings.trainer.synthetic_data_url.clone(),
+        ),
+        (
             "TRAINER__CACHE_PAGES",
             settings.trainer.cache_pages.to_string(),
         ),

@@ -133,15 +133,18 @@ impl Embedded {
             restoreflow_synthetic_data::Application::build_with(settings.clone(), backends.clone())
                 .await?;
         settings.gateway.synthetic_data_url = format!("http://{}", synthetic.grpc_addr());
+        settings.trainer.synthetic_data_url = settings.gateway.synthetic_data_url.clone();
         let registry =
             restoreflow_registry::Application::build_with(settings.clone(), backends.clone())
                 .await?;
         settings.gateway.model_registry_url = format!("http://{}", registry.grpc_addr());
         settings.trainer.model_registry_url = settings.gateway.model_registry_url.clone();
+        settings.report.model_registry_url = settings.gateway.model_registry_url.clone();
         let trainer =
             restoreflow_trainer::Application::build_with(settings.clone(), backends.clone())
                 .await?;
         settings.gateway.trainer_url = format!("http://{}", trainer.grpc_addr());
+        settings.report.trainer_url = settings.gateway.trainer_url.clone();
         let report =
             restoreflow_report::Application::build_with(settings.clone(), backends.clone()).await?;
         settings.gateway.report_url = format!("http://{}", report.grpc_addr());

@@ -131,7 +131,19 @@ impl job_service_server::JobService for JobLedger {
             // Another service's kind: none of them are here.
             Some(_) => return Ok(Response::new(v1::JobPage::default())),
         };
-        let status = db::status_from_proto(q.status).map_err(invalid)?;
+        if q.status != 0 && !q.statuses.is_empty() {
+            return Err(invalid("give status or statuses, not both"));
+        }
+        let mut statuses: Vec<_> = db::status_from_proto(q.status)
+            .map_err(invalid)?
+            .into_iter()
+            .collect();
+        for s in &q.statuses {
+            match db::status_from_proto(*s).map_err(invalid)? {
+                Some(s) => statuses.push(s),
+                None => return Err(invalid("statuses must not contain JOB_STATUS_UNSPECIFIED")),
+            }
+        }
         let limit = page_size(q.page_size, 50, "page_size")?;
         let after = match q.page_token.as_str() {
             "" => None,
@@ -141,7 +153,7 @@ impl job_service_server::JobService for JobLedger {
                 ))
             })?),
         };
-        let jobs = db::list_jobs_page(&self.db, &kinds, status, after.as_ref(), limit)
+        let jobs = db::list_jobs_page(&self.db, &kinds, &statuses, after.as_ref(), limit)
             .await
             .map_err(from_db)?;
         let next_page_token = match jobs.last() {
@@ -161,7 +173,14 @@ impl job_service_server::JobService for JobLedger {
         let q = request.into_inner();
         let job = self.owned(&q.job_id).await?;
         let limit = page_size(q.limit, 500, "limit")?;
-        let events = db::list_events(&self.db, &job.id, q.after.max(0), limit)
+        if let Some(k) = q.kinds.iter().find(|k| {
+            k.is_empty() || k.len() > 64 || !k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        }) {
+            return Err(invalid(format!(
+                "event kind {k:?} is not a kind name (lowercase letters and _)"
+            )));
+        }
+        let events = db::list_events_of(&self.db, &job.id, &q.kinds, q.after.max(0), limit)
             .await
             .map_err(from_db)?;
         Ok(Response::new(v1::JobEventPage {
@@ -222,9 +241,9 @@ mod tests {
         let list = |kind: v1::JobKind, token: &str, size: u32| {
             Request::new(v1::JobQuery {
                 kind: kind as i32,
-                status: 0,
                 page_size: size,
                 page_token: token.to_string(),
+                ..Default::default()
             })
         };
         let page = trainer
@@ -260,8 +279,7 @@ mod tests {
         let events = trainer
             .list_job_events(Request::new(v1::JobEventQuery {
                 job_id: train.id.clone(),
-                after: 0,
-                limit: 0,
+                ..Default::default()
             }))
             .await
             .unwrap()
@@ -269,5 +287,69 @@ mod tests {
             .events;
         assert!(events.len() >= 2, "{events:?}");
         assert!(events.windows(2).all(|w| w[0].id < w[1].id));
+        let events_before = events.len();
+        // Filters: by event kind, by several statuses.
+        db::append_event(&db, &train.id, "log", serde_json::json!({"message": "x"}))
+            .await
+            .unwrap();
+        let status_events = trainer
+            .list_job_events(Request::new(v1::JobEventQuery {
+                job_id: train.id.clone(),
+                kinds: vec!["status".into()],
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .events;
+        assert_eq!(
+            status_events.len(),
+            events_before,
+            "the log event is left out"
+        );
+        assert!(status_events.iter().all(|e| e.kind == "status"));
+        let bad_kind = trainer
+            .list_job_events(Request::new(v1::JobEventQuery {
+                job_id: train.id.clone(),
+                kinds: vec!["Status; drop".into()],
+                ..Default::default()
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(bad_kind.code(), tonic::Code::InvalidArgument);
+        let other = db::create_job(&db, JobKind::TrainingLayer2, Value::Null)
+            .await
+            .unwrap();
+        let finished = |statuses: Vec<i32>, status: i32| {
+            Request::new(v1::JobQuery {
+                statuses,
+                status,
+                ..Default::default()
+            })
+        };
+        let done = vec![
+            v1::JobStatus::Completed as i32,
+            v1::JobStatus::Failed as i32,
+            v1::JobStatus::Cancelled as i32,
+        ];
+        let page = trainer
+            .list_jobs(finished(done.clone(), 0))
+            .await
+            .unwrap()
+            .into_inner();
+        let ids: Vec<_> = page.jobs.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [train.id.as_str()],
+            "the queued {} is left out",
+            other.id
+        );
+        for (statuses, status) in [(done, v1::JobStatus::Queued as i32), (vec![0], 0)] {
+            let err = trainer
+                .list_jobs(finished(statuses, status))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        }
     }
 }

@@ -67,6 +67,29 @@ pub fn job_result(job: &v1::Job) -> Option<serde_json::Value> {
     exact_or_struct(&job.result_json, job.result.as_ref())
 }
 
+/// A job event's payload exactly as stored (see [`job_params`]).
+pub fn event_payload(event: &v1::JobEvent) -> serde_json::Value {
+    exact_or_struct(&event.payload_json, event.payload.as_ref()).unwrap_or(serde_json::Value::Null)
+}
+
+/// A model version's config exactly as registered (see [`job_params`]).
+pub fn version_config(version: &v1::ModelVersion) -> serde_json::Value {
+    exact_or_struct(&version.config_json, version.config.as_ref())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// A model version's metrics exactly as registered (see [`job_params`]).
+pub fn version_metrics(version: &v1::ModelVersion) -> serde_json::Value {
+    exact_or_struct(&version.metrics_json, version.metrics.as_ref())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// A dataset's manifest summary (`{}` when it has none).
+pub fn dataset_manifest(dataset: &v1::Dataset) -> serde_json::Value {
+    serde_json::from_str(&dataset.manifest_json)
+        .unwrap_or_else(|_| serde_json::Value::Object(Default::default()))
+}
+
 fn exact_or_struct(
     text: &str,
     fallback: Option<&prost_types::Struct>,

@@ -76,6 +76,8 @@ fn to_proto(m: &model_version::Model, aliases: Vec<String>) -> v1::ModelVersion 
         parent_version: m.parent_version.map(|p| p as u32),
         aliases,
         created_at: Some(timestamp(m.created_at)),
+        config_json: m.config.to_string(),
+        metrics_json: m.metrics.to_string(),
     }
 }
 

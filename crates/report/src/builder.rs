@@ -14,7 +14,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Map, Value, json};
 
 use crate::ReportError;
-use crate::collect::{Fleet, collect};
+use crate::collect::{Sources, collect};
 
 /// Formats and their file names and content types.
 pub const FORMATS: [(&str, &str, &str); 4] = [
@@ -26,10 +26,10 @@ pub const FORMATS: [(&str, &str, &str); 4] = [
 
 /// Builds (or rebuilds) the report of a finished training job; returns its
 /// `reports` row.
-#[tracing::instrument(skip(backends, fleet), err)]
+#[tracing::instrument(skip(backends, sources), err)]
 pub async fn build_report(
     backends: &Backends,
-    fleet: &Fleet,
+    sources: &Sources,
     job_id: &str,
 ) -> Result<report::Model, ReportError> {
     let db = &backends.db;
@@ -42,7 +42,7 @@ pub async fn build_report(
         .as_ref()
         .map(|r| r.id.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let collected = collect(db, fleet, job_id, &report_id).await?;
+    let collected = collect(sources, job_id, &report_id).await?;
     let store = backends.store.as_ref();
     let mut samples = Vec::new();
     for s in &collected.samples {

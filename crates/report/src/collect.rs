@@ -1,19 +1,27 @@
-//! Gathers a report's facts from stored records only: the job row, its
-//! events (`data`, `config`, `environment`, `metric`, `samples`), the
-//! registered model version with its aliases and the version before it.
+//! Gathers a report's facts from what their owners recorded, asked over
+//! gRPC: the job and its events (`data`, `config`, `environment`, `metric`,
+//! `samples`, `log`) from the trainer's job ledger, the GPU workers from the
+//! trainer's status, and the registered model version with its aliases and
+//! the version before it from the model registry. The report service reads
+//! no other service's tables.
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
-use restoreflow_core::db::entity::{job, job_event, model_alias, model_version};
-use restoreflow_core::db::{self, Db, JobKind};
+use chrono::{DateTime, Utc};
+use restoreflow_core::db::{self, JobKind, JobStatus};
 use restoreflow_core::devices;
+use restoreflow_core::grpc::AuthChannel;
+use restoreflow_proto::v1::{
+    self, job_service_client::JobServiceClient,
+    model_registry_service_client::ModelRegistryServiceClient,
+    trainer_service_client::TrainerServiceClient,
+};
 use restoreflow_report_render::{
     DataStats, Environment, EpochRow, GpuOffer, JobInfo, ModelInfo, PreviousVersion,
     ProgressiveStage, ReportData, SkippedPair, TrainingParameters, TrainingRecipe,
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::Value;
+use tonic::Code;
 
 use crate::ReportError;
 
@@ -38,85 +46,277 @@ pub struct Collected {
     pub samples: Vec<SampleKeys>,
 }
 
-/// Where the report looks up the trainer workers a next run could use.
-#[derive(Clone, Debug)]
-pub struct Fleet {
-    /// `trainer.on_demand_devices`.
-    pub on_demand: Vec<String>,
-    /// A worker whose heartbeat is older than this many seconds is not live
-    /// (`jobs.lease_secs`, as the trainer counts them).
-    pub live_secs: u64,
+/// The event kinds a report reads: a long run also has many throttled
+/// `progress` events, which it does not need.
+const EVENT_KINDS: [&str; 6] = ["data", "config", "environment", "metric", "samples", "log"];
+
+/// Events asked for per call.
+const EVENT_PAGE: u32 = 1000;
+
+/// The owners of a report's facts, as gRPC clients: the trainer (its job
+/// ledger and status) and the model registry.
+#[derive(Clone)]
+pub struct Sources {
+    jobs: JobServiceClient<AuthChannel>,
+    trainer: TrainerServiceClient<AuthChannel>,
+    registry: ModelRegistryServiceClient<AuthChannel>,
 }
 
-impl Fleet {
+/// An owner's refusal or failure, as a report error.
+fn upstream(service: &'static str, status: tonic::Status) -> ReportError {
+    ReportError::Upstream {
+        service,
+        code: status.code(),
+        message: status.message().to_string(),
+    }
+}
+
+impl Sources {
+    /// Clients over the trainer's and the registry's channels.
+    pub fn new(trainer: AuthChannel, registry: AuthChannel) -> Self {
+        Self {
+            jobs: JobServiceClient::new(trainer.clone()),
+            trainer: TrainerServiceClient::new(trainer),
+            registry: ModelRegistryServiceClient::new(registry),
+        }
+    }
+
     /// The GPU trainer workers live now, and whether more start on demand.
-    pub async fn gpus(&self, db: &Db) -> Result<GpuOffer, ReportError> {
-        let since = Utc::now() - chrono::Duration::seconds(self.live_secs as i64);
-        let pool = db::device_pool(db, "trainer", since, &self.on_demand)
+    pub async fn gpus(&self) -> Result<GpuOffer, ReportError> {
+        let status = self
+            .trainer
+            .clone()
+            .get_training_status(v1::GetTrainingStatusRequest {})
             .await
-            .map_err(ReportError::from)?;
+            .map_err(|s| upstream("trainer", s))?
+            .into_inner();
+        let cuda = status.devices.iter().find(|d| d.device == devices::CUDA);
         Ok(GpuOffer {
-            live_workers: pool.live_count(devices::CUDA) as u32,
-            on_demand: pool.on_demand.iter().any(|c| c == devices::CUDA),
+            live_workers: cuda.map_or(0, |d| d.live_workers),
+            on_demand: cuda.is_some_and(|d| d.on_demand),
+        })
+    }
+
+    /// Training job `job_id` as the trainer's ledger has it.
+    pub async fn job(&self, job_id: &str) -> Result<JobFacts, ReportError> {
+        let job = self
+            .jobs
+            .clone()
+            .get_job(v1::JobRef {
+                job_id: job_id.to_string(),
+            })
+            .await
+            .map_err(|s| match s.code() {
+                Code::NotFound => ReportError::NotFound(format!("training job {job_id:?}")),
+                Code::InvalidArgument => ReportError::Invalid(s.message().to_string()),
+                _ => upstream("trainer", s),
+            })?
+            .into_inner();
+        JobFacts::from_proto(&job)
+    }
+
+    /// The events of `job_id` that a report reads, oldest first.
+    pub async fn events(&self, job_id: &str) -> Result<Vec<Event>, ReportError> {
+        let mut out: Vec<Event> = Vec::new();
+        loop {
+            let page = self
+                .jobs
+                .clone()
+                .list_job_events(v1::JobEventQuery {
+                    job_id: job_id.to_string(),
+                    after: out.last().map_or(0, |e| e.id),
+                    limit: EVENT_PAGE,
+                    kinds: EVENT_KINDS.iter().map(|k| k.to_string()).collect(),
+                })
+                .await
+                .map_err(|s| upstream("trainer", s))?
+                .into_inner();
+            let n = page.events.len();
+            out.extend(page.events.iter().map(|e| Event {
+                id: e.id,
+                kind: e.kind.clone(),
+                payload: restoreflow_proto::event_payload(e),
+            }));
+            if n < EVENT_PAGE as usize {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Finished training jobs, newest first: at most `max` of them.
+    pub async fn finished_training_jobs(&self, max: usize) -> Result<Vec<String>, ReportError> {
+        let mut ids = Vec::new();
+        let mut token = String::new();
+        while ids.len() < max {
+            let page = self
+                .jobs
+                .clone()
+                .list_jobs(v1::JobQuery {
+                    kind: db::kind_to_proto(JobKind::TrainingLayer2) as i32,
+                    statuses: [
+                        JobStatus::Completed,
+                        JobStatus::Failed,
+                        JobStatus::Cancelled,
+                    ]
+                    .into_iter()
+                    .map(|s| db::status_to_proto(s) as i32)
+                    .collect(),
+                    page_size: (max - ids.len()).min(1000) as u32,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|s| upstream("trainer", s))?
+                .into_inner();
+            ids.extend(page.jobs.into_iter().map(|j| j.id));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        Ok(ids)
+    }
+
+    /// Version `version` of `layer` with its aliases; `None` when the
+    /// registry has no such version (deleted since).
+    async fn version(
+        &self,
+        layer: u32,
+        version: u32,
+    ) -> Result<Option<v1::ModelVersion>, ReportError> {
+        match self
+            .registry
+            .clone()
+            .get_version(v1::VersionRef {
+                layer,
+                version: version.to_string(),
+            })
+            .await
+        {
+            Ok(v) => Ok(Some(v.into_inner())),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(upstream("model-registry", s)),
+        }
+    }
+
+    /// The newest earlier ready version of the layer of `version`, and
+    /// `version` itself as the registry has it.
+    async fn previous(
+        &self,
+        layer: u32,
+        version: u32,
+    ) -> Result<Option<(v1::ModelVersion, v1::ModelVersion)>, ReportError> {
+        match self
+            .registry
+            .clone()
+            .previous_version(v1::VersionRef {
+                layer,
+                version: version.to_string(),
+            })
+            .await
+        {
+            Ok(c) => {
+                let c = c.into_inner();
+                Ok(c.a.zip(c.b))
+            }
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(upstream("model-registry", s)),
+        }
+    }
+}
+
+/// The job facts a report reads.
+#[derive(Debug, Clone)]
+pub struct JobFacts {
+    id: String,
+    kind: JobKind,
+    status: JobStatus,
+    params: Value,
+    result: Option<Value>,
+    attempts: u32,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl JobFacts {
+    fn from_proto(j: &v1::Job) -> Result<Self, ReportError> {
+        let bad = |what: &str| ReportError::Upstream {
+            service: "trainer",
+            code: Code::Internal,
+            message: format!("job {} came back with {what}", j.id),
+        };
+        Ok(Self {
+            id: j.id.clone(),
+            kind: db::kind_from_proto(j.kind)
+                .ok()
+                .flatten()
+                .ok_or_else(|| bad("no kind"))?,
+            status: db::status_from_proto(j.status)
+                .ok()
+                .flatten()
+                .ok_or_else(|| bad("no status"))?,
+            params: restoreflow_proto::job_params(j),
+            result: restoreflow_proto::job_result(j),
+            attempts: j.attempts,
+            error: j.error.clone(),
+            created_at: db::from_timestamp(j.created_at.as_ref())
+                .ok_or_else(|| bad("no creation time"))?,
+            started_at: db::from_timestamp(j.started_at.as_ref()),
+            finished_at: db::from_timestamp(j.finished_at.as_ref()),
         })
     }
 }
 
-/// Terminal statuses a report can be built for.
-const TERMINAL: [&str; 3] = ["completed", "failed", "cancelled"];
+/// One job event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    id: i64,
+    kind: String,
+    payload: Value,
+}
 
 /// Collects the facts about training job `job_id`.
 pub async fn collect(
-    db: &Db,
-    fleet: &Fleet,
+    sources: &Sources,
     job_id: &str,
     report_id: &str,
 ) -> Result<Collected, ReportError> {
-    let job = job::Entity::find_by_id(job_id.to_string())
-        .one(db)
-        .await
-        .map_err(db::DbError::from)?
-        .ok_or_else(|| ReportError::NotFound(format!("training job {job_id:?}")))?;
+    let job = sources.job(job_id).await?;
     if job.kind != JobKind::TrainingLayer2 {
         return Err(ReportError::Invalid(format!(
             "job {job_id} is a {} job, not a training job",
             job.kind
         )));
     }
-    if !TERMINAL.contains(&job.status.as_str()) {
+    if !job.status.is_terminal() {
         return Err(ReportError::NotFinished(format!(
             "job {job_id} is {}; a report is built once it has finished",
             job.status
         )));
     }
-    // Only the kinds a report reads: a long run has many throttled `progress` events.
-    let events = job_event::Entity::find()
-        .filter(job_event::Column::JobId.eq(job_id))
-        .filter(job_event::Column::Kind.is_in([
-            "data",
-            "config",
-            "environment",
-            "metric",
-            "samples",
-            "log",
-        ]))
-        .order_by_asc(job_event::Column::Id)
-        .all(db)
-        .await
-        .map_err(db::DbError::from)?;
+    let events = sources.events(job_id).await?;
     let layer = 2u32;
-    let model = match job
+    let version = job
         .result
         .as_ref()
         .and_then(|r| r.get("version"))
         .and_then(Value::as_u64)
-    {
-        Some(v) => model_info(db, layer as i32, v as i32, job.result.as_ref()).await?,
-        None => None,
-    };
-    let previous = match &model {
-        Some(m) => previous_version(db, m).await?,
-        None => None,
+        .and_then(|v| u32::try_from(v).ok());
+    let (model, previous) = match version {
+        Some(v) => match sources.version(layer, v).await? {
+            Some(mv) => {
+                let model = model_info(&mv, job.result.as_ref());
+                let previous = sources
+                    .previous(layer, v)
+                    .await?
+                    .map(|(prev, ours)| previous_version(&prev, &ours));
+                (Some(model), previous)
+            }
+            None => (None, None),
+        },
+        None => (None, None),
     };
     let data = ReportData {
         report_id: report_id.to_string(),
@@ -129,7 +329,7 @@ pub async fn collect(
         previous,
         environment: last_payload(&events, "environment")
             .and_then(|p| serde_json::from_value::<Environment>(p.clone()).ok()),
-        gpus: Some(fleet.gpus(db).await?),
+        gpus: Some(sources.gpus().await?),
     };
     Ok(Collected {
         data,
@@ -137,7 +337,7 @@ pub async fn collect(
     })
 }
 
-fn last_payload<'a>(events: &'a [job_event::Model], kind: &str) -> Option<&'a Value> {
+fn last_payload<'a>(events: &'a [Event], kind: &str) -> Option<&'a Value> {
     events
         .iter()
         .rev()
@@ -157,7 +357,7 @@ fn s(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-fn job_info(job: &job::Model, layer: u32, events: &[job_event::Model]) -> JobInfo {
+fn job_info(job: &JobFacts, layer: u32, events: &[Event]) -> JobInfo {
     let result = job.result.clone().unwrap_or(Value::Null);
     let resumed = events
         .iter()
@@ -169,9 +369,8 @@ fn job_info(job: &job::Model, layer: u32, events: &[job_event::Model]) -> JobInf
         .filter_map(|e| u(&e.payload, "epoch"))
         .next_back()
         .map(|e| e as u32);
-    let stop_reason = s(&result, "stop_reason").or_else(|| {
-        (job.status == restoreflow_core::db::JobStatus::Cancelled).then(|| "cancelled".to_string())
-    });
+    let stop_reason = s(&result, "stop_reason")
+        .or_else(|| (job.status == JobStatus::Cancelled).then(|| "cancelled".to_string()));
     JobInfo {
         id: job.id.clone(),
         layer,
@@ -183,7 +382,7 @@ fn job_info(job: &job::Model, layer: u32, events: &[job_event::Model]) -> JobInf
             (Some(a), Some(b)) => Some((b - a).num_milliseconds() as f64 / 1000.0),
             _ => None,
         },
-        attempts: job.attempts.max(0) as u32,
+        attempts: job.attempts,
         error: job.error.clone(),
         stop_reason,
         resumed_from_epoch: resumed,
@@ -208,7 +407,7 @@ pub fn describe_schedule(v: &Value) -> String {
     }
 }
 
-fn parameters(job: &job::Model, events: &[job_event::Model]) -> TrainingParameters {
+fn parameters(job: &JobFacts, events: &[Event]) -> TrainingParameters {
     let p = &job.params;
     let cfg = last_payload(events, "config").and_then(|c| c.get("train_config"));
     let optimizer = cfg
@@ -284,7 +483,7 @@ fn recipe(p: &Value) -> Option<TrainingRecipe> {
 /// What validation measured, as the last `metric` event recorded it; for a
 /// run without one, described from the engine config's `val_mode` in the
 /// words of the engine's `ValMode::describe`.
-fn validation_view(events: &[job_event::Model], cfg: Option<&Value>) -> Option<String> {
+fn validation_view(events: &[Event], cfg: Option<&Value>) -> Option<String> {
     let recorded = events
         .iter()
         .rev()
@@ -304,7 +503,7 @@ fn validation_view(events: &[job_event::Model], cfg: Option<&Value>) -> Option<S
     })
 }
 
-fn data_stats(job: &job::Model, events: &[job_event::Model]) -> DataStats {
+fn data_stats(job: &JobFacts, events: &[Event]) -> DataStats {
     let d = last_payload(events, "data").cloned().unwrap_or(Value::Null);
     let result = job.result.clone().unwrap_or(Value::Null);
     let skipped: Vec<SkippedPair> = result
@@ -364,7 +563,7 @@ fn data_stats(job: &job::Model, events: &[job_event::Model]) -> DataStats {
 }
 
 /// One row per epoch from `metric` events; a resumed run's repeat wins.
-fn epochs(events: &[job_event::Model]) -> Vec<EpochRow> {
+fn epochs(events: &[Event]) -> Vec<EpochRow> {
     let mut by_epoch: BTreeMap<u64, &Value> = BTreeMap::new();
     for e in events.iter().filter(|e| e.kind == "metric") {
         if let Some(epoch) = u(&e.payload, "epoch") {
@@ -390,7 +589,7 @@ fn epochs(events: &[job_event::Model]) -> Vec<EpochRow> {
         .collect()
 }
 
-fn samples(events: &[job_event::Model]) -> Vec<SampleKeys> {
+fn samples(events: &[Event]) -> Vec<SampleKeys> {
     let Some(p) = last_payload(events, "samples") else {
         return Vec::new();
     };
@@ -412,88 +611,58 @@ fn samples(events: &[job_event::Model]) -> Vec<SampleKeys> {
         .unwrap_or_default()
 }
 
-async fn model_info(
-    db: &Db,
-    layer: i32,
-    version: i32,
-    result: Option<&Value>,
-) -> Result<Option<ModelInfo>, ReportError> {
-    let Some(m) = model_version::Entity::find_by_id((layer, version))
-        .one(db)
-        .await
-        .map_err(db::DbError::from)?
-    else {
-        return Ok(None);
-    };
-    let aliases = model_alias::Entity::find()
-        .filter(model_alias::Column::Layer.eq(layer))
-        .filter(model_alias::Column::Version.eq(version))
-        .order_by_asc(model_alias::Column::Alias)
-        .all(db)
-        .await
-        .map_err(db::DbError::from)?
-        .into_iter()
-        .map(|a| a.alias)
-        .collect();
-    let preset = m
-        .config
+fn model_info(m: &v1::ModelVersion, result: Option<&Value>) -> ModelInfo {
+    let config = restoreflow_proto::version_config(m);
+    let preset = config
         .get("model")
         .and_then(|c| c.get("preset"))
         .and_then(Value::as_str)
         .unwrap_or("unknown")
         .to_string();
-    Ok(Some(ModelInfo {
-        layer: m.layer as u32,
-        version: m.version as u32,
+    let mut aliases = m.aliases.clone();
+    aliases.sort();
+    ModelInfo {
+        layer: m.layer,
+        version: m.version,
         object_path: format!("models/{}", m.object_key),
-        size_bytes: m.size_bytes.max(0) as u64,
-        parameter_count: m.parameter_count.max(0) as u64,
+        size_bytes: m.size_bytes,
+        parameter_count: m.parameter_count,
         architecture: format!("Restormer ({preset})"),
-        config: m.config.get("model").cloned().unwrap_or(Value::Null),
+        config: config.get("model").cloned().unwrap_or(Value::Null),
         sha256: m.sha256.clone(),
         aliases,
         best_epoch: result.and_then(|r| u(r, "best_epoch")).map(|e| e as u32),
-    }))
+    }
 }
 
-/// The newest earlier version of the layer that still exists, with its
-/// best-epoch validation metrics as registered.
-async fn previous_version(
-    db: &Db,
-    model: &ModelInfo,
-) -> Result<Option<PreviousVersion>, ReportError> {
-    let Some(prev) = model_version::Entity::find()
-        .filter(model_version::Column::Layer.eq(model.layer as i32))
-        .filter(model_version::Column::Status.eq("ready"))
-        .filter(model_version::Column::Version.lt(model.version as i32))
-        .order_by_desc(model_version::Column::Version)
-        .one(db)
-        .await
-        .map_err(db::DbError::from)?
-    else {
-        return Ok(None);
+/// The version before ours with its best-epoch validation metrics as
+/// registered, and whether both validated on the same data: the same pairs
+/// (dataset hash) split the same way (fraction and seed).
+fn previous_version(prev: &v1::ModelVersion, ours: &v1::ModelVersion) -> PreviousVersion {
+    let fin = restoreflow_proto::version_metrics(prev)
+        .get("final")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let training = |m: &v1::ModelVersion| {
+        restoreflow_proto::version_config(m)
+            .get("training")
+            .cloned()
+            .unwrap_or(Value::Null)
     };
-    let fin = prev.metrics.get("final").cloned().unwrap_or(Value::Null);
-    let ours = model_version::Entity::find_by_id((model.layer as i32, model.version as i32))
-        .one(db)
-        .await
-        .map_err(db::DbError::from)?;
-    // Same validation data = same pairs (hash) split the same way (fraction, seed).
-    let training = |c: &Value| c.get("training").cloned().unwrap_or(Value::Null);
-    let same = ours.as_ref().is_some_and(|o| {
-        o.dataset_hash.is_some()
-            && o.dataset_hash == prev.dataset_hash
-            && f(&training(&o.config), "val_fraction") == f(&training(&prev.config), "val_fraction")
-            && u(&training(&o.config), "seed") == u(&training(&prev.config), "seed")
-    });
-    Ok(Some(PreviousVersion {
-        version: prev.version as u32,
+    let (a, b) = (training(prev), training(ours));
+    let hash = |m: &v1::ModelVersion| (!m.dataset_hash.is_empty()).then(|| m.dataset_hash.clone());
+    let same = hash(ours).is_some()
+        && hash(ours) == hash(prev)
+        && f(&a, "val_fraction") == f(&b, "val_fraction")
+        && u(&a, "seed") == u(&b, "seed");
+    PreviousVersion {
+        version: prev.version,
         psnr: f(&fin, "psnr"),
         ssim: f(&fin, "ssim"),
         val_loss: f(&fin, "val_loss"),
-        dataset_hash: prev.dataset_hash.clone(),
+        dataset_hash: hash(prev),
         same_validation_data: same,
-    }))
+    }
 }
 
 #[cfg(test)]
@@ -501,41 +670,96 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn event(id: i64, kind: &str, payload: Value) -> job_event::Model {
-        job_event::Model {
+    fn event(id: i64, kind: &str, payload: Value) -> Event {
+        Event {
             id,
-            job_id: "j".into(),
             kind: kind.into(),
             payload,
-            created_at: Utc::now(),
         }
     }
 
-    fn metric(id: i64, payload: Value) -> job_event::Model {
+    fn metric(id: i64, payload: Value) -> Event {
         event(id, "metric", payload)
     }
 
-    fn finished_job(result: Value) -> job::Model {
+    fn finished_job(result: Value) -> JobFacts {
         let t = Utc::now();
-        job::Model {
-            progress_at: None,
-            device: None,
+        JobFacts {
             id: "j".into(),
             kind: JobKind::TrainingLayer2,
-            status: restoreflow_core::db::JobStatus::Completed,
+            status: JobStatus::Completed,
             params: json!({}),
-            progress: 100.0,
             attempts: 1,
             error: None,
             result: Some(result),
-            lease_owner: None,
-            lease_expires_at: None,
-            cancel_requested: false,
             created_at: t,
-            updated_at: t,
             started_at: Some(t),
             finished_at: Some(t),
         }
+    }
+
+    #[test]
+    fn job_facts_come_from_the_ledger_exactly() {
+        let seed: u64 = 9_007_199_254_740_993; // 2^53 + 1: a double rounds it
+        let params = json!({"seed": seed});
+        let job = v1::Job {
+            id: "j".into(),
+            kind: v1::JobKind::TrainingLayer2 as i32,
+            status: v1::JobStatus::Failed as i32,
+            params: Some(restoreflow_proto::json_to_struct(&params)),
+            params_json: params.to_string(),
+            attempts: 2,
+            error: Some("out of pairs".into()),
+            created_at: Some(db::timestamp(Utc::now())),
+            ..Default::default()
+        };
+        let facts = JobFacts::from_proto(&job).unwrap();
+        assert_eq!(facts.params["seed"].as_u64(), Some(seed));
+        assert_eq!(
+            (facts.kind, facts.status),
+            (JobKind::TrainingLayer2, JobStatus::Failed)
+        );
+        assert_eq!(facts.attempts, 2);
+        assert!(facts.result.is_none() && facts.started_at.is_none());
+        // A job without a status is the trainer's fault, said as such.
+        let broken = v1::Job { status: 0, ..job };
+        let err = JobFacts::from_proto(&broken).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ReportError::Upstream {
+                    code: Code::Internal,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_previous_version_shares_validation_data_only_when_split_alike() {
+        let version = |v: u32, hash: &str, seed: u64, fraction: f64| {
+            let config = json!({"training": {"seed": seed, "val_fraction": fraction}});
+            v1::ModelVersion {
+                layer: 2,
+                version: v,
+                dataset_hash: hash.into(),
+                config_json: config.to_string(),
+                metrics_json: json!({"final": {"psnr": 20.5, "ssim": 0.8}}).to_string(),
+                ..Default::default()
+            }
+        };
+        let big = 9_007_199_254_740_993;
+        let p = previous_version(&version(1, "h", big, 0.1), &version(2, "h", big, 0.1));
+        assert!(p.same_validation_data);
+        assert_eq!((p.version, p.psnr, p.ssim), (1, Some(20.5), Some(0.8)));
+        // Seeds a double cannot tell apart still differ.
+        let p = previous_version(&version(1, "h", big, 0.1), &version(2, "h", big - 1, 0.1));
+        assert!(!p.same_validation_data);
+        let p = previous_version(&version(1, "h", 1, 0.2), &version(2, "h", 1, 0.1));
+        assert!(!p.same_validation_data);
+        let p = previous_version(&version(1, "", 1, 0.1), &version(2, "", 1, 0.1));
+        assert!(!p.same_validation_data && p.dataset_hash.is_none());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Builds reports when training jobs finish: from `events.training.completed`
-//! and, for events that never arrived, from a periodic database sweep.
+//! and, for events that never arrived, from a periodic sweep that asks the
+//! trainer's job ledger for finished training jobs and builds those without
+//! a `reports` row.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -7,37 +9,50 @@ use std::time::Duration;
 use restoreflow_core::Backends;
 use restoreflow_core::bus::queues;
 use restoreflow_core::config::JobSettings;
-use restoreflow_core::db::entity::{job, report};
-use restoreflow_core::db::{DbError, JobKind};
+use restoreflow_core::db::DbError;
+use restoreflow_core::db::entity::report;
 use restoreflow_core::messages::{BusMessage, TrainingCompleted};
 use restoreflow_core::shutdown::CancellationToken;
-use sea_orm::sea_query::Query;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use tracing::Instrument;
 
+use crate::ReportError;
 use crate::builder::build_report;
-use crate::collect::Fleet;
+use crate::collect::Sources;
 
 /// A sweep gives up on a job after this many failed builds (until restart);
 /// `BuildReport` over gRPC still retries it.
 const MAX_FAILURES: u32 = 3;
 
+/// Finished training jobs a sweep looks at, newest first. The first sweep
+/// after start looks at all of them ([`FIRST_SWEEP`]): a report missing
+/// from before is built then; later sweeps catch events lost since.
+const SWEEP_WINDOW: usize = 200;
+/// See [`SWEEP_WINDOW`].
+const FIRST_SWEEP: usize = 1_000_000;
+
+/// Reports a sweep builds at most (the rest wait for the next sweep).
+const SWEEP_BATCH: usize = 16;
+
 /// Consumes completion events and sweeps for jobs without a report.
 pub struct ReportWorker {
     backends: Backends,
-    fleet: Fleet,
+    sources: Sources,
     jobs: JobSettings,
     failures: HashMap<String, u32>,
+    /// Whether a sweep has looked at every finished job since start.
+    swept_all: bool,
 }
 
 impl ReportWorker {
     /// A worker on `backends`; `jobs.sweep_interval_secs` paces the sweep.
-    pub fn new(backends: Backends, fleet: Fleet, jobs: JobSettings) -> Self {
+    pub fn new(backends: Backends, sources: Sources, jobs: JobSettings) -> Self {
         Self {
             backends,
-            fleet,
+            sources,
             jobs,
             failures: HashMap::new(),
+            swept_all: false,
         }
     }
 
@@ -107,7 +122,7 @@ impl ReportWorker {
     }
 
     async fn build(&mut self, job_id: &str) {
-        match build_report(&self.backends, &self.fleet, job_id).await {
+        match build_report(&self.backends, &self.sources, job_id).await {
             Ok(_) => {
                 self.failures.remove(job_id);
             }
@@ -126,8 +141,17 @@ impl ReportWorker {
             .filter(|(_, n)| **n >= MAX_FAILURES)
             .map(|(id, _)| id.clone())
             .collect();
-        let missing = match missing_reports(&self.backends, &given_up).await {
-            Ok(ids) => ids,
+        let window = if self.swept_all {
+            SWEEP_WINDOW
+        } else {
+            FIRST_SWEEP
+        };
+        let missing = match missing_reports(&self.backends, &self.sources, window, &given_up).await
+        {
+            Ok(ids) => {
+                self.swept_all = true;
+                ids
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "report sweep failed");
                 return;
@@ -143,20 +167,37 @@ impl ReportWorker {
     }
 }
 
-/// Finished training jobs without a report, oldest first, except `given_up`.
-async fn missing_reports(backends: &Backends, given_up: &[String]) -> Result<Vec<String>, DbError> {
-    let reported = Query::select()
-        .column(report::Column::JobId)
-        .from(report::Entity)
-        .to_owned();
-    let rows = job::Entity::find()
-        .filter(job::Column::Kind.eq(JobKind::TrainingLayer2.as_str()))
-        .filter(job::Column::Status.is_in(["completed", "failed", "cancelled"]))
-        .filter(job::Column::Id.not_in_subquery(reported))
-        .filter(job::Column::Id.is_not_in(given_up.iter().cloned()))
-        .order_by_asc(job::Column::FinishedAt)
-        .limit(16)
-        .all(&backends.db)
-        .await?;
-    Ok(rows.into_iter().map(|j| j.id).collect())
+/// Finished training jobs without a report among the newest `window`,
+/// oldest first, except `given_up`; at most [`SWEEP_BATCH`].
+async fn missing_reports(
+    backends: &Backends,
+    sources: &Sources,
+    window: usize,
+    given_up: &[String],
+) -> Result<Vec<String>, ReportError> {
+    let finished = sources.finished_training_jobs(window).await?;
+    let mut missing = Vec::new();
+    // Oldest first; the ledger answers newest first.
+    for chunk in finished.rchunks(500) {
+        let reported: Vec<String> = report::Entity::find()
+            .select_only()
+            .column(report::Column::JobId)
+            .filter(report::Column::JobId.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(&backends.db)
+            .await
+            .map_err(DbError::from)?;
+        missing.extend(
+            chunk
+                .iter()
+                .rev()
+                .filter(|id| !reported.contains(id) && !given_up.contains(id))
+                .cloned(),
+        );
+        if missing.len() >= SWEEP_BATCH {
+            break;
+        }
+    }
+    missing.truncate(SWEEP_BATCH);
+    Ok(missing)
 }

@@ -22,8 +22,8 @@ const PAGE_MAX: u64 = 200;
 /// Shared state of the gRPC handlers.
 pub struct ReportGrpc {
     pub(crate) backends: Backends,
-    /// Where reports look up the GPU workers a next run could use.
-    pub(crate) fleet: crate::collect::Fleet,
+    /// The owners of a report's facts (trainer, model registry).
+    pub(crate) sources: crate::collect::Sources,
 }
 
 fn status(e: ReportError) -> Status {
@@ -158,7 +158,7 @@ impl ReportService for ReportGrpc {
     ) -> Result<Response<v1::Report>, Status> {
         let job_id = request.into_inner().job_id;
         required("job_id", &job_id)?;
-        let row = build_report(&self.backends, &self.fleet, &job_id)
+        let row = build_report(&self.backends, &self.sources, &job_id)
             .await
             .map_err(status)?;
         let msg = self

@@ -4,9 +4,12 @@
 //! service consumes `events.training.completed` (sent for completed, failed
 //! and cancelled jobs) and also sweeps the database for finished training
 //! jobs without a report, so a lost event only delays a report. A report is
-//! built from stored records only (the job row, its `data`, `config`,
-//! `environment`, `metric` and `samples` events, the registered model version,
-//! its aliases and the version before it) and rendered by
+//! built from stored records only, asked of their owners over gRPC (the job
+//! and its `data`, `config`, `environment`, `metric` and `samples` events from
+//! the trainer's job ledger, the GPU workers from the trainer's status, the
+//! registered model version, its aliases and the version before it from the
+//! model registry; the service reads no table but its own `reports`), and
+//! rendered by
 //! `restoreflow-report-render` as text, Markdown, JSON and a self-contained
 //! HTML page with PNG charts. Documents go to
 //! `training-outputs/reports/{job_id}/`, charts to
@@ -31,7 +34,7 @@ use restoreflow_proto::v1::report_service_server::ReportServiceServer;
 use tokio::net::TcpListener;
 
 pub use builder::build_report;
-pub use collect::{Collected, Fleet, SampleKeys, collect, describe_schedule};
+pub use collect::{Collected, SampleKeys, Sources, collect, describe_schedule};
 pub use consumer::ReportWorker;
 pub use grpc::ReportGrpc;
 
@@ -56,6 +59,17 @@ pub enum ReportError {
     /// Rendering failed.
     #[error("cannot render the report: {0}")]
     Render(String),
+    /// The service owning some of the facts (the trainer, the model
+    /// registry) refused or could not be reached.
+    #[error("{service}: {message}")]
+    Upstream {
+        /// Which service.
+        service: &'static str,
+        /// Its gRPC status code.
+        code: tonic::Code,
+        /// Its message.
+        message: String,
+    },
 }
 
 impl ReportError {
@@ -68,6 +82,7 @@ impl ReportError {
             Self::Db(e) => e.code(),
             Self::Storage(e) => e.code(),
             Self::Render(_) => ErrorCode::Internal,
+            Self::Upstream { code, .. } => ErrorCode::from_grpc(*code),
         }
     }
 }
@@ -78,6 +93,14 @@ pub enum ServiceError {
     /// A backend could not be connected.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// A client URL (`report.trainer_url`, `report.model_registry_url`) is unusable.
+    #[error("cannot use {url}: {reason}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// Binding the listener failed.
     #[error("cannot bind {addr}: {source}")]
     Bind {
@@ -119,19 +142,27 @@ impl Application {
         };
         let listener = TcpListener::bind(&addr).await.map_err(bind_err)?;
         let local = listener.local_addr().map_err(bind_err)?;
-        let fleet = Fleet {
-            on_demand: settings.trainer.on_demand_devices.clone(),
-            live_secs: settings.jobs.lease_secs,
+        let channel = |url: &String| {
+            restoreflow_core::grpc::lazy_channel(url, &settings.grpc)
+                .map(|c| restoreflow_core::grpc::authed(c, settings.grpc.token.as_ref()))
+                .map_err(|reason| ServiceError::Url {
+                    url: url.clone(),
+                    reason,
+                })
         };
+        let sources = Sources::new(
+            channel(&settings.report.trainer_url)?,
+            channel(&settings.report.model_registry_url)?,
+        );
         let worker = settings
             .report
             .worker
-            .then(|| ReportWorker::new(backends.clone(), fleet.clone(), settings.jobs.clone()));
+            .then(|| ReportWorker::new(backends.clone(), sources.clone(), settings.jobs.clone()));
         Ok(Self {
             listener,
             token,
             addr: local,
-            grpc: ReportGrpc { backends, fleet },
+            grpc: ReportGrpc { backends, sources },
             worker,
         })
     }

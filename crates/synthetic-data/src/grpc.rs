@@ -178,7 +178,16 @@ impl SyntheticDataService for SyntheticGrpc {
         };
         let offset = db::paging::parse_page_token(&r.page_token)
             .map_err(|m| ErrorCode::InvalidArgument.status(m))?;
-        let rows = db::list_datasets(&self.backends.db, limit, offset)
+        let split = match r.split.trim() {
+            "" => None,
+            s @ ("train" | "validation" | "test") => Some(s),
+            s => {
+                return Err(ErrorCode::InvalidArgument.status(format!(
+                    "split must be train, validation or test, got {s:?}"
+                )));
+            }
+        };
+        let rows = db::list_datasets(&self.backends.db, split, limit, offset)
             .await
             .map_err(from_db)?;
         let next_page_token = if rows.len() as u64 == limit {
@@ -191,6 +200,97 @@ impl SyntheticDataService for SyntheticGrpc {
             next_page_token,
         }))
     }
+
+    async fn get_dataset(
+        &self,
+        request: Request<v1::GetDatasetRequest>,
+    ) -> Result<Response<v1::Dataset>, Status> {
+        let id = request.into_inner().id;
+        if !valid_dataset_id(&id) {
+            return Err(ErrorCode::InvalidArgument.status(format!(
+                "dataset id {id:?} is not 1-64 characters of a-z, 0-9, _ and -"
+            )));
+        }
+        match db::get_dataset(&self.backends.db, &id)
+            .await
+            .map_err(from_db)?
+        {
+            Some(d) => Ok(Response::new(dataset_to_proto(d))),
+            None => Err(ErrorCode::NotFound.status(format!("dataset {id:?} not found"))),
+        }
+    }
+
+    #[tracing::instrument(skip(self, request), fields(id = %request.get_ref().id), err)]
+    async fn record_upload(
+        &self,
+        request: Request<v1::RecordUploadRequest>,
+    ) -> Result<Response<v1::Dataset>, Status> {
+        let r = request.into_inner();
+        let invalid = |m: String| ErrorCode::InvalidArgument.status(m);
+        if !valid_dataset_id(&r.id) {
+            return Err(invalid(format!(
+                "dataset id {:?} is not 1-64 characters of a-z, 0-9, _ and -",
+                r.id
+            )));
+        }
+        if r.num_pairs == 0 || r.num_pairs > i32::MAX as u32 {
+            return Err(invalid(format!(
+                "num_pairs must be at least 1, got {}",
+                r.num_pairs
+            )));
+        }
+        if r.content_hash.len() != 64 || !r.content_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid("content_hash must be a sha256 in hex".into()));
+        }
+        let manifest: serde_json::Value = serde_json::from_str(&r.manifest_json)
+            .map_err(|e| invalid(format!("manifest_json is not JSON: {e}")))?;
+        let prefix_ok = manifest
+            .get("prefix")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|p| !p.is_empty());
+        if !manifest.is_object() || !prefix_ok {
+            return Err(invalid(
+                "manifest_json must be an object with the pairs' \"prefix\"".into(),
+            ));
+        }
+        let row = db::entity::dataset::Model {
+            id: r.id.clone(),
+            job_id: None,
+            source: UPLOAD_SOURCE.into(),
+            degradation: UPLOAD_SOURCE.into(),
+            split: "test".into(),
+            seed: 0,
+            num_pairs: r.num_pairs as i32,
+            width: 0,
+            height: 0,
+            manifest_key: String::new(),
+            manifest,
+            content_hash: r.content_hash.to_ascii_lowercase(),
+            created_at: chrono::Utc::now(),
+        };
+        match db::insert_dataset(&self.backends.db, row)
+            .await
+            .map_err(from_db)?
+        {
+            Some(d) => Ok(Response::new(dataset_to_proto(d))),
+            None => {
+                Err(ErrorCode::AlreadyExists.status(format!("dataset {:?} already exists", r.id)))
+            }
+        }
+    }
+}
+
+/// The `source` of uploaded dataset rows.
+const UPLOAD_SOURCE: &str = "upload";
+
+/// Dataset ids: 1-64 of `[a-z0-9_-]` (generated ids and the names users
+/// give uploads alike).
+fn valid_dataset_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// A dataset row as the API message.
@@ -208,5 +308,6 @@ fn dataset_to_proto(d: db::entity::dataset::Model) -> v1::Dataset {
         manifest_key: d.manifest_key,
         content_hash: d.content_hash,
         created_at: Some(db::timestamp(d.created_at)),
+        manifest_json: d.manifest.to_string(),
     }
 }

@@ -6,20 +6,17 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
-use restoreflow_core::db::entity::dataset;
 use restoreflow_core::storage::{Bucket, list_all, validate_prefix};
 use restoreflow_core::{Backends, ErrorCode};
 use restoreflow_proto::v1;
-use sea_orm::{EntityTrait, Set};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tonic::Status;
 
-use crate::grpc::from_db;
+use crate::catalog::Catalog;
 use crate::pairs::{PairRef, find_pairs, pairs_hash};
 use crate::restoration::{from_pairs, invalid};
-use crate::texts::{UPLOAD_SOURCE, upload_text_key};
+use crate::texts::upload_text_key;
 
 /// Dataset ids users choose: 1-64 of `[a-z0-9_-]`.
 pub(crate) fn valid_dataset_id(id: &str) -> bool {
@@ -66,9 +63,11 @@ pub(crate) fn match_texts(
 }
 
 /// `RegisterEvaluationDataset`: checks the name and the prefix, matches the
-/// pairs and their texts, and records the dataset.
+/// pairs and their texts, and has synthetic-data (the owner of datasets)
+/// record the dataset.
 pub(crate) async fn register_upload(
     backends: &Backends,
+    catalog: &Catalog,
     r: v1::RegisterEvaluationDatasetRequest,
 ) -> Result<v1::EvaluationDataset, Status> {
     let id = r.name.trim().to_string();
@@ -82,15 +81,10 @@ pub(crate) async fn register_upload(
         ));
     }
     validate_prefix(&prefix).map_err(|e| invalid(e.to_string()))?;
-    if dataset::Entity::find_by_id(id.clone())
-        .one(&backends.db)
-        .await
-        .map_err(|e| from_db(e.into()))?
-        .is_some()
-    {
+    if catalog.get(&id).await.map_err(|e| e.status())?.is_some() {
         return Err(ErrorCode::AlreadyExists.status(format!("dataset {id:?} already exists")));
     }
-    let pairs = find_pairs(backends, &prefix, usize::MAX)
+    let pairs = find_pairs(backends, catalog, &prefix, usize::MAX)
         .await
         .map_err(from_pairs)?;
     if pairs.pairs.is_empty() {
@@ -113,38 +107,20 @@ pub(crate) async fn register_upload(
     let hash = upload_hash(&pairs.pairs, &texts);
     let text_keys: BTreeMap<&String, &String> =
         texts.iter().map(|(name, (key, _))| (name, key)).collect();
-    let row = dataset::ActiveModel {
-        id: Set(id.clone()),
-        job_id: Set(None),
-        source: Set(UPLOAD_SOURCE.into()),
-        degradation: Set(UPLOAD_SOURCE.into()),
-        split: Set("test".into()),
-        seed: Set(0),
-        num_pairs: Set(pairs.pairs.len() as i32),
-        width: Set(0),
-        height: Set(0),
-        manifest_key: Set(String::new()),
-        manifest: Set(json!({
-            "prefix": prefix,
-            "unmatched_files": unmatched,
-            "texts": text_keys,
-        })),
-        content_hash: Set(hash.clone()),
-        created_at: Set(Utc::now()),
-    };
-    if let Err(e) = dataset::Entity::insert(row).exec(&backends.db).await {
-        // A concurrent registration of the same name won the insert.
-        let exists = dataset::Entity::find_by_id(id.clone())
-            .one(&backends.db)
-            .await
-            .map_err(|e| from_db(e.into()))?
-            .is_some();
-        return Err(if exists {
-            ErrorCode::AlreadyExists.status(format!("dataset {id:?} already exists"))
-        } else {
-            from_db(e.into())
-        });
-    }
+    let manifest = json!({
+        "prefix": prefix,
+        "unmatched_files": unmatched,
+        "texts": text_keys,
+    });
+    // ALREADY_EXISTS when a concurrent registration of the same name won.
+    catalog
+        .record_upload(v1::RecordUploadRequest {
+            id: id.clone(),
+            num_pairs: pairs.pairs.len() as u32,
+            content_hash: hash.clone(),
+            manifest_json: manifest.to_string(),
+        })
+        .await?;
     let mut skipped = Vec::new();
     if unmatched > 0 {
         skipped.push(format!(

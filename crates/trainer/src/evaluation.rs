@@ -30,6 +30,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::catalog::Catalog;
 use crate::inference::{ModelCache, Pipeline, Subject, ocr_available, ocr_cers, score_pair};
 use crate::lease::{Halt, Lease, finish, settle};
 use crate::pairs::{PairRef, find_pairs};
@@ -66,6 +67,7 @@ pub struct EvaluationWorker {
     backends: Backends,
     jobs: JobSettings,
     models: Arc<ModelCache>,
+    catalog: Catalog,
     id: String,
     /// Deadline of one tesseract read (`trainer.ocr_timeout_secs`).
     ocr_timeout: std::time::Duration,
@@ -100,6 +102,7 @@ impl EvaluationWorker {
         backends: Backends,
         jobs: JobSettings,
         models: Arc<ModelCache>,
+        catalog: Catalog,
         ocr_timeout: std::time::Duration,
     ) -> Self {
         let id = format!(
@@ -110,6 +113,7 @@ impl EvaluationWorker {
             backends,
             jobs,
             models,
+            catalog,
             id,
             ocr_timeout,
         }
@@ -136,7 +140,7 @@ impl EvaluationWorker {
         } else {
             p.max_pairs as usize
         };
-        let pairs = find_pairs(&self.backends, &p.dataset, cap)
+        let pairs = find_pairs(&self.backends, &self.catalog, &p.dataset, cap)
             .await
             .map_err(|e| format!("cannot list evaluation pairs: {e}"))?;
         if pairs.pairs.is_empty() {
@@ -170,15 +174,13 @@ impl EvaluationWorker {
                 .resolve(2, &p.version.to_string())
                 .await
                 .map_err(|e| e.to_string())?;
-            mv.config.as_ref().map(restoreflow_proto::struct_to_json)
+            Some(restoreflow_proto::version_config(&mv))
         } else {
             None
         };
         let targets = evaluation_targets(&pairs.targets, model_config.as_ref());
         let prefix = format!("{}/", job.id);
-        let texts = TextSource::for_dataset(&self.backends, pairs.dataset_id.as_deref())
-            .await
-            .map_err(|e| format!("cannot read the dataset: {e}"))?;
+        let texts = TextSource::for_dataset(pairs.dataset.as_ref());
         let with_ocr = texts.has_texts() && ocr_available();
         self.upsert_row(job, &p, "running", &prefix, None).await?;
         let store = self.backends.store.as_ref();

@@ -29,6 +29,8 @@ const EVENT_PAGE: u64 = 1000;
 /// Shared state of the gRPC handlers.
 pub struct TrainerGrpc {
     pub(crate) backends: Backends,
+    /// Datasets, from synthetic-data.
+    pub(crate) catalog: crate::catalog::Catalog,
     /// Resolves the requested device against the live workers.
     pub(crate) router: crate::devices::DeviceRouter,
     /// `trainer.max_job_memory`, resolved (0 became half the machine's memory).
@@ -176,15 +178,20 @@ impl TrainerService for TrainerGrpc {
             // Pin the number, so moving an alias later does not change the job.
             params.base_model = Some(v.version.to_string());
         }
-        let pairs = find_training_pairs(&self.backends, &params.dataset, params.max_pairs as usize)
-            .await
-            .map_err(|e| match e {
-                crate::pairs::PairError::Storage(s) => s.code().status(s.to_string()),
-                crate::pairs::PairError::Db(d) => from_db(d),
-                held_out @ crate::pairs::PairError::HeldOut(_) => {
-                    ErrorCode::InvalidArgument.status(held_out.to_string())
-                }
-            })?;
+        let pairs = find_training_pairs(
+            &self.backends,
+            &self.catalog,
+            &params.dataset,
+            params.max_pairs as usize,
+        )
+        .await
+        .map_err(|e| match e {
+            crate::pairs::PairError::Storage(s) => s.code().status(s.to_string()),
+            crate::pairs::PairError::Catalog(c) => c.status(),
+            held_out @ crate::pairs::PairError::HeldOut(_) => {
+                ErrorCode::InvalidArgument.status(held_out.to_string())
+            }
+        })?;
         if pairs.pairs.len() < MIN_PAIRS {
             // The request is fine; the stored data is not there (yet).
             return Err(ErrorCode::FailedPrecondition.status(format!(

@@ -28,6 +28,7 @@
 //! `restoreflow serve trainer`, or inside `restoreflow up`.
 
 mod batch;
+mod catalog;
 mod checkpoints;
 mod datasets;
 mod devices;
@@ -63,6 +64,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 pub use batch::{BatchParams, BatchWorker, is_image_key};
+pub use catalog::{Catalog, CatalogError, DatasetRow};
 pub use checkpoints::{complete_dirs, epoch_dir};
 pub use error::TrainerError;
 pub use evaluation::{EvalParams, EvaluationWorker};
@@ -167,6 +169,18 @@ impl Application {
             channel,
             settings.grpc.token.as_ref(),
         ));
+        let url = cfg.synthetic_data_url.clone();
+        let channel =
+            restoreflow_core::grpc::lazy_channel(&url, &settings.grpc).map_err(|reason| {
+                ServiceError::Url {
+                    url: url.clone(),
+                    reason,
+                }
+            })?;
+        let catalog = Catalog::new(restoreflow_core::grpc::authed(
+            channel,
+            settings.grpc.token.as_ref(),
+        ));
         let bind_err = |source| ServiceError::Bind {
             addr: cfg.grpc_addr.clone(),
             source,
@@ -189,6 +203,7 @@ impl Application {
         let restoration = RestorationGrpc {
             router: router.clone(),
             backends: backends.clone(),
+            catalog: catalog.clone(),
             models: models.clone(),
             registry: registry.clone(),
             permits: Arc::new(Semaphore::new(RESTORE_CONCURRENCY)),
@@ -198,6 +213,7 @@ impl Application {
                 backends.clone(),
                 settings.jobs.clone(),
                 models.clone(),
+                catalog.clone(),
                 Duration::from_secs(settings.trainer.ocr_timeout_secs),
             )
         });
@@ -210,6 +226,7 @@ impl Application {
                 settings.jobs.clone(),
                 cfg.clone(),
                 registry.clone(),
+                catalog.clone(),
             )
         });
         Ok(Self {
@@ -219,6 +236,7 @@ impl Application {
             ledger: JobLedger::of(backends.db.clone(), Owner::Trainer),
             grpc: TrainerGrpc {
                 backends,
+                catalog,
                 router,
                 max_job_memory: match cfg.max_job_memory {
                     0 => machine_memory_bytes() / 2,

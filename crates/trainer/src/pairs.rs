@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use image::RgbImage;
 use restoreflow_core::Backends;
-use restoreflow_core::db::{DbError, entity::dataset};
 use restoreflow_core::storage::{
     Bucket, ObjectStore, RetryPolicy, StorageError, get_bytes, list_all, retry,
 };
 use restoreflow_training::PairSource;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::catalog::{Catalog, CatalogError, DatasetRow};
 use crate::targets::PairTargets;
 
 /// Largest page image fetched, in bytes.
@@ -53,6 +52,8 @@ pub struct PairSet {
     pub available: usize,
     /// The dataset row's id when `dataset` named one.
     pub dataset_id: Option<String>,
+    /// That dataset, as synthetic-data recorded it.
+    pub dataset: Option<DatasetRow>,
     /// The dataset's content hash when every one of its pairs is used,
     /// else a hash over the names and sizes of the pairs used.
     pub content_hash: String,
@@ -92,7 +93,7 @@ pub enum PairError {
     Storage(#[from] StorageError),
     /// Looking up the dataset failed.
     #[error(transparent)]
-    Db(#[from] DbError),
+    Catalog(#[from] CatalogError),
     /// The dataset is a held-out evaluation set.
     #[error(
         "dataset {0} is a held-out test set: evaluate on it (POST /evaluation/run), do not train on it"
@@ -105,10 +106,11 @@ pub enum PairError {
 /// keeps the first `max_pairs` (all of them when `max_pairs` is 0).
 pub async fn find_pairs(
     backends: &Backends,
+    catalog: &Catalog,
     dataset: &str,
     max_pairs: usize,
 ) -> Result<PairSet, PairError> {
-    select_pairs(backends, dataset, max_pairs, &[]).await
+    select_pairs(backends, catalog, dataset, max_pairs, &[]).await
 }
 
 /// [`find_pairs`] for training: refuses a held-out (`test` split) dataset and
@@ -116,24 +118,21 @@ pub async fn find_pairs(
 /// reach a training run (e.g. when `dataset` is empty and every pair counts).
 pub async fn find_training_pairs(
     backends: &Backends,
+    catalog: &Catalog,
     dataset: &str,
     max_pairs: usize,
 ) -> Result<PairSet, PairError> {
-    let held_out = dataset::Entity::find()
-        .filter(dataset::Column::Split.eq("test"))
-        .all(&backends.db)
-        .await
-        .map_err(DbError::from)?;
+    let held_out = catalog.list(Some("test")).await?;
     if held_out.iter().any(|d| d.id == dataset) {
         return Err(PairError::HeldOut(dataset.to_string()));
     }
     let prefixes: Vec<String> = held_out.iter().map(pair_prefix).collect();
-    select_pairs(backends, dataset, max_pairs, &prefixes).await
+    select_pairs(backends, catalog, dataset, max_pairs, &prefixes).await
 }
 
 /// The name prefix of a dataset's pairs: `{id}_` for generated sets, the
 /// upload prefix for uploaded ones.
-pub(crate) fn pair_prefix(d: &dataset::Model) -> String {
+pub(crate) fn pair_prefix(d: &DatasetRow) -> String {
     d.manifest
         .get("prefix")
         .and_then(serde_json::Value::as_str)
@@ -143,6 +142,7 @@ pub(crate) fn pair_prefix(d: &dataset::Model) -> String {
 
 async fn select_pairs(
     backends: &Backends,
+    catalog: &Catalog,
     dataset: &str,
     max_pairs: usize,
     exclude: &[String],
@@ -150,10 +150,7 @@ async fn select_pairs(
     let row = if dataset.is_empty() {
         None
     } else {
-        dataset::Entity::find_by_id(dataset.to_string())
-            .one(&backends.db)
-            .await
-            .map_err(DbError::from)?
+        catalog.get(dataset).await?
     };
     // A dataset's pairs are named `{id}_{i:05}.png`; anything else is a name prefix.
     let prefix = match &row {
@@ -191,14 +188,11 @@ async fn select_pairs(
     // Any dataset's pairs may match a bare prefix (or everything).
     let origins = match &row {
         Some(d) => vec![d.clone()],
-        None => dataset::Entity::find()
-            .all(&backends.db)
-            .await
-            .map_err(DbError::from)?,
+        None => catalog.list(None).await?,
     };
     let targets = PairTargets::of(&pairs, &origins);
     let content_hash = match &row {
-        Some(d) if pairs.len() == available && available as i32 == d.num_pairs => {
+        Some(d) if pairs.len() == available && available as u64 == u64::from(d.num_pairs) => {
             d.content_hash.clone()
         }
         _ => pairs_hash(&pairs),
@@ -213,7 +207,8 @@ async fn select_pairs(
     Ok(PairSet {
         pairs,
         available,
-        dataset_id: row.map(|d| d.id),
+        dataset_id: row.as_ref().map(|d| d.id.clone()),
+        dataset: row,
         content_hash,
         location,
         clean_files: clean.len(),

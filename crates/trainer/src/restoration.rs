@@ -55,6 +55,8 @@ pub struct RestorationGrpc {
     /// Resolves the device of evaluation and restoration requests.
     pub(crate) router: crate::devices::DeviceRouter,
     pub(crate) backends: Backends,
+    /// Datasets, from synthetic-data.
+    pub(crate) catalog: crate::catalog::Catalog,
     pub(crate) models: Arc<ModelCache>,
     pub(crate) registry: ModelRegistryServiceClient<AuthChannel>,
     /// Bounds concurrent restorations, and so memory.
@@ -77,7 +79,7 @@ fn from_model(e: ModelError) -> Status {
 pub(crate) fn from_pairs(e: PairError) -> Status {
     match e {
         PairError::Storage(s) => s.code().status(s.to_string()),
-        PairError::Db(d) => from_db(d),
+        PairError::Catalog(c) => c.status(),
         held_out @ PairError::HeldOut(_) => invalid(held_out.to_string()),
     }
 }
@@ -351,9 +353,14 @@ impl RestorationService for RestorationGrpc {
             None => self.models.layer1("").await.map_err(from_model)?.1,
         };
         params.validate().map_err(|e| invalid(e.to_string()))?;
-        let pairs = find_pairs(&self.backends, r.dataset.trim(), max as usize)
-            .await
-            .map_err(from_pairs)?;
+        let pairs = find_pairs(
+            &self.backends,
+            &self.catalog,
+            r.dataset.trim(),
+            max as usize,
+        )
+        .await
+        .map_err(from_pairs)?;
         if pairs.pairs.is_empty() {
             return Err(ErrorCode::FailedPrecondition.status(format!(
                 "no clean/degraded pairs in {} (generate some with POST /synthetic/generate)",
@@ -592,7 +599,7 @@ impl EvaluationService for RestorationGrpc {
         } else {
             r.max_pairs as usize
         };
-        let pairs = find_pairs(&self.backends, &dataset, cap)
+        let pairs = find_pairs(&self.backends, &self.catalog, &dataset, cap)
             .await
             .map_err(from_pairs)?;
         if pairs.pairs.is_empty() {
@@ -725,7 +732,7 @@ impl EvaluationService for RestorationGrpc {
         &self,
         request: Request<v1::RegisterEvaluationDatasetRequest>,
     ) -> Result<Response<v1::EvaluationDataset>, Status> {
-        register_upload(&self.backends, request.into_inner())
+        register_upload(&self.backends, &self.catalog, request.into_inner())
             .await
             .map(Response::new)
     }

@@ -5,10 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use restoreflow_core::db::entity::dataset;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::catalog::DatasetRow;
 use crate::pairs::PairRef;
 use crate::texts::UPLOAD_SOURCE;
 
@@ -35,8 +35,8 @@ impl PairTargets {
     /// Counts `pairs` by the dataset each comes from: the row whose pair
     /// prefix (`{id}_`, or an upload's `prefix`) is the longest that the
     /// pair's name starts with.
-    pub fn of(pairs: &[PairRef], datasets: &[dataset::Model]) -> Self {
-        let mut rows: Vec<(String, &dataset::Model)> = datasets
+    pub fn of(pairs: &[PairRef], datasets: &[DatasetRow]) -> Self {
+        let mut rows: Vec<(String, &DatasetRow)> = datasets
             .iter()
             .map(|d| (crate::pairs::pair_prefix(d), d))
             .collect();
@@ -71,7 +71,7 @@ impl PairTargets {
 }
 
 /// What a dataset row's clean images hold.
-fn dataset_target(d: &dataset::Model) -> String {
+fn dataset_target(d: &DatasetRow) -> String {
     match d.manifest.get("target").and_then(Value::as_str) {
         Some(t) => t.to_string(),
         None if d.source == UPLOAD_SOURCE => UPLOADED.to_string(),
@@ -80,7 +80,7 @@ fn dataset_target(d: &dataset::Model) -> String {
 }
 
 /// The dpi a dataset row's manifest records, if any.
-fn dataset_dpi(d: &dataset::Model) -> Option<u32> {
+fn dataset_dpi(d: &DatasetRow) -> Option<u32> {
     d.manifest
         .get("dpi")
         .and_then(Value::as_u64)
@@ -121,21 +121,14 @@ pub(crate) fn evaluation_targets(data: &PairTargets, model_config: Option<&Value
 mod tests {
     use super::*;
 
-    fn row(id: &str, source: &str, manifest: Value) -> dataset::Model {
-        dataset::Model {
+    fn row(id: &str, source: &str, manifest: Value) -> DatasetRow {
+        DatasetRow {
             id: id.into(),
-            job_id: None,
             source: source.into(),
-            degradation: "light".into(),
             split: "train".into(),
-            seed: 0,
             num_pairs: 0,
-            width: 0,
-            height: 0,
-            manifest_key: String::new(),
             manifest,
             content_hash: String::new(),
-            created_at: chrono::Utc::now(),
         }
     }
 

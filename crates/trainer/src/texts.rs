@@ -5,11 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use restoreflow_core::Backends;
-use restoreflow_core::db::{DbError, entity::dataset};
 use restoreflow_core::storage::{Bucket, ObjectStore, get_bytes};
-use sea_orm::EntityTrait;
 use serde_json::Value;
+
+use crate::catalog::DatasetRow;
 
 /// Largest ground-truth text read, in bytes.
 const MAX_TEXT_BYTES: u64 = 1 << 20;
@@ -33,7 +32,7 @@ pub enum TextSource {
 
 impl TextSource {
     /// The texts of `row`, as its source and manifest say.
-    pub fn for_row(row: &dataset::Model) -> Self {
+    pub fn for_row(row: &DatasetRow) -> Self {
         if row.source != UPLOAD_SOURCE {
             return Self::Synthetic {
                 dataset_id: row.id.clone(),
@@ -56,15 +55,10 @@ impl TextSource {
         }
     }
 
-    /// The texts of dataset `id` (`None`: pairs named by a bare prefix).
-    pub async fn for_dataset(backends: &Backends, id: Option<&str>) -> Result<Self, DbError> {
-        let Some(id) = id else {
-            return Ok(Self::None);
-        };
-        let row = dataset::Entity::find_by_id(id.to_string())
-            .one(&backends.db)
-            .await?;
-        Ok(row.as_ref().map_or(Self::None, Self::for_row))
+    /// The texts of the dataset a set of pairs came from (`None`: pairs
+    /// named by a bare prefix).
+    pub fn for_dataset(row: Option<&DatasetRow>) -> Self {
+        row.map_or(Self::None, Self::for_row)
     }
 
     /// Whether any page may have a text.
@@ -108,21 +102,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn row(source: &str, manifest: Value) -> dataset::Model {
-        dataset::Model {
+    fn row(source: &str, manifest: Value) -> DatasetRow {
+        DatasetRow {
             id: "set-1".into(),
-            job_id: None,
             source: source.into(),
-            degradation: "x".into(),
             split: "test".into(),
-            seed: 0,
             num_pairs: 2,
-            width: 0,
-            height: 0,
-            manifest_key: String::new(),
             manifest,
             content_hash: String::new(),
-            created_at: chrono::Utc::now(),
         }
     }
 

@@ -22,6 +22,7 @@ use restoreflow_training::{
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 
+use crate::catalog::Catalog;
 use crate::checkpoints;
 use crate::error::TrainerError;
 use crate::model::{RestormerNet, code_version};
@@ -156,6 +157,7 @@ pub struct Worker {
     jobs: JobSettings,
     settings: TrainerSettings,
     registry: ModelRegistryServiceClient<AuthChannel>,
+    catalog: Catalog,
     id: String,
     /// What this worker advertises in the workers table.
     capabilities: Vec<restoreflow_core::devices::Capability>,
@@ -169,6 +171,7 @@ impl Worker {
         jobs: JobSettings,
         settings: TrainerSettings,
         registry: ModelRegistryServiceClient<AuthChannel>,
+        catalog: Catalog,
     ) -> Self {
         let id = format!(
             "trainer-{}",
@@ -180,6 +183,7 @@ impl Worker {
             jobs,
             settings,
             registry,
+            catalog,
             id,
             capabilities,
             current: Arc::new(Mutex::new(None)),
@@ -374,9 +378,14 @@ impl Worker {
     async fn train_job(&self, job: &job::Model, flags: &Flags) -> Result<Trained, TrainerError> {
         let params: TrainParams = serde_json::from_value(job.params.clone())
             .map_err(|e| format!("job params are not a training request: {e}"))?;
-        let pairs = find_training_pairs(&self.backends, &params.dataset, params.max_pairs as usize)
-            .await
-            .map_err(|e| format!("cannot list training pairs: {e}"))?;
+        let pairs = find_training_pairs(
+            &self.backends,
+            &self.catalog,
+            &params.dataset,
+            params.max_pairs as usize,
+        )
+        .await
+        .map_err(|e| format!("cannot list training pairs: {e}"))?;
         if pairs.pairs.len() < MIN_PAIRS {
             return Err(TrainerError::new(
                 restoreflow_proto::ErrorCode::FailedPrecondition,

@@ -220,6 +220,9 @@ pub struct TrainerSettings {
     pub cache_pages: usize,
     /// gRPC endpoint of the model-registry service (registration, base models).
     pub model_registry_url: String,
+    /// gRPC endpoint of the synthetic-data service, the owner of datasets
+    /// (which pairs a dataset has, held-out sets, recording uploads).
+    pub synthetic_data_url: String,
     /// Model versions kept loaded for restoration and evaluation (LRU).
     pub model_cache_size: usize,
     /// Largest memory estimate of a training job's step (model, optimiser
@@ -243,6 +246,7 @@ impl Default for TrainerSettings {
             worker: true,
             cache_pages: 64,
             model_registry_url: "http://127.0.0.1:50052".into(),
+            synthetic_data_url: "http://127.0.0.1:50051".into(),
             model_cache_size: 4,
             max_job_memory: 0,
             ocr_timeout_secs: 120,
@@ -258,6 +262,12 @@ pub struct ReportSettings {
     pub grpc_addr: String,
     /// Whether this process consumes `events.training.completed` and builds reports.
     pub worker: bool,
+    /// gRPC endpoint of the trainer: the training jobs, their events and the
+    /// GPU workers a report describes.
+    pub trainer_url: String,
+    /// gRPC endpoint of the model-registry: the version a run registered,
+    /// its aliases and the version before it.
+    pub model_registry_url: String,
 }
 
 impl Default for ReportSettings {
@@ -265,6 +275,8 @@ impl Default for ReportSettings {
         Self {
             grpc_addr: "127.0.0.1:50054".into(),
             worker: true,
+            trainer_url: "http://127.0.0.1:50053".into(),
+            model_registry_url: "http://127.0.0.1:50052".into(),
         }
     }
 }
@@ -551,6 +563,12 @@ impl Settings {
                 "trainer.model_registry_url",
                 &self.trainer.model_registry_url,
             ),
+            (
+                "trainer.synthetic_data_url",
+                &self.trainer.synthetic_data_url,
+            ),
+            ("report.trainer_url", &self.report.trainer_url),
+            ("report.model_registry_url", &self.report.model_registry_url),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return invalid(format!(
@@ -801,6 +819,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("gateway.model_registry_url"), "{err}");
+        // The clients between services are checked the same way.
+        for (var, name) in [
+            (
+                "RESTOREFLOW__TRAINER__SYNTHETIC_DATA_URL",
+                "trainer.synthetic_data_url",
+            ),
+            ("RESTOREFLOW__REPORT__TRAINER_URL", "report.trainer_url"),
+            (
+                "RESTOREFLOW__REPORT__MODEL_REGISTRY_URL",
+                "report.model_registry_url",
+            ),
+        ] {
+            let err = Settings::load(None, env(&[(var, "trainer:50053")]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -287,12 +287,12 @@ impl JobCursor {
     }
 }
 
-/// A page of jobs of `kinds` (every kind when empty), newest first, starting
-/// after `after`.
+/// A page of jobs of `kinds` (every kind when empty) in any of `statuses`
+/// (any status when empty), newest first, starting after `after`.
 pub async fn list_jobs_page(
     db: &Db,
     kinds: &[JobKind],
-    status: Option<JobStatus>,
+    statuses: &[JobStatus],
     after: Option<&JobCursor>,
     limit: u64,
 ) -> Result<Vec<job::Model>, DbError> {
@@ -300,8 +300,8 @@ pub async fn list_jobs_page(
     if !kinds.is_empty() {
         q = q.filter(job::Column::Kind.is_in(kinds.iter().copied()));
     }
-    if let Some(s) = status {
-        q = q.filter(job::Column::Status.eq(s));
+    if !statuses.is_empty() {
+        q = q.filter(job::Column::Status.is_in(statuses.iter().copied()));
     }
     if let Some(c) = after {
         q = q.filter(
@@ -844,10 +844,24 @@ pub async fn list_events(
     after: i64,
     limit: u64,
 ) -> Result<Vec<job_event::Model>, DbError> {
-    Ok(job_event::Entity::find()
+    list_events_of(db, job_id, &[], after, limit).await
+}
+
+/// [`list_events`] of the given kinds only (empty: every kind).
+pub async fn list_events_of(
+    db: &Db,
+    job_id: &str,
+    kinds: &[String],
+    after: i64,
+    limit: u64,
+) -> Result<Vec<job_event::Model>, DbError> {
+    let mut q = job_event::Entity::find()
         .filter(job_event::Column::JobId.eq(job_id))
-        .filter(job_event::Column::Id.gt(after))
-        .order_by_asc(job_event::Column::Id)
+        .filter(job_event::Column::Id.gt(after));
+    if !kinds.is_empty() {
+        q = q.filter(job_event::Column::Kind.is_in(kinds.iter().cloned()));
+    }
+    Ok(q.order_by_asc(job_event::Column::Id)
         .limit(limit)
         .all(db)
         .await?)
@@ -866,18 +880,45 @@ pub async fn replace_dataset(
     Ok(active.reset_all().insert(db).await?)
 }
 
-/// Newest datasets first.
+/// Newest datasets first, of `split` only when one is given.
 pub async fn list_datasets(
     db: &Db,
+    split: Option<&str>,
     limit: u64,
     offset: u64,
 ) -> Result<Vec<dataset::Model>, DbError> {
-    Ok(dataset::Entity::find()
-        .order_by_desc(dataset::Column::CreatedAt)
+    let mut q = dataset::Entity::find();
+    if let Some(split) = split {
+        q = q.filter(dataset::Column::Split.eq(split));
+    }
+    Ok(q.order_by_desc(dataset::Column::CreatedAt)
+        .order_by_asc(dataset::Column::Id)
         .limit(limit)
         .offset(offset)
         .all(db)
         .await?)
+}
+
+/// The dataset `id`, if there is one.
+pub async fn get_dataset(db: &Db, id: &str) -> Result<Option<dataset::Model>, DbError> {
+    Ok(dataset::Entity::find_by_id(id.to_string()).one(db).await?)
+}
+
+/// Inserts a new dataset row; `Ok(None)` when its id is already taken.
+pub async fn insert_dataset(
+    db: &Db,
+    row: dataset::Model,
+) -> Result<Option<dataset::Model>, DbError> {
+    let id = row.id.clone();
+    let active: dataset::ActiveModel = row.into();
+    match active.reset_all().insert(db).await {
+        Ok(m) => Ok(Some(m)),
+        // A concurrent (or earlier) registration of the same id won.
+        Err(e) => match get_dataset(db, &id).await? {
+            Some(_) => Ok(None),
+            None => Err(e.into()),
+        },
+    }
 }
 
 /// Number of datasets and the sum of their pairs.
@@ -916,7 +957,7 @@ mod tests {
             let page = list_jobs_page(
                 &db,
                 &[JobKind::TrainingLayer2, JobKind::Evaluation],
-                None,
+                &[],
                 cursor.as_ref(),
                 2,
             )
@@ -937,12 +978,12 @@ mod tests {
         let ids = |v: &[job::Model]| v.iter().map(|j| j.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&seen), ids(&want));
         // A job created after the first page does not shift the next ones.
-        let first = list_jobs_page(&db, &[], None, None, 3).await.unwrap();
+        let first = list_jobs_page(&db, &[], &[], None, 3).await.unwrap();
         let c = JobCursor::after(first.last().unwrap());
         create_job(&db, JobKind::Synthetic, Value::Null)
             .await
             .unwrap();
-        let next = list_jobs_page(&db, &[], None, Some(&c), 100).await.unwrap();
+        let next = list_jobs_page(&db, &[], &[], Some(&c), 100).await.unwrap();
         assert_eq!(next.len(), 4);
         assert!(next.iter().all(|j| c.precedes(j)));
         for bad in ["", "12", "1.5_x", "1.000000000_nope", "-1.000000000_0"] {

@@ -91,6 +91,7 @@ pub fn event_to_proto(e: &job_event::Model) -> v1::JobEvent {
         kind: e.kind.clone(),
         payload: Some(restoreflow_proto::json_to_struct(&e.payload)),
         created_at: Some(timestamp(e.created_at)),
+        payload_json: e.payload.to_string(),
     }
 }
 

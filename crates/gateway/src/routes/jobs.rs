@@ -94,12 +94,9 @@ pub struct EventView {
 impl From<v1::JobEvent> for EventView {
     fn from(e: v1::JobEvent) -> Self {
         Self {
+            payload: restoreflow_proto::event_payload(&e),
             id: e.id,
             kind: e.kind,
-            payload: e
-                .payload
-                .as_ref()
-                .map_or(serde_json::Value::Null, restoreflow_proto::struct_to_json),
             created_at: db::from_timestamp(e.created_at.as_ref()).unwrap_or_default(),
         }
     }
@@ -231,8 +228,7 @@ pub async fn list_jobs(
     let mut query = v1::JobQuery {
         kind: kind.map_or(0, |k| db::kind_to_proto(k) as i32),
         status: status.map_or(0, |s| db::status_to_proto(s) as i32),
-        page_size: 0,
-        page_token: String::new(),
+        ..Default::default()
     };
     // The deprecated offset: walk past that many jobs, a page at a time.
     let mut skip = 0;
@@ -352,6 +348,7 @@ pub async fn list_events(
             job_id: id,
             after: q.after.unwrap_or(0),
             limit: limit as u32,
+            ..Default::default()
         })
         .await?
         .into_inner()

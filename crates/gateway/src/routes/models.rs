@@ -69,10 +69,16 @@ fn opt(s: String) -> Option<String> {
 
 impl From<v1::ModelVersion> for ModelVersionView {
     fn from(m: v1::ModelVersion) -> Self {
-        let json = |s: Option<prost_types::Struct>| {
-            s.as_ref()
-                .map_or(serde_json::json!({}), restoreflow_proto::struct_to_json)
+        // Exact JSON (a large seed stays whole); `{}` when there is none.
+        let json = |v: serde_json::Value| {
+            if v.is_null() {
+                serde_json::json!({})
+            } else {
+                v
+            }
         };
+        let config = json(restoreflow_proto::version_config(&m));
+        let metrics = json(restoreflow_proto::version_metrics(&m));
         Self {
             download_url: format!("/models/layer/{}/{}/download", m.layer, m.version),
             layer: m.layer,
@@ -82,8 +88,8 @@ impl From<v1::ModelVersion> for ModelVersionView {
             sha256: m.sha256,
             size_bytes: m.size_bytes,
             parameter_count: m.parameter_count,
-            config: json(m.config),
-            metrics: json(m.metrics),
+            config,
+            metrics,
             training_job_id: opt(m.training_job_id),
             dataset_id: opt(m.dataset_id),
             dataset_hash: opt(m.dataset_hash),

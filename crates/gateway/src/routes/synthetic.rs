@@ -435,6 +435,7 @@ pub async fn datasets(
         .list_datasets(v1::ListDatasetsRequest {
             page_size: limit as u32,
             page_token: super::paging::offset_token(offset),
+            ..Default::default()
         })
         .await?
         .into_inner();

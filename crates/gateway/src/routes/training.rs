@@ -628,6 +628,7 @@ pub async fn events(
                 job_id: job.id.clone(),
                 after,
                 limit: 500,
+                ..Default::default()
             };
             match ledger.list_job_events(query).await {
                 Ok(page) => pending.extend(page.into_inner().events),

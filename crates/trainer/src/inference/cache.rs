@@ -148,11 +148,7 @@ impl ModelCache {
     }
 
     async fn load(&self, mv: v1::ModelVersion) -> Result<Arc<Layer2Model>, ModelError> {
-        let config = mv
-            .config
-            .as_ref()
-            .map(restoreflow_proto::struct_to_json)
-            .unwrap_or(serde_json::Value::Null);
+        let config = restoreflow_proto::version_config(&mv);
         let preset = config
             .get("model")
             .and_then(|m| m.get("preset"))
