@@ -960,6 +960,114 @@ def check_routing(root=ROOT):
             + "; cuda: the .cuda twins), device env, on-demand classes, fully-qualified KEDA hosts")
 
 
+# --- service clients --------------------------------------------------------
+# Services read only their own tables and ask each other over gRPC. Every
+# client URL a service has (each `<section>.<name>_url` setting that config
+# validation names in crates/core/src/config/mod.rs) must be set wherever
+# that service runs (its default, 127.0.0.1, reaches nothing in a container),
+# name a service that exists, be admitted by the callee's NetworkPolicy from
+# the caller's pods on the callee's port, and, in compose, be waited for.
+
+SECTIONS = ("gateway", "trainer", "report", "synthetic_data", "model_registry")
+URL = re.compile(r"^https?://([A-Za-z0-9.-]+):(\d+)/?$")
+
+
+def client_settings(root):
+    """service name -> the env names of its gRPC client URLs."""
+    path = root / "crates/core/src/config/mod.rs"
+    src = path.read_text() if path.is_file() else ""
+    out = {}
+    for section, key in re.findall(r'"(' + "|".join(SECTIONS) + r')\.(\w+_url)"', src):
+        out.setdefault(section.replace("_", "-"), set()).add(f"RESTOREFLOW__{section.upper()}__{key.upper()}")
+    if not out:
+        fail("clients: cannot read the client URL settings from crates/core/src/config/mod.rs")
+    return out
+
+
+def target_port(r, service, port):
+    """The container port behind port `port` of Service `service`."""
+    svc = r.kind("Service").get(service) or {}
+    for p in svc.get("spec", {}).get("ports", []):
+        if p.get("port") == port:
+            t = p.get("targetPort", port)
+            if isinstance(t, int):
+                return t
+            for d in service_deployments(r, service):
+                for c in r.kind("Deployment")[d]["spec"]["template"]["spec"]["containers"]:
+                    for cp in c.get("ports", []):
+                        if cp.get("name") == t:
+                            return cp["containerPort"]
+    return None
+
+
+def check_clients_rendering(r, rname, clients):
+    policies = r.kind("NetworkPolicy").values()
+    deployments = r.kind("Deployment")
+    for dname, d in deployments.items():
+        labels = d["spec"]["template"]["metadata"].get("labels", {})
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            args = c.get("args") or []
+            service = args[1] if len(args) >= 2 and args[0] == "serve" else None
+            env = r.container_env(c)
+            for var in sorted(clients.get(service, ())):
+                url = env.get(var)
+                if url is None:
+                    fail(f"clients: {rname}: Deployment/{dname} ({service}) does not set {var}; "
+                         "its default (127.0.0.1) reaches nothing in a pod")
+                    continue
+                m = URL.match(url)
+                host = m and (r.fqdns.get(m.group(1)) or m.group(1))
+                if not m or host not in r.kind("Service"):
+                    fail(f"clients: {rname}: Deployment/{dname}: {var}={url} names no Service")
+                    continue
+                port = target_port(r, host, int(m.group(2)))
+                if port is None:
+                    fail(f"clients: {rname}: Deployment/{dname}: {var}={url}: Service/{host} has no port {m.group(2)}")
+                    continue
+                for t in service_deployments(r, host):
+                    tl = deployments[t]["spec"]["template"]["metadata"].get("labels", {})
+                    mine = [p for p in policies if selects(p["spec"]["podSelector"], tl)]
+                    admitted = any(
+                        any(pp.get("port") == port for pp in rule.get("ports", []))
+                        and any("podSelector" in peer and selects(peer["podSelector"], labels)
+                                for peer in rule.get("from", []))
+                        for p in mine for rule in p["spec"].get("ingress", []))
+                    if mine and not admitted:
+                        fail(f"clients: {rname}: {dname} calls {t} ({var}) but no NetworkPolicy of {t} "
+                             f"admits {labels.get('app.kubernetes.io/name')} pods on port {port}")
+
+
+def check_compose_clients(root, clients):
+    services = (yaml.safe_load((root / "docker-compose.yml").read_text()) or {}).get("services", {})
+    for name, svc in services.items():
+        env = compose_env(svc)
+        service = env.get("RESTOREFLOW_SERVICE")
+        deps = svc.get("depends_on") or {}
+        for var in sorted(clients.get(service, ())):
+            url = env.get(var)
+            m = URL.match(url or "")
+            if not m:
+                fail(f"clients: compose: {name} ({service}) must set {var} to http://<service>:<port>, got {url!r}")
+                continue
+            host = m.group(1)
+            if host not in services:
+                fail(f"clients: compose: {name}: {var}={url} names no compose service")
+                continue
+            cond = deps.get(host) if isinstance(deps, dict) else None
+            if not (isinstance(cond, dict) and cond.get("condition") == "service_healthy"):
+                fail(f"clients: compose: {name} calls {host} ({var}) but does not wait for it to be healthy")
+
+
+def check_clients(root=ROOT):
+    root = root.resolve()
+    clients = client_settings(root)
+    for directory, _ in RENDERINGS:
+        check_clients_rendering(Rendering(root, kustomize_objects(root / directory, root)), directory, clients)
+    check_compose_clients(root, clients)
+    return ("clients: " + "; ".join(f"{s} calls over {', '.join(sorted(v))}" for s, v in sorted(clients.items()))
+            + " (set, named, admitted by NetworkPolicies, waited for in compose)")
+
+
 # --- self-test --------------------------------------------------------------
 # The routing checks run on a copy of the tree, then on broken copies: each
 # must be rejected by the check it targets, so that a check that stopped
@@ -967,7 +1075,7 @@ def check_routing(root=ROOT):
 # text None appends the replacement.
 
 SELF_TEST_FILES = ("deploy/kubernetes", "deploy/monitoring", "docker-compose.yml", "Cargo.toml",
-                   "crates/core/src/bus/mod.rs", "crates/core/src/metrics.rs")
+                   "crates/core/src/bus/mod.rs", "crates/core/src/metrics.rs", "crates/core/src/config/mod.rs")
 SECRETS = "deploy/kubernetes/restoreflow-secrets.env.example"
 BASE_TRAINER = "deploy/kubernetes/base/trainer.yaml"
 GPU_TRAINER = "deploy/kubernetes/overlays/gpu/trainer-gpu.yaml"
@@ -1024,6 +1132,27 @@ BROKEN = [
      "  RESTOREFLOW__BUS__BACKEND: amqp\n  RESTOREFLOW__TRAINER__ON_DEMAND_DEVICES: cpu,cuda\n", "on-demand:"),
     ("compose trainer-gpu on the cpu class", "docker-compose.yml",
      "RESTOREFLOW__TRAINER__DEVICE: cuda", "RESTOREFLOW__TRAINER__DEVICE: cpu", "compose-device:"),
+    ("the report's trainer URL left at its default", "deploy/kubernetes/base/config.yaml",
+     "  RESTOREFLOW__REPORT__TRAINER_URL: http://trainer:50053\n", "", "clients:"),
+    ("report pods not admitted by the trainer's NetworkPolicy", "deploy/kubernetes/base/network-policy.yaml",
+     "        - podSelector: {matchLabels: {app.kubernetes.io/name: gateway}}\n"
+     "        - podSelector: {matchLabels: {app.kubernetes.io/name: report}}\n      ports:\n"
+     "        - {protocol: TCP, port: 50053}",
+     "        - podSelector: {matchLabels: {app.kubernetes.io/name: gateway}}\n      ports:\n"
+     "        - {protocol: TCP, port: 50053}", "clients:"),
+    ("GPU trainers not admitted to synthetic-data", "deploy/kubernetes/overlays/gpu/network-policy.yaml",
+     "      ports:\n        - {protocol: TCP, port: 50051}", "      ports:\n        - {protocol: TCP, port: 50052}",
+     "clients:"),
+    ("a client URL naming no Service", "deploy/kubernetes/base/config.yaml",
+     "RESTOREFLOW__TRAINER__SYNTHETIC_DATA_URL: http://synthetic-data:50051",
+     "RESTOREFLOW__TRAINER__SYNTHETIC_DATA_URL: http://synthetic:50051", "clients:"),
+    ("compose report not waiting for the registry", "docker-compose.yml",
+     "      trainer: { condition: service_healthy }\n      model-registry: { condition: service_healthy }",
+     "      trainer: { condition: service_healthy }", "clients:"),
+    ("a new client setting deployed nowhere", "crates/core/src/config/mod.rs",
+     '("report.trainer_url", &self.report.trainer_url),',
+     '("report.trainer_url", &self.report.trainer_url),\n            ("report.synthetic_data_url", &self.report.trainer_url),',
+     "clients:"),
 ]
 
 
@@ -1043,6 +1172,7 @@ def self_test():
             check_routing(tree)
             check_images(tree)
             check_monitoring(tree)
+            check_clients(tree)
         if found:
             problems.append("self-test: the unmodified copy does not pass the routing checks:\n  " + "\n  ".join(found))
         for desc, rel, old, new, tag in BROKEN:
@@ -1061,6 +1191,7 @@ def self_test():
                 check_routing(tree)
                 check_images(tree)
                 check_monitoring(tree)
+                check_clients(tree)
             hits = [e for e in found if e.startswith(tag)]
             if not hits:
                 problems.append(f"self-test: {desc}: the broken copy passed the {tag[:-1]} check"
@@ -1084,6 +1215,7 @@ def main():
     print(check_images())
     print(check_monitoring())
     print(check_routing())
+    print(check_clients())
     if errors:
         print("\n".join(dict.fromkeys(errors)), file=sys.stderr)
         print(f"deploy validation: {len(errors)} problem(s)", file=sys.stderr)
