@@ -101,6 +101,24 @@ pub enum PairError {
     HeldOut(String),
 }
 
+impl PairError {
+    /// The shared code: the store's, synthetic-data's answer (Unavailable
+    /// when it cannot be reached), InvalidArgument for a held-out set.
+    pub fn code(&self) -> restoreflow_core::ErrorCode {
+        match self {
+            Self::Storage(s) => s.code(),
+            Self::Catalog(c) => restoreflow_core::ErrorCode::from_grpc(c.0.code()),
+            Self::HeldOut(_) => restoreflow_core::ErrorCode::InvalidArgument,
+        }
+    }
+}
+
+impl From<PairError> for crate::TrainerError {
+    fn from(e: PairError) -> Self {
+        Self::new(e.code(), e.to_string())
+    }
+}
+
 /// Finds the pairs under `dataset` (a dataset id, a name prefix, or empty for
 /// everything) whose clean and degraded images both exist, in name order, and
 /// keeps the first `max_pairs` (all of them when `max_pairs` is 0).

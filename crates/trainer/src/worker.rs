@@ -385,7 +385,7 @@ impl Worker {
             params.max_pairs as usize,
         )
         .await
-        .map_err(|e| format!("cannot list training pairs: {e}"))?;
+        .map_err(|e| TrainerError::from(e).context("cannot list training pairs"))?;
         if pairs.pairs.len() < MIN_PAIRS {
             return Err(TrainerError::new(
                 restoreflow_proto::ErrorCode::FailedPrecondition,

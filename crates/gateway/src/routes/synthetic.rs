@@ -363,6 +363,10 @@ pub struct DatasetView {
     pub id: String,
     /// Producing job.
     pub job_id: Option<String>,
+    /// `synthetic` (generated here) or `upload` (pairs a user registered
+    /// as a held-out evaluation set).
+    #[schema(example = "synthetic")]
+    pub source: String,
     /// Preset or `family:<name>`.
     pub degradation: String,
     /// Split.
@@ -390,6 +394,7 @@ impl From<v1::Dataset> for DatasetView {
                 .unwrap_or_default(),
             id: d.id,
             job_id: d.job_id,
+            source: d.source,
             degradation: d.degradation,
             split: d.split,
             seed: d.seed,
