@@ -8,13 +8,14 @@
 //! aliases and the version before it from the registry. Afterwards each
 //! database holds only its owner's rows.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use restoreflow::tools::{Gateway, register_folder};
 use restoreflow_tests::{RealOptions, TestApp, database_url, unique};
 use sea_orm::{ConnectionTrait, Database, Statement};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::reports::wait_report;
 use crate::training::{start, tiny_dataset, tiny_run, wait_training};
 
 /// Rows of `table` in database `rf_test_{tag}_{service}`.
@@ -32,21 +33,6 @@ async fn rows(tag: &str, service: &str, table: &str) -> i64 {
         .unwrap();
     conn.close().await.ok();
     row.try_get("", "n").unwrap()
-}
-
-async fn wait_report(app: &TestApp, job_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (status, v) = app
-            .get_json(&format!("/training/reports/job/{job_id}?format=json"))
-            .await;
-        if status == 200 {
-            return v;
-        }
-        assert_eq!(status, 404, "{v}");
-        assert!(Instant::now() < deadline, "no report for {job_id}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

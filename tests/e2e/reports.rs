@@ -100,7 +100,7 @@ async fn get_text(app: &TestApp, path: &str) -> (u16, String, String) {
 }
 
 /// Polls the job's report until the report service has built it.
-async fn wait_report(app: &TestApp, job_id: &str) -> Value {
+pub(crate) async fn wait_report(app: &TestApp, job_id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let (status, v) = app

@@ -167,6 +167,18 @@ pub fn lazy_channel(
     Ok(endpoint(url, settings)?.connect_lazy())
 }
 
+/// A [`lazy_channel`] that carries the internal token (`grpc.token`) on
+/// every call: what one service uses to call another.
+pub fn client_channel(
+    url: &str,
+    settings: &crate::config::GrpcSettings,
+) -> Result<AuthChannel, String> {
+    Ok(authed(
+        lazy_channel(url, settings)?,
+        settings.token.as_ref(),
+    ))
+}
+
 /// Like [`lazy_channel`], but connects now: a command-line tool says at once
 /// that a service is unreachable.
 pub async fn connect(

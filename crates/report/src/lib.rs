@@ -143,12 +143,12 @@ impl Application {
         let listener = TcpListener::bind(&addr).await.map_err(bind_err)?;
         let local = listener.local_addr().map_err(bind_err)?;
         let channel = |url: &String| {
-            restoreflow_core::grpc::lazy_channel(url, &settings.grpc)
-                .map(|c| restoreflow_core::grpc::authed(c, settings.grpc.token.as_ref()))
-                .map_err(|reason| ServiceError::Url {
+            restoreflow_core::grpc::client_channel(url, &settings.grpc).map_err(|reason| {
+                ServiceError::Url {
                     url: url.clone(),
                     reason,
-                })
+                }
+            })
         };
         let sources = Sources::new(
             channel(&settings.report.trainer_url)?,

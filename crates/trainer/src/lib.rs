@@ -157,30 +157,16 @@ impl Application {
         if cfg.device == "cuda" && !cuda_available() {
             return Err(ServiceError::NoCuda);
         }
-        let url = cfg.model_registry_url.clone();
-        let channel =
-            restoreflow_core::grpc::lazy_channel(&url, &settings.grpc).map_err(|reason| {
+        let channel = |url: &String| {
+            restoreflow_core::grpc::client_channel(url, &settings.grpc).map_err(|reason| {
                 ServiceError::Url {
                     url: url.clone(),
                     reason,
                 }
-            })?;
-        let registry = ModelRegistryServiceClient::new(restoreflow_core::grpc::authed(
-            channel,
-            settings.grpc.token.as_ref(),
-        ));
-        let url = cfg.synthetic_data_url.clone();
-        let channel =
-            restoreflow_core::grpc::lazy_channel(&url, &settings.grpc).map_err(|reason| {
-                ServiceError::Url {
-                    url: url.clone(),
-                    reason,
-                }
-            })?;
-        let catalog = Catalog::new(restoreflow_core::grpc::authed(
-            channel,
-            settings.grpc.token.as_ref(),
-        ));
+            })
+        };
+        let registry = ModelRegistryServiceClient::new(channel(&cfg.model_registry_url)?);
+        let catalog = Catalog::new(channel(&cfg.synthetic_data_url)?);
         let bind_err = |source| ServiceError::Bind {
             addr: cfg.grpc_addr.clone(),
             source,
