@@ -206,7 +206,7 @@ impl SyntheticDataService for SyntheticGrpc {
         request: Request<v1::GetDatasetRequest>,
     ) -> Result<Response<v1::Dataset>, Status> {
         let id = request.into_inner().id;
-        if !valid_dataset_id(&id) {
+        if !db::valid_dataset_id(&id) {
             return Err(ErrorCode::InvalidArgument.status(format!(
                 "dataset id {id:?} is not 1-64 characters of a-z, 0-9, _ and -"
             )));
@@ -227,7 +227,7 @@ impl SyntheticDataService for SyntheticGrpc {
     ) -> Result<Response<v1::Dataset>, Status> {
         let r = request.into_inner();
         let invalid = |m: String| ErrorCode::InvalidArgument.status(m);
-        if !valid_dataset_id(&r.id) {
+        if !db::valid_dataset_id(&r.id) {
             return Err(invalid(format!(
                 "dataset id {:?} is not 1-64 characters of a-z, 0-9, _ and -",
                 r.id
@@ -256,8 +256,8 @@ impl SyntheticDataService for SyntheticGrpc {
         let row = db::entity::dataset::Model {
             id: r.id.clone(),
             job_id: None,
-            source: UPLOAD_SOURCE.into(),
-            degradation: UPLOAD_SOURCE.into(),
+            source: db::UPLOAD_SOURCE.into(),
+            degradation: db::UPLOAD_SOURCE.into(),
             split: "test".into(),
             seed: 0,
             num_pairs: r.num_pairs as i32,
@@ -278,19 +278,6 @@ impl SyntheticDataService for SyntheticGrpc {
             }
         }
     }
-}
-
-/// The `source` of uploaded dataset rows.
-const UPLOAD_SOURCE: &str = "upload";
-
-/// Dataset ids: 1-64 of `[a-z0-9_-]` (generated ids and the names users
-/// give uploads alike).
-fn valid_dataset_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// A dataset row as the API message.

@@ -18,15 +18,6 @@ use crate::pairs::{PairRef, find_pairs, pairs_hash};
 use crate::restoration::{from_pairs, invalid};
 use crate::texts::upload_text_key;
 
-/// Dataset ids users choose: 1-64 of `[a-z0-9_-]`.
-pub(crate) fn valid_dataset_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
 /// The content hash of an uploaded set: [`pairs_hash`] when it has no texts,
 /// else sha256 over the same `name clean_bytes degraded_bytes` lines followed
 /// by `text key bytes` lines, so replacing a ground truth changes the hash.
@@ -71,7 +62,7 @@ pub(crate) async fn register_upload(
     r: v1::RegisterEvaluationDatasetRequest,
 ) -> Result<v1::EvaluationDataset, Status> {
     let id = r.name.trim().to_string();
-    if !valid_dataset_id(&id) {
+    if !restoreflow_core::db::valid_dataset_id(&id) {
         return Err(invalid("name must be 1-64 characters of a-z, 0-9, _ and -"));
     }
     let prefix = r.prefix.trim().to_string();
@@ -146,16 +137,6 @@ pub(crate) async fn register_upload(
 mod tests {
     use super::*;
     use crate::pairs::match_pairs;
-
-    #[test]
-    fn dataset_ids_are_slugs() {
-        assert!(valid_dataset_id("eval-set_01"));
-        assert!(!valid_dataset_id(""));
-        assert!(!valid_dataset_id("Eval"));
-        assert!(!valid_dataset_id("a/b"));
-        assert!(!valid_dataset_id("a.b"));
-        assert!(!valid_dataset_id(&"x".repeat(65)));
-    }
 
     #[test]
     fn texts_pair_up_by_stem_and_change_the_hash() {

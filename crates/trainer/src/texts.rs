@@ -13,8 +13,7 @@ use crate::catalog::DatasetRow;
 /// Largest ground-truth text read, in bytes.
 const MAX_TEXT_BYTES: u64 = 1 << 20;
 
-/// The `source` of uploaded dataset rows.
-pub const UPLOAD_SOURCE: &str = "upload";
+pub use restoreflow_core::db::UPLOAD_SOURCE;
 
 /// Where the texts of a dataset's pages are.
 #[derive(Debug, Clone, PartialEq)]

@@ -899,6 +899,20 @@ pub async fn list_datasets(
         .await?)
 }
 
+/// The `source` of dataset rows whose pairs a user uploaded (generated ones
+/// say `synthetic`).
+pub const UPLOAD_SOURCE: &str = "upload";
+
+/// Dataset ids: 1-64 of `[a-z0-9_-]` (generated ids and the names users
+/// give uploads alike).
+pub fn valid_dataset_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
 /// The dataset `id`, if there is one.
 pub async fn get_dataset(db: &Db, id: &str) -> Result<Option<dataset::Model>, DbError> {
     Ok(dataset::Entity::find_by_id(id.to_string()).one(db).await?)
@@ -937,6 +951,16 @@ mod tests {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let db = crate::db::connect(&url, 2).await.unwrap();
         (dir, db)
+    }
+
+    #[test]
+    fn dataset_ids_are_slugs() {
+        assert!(valid_dataset_id("eval-set_01"));
+        assert!(!valid_dataset_id(""));
+        assert!(!valid_dataset_id("Eval"));
+        assert!(!valid_dataset_id("a/b"));
+        assert!(!valid_dataset_id("a.b"));
+        assert!(!valid_dataset_id(&"x".repeat(65)));
     }
 
     #[tokio::test]
