@@ -183,7 +183,7 @@ impl Family {
             Family::DirtyDrum => "bands of toner specks from a dirty copier drum or roller",
             Family::BadPhotocopy => "large blotches of dark grainy toner from a bad photocopy",
             Family::LowLightNoise => {
-                "a dim exposure pushed up: darker page and strong colour noise"
+                "a dim exposure pushed up: darker page, glare-lifted blacks and strong colour noise"
             }
             Family::TexturedStains => {
                 "stains soaked into the fibres: mottled, grainy bodies with tide lines"

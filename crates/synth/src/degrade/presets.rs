@@ -143,7 +143,7 @@ const PRESETS: &[Preset] = &[
             (LowResolution, 0.1),
             (ScannerLines, 0.15),
             (ContrastGamma, 0.35),
-            (LowLightNoise, 0.08),
+            (LowLightNoise, 0.12),
             (GaussianNoise, 0.35),
             (PoissonNoise, 0.2),
             (SpeckleNoise, 0.15),

@@ -533,28 +533,48 @@ pub(super) fn bad_photocopy(img: &mut RgbImage, p: &BadPhotocopy, rng: &mut ChaC
 }
 
 /// A dim exposure: the page darkened and pushed up again by the camera,
-/// with strong colour sensor noise.
+/// with strong colour sensor noise. Stray light in the lens (veiling glare)
+/// lifts the blacks too, so on a dim shot ink and paper can end up a few
+/// tens of levels apart.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct LowLightNoise {
     /// Exposure gain (< 1 darkens).
     pub gain: f64,
     /// Noise standard deviation in levels.
     pub sigma: f64,
+    /// Veiling glare: the share of the exposed paper level that black ink is
+    /// lifted to (0: blacks stay black). Paper stays at `gain` x 255.
+    #[serde(default)]
+    pub flare: f64,
 }
 
 impl LowLightNoise {
     pub fn sample(rng: &mut ChaCha8Rng) -> Self {
-        Self {
-            gain: uniform(rng, 0.45, 0.85),
-            sigma: uniform(rng, 6.0, 22.0),
-        }
+        let gain = uniform(rng, 0.45, 0.85);
+        let sigma = uniform(rng, 6.0, 22.0);
+        // Half the dim shots have glare, from mild to ink a few tens of
+        // levels below the paper.
+        let flare = if rng.random_bool(0.5) {
+            uniform(rng, 0.2, 0.85)
+        } else {
+            0.0
+        };
+        Self { gain, sigma, flare }
     }
 }
 
 pub(super) fn low_light_noise(img: &mut RgbImage, p: &LowLightNoise, rng: &mut ChaCha8Rng) {
     let g = p.gain as f32;
+    let f = p.flare.clamp(0.0, 1.0) as f32;
+    // v -> lift + v * slope: paper (255) maps to gain x 255 whatever the
+    // glare, black to flare x gain x 255.
+    let lift = f * g * 255.0;
+    let slope = g * (1.0 - f);
+    let lut: Vec<u8> = (0..=255u16)
+        .map(|v| clamp_f(lift + f32::from(v) * slope))
+        .collect();
     for v in img.as_mut().iter_mut() {
-        *v = clamp_f(f32::from(*v) * g);
+        *v = lut[usize::from(*v)];
     }
     let table = normal_table(p.sigma as f32);
     let mut fast = FastRng::new(rng);
@@ -815,12 +835,50 @@ mod tests {
             &LowLightNoise {
                 gain: 0.5,
                 sigma: 10.0,
+                flare: 0.0,
             },
             &mut rng(7),
         );
         let m = mean(&out);
         assert!((m - 120.0).abs() < 3.0, "mean {m}");
         assert!(std(&out) > 7.0);
+    }
+
+    #[test]
+    fn low_light_glare_lifts_black_ink_towards_the_paper() {
+        // Left half black ink, right half white paper.
+        let img = RgbImage::from_fn(40, 40, |x, _| image::Rgb([if x < 20 { 0 } else { 255 }; 3]));
+        let mut out = img.clone();
+        low_light_noise(
+            &mut out,
+            &LowLightNoise {
+                gain: 0.6,
+                sigma: 0.0,
+                flare: 0.8,
+            },
+            &mut rng(7),
+        );
+        let ink = out.get_pixel(5, 5).0[0];
+        let paper = out.get_pixel(35, 5).0[0];
+        // Paper at 0.6 x 255 = 153, ink lifted to 0.8 x 153 = 122.
+        assert!((i32::from(paper) - 153).abs() <= 1, "paper {paper}");
+        assert!((i32::from(ink) - 122).abs() <= 1, "ink {ink}");
+        // Without glare the ink stays black at the same exposure.
+        let mut dark = img.clone();
+        low_light_noise(
+            &mut dark,
+            &LowLightNoise {
+                gain: 0.6,
+                sigma: 0.0,
+                flare: 0.0,
+            },
+            &mut rng(7),
+        );
+        assert_eq!(dark.get_pixel(5, 5).0[0], 0);
+        // Manifests written before the field existed still read.
+        let old: LowLightNoise =
+            serde_json::from_str(r#"{"gain":0.5,"sigma":9.0}"#).expect("old manifest");
+        assert_eq!(old.flare, 0.0);
     }
 
     #[test]
