@@ -325,31 +325,57 @@ impl HollowStrokes {
 pub(super) fn hollow_strokes(img: &mut RgbImage, p: &HollowStrokes, _rng: &mut ChaCha8Rng) {
     let cov = InkCoverage::measure(img);
     let (w, h) = (img.width() as usize, img.height() as usize);
-    // Coverage per pixel, then its erosion (minimum over the window): high
-    // only where every neighbour is ink, i.e. inside a stroke.
+    if w == 0 || h == 0 {
+        return;
+    }
+    // Coverage per pixel (a table over luma), then its erosion (minimum
+    // over the (2r+1)² window, clipped at the borders): high only where
+    // every neighbour is ink, i.e. inside a stroke. The window is a product
+    // of two intervals, so the minimum is taken along rows, then along
+    // columns: 2(2r+1) comparisons a pixel instead of (2r+1)².
+    let coverage: Vec<u8> = (0..=255u8)
+        .map(|l| (cov.of(&[l, l, l]) * 255.0) as u8)
+        .collect();
     let mut a = Scratch::zeroed(w * h);
     for (o, px) in a.iter_mut().zip(img.as_raw().chunks_exact(3)) {
-        *o = (cov.of(px) * 255.0) as u8;
+        *o = coverage[usize::from(luma(px))];
     }
     let r = p.radius as usize;
-    let mut eroded = Scratch::zeroed(w * h);
-    for y in 0..h {
-        for x in 0..w {
-            let mut m = 255u8;
-            for yy in y.saturating_sub(r)..=(y + r).min(h - 1) {
-                for xx in x.saturating_sub(r)..=(x + r).min(w - 1) {
-                    m = m.min(a[yy * w + xx]);
-                }
-            }
-            eroded[y * w + x] = m;
+    let mut across = Scratch::zeroed(w * h);
+    for (src, dst) in a.chunks_exact(w).zip(across.chunks_exact_mut(w)) {
+        for (x, d) in dst.iter_mut().enumerate() {
+            let win = &src[x.saturating_sub(r)..=(x + r).min(w - 1)];
+            *d = win.iter().copied().fold(255, u8::min);
         }
     }
+    let mut eroded = Scratch::zeroed(w * h);
+    for (y, dst) in eroded.chunks_exact_mut(w).enumerate() {
+        dst.fill(255);
+        for src in across[y.saturating_sub(r) * w..((y + r).min(h - 1) + 1) * w].chunks_exact(w) {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = (*d).min(v);
+            }
+        }
+    }
+    // The lift depends only on the eroded coverage: one row of 256 output
+    // levels per coverage value that occurs, filled on first use.
     let s = p.strength.clamp(0.0, 1.0) as f32;
     let span = cov.paper - cov.ink;
+    let mut table: Vec<Option<Box<[u8; 256]>>> = vec![None; 256];
     for (px, &e) in img.as_mut().chunks_exact_mut(3).zip(eroded.iter()) {
-        let lift = s * f32::from(e) / 255.0 * span;
+        if e == 0 {
+            continue;
+        }
+        let row = table[usize::from(e)].get_or_insert_with(|| {
+            let lift = s * f32::from(e) / 255.0 * span;
+            let mut out = Box::new([0u8; 256]);
+            for (v, o) in out.iter_mut().enumerate() {
+                *o = clamp_f(v as f32 + lift);
+            }
+            out
+        });
         for v in px.iter_mut() {
-            *v = clamp_f(f32::from(*v) + lift);
+            *v = row[usize::from(*v)];
         }
     }
 }
@@ -780,6 +806,71 @@ mod tests {
         assert!(out.get_pixel(14, 15).0[0] > 180, "interior is hollow");
         assert_eq!(out.get_pixel(10, 15).0, [0, 0, 0], "outline stays");
         assert_eq!(out.get_pixel(2, 2).0, [255, 255, 255], "paper stays");
+    }
+
+    /// The direct definition the separable version must reproduce byte
+    /// for byte: coverage per pixel, minimum over the clipped window, lift.
+    fn hollow_strokes_direct(img: &mut RgbImage, p: &HollowStrokes) {
+        let cov = InkCoverage::measure(img);
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let a: Vec<u8> = img
+            .as_raw()
+            .chunks_exact(3)
+            .map(|px| (cov.of(px) * 255.0) as u8)
+            .collect();
+        let r = p.radius as usize;
+        let mut eroded = vec![0u8; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let mut m = 255u8;
+                for yy in y.saturating_sub(r)..=(y + r).min(h - 1) {
+                    for xx in x.saturating_sub(r)..=(x + r).min(w - 1) {
+                        m = m.min(a[yy * w + xx]);
+                    }
+                }
+                eroded[y * w + x] = m;
+            }
+        }
+        let s = p.strength.clamp(0.0, 1.0) as f32;
+        let span = cov.paper - cov.ink;
+        for (px, &e) in img.as_mut().chunks_exact_mut(3).zip(eroded.iter()) {
+            let lift = s * f32::from(e) / 255.0 * span;
+            for v in px.iter_mut() {
+                *v = clamp_f(f32::from(*v) + lift);
+            }
+        }
+    }
+
+    #[test]
+    fn hollow_strokes_match_the_direct_definition() {
+        for (seed, radius, (w, h)) in [
+            (1, 1, (61, 47)),
+            (2, 2, (40, 33)),
+            (3, 3, (7, 5)),
+            (4, 1, (1, 9)),
+        ] {
+            // A page with grey ink, anti-aliased edges and coloured pixels.
+            let mut img = text_like(w, h);
+            let mut r = rng(seed);
+            for v in img.as_mut().iter_mut() {
+                if r.random_bool(0.1) {
+                    *v = r.random();
+                }
+            }
+            let p = HollowStrokes {
+                radius,
+                strength: 0.8,
+            };
+            let mut fast = img.clone();
+            hollow_strokes(&mut fast, &p, &mut rng(0));
+            let mut direct = img.clone();
+            hollow_strokes_direct(&mut direct, &p);
+            assert_eq!(
+                fast.as_raw(),
+                direct.as_raw(),
+                "seed {seed} radius {radius} {w}x{h}"
+            );
+        }
     }
 
     #[test]
