@@ -206,11 +206,7 @@ impl SyntheticDataService for SyntheticGrpc {
         request: Request<v1::GetDatasetRequest>,
     ) -> Result<Response<v1::Dataset>, Status> {
         let id = request.into_inner().id;
-        if !db::valid_dataset_id(&id) {
-            return Err(ErrorCode::InvalidArgument.status(format!(
-                "dataset id {id:?} is not 1-64 characters of a-z, 0-9, _ and -"
-            )));
-        }
+        check_dataset_id(&id)?;
         match db::get_dataset(&self.backends.db, &id)
             .await
             .map_err(from_db)?
@@ -227,12 +223,7 @@ impl SyntheticDataService for SyntheticGrpc {
     ) -> Result<Response<v1::Dataset>, Status> {
         let r = request.into_inner();
         let invalid = |m: String| ErrorCode::InvalidArgument.status(m);
-        if !db::valid_dataset_id(&r.id) {
-            return Err(invalid(format!(
-                "dataset id {:?} is not 1-64 characters of a-z, 0-9, _ and -",
-                r.id
-            )));
-        }
+        check_dataset_id(&r.id)?;
         if r.num_pairs == 0 || r.num_pairs > i32::MAX as u32 {
             return Err(invalid(format!(
                 "num_pairs must be at least 1, got {}",
@@ -277,6 +268,17 @@ impl SyntheticDataService for SyntheticGrpc {
                 Err(ErrorCode::AlreadyExists.status(format!("dataset {:?} already exists", r.id)))
             }
         }
+    }
+}
+
+/// InvalidArgument, saying the rule, unless `id` is a valid dataset id.
+fn check_dataset_id(id: &str) -> Result<(), Status> {
+    if db::valid_dataset_id(id) {
+        Ok(())
+    } else {
+        Err(ErrorCode::InvalidArgument.status(format!(
+            "dataset id {id:?} is not 1-64 characters of a-z, 0-9, _ and -"
+        )))
     }
 }
 

@@ -357,23 +357,19 @@ pub(super) fn hollow_strokes(img: &mut RgbImage, p: &HollowStrokes, _rng: &mut C
             }
         }
     }
-    // The lift depends only on the eroded coverage: one row of 256 output
-    // levels per coverage value that occurs, filled on first use.
+    // The lift depends only on the eroded coverage: a table of output
+    // levels indexed by (coverage, input level).
     let s = p.strength.clamp(0.0, 1.0) as f32;
     let span = cov.paper - cov.ink;
-    let mut table: Vec<Option<Box<[u8; 256]>>> = vec![None; 256];
-    for (px, &e) in img.as_mut().chunks_exact_mut(3).zip(eroded.iter()) {
-        if e == 0 {
-            continue;
+    let mut table = vec![0u8; 256 * 256];
+    for (e, row) in table.chunks_exact_mut(256).enumerate() {
+        let lift = s * e as f32 / 255.0 * span;
+        for (v, o) in row.iter_mut().enumerate() {
+            *o = clamp_f(v as f32 + lift);
         }
-        let row = table[usize::from(e)].get_or_insert_with(|| {
-            let lift = s * f32::from(e) / 255.0 * span;
-            let mut out = Box::new([0u8; 256]);
-            for (v, o) in out.iter_mut().enumerate() {
-                *o = clamp_f(v as f32 + lift);
-            }
-            out
-        });
+    }
+    for (px, &e) in img.as_mut().chunks_exact_mut(3).zip(eroded.iter()) {
+        let row = &table[usize::from(e) * 256..][..256];
         for v in px.iter_mut() {
             *v = row[usize::from(*v)];
         }
