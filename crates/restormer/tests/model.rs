@@ -144,3 +144,63 @@ fn frozen_copy_matches_and_records_no_graph() {
     assert_eq!(max_abs(&(&y3 - &y4).expect("diff")), 0.0);
     assert!(max_abs(&(&y3 - &y2).expect("diff")) > 0.0);
 }
+
+/// Loss, its gradients and the number of values in the graph's non-leaf
+/// nodes (each gets a gradient buffer in the backward pass).
+fn l1_grads(
+    model: &Restormer,
+    x: &candle_core::Var,
+    clean: &Tensor,
+) -> (f32, candle_core::backprop::GradStore, usize) {
+    let loss = (model.forward(x.as_tensor()).expect("forward") - clean)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.mean_all())
+        .expect("loss");
+    let nodes = loss
+        .sorted_nodes()
+        .iter()
+        .filter(|n| !n.is_variable())
+        .map(|n| n.elem_count())
+        .sum();
+    let grads = loss.backward().expect("backward");
+    (loss.to_scalar::<f32>().expect("scalar"), grads, nodes)
+}
+
+#[test]
+fn fused_blocks_give_the_autograd_gradients() {
+    let dev = Device::Cpu;
+    let cfg = Config::small();
+    let (mut model, varmap) = build(&cfg, &dev).expect("model builds");
+    let clean = Tensor::rand(0f32, 1f32, (2, 3, 48, 64), &dev).expect("clean");
+    let noise = Tensor::randn(0f32, 0.1, (2, 3, 48, 64), &dev).expect("noise");
+    let x = candle_core::Var::from_tensor(&(&clean + noise).expect("noisy")).expect("var");
+    model.set_fused_blocks(false);
+    let (loss_a, grads_a, size_a) = l1_grads(&model, &x, &clean);
+    model.set_fused_blocks(true);
+    let (loss_f, grads_f, size_f) = l1_grads(&model, &x, &clean);
+    assert_eq!(loss_a, loss_f, "the fused forward changed the output");
+    // Fused, a block's intermediates (about ten activations of it) leave the
+    // graph; what is left is its output and its packed parameters.
+    assert!(
+        size_f * 2 < size_a,
+        "fused blocks did not shrink the graph: {size_f} values against {size_a}"
+    );
+    let mut checked = 0;
+    let all = varmap.all_vars();
+    for var in all.iter().chain(std::iter::once(&x)) {
+        let a = grads_a.get(var.as_tensor()).expect("autograd gradient");
+        let f = grads_f
+            .get(var.as_tensor())
+            .expect("a variable lost its gradient with fused blocks");
+        assert_eq!(a.dims(), f.dims());
+        let scale = max_abs(a).max(1e-12);
+        let diff = max_abs(&(a - f).expect("diff"));
+        assert!(
+            diff <= 1e-5 * scale,
+            "gradient differs by {diff} (scale {scale}) for a {:?} variable",
+            var.dims()
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, all.len() + 1);
+}

@@ -26,6 +26,71 @@ pub mod reference {
     };
 }
 
+/// The kernels' backward passes, called directly by code that chains them
+/// by hand (one graph node for a whole block, `model::fused`). Each takes the
+/// op's inputs and the gradient of its output and returns the gradients of
+/// its inputs, exactly as Candle's autograd would receive them. CPU only.
+pub(crate) mod grad {
+    use candle_core::{CustomOp1, CustomOp2, CustomOp3, Result, Tensor, bail};
+
+    fn both(g: (Option<Tensor>, Option<Tensor>), op: &str) -> Result<(Tensor, Tensor)> {
+        match g {
+            (Some(a), Some(b)) => Ok((a, b)),
+            _ => bail!("{op}: backward returned no gradient"),
+        }
+    }
+
+    /// `(dX, dW)` of [`super::pointwise_conv`].
+    pub(crate) fn pointwise_conv(x: &Tensor, w: &Tensor, g: &Tensor) -> Result<(Tensor, Tensor)> {
+        both(
+            super::pointwise::PointwiseConv.bwd(x, w, g, g)?,
+            "pointwise_conv",
+        )
+    }
+
+    /// `(dX, dW)` of [`super::depthwise_conv3x3`].
+    pub(crate) fn depthwise_conv3x3(
+        x: &Tensor,
+        w: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let op = super::depthwise::DwConv3x3 { flip: false };
+        both(op.bwd(x, w, g, g)?, "depthwise_conv3x3")
+    }
+
+    /// `(dX, dWeight, dBias)` of [`super::channel_layer_norm`] with a bias.
+    pub(crate) fn channel_layer_norm(
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        match super::layer_norm::LayerNorm.bwd(x, w, b, g, g)? {
+            (Some(gx), Some(gw), Some(gb)) => Ok((gx, gw, gb)),
+            _ => bail!("channel_layer_norm: backward returned no gradient"),
+        }
+    }
+
+    /// `dX` of [`super::gelu_gate`].
+    pub(crate) fn gelu_gate(x: &Tensor, g: &Tensor) -> Result<Tensor> {
+        match super::gelu_gate::GeluGate.bwd(x, g, g)? {
+            Some(gx) => Ok(gx),
+            None => bail!("gelu_gate: backward returned no gradient"),
+        }
+    }
+
+    /// `(dQKV, dTemperature)` of [`super::transposed_attention`].
+    pub(crate) fn transposed_attention(
+        qkv: &Tensor,
+        temperature: &Tensor,
+        heads: usize,
+        g: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let op = super::attention::TransposedAttention { heads };
+        both(op.bwd(qkv, temperature, g, g)?, "transposed_attention")
+    }
+}
+
 /// Depthwise 3x3 convolution, padding 1, stride 1: `x` `[B, C, H, W]`, `weight`
 /// `[C, 1, 3, 3]` (PyTorch layout) -> `[B, C, H, W]`. f32 or f64 on CPU, f32 on CUDA.
 ///

@@ -4,6 +4,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+use super::fused;
 use super::layers::{ChannelLayerNorm, Conv1x1, DwConv3x3, conv3x3};
 use crate::config::Config;
 use crate::kernels;
@@ -77,6 +78,26 @@ pub(crate) struct TransformerBlock {
     attn: Attention,
     norm2: ChannelLayerNorm,
     ffn: FeedForward,
+    /// Record one graph node for the block where [`fused::applies`] (CPU
+    /// training); off, every layer is its own node.
+    fused: bool,
+}
+
+/// A block's parameters, borrowed for [`fused`]: each LayerNorm as
+/// `(weight, bias)`, the attention and feed-forward weights, and whether any
+/// convolution has a bias.
+pub(crate) struct BlockParts<'a> {
+    pub heads: usize,
+    pub norm1: (&'a Tensor, Option<&'a Tensor>),
+    pub temperature: &'a Tensor,
+    pub qkv: &'a Tensor,
+    pub qkv_dwconv: &'a Tensor,
+    pub attn_out: &'a Tensor,
+    pub norm2: (&'a Tensor, Option<&'a Tensor>),
+    pub project_in: &'a Tensor,
+    pub ffn_dwconv: &'a Tensor,
+    pub ffn_out: &'a Tensor,
+    pub conv_biases: bool,
 }
 
 impl TransformerBlock {
@@ -86,12 +107,41 @@ impl TransformerBlock {
             attn: Attention::new(dim, heads, cfg.bias, vb.pp("attn"))?,
             norm2: ChannelLayerNorm::new(dim, cfg.layer_norm, vb.pp("norm2"))?,
             ffn: FeedForward::new(dim, cfg.ffn_hidden(dim), cfg.bias, vb.pp("ffn"))?,
+            fused: true,
         })
+    }
+
+    pub(crate) fn parts(&self) -> BlockParts<'_> {
+        let (a, f) = (&self.attn, &self.ffn);
+        BlockParts {
+            heads: a.heads,
+            norm1: self.norm1.parts(),
+            temperature: &a.temperature,
+            qkv: a.qkv.weight(),
+            qkv_dwconv: a.qkv_dwconv.weight(),
+            attn_out: a.project_out.weight(),
+            norm2: self.norm2.parts(),
+            project_in: f.project_in.weight(),
+            ffn_dwconv: f.dwconv.weight(),
+            ffn_out: f.project_out.weight(),
+            conv_biases: [
+                a.qkv.has_bias(),
+                a.qkv_dwconv.has_bias(),
+                a.project_out.has_bias(),
+                f.project_in.has_bias(),
+                f.dwconv.has_bias(),
+                f.project_out.has_bias(),
+            ]
+            .contains(&true),
+        }
     }
 }
 
 impl Module for TransformerBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.fused && fused::applies(self, x) {
+            return fused::forward(self, x);
+        }
         let x = (x + self.attn.forward(&self.norm1.forward(x)?)?)?;
         &x + self.ffn.forward(&self.norm2.forward(&x)?)?
     }
@@ -115,6 +165,14 @@ impl Stage {
             .map(|i| TransformerBlock::new(dim, heads, cfg, vb.pp(i)))
             .collect::<Result<_>>()?;
         Ok(Self { blocks })
+    }
+}
+
+impl Stage {
+    pub(crate) fn set_fused(&mut self, on: bool) {
+        for block in &mut self.blocks {
+            block.fused = on;
+        }
     }
 }
 

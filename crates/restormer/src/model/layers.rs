@@ -42,6 +42,16 @@ impl Conv1x1 {
     }
 }
 
+impl Conv1x1 {
+    pub(crate) fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub(crate) fn has_bias(&self) -> bool {
+        self.bias.is_some()
+    }
+}
+
 impl Module for Conv1x1 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = kernels::pointwise_conv(x, &self.weight)?;
@@ -64,6 +74,16 @@ impl DwConv3x3 {
         let weight = vb.get_with_hints((channels, 1, 3, 3), "weight", torch_uniform(9))?;
         let bias = bias_var(&vb, channels, 9, bias)?;
         Ok(Self { weight, bias })
+    }
+}
+
+impl DwConv3x3 {
+    pub(crate) fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub(crate) fn has_bias(&self) -> bool {
+        self.bias.is_some()
     }
 }
 
@@ -113,6 +133,13 @@ impl ChannelLayerNorm {
             LayerNormType::BiasFree => None,
         };
         Ok(Self { weight, bias })
+    }
+}
+
+impl ChannelLayerNorm {
+    /// `(weight, bias)`.
+    pub(crate) fn parts(&self) -> (&Tensor, Option<&Tensor>) {
+        (&self.weight, self.bias.as_ref())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The Restormer network (Zamir et al., CVPR 2022) with the official parameter names.
 
 mod blocks;
+mod fused;
 mod layers;
 
 use candle_core::{Module, Tensor};
@@ -77,6 +78,29 @@ impl Restormer {
             )?,
             output: conv3x3(d(1), cfg.out_channels, cfg.bias, vb.pp("output"))?,
         })
+    }
+}
+
+impl Restormer {
+    /// Whether each transformer block records one autograd node (the default)
+    /// or one per layer. Both give the same values and gradients; one node per
+    /// block skips most of the zero-filled gradient buffers Candle's backward
+    /// allocates per node, which is faster on CPU. It applies only where it
+    /// can (CPU, no convolution biases, LayerNorm with bias, trainable
+    /// weights); elsewhere every layer is its own node either way.
+    pub fn set_fused_blocks(&mut self, on: bool) {
+        for stage in [
+            &mut self.encoder_level1,
+            &mut self.encoder_level2,
+            &mut self.encoder_level3,
+            &mut self.latent,
+            &mut self.decoder_level3,
+            &mut self.decoder_level2,
+            &mut self.decoder_level1,
+            &mut self.refinement,
+        ] {
+            stage.set_fused(on);
+        }
     }
 }
 
