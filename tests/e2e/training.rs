@@ -137,6 +137,7 @@ async fn bad_inputs(app: &TestApp, dataset: &str) {
         (json!({"patch_size": 36}), "patch_size"),
         (json!({"preset": "huge"}), "preset"),
         (json!({"val_fraction": 0.9}), "val_fraction"),
+        (json!({"val_pages": 0}), "val_pages"),
         (json!({"device": "tpu"}), "unknown device"),
         // No live worker has a GPU and none is started on demand here.
         (json!({"device": "cuda"}), "no live worker has device cuda"),
@@ -514,7 +515,7 @@ async fn trains_the_requested_recipe(kind: Kind) {
         "progressive": [{"patch_size": 16, "batch_size": 2, "until_step": 3},
                         {"patch_size": 32, "batch_size": 2, "until_step": 6}],
         "patches_per_page": 2, "patch_sampling": "uniform", "clip_norm": 0.5,
-        "val_view": "whole_page", "max_minutes": 5
+        "val_view": "whole_page", "max_minutes": 5, "val_pages": 1
     });
     let id = start(&app, &body).await;
     let job = wait_training(&app, &id, Duration::from_secs(300)).await;
@@ -532,6 +533,7 @@ async fn trains_the_requested_recipe(kind: Kind) {
         "clip_norm",
         "val_view",
         "max_minutes",
+        "val_pages",
     ] {
         // Numbers as numbers: the params keep the trainer's types (5 minutes
         // are stored as 5.0), exactly as stored.
@@ -574,6 +576,7 @@ async fn trains_the_requested_recipe(kind: Kind) {
     assert_eq!(config["clip_norm"], 0.5, "{config}");
     assert_eq!(config["max_seconds"], 300.0, "{config}");
     assert_eq!(config["val_mode"]["kind"], "tiled", "{config}");
+    assert_eq!(config["max_val_pages"], 1, "{config}");
 
     // Every epoch was validated on whole pages, at the scheduled rate.
     let epochs = job["epochs"].as_array().unwrap();

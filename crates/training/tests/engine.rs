@@ -486,3 +486,30 @@ fn an_epoch_longer_than_the_budget_is_cut_short_and_validated() {
     );
     assert_eq!(rec.checkpoints.len(), 1);
 }
+
+#[test]
+fn validation_scores_at_most_max_val_pages() {
+    let src = pages(12, 24, 0.1);
+    let dir = tempfile::tempdir().unwrap();
+    let (model, vm) = ConvResidual::seeded(4, 3, &Device::Cpu).unwrap();
+    let run = |cap: Option<usize>| {
+        let cfg = TrainConfig {
+            epochs: 1,
+            val_fraction: 0.5,
+            max_val_pages: cap,
+            ..small_config(1)
+        };
+        let out = train(&model, &vm, &src, &cfg, run_opts(dir.path()), &mut NoHooks).unwrap();
+        out.history[0].val_pages
+    };
+    let held_out = restoreflow_training::split_pages(&src, 0.5, 5).val.len();
+    assert_eq!(held_out, 6);
+    assert_eq!(run(None), held_out);
+    assert_eq!(run(Some(2)), 2);
+    assert_eq!(run(Some(100)), held_out);
+    let cfg = TrainConfig {
+        max_val_pages: Some(0),
+        ..small_config(1)
+    };
+    assert!(cfg.validate().is_err());
+}

@@ -14,7 +14,7 @@ use restoreflow_trainer::{
     DEFAULT_LEARNING_RATE, DEFAULT_LOSS, DEFAULT_MAX_MINUTES, DEFAULT_MIN_LEARNING_RATE,
     DEFAULT_PATCH_SAMPLING, DEFAULT_PATCH_SIZE, DEFAULT_PATCHES_PER_PAGE, DEFAULT_PRESET,
     DEFAULT_SCHEDULE, DEFAULT_SSIM_WEIGHT, DEFAULT_VAL_CROP, DEFAULT_VAL_FRACTION,
-    DEFAULT_VAL_VIEW, DEFAULT_WARMUP_STEPS, patch_sampling_name,
+    DEFAULT_VAL_PAGES, DEFAULT_VAL_VIEW, DEFAULT_WARMUP_STEPS, patch_sampling_name,
 };
 use serde_json::{Value, json};
 
@@ -82,6 +82,10 @@ struct StartArgs {
         "Fraction of pages held out for validation, in (0, 0.5] [default: {DEFAULT_VAL_FRACTION}]"
     ))]
     val_fraction: Option<f64>,
+    #[arg(long, help = format!(
+        "Held-out pages scored at each epoch's end (the first of the split), 1–100000 [default: {DEFAULT_VAL_PAGES}]"
+    ))]
+    val_pages: Option<u32>,
     /// Seed of the split, shuffling and initialisation [default: random].
     #[arg(long)]
     seed: Option<u64>,
@@ -186,6 +190,7 @@ impl StartArgs {
             patch_size: self.patch_size,
             preset: self.preset.unwrap_or_default(),
             val_fraction: self.val_fraction,
+            val_pages: self.val_pages,
             seed: self.seed,
             device: self
                 .device

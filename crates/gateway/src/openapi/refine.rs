@@ -147,6 +147,7 @@ pub fn refine(doc: &mut Value, limits: &Limits) {
             "val_fraction",
             json!({ "exclusiveMinimum": 0, "maximum": 0.5 }),
         ),
+        ("val_pages", uint(1, 100_000)),
         ("seed", any_u64.clone()),
         ("device", names(&DEVICES)),
         ("precision", names(&PRECISIONS)),

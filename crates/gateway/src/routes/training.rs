@@ -48,6 +48,9 @@ pub struct StartBody {
     pub preset: Option<String>,
     /// Share of pages held out for validation, in (0, 0.5].
     pub val_fraction: Option<f64>,
+    /// Held-out pages scored at each epoch's end, 1..=100000 (default 32): the
+    /// first ones of the split, the same every epoch.
+    pub val_pages: Option<u32>,
     /// Seeds the split and the patch sampler; random (and recorded) when absent.
     pub seed: Option<u64>,
     /// `cpu`, `cuda` or `auto` (default): the device class the job runs on,
@@ -132,6 +135,7 @@ impl From<StartBody> for v1::StartTrainingRequest {
             patch_size: body.patch_size,
             preset: body.preset.unwrap_or_default(),
             val_fraction: body.val_fraction,
+            val_pages: body.val_pages,
             seed: body.seed,
             device: body.device.unwrap_or_default(),
             precision: body.precision.unwrap_or_default(),

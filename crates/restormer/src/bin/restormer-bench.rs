@@ -230,9 +230,12 @@ fn dwconv_fwd_bwd(
 
 /// Candle only: median forward, backward and optimiser times of the small preset
 /// at batch 4 and `size`², for profiling.
+/// Median ms of forward, backward and AdamW per step, for one graph node per
+/// transformer block (the default) and for one node per layer, alternating
+/// step by step so that both see the same machine load.
 fn phases(size: usize, steps: usize) -> Result<()> {
     let dev = Device::Cpu;
-    let (model, varmap) = build(&Config::small(), &dev)?;
+    let (mut model, varmap) = build(&Config::small(), &dev)?;
     let mut opt = AdamW::new(
         varmap.all_vars(),
         ParamsAdamW {
@@ -243,25 +246,31 @@ fn phases(size: usize, steps: usize) -> Result<()> {
     )?;
     let clean = Tensor::rand(0f32, 1f32, (4, 3, size, size), &dev)?;
     let noisy = (&clean + (Tensor::randn(0f32, 1f32, clean.shape(), &dev)? * 0.1)?)?;
-    let (mut f, mut b, mut o) = (Vec::new(), Vec::new(), Vec::new());
+    let graphs = [("one node per block", true), ("one node per layer", false)];
+    let mut times = vec![(Vec::new(), Vec::new(), Vec::new()); graphs.len()];
     for _ in 0..steps {
-        let t = Instant::now();
-        let loss = (model.forward(&noisy)? - &clean)?.abs()?.mean_all()?;
-        let t1 = Instant::now();
-        let grads = loss.backward()?;
-        let t2 = Instant::now();
-        opt.step(&grads)?;
-        let t3 = Instant::now();
-        f.push((t1 - t).as_secs_f64() * 1e3);
-        b.push((t2 - t1).as_secs_f64() * 1e3);
-        o.push((t3 - t2).as_secs_f64() * 1e3);
+        for ((_, fused), (f, b, o)) in graphs.iter().zip(times.iter_mut()) {
+            model.set_fused_blocks(*fused);
+            let t = Instant::now();
+            let loss = (model.forward(&noisy)? - &clean)?.abs()?.mean_all()?;
+            let t1 = Instant::now();
+            let grads = loss.backward()?;
+            let t2 = Instant::now();
+            opt.step(&grads)?;
+            let t3 = Instant::now();
+            f.push((t1 - t).as_secs_f64() * 1e3);
+            b.push((t2 - t1).as_secs_f64() * 1e3);
+            o.push((t3 - t2).as_secs_f64() * 1e3);
+        }
     }
-    println!(
-        "{size}²: forward {:.0} ms, backward {:.0} ms, AdamW {:.0} ms",
-        median(f),
-        median(b),
-        median(o)
-    );
+    for ((name, _), (f, b, o)) in graphs.iter().zip(times) {
+        println!(
+            "{size}², {name}: forward {:.0} ms, backward {:.0} ms, AdamW {:.0} ms",
+            median(f),
+            median(b),
+            median(o)
+        );
+    }
     Ok(())
 }
 

@@ -77,6 +77,14 @@ pub const DEFAULT_CLIP_NORM: Option<f64> = None;
 pub const DEFAULT_VAL_VIEW: ValView = ValView::CenterCrop;
 /// Default side of the `center_crop` validation crop.
 pub const DEFAULT_VAL_CROP: u32 = 256;
+/// Default number of held-out pages scored per epoch (the first of the
+/// split). Each costs a forward pass of its crop or page at every epoch's
+/// end, time the budget does not spend training: scoring all 60 held-out
+/// pages of 600 pairs took 136 of a run's 1,417 s (BENCHMARKS.md, the first
+/// soak), and more pages would take proportionally more.
+pub const DEFAULT_VAL_PAGES: u32 = 32;
+/// Most held-out pages a job may ask to score per epoch.
+pub const MAX_VAL_PAGES: u32 = 100_000;
 /// Default progressive stages: none (one patch and batch size throughout).
 pub const DEFAULT_PROGRESSIVE: &[Stage] = &[];
 /// Smoothing constant of the Charbonnier loss.
@@ -165,6 +173,10 @@ pub struct TrainParams {
     /// Side of the centre crop (`center_crop` only).
     #[serde(default = "legacy::val_crop_size")]
     pub val_crop_size: Option<u32>,
+    /// Held-out pages scored per epoch at most; `None` (jobs recorded
+    /// before the field existed) scores every held-out page.
+    #[serde(default)]
+    pub val_pages: Option<u32>,
 }
 
 /// `Ok(())` when `ok`, else the message.
@@ -447,6 +459,10 @@ impl TrainParams {
                 format!("max_minutes must be in (0, 10080] (at most a week), got {m}")
             })?;
         }
+        let val_pages = r.val_pages.unwrap_or(DEFAULT_VAL_PAGES);
+        check((1..=MAX_VAL_PAGES).contains(&val_pages), || {
+            format!("val_pages must be between 1 and {MAX_VAL_PAGES}, got {val_pages}")
+        })?;
         let val_view = choose(&r.val_view, DEFAULT_VAL_VIEW)?;
         let val_crop_size = match (val_view, r.val_crop_size) {
             (ValView::CenterCrop, c) => {
@@ -492,6 +508,7 @@ impl TrainParams {
             max_minutes,
             val_view,
             val_crop_size,
+            val_pages: Some(val_pages),
         };
         // Everything above is narrower than what the engine accepts; this
         // only guards against the two drifting apart.
@@ -569,6 +586,7 @@ impl TrainParams {
             clip_norm: self.clip_norm,
             val_fraction: self.val_fraction,
             val_mode,
+            max_val_pages: self.val_pages.map(|v| v as usize),
             seed: self.seed,
             steps_per_epoch: self.steps_per_epoch.map(|s| s as usize),
             patches_per_page: self.patches_per_page.map(|p| p as usize),
@@ -709,6 +727,11 @@ mod tests {
         assert_eq!(p.patch_size, DEFAULT_PATCH_SIZE);
         assert_eq!(p.learning_rate, DEFAULT_LEARNING_RATE);
         assert_eq!(p.val_fraction, DEFAULT_VAL_FRACTION);
+        assert_eq!(p.val_pages, Some(DEFAULT_VAL_PAGES));
+        assert_eq!(
+            p.train_config(8).max_val_pages,
+            Some(DEFAULT_VAL_PAGES as usize)
+        );
         assert_eq!(p.device, "cpu");
         assert_eq!(p.dataset, "");
         assert_eq!(p.base_model, None);
@@ -911,6 +934,8 @@ mod tests {
             (Box::new(|r| r.preset = "huge".into()), "preset"),
             (Box::new(|r| r.val_fraction = Some(0.0)), "val_fraction"),
             (Box::new(|r| r.val_fraction = Some(0.6)), "val_fraction"),
+            (Box::new(|r| r.val_pages = Some(0)), "val_pages"),
+            (Box::new(|r| r.val_pages = Some(100_001)), "val_pages"),
             (Box::new(|r| r.device = "tpu".into()), "device"),
             (Box::new(|r| r.dataset = "../x".into()), "dataset"),
             (
@@ -1191,6 +1216,7 @@ mod tests {
         assert_eq!(cfg.patch_sampling, PatchSampling::Uniform);
         assert_eq!(cfg.patches_per_page, None);
         assert_eq!(cfg.val_mode, ValMode::CenterCrop { size: 256 });
+        assert_eq!(cfg.max_val_pages, None, "every held-out page, as before");
         assert_eq!(
             (cfg.max_seconds, cfg.clip_norm, cfg.progressive),
             (None, None, None)
@@ -1237,6 +1263,7 @@ mod tests {
             ("patch_size", format!("{DEFAULT_PATCH_SIZE}")),
             ("preset", format!("`{DEFAULT_PRESET}`")),
             ("val_fraction", format!("{DEFAULT_VAL_FRACTION}")),
+            ("val_pages", format!("{DEFAULT_VAL_PAGES}")),
         ];
         for (field, default) in cases {
             let line = row(field);

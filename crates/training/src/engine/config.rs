@@ -66,6 +66,10 @@ pub struct TrainConfig {
     pub val_fraction: f64,
     /// How validation pages are evaluated.
     pub val_mode: ValMode,
+    /// Score at most this many held-out pages per epoch (the first ones of
+    /// the split, the same every epoch); `None` scores them all.
+    #[serde(default)]
+    pub max_val_pages: Option<usize>,
     /// Seeds the split and the patch sampler.
     pub seed: u64,
     /// Optimiser steps per epoch; default
@@ -105,6 +109,7 @@ impl Default for TrainConfig {
             clip_norm: None,
             val_fraction: 0.1,
             val_mode: ValMode::CenterCrop { size: 256 },
+            max_val_pages: None,
             seed: 0,
             steps_per_epoch: None,
             patches_per_page: None,
@@ -125,6 +130,9 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.val_fraction) {
             return bad("val_fraction must be in [0, 1)");
+        }
+        if self.max_val_pages == Some(0) {
+            return bad("max_val_pages must be positive");
         }
         if self.steps_per_epoch == Some(0) || self.patches_per_page == Some(0) {
             return bad("steps_per_epoch and patches_per_page must be positive");

@@ -143,8 +143,11 @@ pub fn train(
     if split.train.is_empty() {
         return Err(Error::Data("no training pages".into()));
     }
+    // Validation scores the first `max_val_pages` held-out pages, the same
+    // ones every epoch; the rest of the held-out pages stay unused.
+    let val_pages = &split.val[..split.val.len().min(cfg.max_val_pages.unwrap_or(usize::MAX))];
     let store = PageStore::new(source, cfg.cache_pages);
-    store.set_pages_in_play(split.train.len() + split.val.len());
+    store.set_pages_in_play(split.train.len() + val_pages.len());
     let spe = cfg.steps_per_epoch.unwrap_or_else(|| {
         (split.train.len() * cfg.patches_per_page.unwrap_or(1)).div_ceil(cfg.batch_size)
     }) as u64;
@@ -292,7 +295,7 @@ pub fn train(
         let val = validate::validate(
             val_model,
             &store,
-            &split.val,
+            val_pages,
             &cfg.val_mode,
             &cfg.loss,
             &device,
