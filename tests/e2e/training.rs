@@ -266,6 +266,12 @@ async fn trains_registers_and_cancels(kind: Kind) {
             finite(e, key);
         }
         assert!(finite(e, "psnr") > 0.0 && finite(e, "baseline_psnr") > 0.0);
+        // Every held-out page is scored: fewer than the default val_pages.
+        let scored = e["val_pages"].as_u64().unwrap();
+        assert!(
+            scored >= 1 && e["held_out_pages"].as_u64() == Some(scored),
+            "{e}"
+        );
     }
     assert!(job["step"].as_u64().unwrap() >= 2);
 

@@ -519,12 +519,14 @@ fn data_stats(job: &JobFacts, events: &[Event]) -> DataStats {
         })
         .unwrap_or_default();
     let pairs_used = u(&d, "pairs_used").unwrap_or(0);
-    // The validation split size is what every metric event reports.
+    // The validation split size is what every metric event reports: the
+    // pages held out of training (older events only have `val_pages`, which
+    // then counted every held-out page).
     let val_pairs = events
         .iter()
         .rev()
         .find(|e| e.kind == "metric")
-        .and_then(|e| u(&e.payload, "val_pages"))
+        .and_then(|e| u(&e.payload, "held_out_pages").or_else(|| u(&e.payload, "val_pages")))
         .unwrap_or(0);
     DataStats {
         location: s(&d, "location").unwrap_or_else(|| "n/a".into()),
@@ -789,6 +791,30 @@ mod tests {
         )];
         let d = data_stats(&job, &old);
         assert!(d.targets.is_empty() && d.dpi.is_empty());
+    }
+
+    #[test]
+    fn the_split_sizes_count_every_held_out_page() {
+        let job = finished_job(json!({"skipped_pages": []}));
+        let data = event(
+            1,
+            "data",
+            json!({"location": "training-data", "pairs_used": 600}),
+        );
+        // 60 pages held out, 32 of them scored per epoch (val_pages).
+        let events = vec![
+            data.clone(),
+            metric(
+                2,
+                json!({"epoch": 1, "val_pages": 32, "held_out_pages": 60}),
+            ),
+        ];
+        let d = data_stats(&job, &events);
+        assert_eq!((d.train_pairs, d.val_pairs), (540, 60));
+        // Before held_out_pages, every held-out page was scored.
+        let old = vec![data, metric(2, json!({"epoch": 1, "val_pages": 60}))];
+        let d = data_stats(&job, &old);
+        assert_eq!((d.train_pairs, d.val_pairs), (540, 60));
     }
 
     #[test]

@@ -24,7 +24,10 @@
 //! ```
 //!
 //! For inference use [`frozen`]: a model built by [`build`] records the autograd
-//! graph and keeps every activation alive.
+//! graph and keeps every activation alive. On the CPU each transformer block of
+//! a trainable model records a single graph node whose backward chains the
+//! kernels' own backward passes ([`Restormer::set_fused_blocks`]), which spares
+//! Candle's zero-filled gradient buffer per layer.
 //!
 //! CPU speed depends on the process around the model (measured in `BENCHMARKS.md`):
 //! use mimalloc as the global allocator and start the process with

@@ -24,6 +24,7 @@ pub fn metric_payload(r: &EpochReport) -> Value {
         "baseline_ssim": baseline.map(|m| m.ssim),
         "baseline_accuracy": baseline.map(|m| m.accuracy),
         "val_pages": r.val_pages,
+        "held_out_pages": r.held_out_pages,
         // What the validation figures above were measured on.
         "val_view": r.val_view,
         "val_seconds": r.val_seconds,
@@ -39,6 +40,12 @@ pub fn metric_payload(r: &EpochReport) -> Value {
 
 fn num(v: &Value, key: &str) -> f64 {
     v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn count(v: &Value, key: &str) -> u32 {
+    v.get(key)
+        .and_then(Value::as_u64)
+        .map_or(0, |n| n.min(u64::from(u32::MAX)) as u32)
 }
 
 /// Per-epoch metrics from `metric` events, one per epoch (the latest wins when
@@ -68,6 +75,12 @@ pub fn epochs_from_events(events: &[job_event::Model]) -> Vec<v1::EpochMetrics> 
             step: p.get("step").and_then(Value::as_u64).unwrap_or(0),
             steps_per_second: num(p, "steps_per_second"),
             val_seconds: num(p, "val_seconds"),
+            val_pages: count(p, "val_pages"),
+            // Before `held_out_pages` was recorded every held-out page was scored.
+            held_out_pages: p
+                .get("held_out_pages")
+                .and_then(Value::as_u64)
+                .map_or_else(|| count(p, "val_pages"), |n| n as u32),
             val_view: p
                 .get("val_view")
                 .and_then(Value::as_str)
@@ -160,12 +173,17 @@ mod tests {
                 "metric",
                 json!({"epoch": 1, "psnr": 20.0, "train_loss": 0.5}),
             ),
-            event(3, "metric", json!({"epoch": 2, "psnr": 21.0})),
+            event(
+                3,
+                "metric",
+                json!({"epoch": 2, "psnr": 21.0, "val_pages": 60}),
+            ),
             // A resumed attempt repeated epoch 2.
             event(
                 4,
                 "metric",
-                json!({"epoch": 2, "psnr": 22.0, "val_view": "centre 256x256 crop"}),
+                json!({"epoch": 2, "psnr": 22.0, "val_view": "centre 256x256 crop",
+                       "val_pages": 32, "held_out_pages": 60}),
             ),
             event(
                 5,
@@ -178,8 +196,17 @@ mod tests {
         assert_eq!(v.epochs[1].psnr, 22.0);
         assert_eq!(v.epochs[1].val_view, "centre 256x256 crop");
         assert_eq!(v.epochs[0].train_loss, 0.5);
-        // Older runs recorded no view.
+        assert_eq!(
+            (v.epochs[1].val_pages, v.epochs[1].held_out_pages),
+            (32, 60)
+        );
+        // Older runs recorded no view, and scored every held-out page.
         assert_eq!(v.epochs[0].val_view, "");
+        let old = training_job(&job(db::JobStatus::Running), &events[..3]);
+        assert_eq!(
+            (old.epochs[1].val_pages, old.epochs[1].held_out_pages),
+            (60, 60)
+        );
         assert_eq!((v.epoch, v.step), (3, 9));
         assert_eq!(v.eta_seconds, Some(4.5));
         assert_eq!(v.throughput, Some(7.0));

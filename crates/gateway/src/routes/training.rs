@@ -255,6 +255,10 @@ pub struct EpochView {
     pub steps_per_second: f64,
     /// Wall-clock seconds of the epoch's validation alone.
     pub val_seconds: f64,
+    /// Held-out pages scored at the epoch's end (`val_pages` at most).
+    pub val_pages: u32,
+    /// Pages the split held out of training.
+    pub held_out_pages: u32,
 }
 
 impl From<v1::EpochMetrics> for EpochView {
@@ -276,6 +280,8 @@ impl From<v1::EpochMetrics> for EpochView {
             step: m.step,
             steps_per_second: m.steps_per_second,
             val_seconds: m.val_seconds,
+            val_pages: m.val_pages,
+            held_out_pages: m.held_out_pages,
         }
     }
 }
@@ -793,6 +799,8 @@ mod tests {
                 epoch: 1,
                 psnr: 21.0,
                 val_view: "centre 256x256 crop".into(),
+                val_pages: 32,
+                held_out_pages: 60,
                 ..Default::default()
             }],
             device: "cpu".into(),
@@ -802,6 +810,10 @@ mod tests {
         assert_eq!((v.epoch, v.step, v.attempts), (2, 7, 2));
         assert_eq!(v.epochs[0].psnr, 21.0);
         assert_eq!(v.epochs[0].val_view, "centre 256x256 crop");
+        assert_eq!(
+            (v.epochs[0].val_pages, v.epochs[0].held_out_pages),
+            (32, 60)
+        );
         assert_eq!(v.params, serde_json::Value::Null);
     }
 }

@@ -209,6 +209,11 @@ pub struct EpochReport {
     pub baseline: Option<MetricSet>,
     /// Validation pages that were evaluated.
     pub val_pages: usize,
+    /// Pages the split held out of training (at least `val_pages`; more when
+    /// `max_val_pages` scores only some of them). 0 in records written
+    /// before the field existed, where it equalled `val_pages`.
+    #[serde(default)]
+    pub held_out_pages: usize,
     /// What the validation figures were measured on ([`ValMode::describe`]).
     #[serde(default)]
     pub val_view: String,

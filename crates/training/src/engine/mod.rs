@@ -310,6 +310,7 @@ pub fn train(
             restored: val.map(|v| v.restored),
             baseline: val.map(|v| v.baseline),
             val_pages: val.map_or(0, |v| v.pages),
+            held_out_pages: split.val.len(),
             val_view: cfg.val_mode.describe(),
             lr,
             pairs_per_sec: st.partial.pairs as f64 / st.partial.seconds.max(1e-9),
