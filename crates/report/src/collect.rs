@@ -639,7 +639,9 @@ fn model_info(m: &v1::ModelVersion, result: Option<&Value>) -> ModelInfo {
 
 /// The version before ours with its best-epoch validation metrics as
 /// registered, and whether both validated on the same data: the same pairs
-/// (dataset hash) split the same way (fraction and seed).
+/// (dataset hash) split the same way (fraction and seed), the same number of
+/// held-out pages scored (`val_pages`; absent before it existed, when every
+/// held-out page was).
 fn previous_version(prev: &v1::ModelVersion, ours: &v1::ModelVersion) -> PreviousVersion {
     let fin = restoreflow_proto::version_metrics(prev)
         .get("final")
@@ -656,7 +658,8 @@ fn previous_version(prev: &v1::ModelVersion, ours: &v1::ModelVersion) -> Previou
     let same = hash(ours).is_some()
         && hash(ours) == hash(prev)
         && f(&a, "val_fraction") == f(&b, "val_fraction")
-        && u(&a, "seed") == u(&b, "seed");
+        && u(&a, "seed") == u(&b, "seed")
+        && u(&a, "val_pages") == u(&b, "val_pages");
     PreviousVersion {
         version: prev.version,
         psnr: f(&fin, "psnr"),
@@ -762,6 +765,18 @@ mod tests {
         assert!(!p.same_validation_data);
         let p = previous_version(&version(1, "", 1, 0.1), &version(2, "", 1, 0.1));
         assert!(!p.same_validation_data && p.dataset_hash.is_none());
+        // Scoring 32 of the held-out pages is not scoring all of them.
+        let capped = |v: u32, pages: Option<u32>| {
+            let mut m = version(v, "h", 1, 0.1);
+            let config = json!({"training": {"seed": 1, "val_fraction": 0.1, "val_pages": pages}});
+            m.config_json = config.to_string();
+            m
+        };
+        assert!(previous_version(&capped(1, Some(32)), &capped(2, Some(32))).same_validation_data);
+        assert!(
+            !previous_version(&version(1, "h", 1, 0.1), &capped(2, Some(32))).same_validation_data
+        );
+        assert!(!previous_version(&capped(1, Some(16)), &capped(2, Some(32))).same_validation_data);
     }
 
     #[test]
