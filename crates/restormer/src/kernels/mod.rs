@@ -30,6 +30,8 @@ pub mod reference {
 /// by hand (one graph node for a whole block, `model::fused`). Each takes the
 /// op's inputs and the gradient of its output and returns the gradients of
 /// its inputs, exactly as Candle's autograd would receive them. CPU only.
+/// None of these backward passes reads the op's own result, so the gradient
+/// stands in for it in the `res` argument.
 pub(crate) mod grad {
     use candle_core::{CustomOp1, CustomOp2, CustomOp3, Result, Tensor, bail};
 

@@ -83,23 +83,6 @@ pub(crate) struct TransformerBlock {
     fused: bool,
 }
 
-/// A block's parameters, borrowed for [`fused`]: each LayerNorm as
-/// `(weight, bias)`, the attention and feed-forward weights, and whether any
-/// convolution has a bias.
-pub(crate) struct BlockParts<'a> {
-    pub heads: usize,
-    pub norm1: (&'a Tensor, Option<&'a Tensor>),
-    pub temperature: &'a Tensor,
-    pub qkv: &'a Tensor,
-    pub qkv_dwconv: &'a Tensor,
-    pub attn_out: &'a Tensor,
-    pub norm2: (&'a Tensor, Option<&'a Tensor>),
-    pub project_in: &'a Tensor,
-    pub ffn_dwconv: &'a Tensor,
-    pub ffn_out: &'a Tensor,
-    pub conv_biases: bool,
-}
-
 impl TransformerBlock {
     pub(crate) fn new(dim: usize, heads: usize, cfg: &Config, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
@@ -111,36 +94,44 @@ impl TransformerBlock {
         })
     }
 
-    pub(crate) fn parts(&self) -> BlockParts<'_> {
+    /// The block's parameters in the order [`fused`] packs them, or `None`
+    /// when the block has a part the fused path does not cover: a LayerNorm
+    /// without bias (no fused LayerNorm kernel) or a convolution with a bias.
+    pub(crate) fn fusable_parameters(&self) -> Option<[&Tensor; 11]> {
         let (a, f) = (&self.attn, &self.ffn);
-        BlockParts {
-            heads: a.heads,
-            norm1: self.norm1.parts(),
-            temperature: &a.temperature,
-            qkv: a.qkv.weight(),
-            qkv_dwconv: a.qkv_dwconv.weight(),
-            attn_out: a.project_out.weight(),
-            norm2: self.norm2.parts(),
-            project_in: f.project_in.weight(),
-            ffn_dwconv: f.dwconv.weight(),
-            ffn_out: f.project_out.weight(),
-            conv_biases: [
-                a.qkv.has_bias(),
-                a.qkv_dwconv.has_bias(),
-                a.project_out.has_bias(),
-                f.project_in.has_bias(),
-                f.dwconv.has_bias(),
-                f.project_out.has_bias(),
-            ]
-            .contains(&true),
+        let convs = [&a.qkv, &a.project_out, &f.project_in, &f.project_out];
+        if convs.iter().any(|c| c.has_bias()) || a.qkv_dwconv.has_bias() || f.dwconv.has_bias() {
+            return None;
         }
+        let (n1w, n1b) = self.norm1.parts();
+        let (n2w, n2b) = self.norm2.parts();
+        Some([
+            n1w,
+            n1b?,
+            &a.temperature,
+            a.qkv.weight(),
+            a.qkv_dwconv.weight(),
+            a.project_out.weight(),
+            n2w,
+            n2b?,
+            f.project_in.weight(),
+            f.dwconv.weight(),
+            f.project_out.weight(),
+        ])
+    }
+
+    pub(crate) fn set_fused(&mut self, on: bool) {
+        self.fused = on;
     }
 }
 
 impl Module for TransformerBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.fused && fused::applies(self, x) {
-            return fused::forward(self, x);
+        if self.fused
+            && let Some(params) = self.fusable_parameters()
+            && fused::applies(&params, x)
+        {
+            return fused::forward(self.attn.heads, &params, x);
         }
         let x = (x + self.attn.forward(&self.norm1.forward(x)?)?)?;
         &x + self.ffn.forward(&self.norm2.forward(&x)?)?
@@ -166,12 +157,10 @@ impl Stage {
             .collect::<Result<_>>()?;
         Ok(Self { blocks })
     }
-}
 
-impl Stage {
     pub(crate) fn set_fused(&mut self, on: bool) {
         for block in &mut self.blocks {
-            block.fused = on;
+            block.set_fused(on);
         }
     }
 }

@@ -17,47 +17,25 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Storage, Tensor, bail};
+use rayon::prelude::*;
 
-use super::blocks::TransformerBlock;
 use crate::kernels::{self, grad};
 
-/// The block's parameters in the order they are packed into the flat tensor.
-fn parameters(b: &TransformerBlock) -> Option<[&Tensor; 11]> {
-    let p = b.parts();
-    Some([
-        p.norm1.0,
-        p.norm1.1?,
-        p.temperature,
-        p.qkv,
-        p.qkv_dwconv,
-        p.attn_out,
-        p.norm2.0,
-        p.norm2.1?,
-        p.project_in,
-        p.ffn_dwconv,
-        p.ffn_out,
-    ])
-}
-
-/// Whether [`forward`] can stand in for the block's autograd forward: a CPU
-/// tensor in f32 or f64, a block whose layers have no convolution biases and
-/// whose LayerNorms have a bias (the crate's fused LayerNorm kernel), and
-/// trainable weights (a frozen model records no graph to begin with).
-pub(crate) fn applies(block: &TransformerBlock, x: &Tensor) -> bool {
-    let Some(params) = parameters(block) else {
-        return false;
-    };
+/// Whether [`forward`] can stand in for the block's autograd forward, given
+/// its [`TransformerBlock::fusable_parameters`](super::blocks::TransformerBlock::fusable_parameters):
+/// a CPU tensor in f32 or f64 and trainable weights (a frozen model records
+/// no graph to begin with).
+pub(crate) fn applies(params: &[&Tensor; 11], x: &Tensor) -> bool {
     x.device().is_cpu()
-        && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
-        && !block.parts().conv_biases
+        && matches!(x.dtype(), DType::F32 | DType::F64)
         && params.iter().any(|p| p.is_variable() || p.track_op())
 }
 
 /// What the backward pass needs from the forward pass.
 struct Saved {
     heads: usize,
-    /// The parameters, detached, in [`parameters`] order.
+    /// The parameters, detached, in `fusable_parameters` order.
     w: Vec<Tensor>,
     x: Tensor,
     n1: Tensor,
@@ -71,19 +49,17 @@ struct Saved {
     g: Tensor,
 }
 
-/// The graph node of one block: its forward hands over the output computed
-/// by [`forward`], its backward is the block's chain rule.
+/// The graph node of one block: its forward adds the feed-forward branch to
+/// the attention residual (the block's last step), its backward is the
+/// block's chain rule.
 struct BlockNode {
     saved: Saved,
-    output: Mutex<Option<Tensor>>,
+    /// The feed-forward branch's output, taken by the node's forward.
+    ffn_out: Mutex<Option<Tensor>>,
 }
 
 /// `x + attn(norm1(x))`, then `+ ffn(norm2(·))`, recorded as one node.
-pub(crate) fn forward(block: &TransformerBlock, x: &Tensor) -> Result<Tensor> {
-    let Some(params) = parameters(block) else {
-        bail!("fused block: the LayerNorms have no bias");
-    };
-    let heads = block.parts().heads;
+pub(crate) fn forward(heads: usize, params: &[&Tensor; 11], x: &Tensor) -> Result<Tensor> {
     let w: Vec<Tensor> = params.iter().map(|p| p.detach()).collect();
     let xd = x.detach().contiguous()?;
     let n1 = kernels::channel_layer_norm(&xd, &w[0], Some(&w[1]))?;
@@ -95,7 +71,7 @@ pub(crate) fn forward(block: &TransformerBlock, x: &Tensor) -> Result<Tensor> {
     let f0 = kernels::pointwise_conv(&n2, &w[8])?;
     let f1 = kernels::depthwise_conv3x3(&f0, &w[9])?;
     let g = kernels::gelu_gate(&f1)?;
-    let y = (&x2 + kernels::pointwise_conv(&g, &w[10])?)?;
+    let ffn_out = kernels::pointwise_conv(&g, &w[10])?;
     let flat = params
         .iter()
         .map(|p| p.flatten_all())
@@ -116,9 +92,28 @@ pub(crate) fn forward(block: &TransformerBlock, x: &Tensor) -> Result<Tensor> {
             f1,
             g,
         },
-        output: Mutex::new(Some(y)),
+        ffn_out: Mutex::new(Some(ffn_out)),
     };
     x.contiguous()?.apply_op2(&flat, node)
+}
+
+/// `a + b` for two contiguous CPU tensors of the same shape, in parallel
+/// (writing the result once, without zero-filling it first).
+fn residual_sum<T>(a: &Tensor, b: &Tensor) -> Result<Vec<T>>
+where
+    T: candle_core::WithDType + std::ops::Add<Output = T>,
+{
+    let (sa, la) = a.storage_and_layout();
+    let (sb, lb) = b.storage_and_layout();
+    let (Storage::Cpu(sa), Storage::Cpu(sb)) = (&*sa, &*sb) else {
+        bail!("fused block: the residual terms are not on the CPU");
+    };
+    let (Some((a0, a1)), Some((b0, b1))) = (la.contiguous_offsets(), lb.contiguous_offsets())
+    else {
+        bail!("fused block: a residual term is not contiguous");
+    };
+    let (a, b) = (&sa.as_slice::<T>()?[a0..a1], &sb.as_slice::<T>()?[b0..b1]);
+    Ok(a.par_iter().zip(b).map(|(x, y)| *x + *y).collect())
 }
 
 impl CustomOp2 for BlockNode {
@@ -133,25 +128,26 @@ impl CustomOp2 for BlockNode {
         _p: &CpuStorage,
         _lp: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let y = self.output.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let Some(y) = y else {
+        let ffn_out = self
+            .ffn_out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(ffn_out) = ffn_out else {
             bail!("fused block: forward evaluated twice");
         };
-        if y.shape() != lx.shape() {
+        let x2 = &self.saved.x2;
+        if x2.shape() != lx.shape() || ffn_out.shape() != lx.shape() {
             bail!(
-                "fused block: output {:?} for input {:?}",
-                y.shape(),
+                "fused block: branch shapes differ from the input {:?}",
                 lx.shape()
             );
         }
-        let (storage, layout) = y.storage_and_layout();
-        let Storage::Cpu(cpu) = &*storage else {
-            bail!("fused block: output is not on the CPU");
+        let y = match x2.dtype() {
+            DType::F64 => CpuStorage::F64(residual_sum(x2, &ffn_out)?),
+            _ => CpuStorage::F32(residual_sum(x2, &ffn_out)?),
         };
-        if !layout.is_contiguous() || layout.start_offset() != 0 {
-            bail!("fused block: output is not contiguous");
-        }
-        Ok((cpu.clone(), y.shape().clone()))
+        Ok((y, lx.shape().clone()))
     }
 
     fn bwd(

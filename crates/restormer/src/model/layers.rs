@@ -40,9 +40,7 @@ impl Conv1x1 {
         let bias = bias_var(&vb, cout, cin, bias)?;
         Ok(Self { weight, bias })
     }
-}
 
-impl Conv1x1 {
     pub(crate) fn weight(&self) -> &Tensor {
         &self.weight
     }
@@ -75,9 +73,7 @@ impl DwConv3x3 {
         let bias = bias_var(&vb, channels, 9, bias)?;
         Ok(Self { weight, bias })
     }
-}
 
-impl DwConv3x3 {
     pub(crate) fn weight(&self) -> &Tensor {
         &self.weight
     }
@@ -134,9 +130,7 @@ impl ChannelLayerNorm {
         };
         Ok(Self { weight, bias })
     }
-}
 
-impl ChannelLayerNorm {
     /// `(weight, bias)`.
     pub(crate) fn parts(&self) -> (&Tensor, Option<&Tensor>) {
         (&self.weight, self.bias.as_ref())

@@ -79,9 +79,7 @@ impl Restormer {
             output: conv3x3(d(1), cfg.out_channels, cfg.bias, vb.pp("output"))?,
         })
     }
-}
 
-impl Restormer {
     /// Whether each transformer block records one autograd node (the default)
     /// or one per layer. Both give the same values and gradients; one node per
     /// block skips most of the zero-filled gradient buffers Candle's backward
