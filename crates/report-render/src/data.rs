@@ -121,7 +121,7 @@ pub struct TrainingRecipe {
     pub patches_per_page: Option<u32>,
     /// Fixed optimiser steps per epoch.
     pub steps_per_epoch: Option<u32>,
-    /// ink | uniform
+    /// ink | damage | uniform
     pub patch_sampling: String,
     /// Global L2 norm gradients were clipped to; None when not clipped.
     pub clip_norm: Option<f64>,

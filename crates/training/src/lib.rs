@@ -76,9 +76,9 @@ pub use checkpoint::{
     WEIGHTS_FILE, load_weights, save_weights,
 };
 pub use data::{
-    DEFAULT_POOL_PATCHES, INK_LUMA, INK_SHARE, INK_TRIES, InMemoryPairs, PageStore, Pair,
-    PairSource, PatchSampler, PatchSampling, SamplerState, Split, dihedral_index, ink_share,
-    split_pages,
+    DAMAGE_INK_WEIGHT, DAMAGE_TRIES, DEFAULT_POOL_PATCHES, INK_LUMA, INK_SHARE, INK_TRIES,
+    InMemoryPairs, PageStore, Pair, PairSource, PatchSampler, PatchSampling, SamplerState, Split,
+    damage_score, dihedral_index, ink_share, split_pages,
 };
 pub use engine::{
     BestEpoch, EpochReport, NoHooks, Progress, ProgressiveStage, RunOptions, StopReason,

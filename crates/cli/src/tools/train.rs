@@ -143,7 +143,7 @@ struct StartArgs {
     #[arg(long)]
     steps_per_epoch: Option<u32>,
     #[arg(long, help = format!(
-        "Where patches are taken in a page: ink or uniform [default: {}]",
+        "Where patches are taken in a page: ink, damage or uniform [default: {}]",
         patch_sampling_name(DEFAULT_PATCH_SAMPLING)
     ))]
     patch_sampling: Option<String>,

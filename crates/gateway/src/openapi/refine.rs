@@ -19,7 +19,7 @@ pub const SCHEDULES: [&str; 3] = ["warmup_cosine", "constant", "cyclic_cosine"];
 /// Training losses.
 pub const LOSSES: [&str; 3] = ["l1", "charbonnier", "l1_ssim"];
 /// Where training patches are taken.
-pub const PATCH_SAMPLING: [&str; 2] = ["ink", "uniform"];
+pub const PATCH_SAMPLING: [&str; 3] = ["ink", "damage", "uniform"];
 /// What validation measures.
 pub const VAL_VIEWS: [&str; 2] = ["center_crop", "whole_page"];
 /// Restoration pipelines.

@@ -96,7 +96,8 @@ pub struct StartBody {
     /// Optimiser steps per epoch, 1..=100000; not with `patches_per_page`.
     pub steps_per_epoch: Option<u32>,
     /// Where patches are taken inside a page: `ink` (prefer patches with
-    /// text) or `uniform`.
+    /// text), `damage` (prefer where the degraded page differs most from
+    /// the clean one) or `uniform`.
     pub patch_sampling: Option<String>,
     /// Clip gradients to this global L2 norm (> 0); absent: no clipping
     /// unless the trainer's default clips.

@@ -104,7 +104,7 @@ impl Loss {
 
 impl Choice for PatchSampling {
     const FIELD: &'static str = "patch_sampling";
-    const ALL: &'static [Self] = &[Self::Ink, Self::Uniform];
+    const ALL: &'static [Self] = &[Self::Ink, Self::Damage, Self::Uniform];
     fn name(self) -> &'static str {
         patch_sampling_name(self)
     }
@@ -115,6 +115,7 @@ pub fn patch_sampling_name(s: PatchSampling) -> &'static str {
     match s {
         PatchSampling::Uniform => "uniform",
         PatchSampling::Ink => "ink",
+        PatchSampling::Damage => "damage",
     }
 }
 

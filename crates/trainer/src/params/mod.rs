@@ -70,7 +70,7 @@ pub const MAX_INK_WEIGHT: f64 = 20.0;
 /// is not given).
 pub const DEFAULT_PATCHES_PER_PAGE: u32 = 4;
 /// Default placement of patches inside a page.
-pub const DEFAULT_PATCH_SAMPLING: PatchSampling = PatchSampling::Ink;
+pub const DEFAULT_PATCH_SAMPLING: PatchSampling = PatchSampling::Damage;
 /// Default gradient clipping (global L2 norm); `None` does not clip.
 pub const DEFAULT_CLIP_NORM: Option<f64> = None;
 /// Default validation view.
@@ -787,7 +787,7 @@ mod tests {
                 size: DEFAULT_VAL_CROP as usize
             }
         );
-        assert_eq!(DEFAULT_PATCH_SAMPLING.name(), "ink");
+        assert_eq!(DEFAULT_PATCH_SAMPLING.name(), "damage");
     }
 
     #[test]
@@ -1139,7 +1139,7 @@ mod tests {
             ),
             (
                 Box::new(|r| r.patch_sampling = "random".into()),
-                "unknown patch_sampling \"random\"; valid values are ink, uniform",
+                "unknown patch_sampling \"random\"; valid values are ink, damage, uniform",
             ),
             (
                 Box::new(|r| r.val_view = "full".into()),
@@ -1196,7 +1196,7 @@ mod tests {
         }
         let v = serde_json::to_value(TrainParams::from_request(&req(), "cpu").unwrap()).unwrap();
         assert_eq!(v["schedule"], "warmup_cosine");
-        assert_eq!(v["patch_sampling"], "ink");
+        assert_eq!(v["patch_sampling"], "damage");
         assert_eq!(v["val_view"], "center_crop");
     }
 

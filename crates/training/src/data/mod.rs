@@ -5,8 +5,8 @@ mod sampler;
 mod store;
 
 pub use sampler::{
-    DEFAULT_POOL_PATCHES, INK_LUMA, INK_SHARE, INK_TRIES, PatchSampler, PatchSampling,
-    SamplerState, dihedral_index, ink_share,
+    DAMAGE_INK_WEIGHT, DAMAGE_TRIES, DEFAULT_POOL_PATCHES, INK_LUMA, INK_SHARE, INK_TRIES,
+    PatchSampler, PatchSampling, SamplerState, damage_score, dihedral_index, ink_share,
 };
 pub use store::{PageStore, Pair};
 
