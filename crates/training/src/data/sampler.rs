@@ -176,29 +176,14 @@ impl PatchSampler {
             let (x0, y0) = match sampling {
                 PatchSampling::Uniform => self.position(&pair.clean, patch),
                 PatchSampling::Ink => {
-                    let mut best: Option<(f64, (usize, usize))> = None;
-                    for _ in 0..INK_TRIES {
-                        let pos = self.position(&pair.clean, patch);
-                        let share = ink_share(&pair.clean, pos.0, pos.1, patch);
-                        if best.is_none_or(|b| share > b.0) {
-                            best = Some((share, pos));
-                        }
-                        if share >= INK_SHARE {
-                            break;
-                        }
-                    }
-                    best.map_or((0, 0), |b| b.1)
+                    self.best_position(&pair.clean, patch, INK_TRIES, Some(INK_SHARE), |x, y| {
+                        ink_share(&pair.clean, x, y, patch)
+                    })
                 }
                 PatchSampling::Damage => {
-                    let mut best: Option<(f64, (usize, usize))> = None;
-                    for _ in 0..DAMAGE_TRIES {
-                        let pos = self.position(&pair.clean, patch);
-                        let score = damage_score(&pair.degraded, &pair.clean, pos.0, pos.1, patch);
-                        if best.is_none_or(|b| score > b.0) {
-                            best = Some((score, pos));
-                        }
-                    }
-                    best.map_or((0, 0), |b| b.1)
+                    self.best_position(&pair.clean, patch, DAMAGE_TRIES, None, |x, y| {
+                        damage_score(&pair.degraded, &pair.clean, x, y, patch)
+                    })
                 }
             };
             let t: u8 = self.rng.random_range(0..8);
@@ -225,6 +210,30 @@ impl PatchSampler {
             Tensor::from_vec(deg, shape, device)?,
             Tensor::from_vec(cln, shape, device)?,
         ))
+    }
+
+    /// Of up to `tries` uniform positions, the first that scores at least
+    /// `enough` (when given), else the best scoring one (the first of equals).
+    fn best_position(
+        &mut self,
+        img: &RgbImage,
+        patch: usize,
+        tries: usize,
+        enough: Option<f64>,
+        score: impl Fn(usize, usize) -> f64,
+    ) -> (usize, usize) {
+        let mut best: Option<(f64, (usize, usize))> = None;
+        for _ in 0..tries {
+            let pos = self.position(img, patch);
+            let v = score(pos.0, pos.1);
+            if best.is_none_or(|b| v > b.0) {
+                best = Some((v, pos));
+            }
+            if enough.is_some_and(|e| v >= e) {
+                break;
+            }
+        }
+        best.map_or((0, 0), |b| b.1)
     }
 
     /// A uniform top-left corner for a `patch` square inside `img` (0 along
