@@ -583,6 +583,31 @@ mod tests {
         assert_eq!(s.state(), state);
     }
 
+    enum Side {
+        Degraded,
+        Clean,
+    }
+
+    /// Of 400 patches of 32 px drawn from page 0 of `store`, how many
+    /// (CHW, 3 x 32 x 32 values in [0, 1]) on `side` satisfy `pred`.
+    fn count_patches(
+        store: &PageStore<'_>,
+        seed: u64,
+        sampling: PatchSampling,
+        side: Side,
+        pred: impl Fn(&[f32]) -> bool,
+    ) -> usize {
+        let (d, c) = PatchSampler::new(seed)
+            .sample(store, &[0], 400, 32, sampling, &Device::Cpu)
+            .unwrap();
+        let t = match side {
+            Side::Degraded => d,
+            Side::Clean => c,
+        };
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v.chunks(3 * 32 * 32).filter(|p| pred(p)).count()
+    }
+
     #[test]
     fn ink_sampling_finds_the_text_on_a_mostly_blank_page() {
         // A white 256 x 256 page with one dark 32 x 32 block of "ink" in a corner:
@@ -598,16 +623,9 @@ mod tests {
         src.push("p", clean.clone(), clean);
         let store = PageStore::new(&src, 1);
         let with_ink = |sampling| {
-            let mut s = PatchSampler::new(3);
-            let (_, c) = s
-                .sample(&store, &[0], 400, 32, sampling, &Device::Cpu)
-                .unwrap();
-            let v = c.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            v.chunks(3 * 32 * 32)
-                .filter(|p| {
-                    p.iter().filter(|&&x| x < 0.5).count() as f64 >= INK_SHARE * p.len() as f64
-                })
-                .count()
+            count_patches(&store, 3, sampling, Side::Clean, |p| {
+                p.iter().filter(|&&x| x < 0.5).count() as f64 >= INK_SHARE * p.len() as f64
+            })
         };
         let (uniform, ink) = (
             with_ink(PatchSampling::Uniform),
@@ -665,16 +683,11 @@ mod tests {
         src.push("p", clean.clone(), degraded.clone());
         let store = PageStore::new(&src, 1);
         // Patches whose degraded side holds recoloured pixels.
+        let plane = 32 * 32;
         let hits = |sampling| {
-            let mut s = PatchSampler::new(9);
-            let (d, _) = s
-                .sample(&store, &[0], 400, 32, sampling, &Device::Cpu)
-                .unwrap();
-            let v = d.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let plane = 32 * 32;
-            v.chunks(3 * plane)
-                .filter(|p| (0..plane).any(|i| p[i] < 0.7 && p[plane + i] > 0.8))
-                .count()
+            count_patches(&store, 9, sampling, Side::Degraded, |p| {
+                (0..plane).any(|i| p[i] < 0.7 && p[plane + i] > 0.8)
+            })
         };
         // A uniform position overlaps the square about 6% of the time, the
         // best of 4 about 23%.
