@@ -29,9 +29,16 @@ struct InkCoverage {
 
 impl InkCoverage {
     fn measure(img: &RgbImage) -> Self {
+        // One pass: the luma histogram and, per luma level, the summed
+        // colour of its pixels (exact integers), for the mean ink colour.
         let mut hist = [0u32; 256];
+        let mut sums = [[0u64; 3]; 256];
         for px in img.as_raw().chunks_exact(3) {
-            hist[usize::from(luma(px))] += 1;
+            let l = usize::from(luma(px));
+            hist[l] += 1;
+            for (s, &v) in sums[l].iter_mut().zip(px) {
+                *s += u64::from(v);
+            }
         }
         let n = (img.width() * img.height()).max(1);
         // Paper: the most common level in the brighter half (the page's
@@ -47,17 +54,17 @@ impl InkCoverage {
             }
         }
         let ink = ink.min(paper - 40.0).max(0.0);
-        let (mut sum, mut count) = ([0f32; 3], 0f32);
-        for px in img.as_raw().chunks_exact(3) {
-            if f32::from(luma(px)) <= ink + 8.0 {
-                for (s, &v) in sum.iter_mut().zip(px) {
-                    *s += f32::from(v);
-                }
-                count += 1.0;
+        // Mean colour of the levels at most 8 above the ink level.
+        let solid = (ink + 8.0) as usize + 1;
+        let (mut sum, mut count) = ([0u64; 3], 0u64);
+        for (level, &c) in sums.iter().zip(&hist).take(solid.min(256)) {
+            for (s, &v) in sum.iter_mut().zip(level) {
+                *s += v;
             }
+            count += u64::from(c);
         }
-        let ink_rgb = if count > 0.0 {
-            sum.map(|s| s / count)
+        let ink_rgb = if count > 0 {
+            sum.map(|s| (s as f64 / count as f64) as f32)
         } else {
             [ink; 3]
         };
@@ -66,6 +73,11 @@ impl InkCoverage {
             ink,
             ink_rgb,
         }
+    }
+
+    /// Coverage per luma level (what [`Self::of`] gives a pixel of that luma).
+    fn table(&self) -> [f32; 256] {
+        std::array::from_fn(|l| self.of(&[l as u8; 3]))
     }
 
     /// Ink coverage of a pixel in `[0, 1]`.
@@ -159,27 +171,50 @@ impl InkColourSwap {
     }
 }
 
-fn inside(regions: &[Rect], x: u32, y: u32) -> bool {
-    regions.is_empty()
-        || regions
-            .iter()
-            .any(|r| x >= r[0] && x < r[2] && y >= r[1] && y < r[3])
+/// The columns of row `y` inside any of `regions` (all of them when there
+/// are none), as sorted, disjoint `[x0, x1)` spans clipped to `w`.
+fn row_spans(regions: &[Rect], y: u32, w: u32, out: &mut Vec<(usize, usize)>) {
+    out.clear();
+    if regions.is_empty() {
+        out.push((0, w as usize));
+        return;
+    }
+    let mut hits: Vec<(u32, u32)> = regions
+        .iter()
+        .filter(|r| y >= r[1] && y < r[3] && r[0] < r[2].min(w))
+        .map(|r| (r[0], r[2].min(w)))
+        .collect();
+    hits.sort_unstable();
+    for (x0, x1) in hits {
+        match out.last_mut() {
+            Some(last) if x0 as usize <= last.1 => last.1 = last.1.max(x1 as usize),
+            _ => out.push((x0 as usize, x1 as usize)),
+        }
+    }
 }
 
 pub(super) fn ink_colour_swap(img: &mut RgbImage, p: &InkColourSwap, _rng: &mut ChaCha8Rng) {
     let cov = InkCoverage::measure(img);
-    let color = p.color.map(f32::from);
-    for (x, y, px) in img.enumerate_pixels_mut() {
-        if !inside(&p.regions, x, y) {
-            continue;
-        }
-        let a = cov.of(&px.0);
-        if a <= 0.0 {
-            continue;
-        }
-        // px = paper (1 - a) + ink a  becomes  paper (1 - a) + colour a.
-        for ((v, col), ink) in px.0.iter_mut().zip(color.iter()).zip(cov.ink_rgb.iter()) {
-            *v = clamp_f(f32::from(*v) + a * (col - ink));
+    // px = paper (1 - a) + ink a  becomes  paper (1 - a) + colour a: each
+    // channel moves by a (colour - ink), where a depends only on the luma.
+    let coverage = cov.table();
+    let shift: [[f32; 3]; 256] = std::array::from_fn(|l| {
+        std::array::from_fn(|c| coverage[l] * (f32::from(p.color[c]) - cov.ink_rgb[c]))
+    });
+    let w = img.width();
+    let mut spans = Vec::new();
+    for (y, line) in img.chunks_exact_mut(w as usize * 3).enumerate() {
+        row_spans(&p.regions, y as u32, w, &mut spans);
+        for &(x0, x1) in &spans {
+            for px in line[x0 * 3..x1 * 3].chunks_exact_mut(3) {
+                let l = usize::from(luma(px));
+                if coverage[l] <= 0.0 {
+                    continue;
+                }
+                for (v, d) in px.iter_mut().zip(shift[l]) {
+                    *v = clamp_f(f32::from(*v) + d);
+                }
+            }
         }
     }
 }
@@ -230,13 +265,17 @@ pub(super) fn coloured_paper(img: &mut RgbImage, p: &ColouredPaper, rng: &mut Ch
     let mut field = Field::new(rng, w, h, (w.min(h) as f32 / 6.0).max(2.0));
     let mut row = vec![0f32; w];
     let m = p.mottle as f32;
+    // Per byte: the channel's gain (fixed) and the pixel's mottle (per
+    // row), so the multiply is a plain zip that vectorises.
+    let gains: Vec<f32> = gain.iter().copied().cycle().take(w * 3).collect();
+    let mut mottle = vec![0f32; w * 3];
     for (y, line) in img.chunks_exact_mut(w * 3).enumerate() {
         field.row(y, &mut row);
-        for (px, &f) in line.chunks_exact_mut(3).zip(&row) {
-            let k = 1.0 + m * f;
-            for c in 0..3 {
-                px[c] = clamp_f(f32::from(px[c]) * gain[c] * k);
-            }
+        for (k, &f) in mottle.chunks_exact_mut(3).zip(&row) {
+            k.fill(1.0 + m * f);
+        }
+        for ((v, &g), &k) in line.iter_mut().zip(&gains).zip(&mottle) {
+            *v = clamp_f(f32::from(*v) * g * k);
         }
     }
 }
@@ -343,9 +382,15 @@ pub(super) fn hollow_strokes(img: &mut RgbImage, p: &HollowStrokes, _rng: &mut C
     let r = p.radius as usize;
     let mut across = Scratch::zeroed(w * h);
     for (src, dst) in a.chunks_exact(w).zip(across.chunks_exact_mut(w)) {
-        for (x, d) in dst.iter_mut().enumerate() {
-            let win = &src[x.saturating_sub(r)..=(x + r).min(w - 1)];
-            *d = win.iter().copied().fold(255, u8::min);
+        // One shifted slice per window offset: plain element-wise minima.
+        dst.copy_from_slice(src);
+        for d in 1..=r.min(w - 1) {
+            for (o, &v) in dst[d..].iter_mut().zip(&src[..w - d]) {
+                *o = (*o).min(v);
+            }
+            for (o, &v) in dst[..w - d].iter_mut().zip(&src[d..]) {
+                *o = (*o).min(v);
+            }
         }
     }
     let mut eroded = Scratch::zeroed(w * h);
@@ -407,44 +452,51 @@ const BAYER4: [[f32; 4]; 4] = [
 ];
 
 pub(super) fn dithering(img: &mut RgbImage, p: &Dithering, _rng: &mut ChaCha8Rng) {
-    let (w, h) = (img.width() as usize, img.height() as usize);
+    let w = img.width() as usize;
     let steps = (p.levels.max(2) - 1) as f32;
     let q = 255.0 / steps;
     let bias = p.bias as f32;
-    let quantise = |v: f32| ((v / q + bias).round().clamp(0.0, steps)) * q;
+    // Rounding after the clamp is the same as before it; `+ 0.5` and a
+    // truncating cast round the non-negative value without a libm call.
+    let quantise = |v: f32| (((v / q + bias).clamp(0.0, steps) + 0.5) as u32) as f32 * q;
     if p.diffusion {
         // Two rows of carried error, padded by one pixel each side: pixel
         // `x` lives at padded column `x + 1`.
-        let mut err = vec![0f32; (w + 2) * 2 * 3];
-        let at = |r: usize, xp: usize, c: usize| (r * (w + 2) + xp) * 3 + c;
-        for y in 0..h {
-            let (cur, next) = (y % 2, (y + 1) % 2);
-            for xp in 0..w + 2 {
+        let mut cur = vec![0f32; (w + 2) * 3];
+        let mut next = vec![0f32; (w + 2) * 3];
+        for line in img.chunks_exact_mut(w * 3) {
+            next.fill(0.0);
+            // Error carried to the right neighbour, kept out of memory.
+            let mut right = [0f32; 3];
+            for (x, px) in line.chunks_exact_mut(3).enumerate() {
+                let xp = (x + 1) * 3;
                 for c in 0..3 {
-                    err[at(next, xp, c)] = 0.0;
-                }
-            }
-            for x in 0..w {
-                let (i, xp) = ((y * w + x) * 3, x + 1);
-                for c in 0..3 {
-                    let v = f32::from(img.as_raw()[i + c]) + err[at(cur, xp, c)];
+                    let v = f32::from(px[c]) + (cur[xp + c] + right[c]);
                     let o = quantise(v);
-                    img.as_mut()[i + c] = clamp_f(o);
+                    px[c] = clamp_f(o);
                     let e = v - o;
-                    err[at(cur, xp + 1, c)] += e * 7.0 / 16.0;
-                    err[at(next, xp - 1, c)] += e * 3.0 / 16.0;
-                    err[at(next, xp, c)] += e * 5.0 / 16.0;
-                    err[at(next, xp + 1, c)] += e / 16.0;
+                    right[c] = e * 7.0 / 16.0;
+                    next[xp - 3 + c] += e * 3.0 / 16.0;
+                    next[xp + c] += e * 5.0 / 16.0;
+                    next[xp + 3 + c] += e / 16.0;
                 }
             }
+            std::mem::swap(&mut cur, &mut next);
         }
     } else {
+        // The four rows of thresholds, one per byte, so each image row is
+        // a plain zip that vectorises.
+        let offsets: Vec<Vec<f32>> = BAYER4
+            .iter()
+            .map(|m| {
+                (0..w * 3)
+                    .map(|i| ((m[(i / 3) % 4] + 0.5) / 16.0 - 0.5) * q)
+                    .collect()
+            })
+            .collect();
         for (y, line) in img.chunks_exact_mut(w * 3).enumerate() {
-            for (x, px) in line.chunks_exact_mut(3).enumerate() {
-                let t = (BAYER4[y % 4][x % 4] + 0.5) / 16.0 - 0.5;
-                for v in px.iter_mut() {
-                    *v = clamp_f(quantise(f32::from(*v) + t * q));
-                }
+            for (v, &t) in line.iter_mut().zip(&offsets[y % 4]) {
+                *v = clamp_f(quantise(f32::from(*v) + t));
             }
         }
     }
@@ -734,6 +786,70 @@ mod tests {
     }
 
     #[test]
+    fn ink_swap_matches_the_direct_definition() {
+        // Overlapping, nested, touching and partly off-page regions.
+        let regions = vec![
+            [5, 3, 30, 9],
+            [20, 5, 50, 12],
+            [8, 4, 12, 6],
+            [50, 0, 70, 2],
+            [55, 30, 90, 60],
+        ];
+        for (seed, regions) in [(1, regions), (2, Vec::new())] {
+            let mut img = text_like(64, 40);
+            let mut r = rng(seed);
+            for v in img.as_mut().iter_mut() {
+                if r.random_bool(0.1) {
+                    *v = r.random();
+                }
+            }
+            let p = InkColourSwap {
+                color: [200, 40, 40],
+                regions,
+            };
+            let mut fast = img.clone();
+            ink_colour_swap(&mut fast, &p, &mut rng(0));
+            // Pixel by pixel: inside any region, each channel moves by the
+            // pixel's coverage times (new colour - mean ink colour).
+            let cov = InkCoverage::measure(&img);
+            let inside = |x: u32, y: u32| {
+                p.regions.is_empty()
+                    || p.regions
+                        .iter()
+                        .any(|r| x >= r[0] && x < r[2] && y >= r[1] && y < r[3])
+            };
+            let mut direct = img.clone();
+            for (x, y, px) in direct.enumerate_pixels_mut() {
+                let a = cov.of(&px.0);
+                if inside(x, y) && a > 0.0 {
+                    for c in 0..3 {
+                        let shift = a * (f32::from(p.color[c]) - cov.ink_rgb[c]);
+                        px.0[c] = clamp_f(f32::from(px.0[c]) + shift);
+                    }
+                }
+            }
+            assert_eq!(fast, direct, "seed {seed}");
+            assert_ne!(fast, img, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn row_spans_merge_and_clip() {
+        let mut spans = Vec::new();
+        let regions = [[5, 0, 10, 4], [8, 2, 14, 6], [14, 3, 16, 5], [40, 0, 60, 9]];
+        row_spans(&regions, 0, 50, &mut spans);
+        assert_eq!(spans, vec![(5, 10), (40, 50)]);
+        row_spans(&regions, 3, 50, &mut spans);
+        assert_eq!(spans, vec![(5, 16), (40, 50)]);
+        row_spans(&regions, 7, 50, &mut spans);
+        assert_eq!(spans, vec![(40, 50)]);
+        row_spans(&regions, 9, 50, &mut spans);
+        assert!(spans.is_empty());
+        row_spans(&[], 9, 50, &mut spans);
+        assert_eq!(spans, vec![(0, 50)]);
+    }
+
+    #[test]
     fn coloured_paper_tints_paper_more_than_ink() {
         let img = text_like(60, 40);
         let mut out = img.clone();
@@ -866,6 +982,67 @@ mod tests {
                 direct.as_raw(),
                 "seed {seed} radius {radius} {w}x{h}"
             );
+        }
+    }
+
+    /// Dithering as first written: Floyd-Steinberg over a two-row error
+    /// buffer, Bayer thresholds looked up per pixel, libm rounding.
+    fn dithering_direct(img: &mut RgbImage, p: &Dithering) {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let steps = (p.levels.max(2) - 1) as f32;
+        let q = 255.0 / steps;
+        let bias = p.bias as f32;
+        let quantise = |v: f32| ((v / q + bias).round().clamp(0.0, steps)) * q;
+        if !p.diffusion {
+            for (x, y, px) in img.enumerate_pixels_mut() {
+                let t = (BAYER4[y as usize % 4][x as usize % 4] + 0.5) / 16.0 - 0.5;
+                for v in px.0.iter_mut() {
+                    *v = clamp_f(quantise(f32::from(*v) + t * q));
+                }
+            }
+            return;
+        }
+        let mut err = vec![0f32; (w + 2) * 2 * 3];
+        let at = |r: usize, xp: usize, c: usize| (r * (w + 2) + xp) * 3 + c;
+        for y in 0..h {
+            let (cur, next) = (y % 2, (y + 1) % 2);
+            for xp in 0..w + 2 {
+                for c in 0..3 {
+                    err[at(next, xp, c)] = 0.0;
+                }
+            }
+            for x in 0..w {
+                let (i, xp) = ((y * w + x) * 3, x + 1);
+                for c in 0..3 {
+                    let v = f32::from(img.as_raw()[i + c]) + err[at(cur, xp, c)];
+                    let o = quantise(v);
+                    img.as_mut()[i + c] = clamp_f(o);
+                    let e = v - o;
+                    err[at(cur, xp + 1, c)] += e * 7.0 / 16.0;
+                    err[at(next, xp - 1, c)] += e * 3.0 / 16.0;
+                    err[at(next, xp, c)] += e * 5.0 / 16.0;
+                    err[at(next, xp + 1, c)] += e / 16.0;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dithering_matches_the_direct_definition() {
+        for seed in 0..8 {
+            let mut img = text_like(45, 31);
+            let mut r = rng(seed);
+            for v in img.as_mut().iter_mut() {
+                if r.random_bool(0.3) {
+                    *v = r.random();
+                }
+            }
+            let p = Dithering::sample(&mut r);
+            let mut fast = img.clone();
+            dithering(&mut fast, &p, &mut rng(0));
+            let mut direct = img.clone();
+            dithering_direct(&mut direct, &p);
+            assert_eq!(fast, direct, "seed {seed}: {p:?}");
         }
     }
 

@@ -307,10 +307,11 @@ impl Writer<'_, '_> {
         }
         // Uneven inking: broad faded patches plus fine speckle.
         let (scale, grain) = (px * 1.5, px * 0.12);
+        let (mut broad_noise, mut speck_noise) = (noise.cached(), noise.cached());
         mask.modulate(|x, y| {
-            let broad = noise.fbm(x / scale, y / scale, 3);
+            let broad = broad_noise.fbm(x / scale, y / scale, 3);
             let keep = ((broad - fade * 0.5) * 3.0).clamp(0.0, 1.0);
-            let speck = noise.value(x / grain + 91.0, y / grain - 37.0);
+            let speck = speck_noise.value(x / grain + 91.0, y / grain - 37.0);
             let speck = if speck < fade * 0.3 { 0.3 } else { 1.0 };
             (0.3 + 0.7 * keep) * speck
         });

@@ -160,7 +160,7 @@ impl Mask {
     }
 
     /// Scales every coverage value by `f(x, y)` (fading, speckle).
-    pub fn modulate(&mut self, f: impl Fn(f32, f32) -> f32) {
+    pub fn modulate(&mut self, mut f: impl FnMut(f32, f32) -> f32) {
         for y in 0..self.height {
             for x in 0..self.width {
                 let v = &mut self.cov[y * self.width + x];
@@ -174,7 +174,13 @@ impl Mask {
     /// Bilinear coverage at a continuous position; zero outside.
     fn sample(&self, x: f32, y: f32) -> f32 {
         let (x, y) = (x - 0.5, y - 0.5);
-        let (x0, y0) = (x.floor(), y.floor());
+        // `floor` without the libm call the baseline target makes of it
+        // (the same value for every finite input in i32 range).
+        let floor = |v: f32| {
+            let t = v as i32 as f32;
+            if t > v { t - 1.0 } else { t }
+        };
+        let (x0, y0) = (floor(x), floor(y));
         let (fx, fy) = (x - x0, y - y0);
         let at = |xi: i32, yi: i32| {
             if xi < 0 || yi < 0 || xi as usize >= self.width || yi as usize >= self.height {
@@ -313,29 +319,117 @@ impl Noise {
         (z >> 40) as f32 / (1u64 << 24) as f32
     }
 
+    /// The lattice values at the four corners of cell `(ix, iy)`.
+    fn corners(&self, ix: i32, iy: i32) -> [f32; 4] {
+        [
+            self.lattice(ix, iy),
+            self.lattice(ix + 1, iy),
+            self.lattice(ix, iy + 1),
+            self.lattice(ix + 1, iy + 1),
+        ]
+    }
+
     /// Value noise with one lattice cell per unit.
     pub fn value(&self, x: f32, y: f32) -> f32 {
-        let (x0, y0) = (x.floor(), y.floor());
-        let smooth = |t: f32| t * t * (3.0 - 2.0 * t);
-        let (fx, fy) = (smooth(x - x0), smooth(y - y0));
-        let (ix, iy) = (x0 as i32, y0 as i32);
-        let top = self.lattice(ix, iy) * (1.0 - fx) + self.lattice(ix + 1, iy) * fx;
-        let bottom = self.lattice(ix, iy + 1) * (1.0 - fx) + self.lattice(ix + 1, iy + 1) * fx;
-        top * (1.0 - fy) + bottom * fy
+        let cell = Cell::of(x, y);
+        cell.blend(self.corners(cell.ix, cell.iy))
     }
 
     /// Fractal sum of `octaves` octaves, normalised to `0.0..=1.0`.
     pub fn fbm(&self, x: f32, y: f32, octaves: u32) -> f32 {
-        let (mut sum, mut amp, mut freq, mut norm) = (0.0, 1.0, 1.0, 0.0);
-        for o in 0..octaves {
-            // Offsetting each octave keeps lattice points from lining up.
-            let shift = o as f32 * 17.31;
-            sum += amp * self.value(x * freq + shift, y * freq - shift);
-            norm += amp;
-            amp *= 0.5;
-            freq *= 2.0;
+        fractal(x, y, octaves, |_, x, y| self.value(x, y))
+    }
+
+    /// The same noise, remembering the last lattice cell of each octave.
+    pub fn cached(self) -> CachedNoise {
+        CachedNoise {
+            noise: self,
+            cells: [(i32::MIN, i32::MIN, [0.0; 4]); OCTAVE_SLOTS],
         }
-        sum / norm
+    }
+}
+
+/// A point's lattice cell and its smoothed position inside it.
+struct Cell {
+    ix: i32,
+    iy: i32,
+    fx: f32,
+    fy: f32,
+}
+
+impl Cell {
+    fn of(x: f32, y: f32) -> Self {
+        // `floor` without the libm call the baseline target makes of it
+        // (the same value for every finite input in i32 range).
+        let floor = |v: f32| {
+            let t = v as i32 as f32;
+            if t > v { t - 1.0 } else { t }
+        };
+        let (x0, y0) = (floor(x), floor(y));
+        let smooth = |t: f32| t * t * (3.0 - 2.0 * t);
+        Self {
+            ix: x0 as i32,
+            iy: y0 as i32,
+            fx: smooth(x - x0),
+            fy: smooth(y - y0),
+        }
+    }
+
+    /// Bilinear blend of the corners `[top left, top right, bottom left,
+    /// bottom right]`.
+    fn blend(&self, c: [f32; 4]) -> f32 {
+        let (fx, fy) = (self.fx, self.fy);
+        let top = c[0] * (1.0 - fx) + c[1] * fx;
+        let bottom = c[2] * (1.0 - fx) + c[3] * fx;
+        top * (1.0 - fy) + bottom * fy
+    }
+}
+
+/// Fractal sum of `octaves` octaves of `value(octave, x, y)`, normalised to
+/// `0.0..=1.0`.
+fn fractal(x: f32, y: f32, octaves: u32, mut value: impl FnMut(usize, f32, f32) -> f32) -> f32 {
+    let (mut sum, mut amp, mut freq, mut norm) = (0.0, 1.0, 1.0, 0.0);
+    for o in 0..octaves {
+        // Offsetting each octave keeps lattice points from lining up.
+        let shift = o as f32 * 17.31;
+        sum += amp * value(o as usize, x * freq + shift, y * freq - shift);
+        norm += amp;
+        amp *= 0.5;
+        freq *= 2.0;
+    }
+    sum / norm
+}
+
+/// Octaves whose last cell a [`CachedNoise`] remembers (deeper ones share).
+const OCTAVE_SLOTS: usize = 8;
+
+/// [`Noise`] for a path that moves a little at a time, such as a row of
+/// pixels: the corner values of the last cell met at each octave are kept,
+/// so the pixels that share a cell hash its corners once. It gives exactly
+/// the values [`Noise`] gives.
+pub(super) struct CachedNoise {
+    noise: Noise,
+    cells: [(i32, i32, [f32; 4]); OCTAVE_SLOTS],
+}
+
+impl CachedNoise {
+    fn value_at(&mut self, octave: usize, x: f32, y: f32) -> f32 {
+        let cell = Cell::of(x, y);
+        let slot = &mut self.cells[octave % OCTAVE_SLOTS];
+        if (slot.0, slot.1) != (cell.ix, cell.iy) {
+            *slot = (cell.ix, cell.iy, self.noise.corners(cell.ix, cell.iy));
+        }
+        cell.blend(slot.2)
+    }
+
+    /// [`Noise::value`].
+    pub fn value(&mut self, x: f32, y: f32) -> f32 {
+        self.value_at(0, x, y)
+    }
+
+    /// [`Noise::fbm`].
+    pub fn fbm(&mut self, x: f32, y: f32, octaves: u32) -> f32 {
+        fractal(x, y, octaves, |o, x, y| self.value_at(o, x, y))
     }
 }
 
@@ -384,6 +478,34 @@ mod tests {
             assert!(near, "{c:?} not on the curve");
         }
         assert!(pts.len() > 30);
+    }
+
+    #[test]
+    fn cells_floor_like_libm() {
+        for i in -2000..2000 {
+            for v in [i as f32 * 0.37, i as f32, i as f32 - 1e-3, i as f32 * 1e-4] {
+                let cell = Cell::of(v, -v);
+                assert_eq!(cell.ix, v.floor() as i32, "{v}");
+                assert_eq!(cell.iy, (-v).floor() as i32, "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn cached_noise_gives_the_same_values() {
+        let noise = Noise::new(9);
+        let mut cached = noise.cached();
+        // Rows of pixels crossing cells both ways, with jumps between them,
+        // negative coordinates and more octaves than the cache has slots.
+        for row in -3..4 {
+            for i in -300..300 {
+                let (x, y) = (i as f32 * 0.13, row as f32 * 2.7 + (i % 7) as f32 * 0.01);
+                assert_eq!(cached.value(x, y), noise.value(x, y), "({x}, {y})");
+                for octaves in [1, 3, 4, 11] {
+                    assert_eq!(cached.fbm(x, y, octaves), noise.fbm(x, y, octaves));
+                }
+            }
+        }
     }
 
     #[test]

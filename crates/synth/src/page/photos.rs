@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::blocks::Writer;
 use super::content::{hex, pick, r2};
-use super::paint::Noise;
+use super::paint::{CachedNoise, Noise};
 
 impl Writer<'_, '_> {
     /// Paints a procedural photograph in `w` x `h` pixels at `(x, y)` inside
@@ -71,7 +71,7 @@ fn to_rgb(c: [f32; 3]) -> image::Rgb<u8> {
 /// shared by every scene.
 fn finish(
     c: [f32; 3],
-    noise: Noise,
+    noise: &mut CachedNoise,
     (x, y): (f32, f32),
     (w, h): (f32, f32),
     unit: f32,
@@ -132,11 +132,13 @@ pub(super) fn landscape_scene(
                 .collect()
         })
         .collect();
+    let (mut clouds_noise, mut film) = (noise.cached(), noise.cached());
+    let mut ranges: Vec<CachedNoise> = profiles.iter().map(|_| noise.cached()).collect();
     let mut img = RgbImage::new(w, h);
     for (x, y, p) in img.enumerate_pixels_mut() {
         let (fx, fy) = (x as f32, y as f32);
         let mut c = mix(sky_top, sky_low, (fy / horizon).clamp(0.0, 1.0));
-        let cloud = noise.fbm(fx / (wf * 0.15), fy / (hf * 0.06), 4);
+        let cloud = clouds_noise.fbm(fx / (wf * 0.15), fy / (hf * 0.06), 4);
         c = mix(c, [245.0; 3], ((cloud - clouds) * 2.5).clamp(0.0, 0.8));
         if let Some((sx, sy)) = sun {
             let d = (fx - sx).hypot(fy - sy);
@@ -146,17 +148,22 @@ pub(super) fn landscape_scene(
                 ((sun_r - d) / 2.0 + 0.5).clamp(0.0, 1.0),
             );
         }
-        for (j, profile) in profiles.iter().enumerate() {
-            if fy >= profile[x as usize] {
-                // Nearer ranges are darker and less hazy.
-                let haze = 0.55 * (1.0 - (j + 1) as f32 / layers as f32);
-                let (ux, uy) = (fx / unit, fy / unit);
-                let tex = 0.8 + 0.35 * noise.fbm(ux * 0.08, uy * 0.08 + j as f32 * 9.0, 3);
-                let depth = ((fy - profile[x as usize]) / hf).min(0.4);
-                c = mix(land.map(|v| v * tex * (1.0 - depth)), sky_low, haze);
-            }
+        // The nearest range the pixel lies on paints it over every range
+        // behind it, so only that one is evaluated.
+        if let Some((j, profile)) = profiles
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, profile)| fy >= profile[x as usize])
+        {
+            // Nearer ranges are darker and less hazy.
+            let haze = 0.55 * (1.0 - (j + 1) as f32 / layers as f32);
+            let (ux, uy) = (fx / unit, fy / unit);
+            let tex = 0.8 + 0.35 * ranges[j].fbm(ux * 0.08, uy * 0.08 + j as f32 * 9.0, 3);
+            let depth = ((fy - profile[x as usize]) / hf).min(0.4);
+            c = mix(land.map(|v| v * tex * (1.0 - depth)), sky_low, haze);
         }
-        *p = finish(c, noise, (fx, fy), (wf, hf), unit);
+        *p = finish(c, &mut film, (fx, fy), (wf, hf), unit);
     }
     let params = json!({
         "scene": "landscape",
@@ -204,15 +211,17 @@ pub(super) fn still_life(
             (cx, table - ry * 0.8, rx, ry, colour, rng.random_bool(0.3))
         })
         .collect();
+    let (mut wall_noise, mut wood_noise, mut film) =
+        (noise.cached(), noise.cached(), noise.cached());
     let mut img = RgbImage::new(w, h);
     for (x, y, p) in img.enumerate_pixels_mut() {
         let (fx, fy) = (x as f32, y as f32);
         let mut c = if fy < table {
             let light = 1.1 - 0.3 * (fx / wf) - 0.1 * (fy / table);
-            let texture = noise.fbm(fx / unit * 0.05, fy / unit * 0.05, 3);
+            let texture = wall_noise.fbm(fx / unit * 0.05, fy / unit * 0.05, 3);
             wall.map(|v| v * light * (0.95 + 0.1 * texture))
         } else {
-            let grain = noise.fbm(fx / unit * 0.01, fy / unit * 0.35 + 40.0, 4);
+            let grain = wood_noise.fbm(fx / unit * 0.01, fy / unit * 0.35 + 40.0, 4);
             wood.map(|v| v * (0.75 + 0.5 * grain))
         };
         for &(cx, cy, rx, ry, colour, boxy) in &objects {
@@ -240,7 +249,7 @@ pub(super) fn still_life(
                 c = colour.map(|v| v * shade);
             }
         }
-        *p = finish(c, noise, (fx, fy), (wf, hf), unit);
+        *p = finish(c, &mut film, (fx, fy), (wf, hf), unit);
     }
     let params = json!({
         "scene": "still_life",
