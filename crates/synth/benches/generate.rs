@@ -2,14 +2,17 @@
 //! single-threaded and on all cores, printed as a markdown table. Pages are
 //! 640x832 (no dpi) by default; `SYNTH_BENCH_PAGE=a4@150` (or `letter@300`,
 //! ...) generates whole sheets at that resolution instead, with fonts and
-//! degradations scaled to it.
+//! degradations scaled to it. It allocates as the shipped binaries do:
+//! mimalloc, run with `MIMALLOC_PURGE_DELAY=-1`.
 //!
 //! Run with `cargo bench -p restoreflow-synth --bench generate`. To compare
 //! with Augraphy, point `AUGRAPHY_PYTHON` at a python with augraphy installed
 //! and `AUGRAPHY_BENCH` at the peer script (`../shared/bench/augraphy_bench.py`
 //! from the project root; give an absolute path, since cargo runs benches
 //! from the crate directory). It runs before and after our measurements, in
-//! a scratch directory so Augraphy's cache stays out of the repository.
+//! a scratch directory so Augraphy's cache stays out of the repository,
+//! with a local font (`AUGRAPHY_FONT`, DejaVu Sans by default) in its
+//! `fonts/` folder so that its scribbles do not try to download one.
 
 use std::error::Error;
 use std::process::Command;
@@ -20,7 +23,18 @@ use restoreflow_synth::{
     render_page_as,
 };
 
+/// The allocator every restoreflow binary ships with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The allocator setting the binaries run with (`restoreflow_core::process`):
+/// freed pages are kept for reuse instead of being returned to the OS.
+const PURGE_DELAY: (&str, &str) = ("MIMALLOC_PURGE_DELAY", "-1");
+
 const PEER_PAGES: &str = "8";
+
+/// The face Augraphy's scribbles are drawn in (`AUGRAPHY_FONT` overrides).
+const PEER_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
 /// The page to generate: `SYNTH_BENCH_PAGE=SIZE@DPI`, else 640x832.
 fn page_spec() -> Result<PageSpec, Box<dyn Error>> {
@@ -63,6 +77,18 @@ fn peer_seconds_per_page(spec: &PageSpec) -> Option<Result<f64, Box<dyn Error>>>
         // Augraphy writes an `augraphy_cache/` folder into its working
         // directory; keep that out of the repository.
         let scratch = tempfile::tempdir()?;
+        // Its `Scribbles` step draws text in a font from `fonts/` there and
+        // downloads handwriting fonts when that folder is empty, which
+        // fails offline; give it a local face instead.
+        let font = std::env::var_os("AUGRAPHY_FONT").map_or_else(
+            || std::path::PathBuf::from(PEER_FONT),
+            std::path::PathBuf::from,
+        );
+        let fonts = scratch.path().join("fonts");
+        std::fs::create_dir(&fonts)?;
+        let name = font.file_name().ok_or("AUGRAPHY_FONT names a .ttf file")?;
+        std::fs::copy(&font, fonts.join(name))
+            .map_err(|e| format!("copying the peer's font {}: {e}", font.display()))?;
         let script = std::path::absolute(&script)?;
         let out = Command::new(python)
             .current_dir(scratch.path())
@@ -108,6 +134,15 @@ fn time_batch(
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
+    // mimalloc reads its settings at start-up: run again with the shipped
+    // one when it is missing (a value set by hand is kept).
+    if std::env::var_os(PURGE_DELAY.0).is_none() {
+        let status = Command::new(std::env::current_exe()?)
+            .args(std::env::args_os().skip(1))
+            .env(PURGE_DELAY.0, PURGE_DELAY.1)
+            .status()?;
+        std::process::exit(status.code().unwrap_or(1));
+    }
     let fonts = FontLibrary::system()?;
     let pipeline = Pipeline::preset("mixed")?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -166,7 +201,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     let peer_after = peer_seconds_per_page(&spec).transpose()?;
     let families = per_family_ms(&fonts, &spec)?;
 
-    println!("restoreflow-synth pair generation, {width}x{height} ({dpi}), preset `mixed`\n");
+    println!(
+        "restoreflow-synth pair generation, {width}x{height} ({dpi}), preset `mixed`, \
+         mimalloc with {}={}\n",
+        PURGE_DELAY.0,
+        std::env::var(PURGE_DELAY.0).unwrap_or_default()
+    );
     println!("| mode | threads | pairs | seconds | pairs/s | ms/pair |");
     println!("|---|---|---|---|---|---|");
     for row in &rows {
