@@ -412,7 +412,6 @@ impl Scaled for LowResolution {
 mod tests {
     use super::super::util::fixtures::*;
     use super::*;
-    use rand::Rng;
 
     #[test]
     fn gaussian_blur_lowers_edge_energy_and_keeps_mean() {
@@ -541,13 +540,7 @@ mod tests {
             (4, 7.3, (30, 30)),
             (5, 2.0, (1, 6)),
         ] {
-            let mut img = text_like(w, h);
-            let mut r = rng(seed);
-            for v in img.as_mut().iter_mut() {
-                if r.random_bool(0.2) {
-                    *v = r.random();
-                }
-            }
+            let img = scrambled_text(w, h, &mut rng(seed), 0.2);
             let mut fast = img.clone();
             defocus_blur(
                 &mut fast,

@@ -796,13 +796,7 @@ mod tests {
             [55, 30, 90, 60],
         ];
         for (seed, regions) in [(1, regions), (2, Vec::new())] {
-            let mut img = text_like(64, 40);
-            let mut r = rng(seed);
-            for v in img.as_mut().iter_mut() {
-                if r.random_bool(0.1) {
-                    *v = r.random();
-                }
-            }
+            let img = scrambled_text(64, 40, &mut rng(seed), 0.1);
             let p = InkColourSwap {
                 color: [200, 40, 40],
                 regions,
@@ -962,13 +956,7 @@ mod tests {
             (4, 1, (1, 9)),
         ] {
             // A page with grey ink, anti-aliased edges and coloured pixels.
-            let mut img = text_like(w, h);
-            let mut r = rng(seed);
-            for v in img.as_mut().iter_mut() {
-                if r.random_bool(0.1) {
-                    *v = r.random();
-                }
-            }
+            let img = scrambled_text(w, h, &mut rng(seed), 0.1);
             let p = HollowStrokes {
                 radius,
                 strength: 0.8,
@@ -1030,13 +1018,8 @@ mod tests {
     #[test]
     fn dithering_matches_the_direct_definition() {
         for seed in 0..8 {
-            let mut img = text_like(45, 31);
             let mut r = rng(seed);
-            for v in img.as_mut().iter_mut() {
-                if r.random_bool(0.3) {
-                    *v = r.random();
-                }
-            }
+            let img = scrambled_text(45, 31, &mut r, 0.3);
             let p = Dithering::sample(&mut r);
             let mut fast = img.clone();
             dithering(&mut fast, &p, &mut rng(0));

@@ -513,6 +513,20 @@ pub(super) mod fixtures {
         })
     }
 
+    /// [`text_like`] with a `share` of its bytes replaced by random ones:
+    /// grey ink, odd colours and isolated specks for comparing a fast
+    /// kernel with its direct definition.
+    pub fn scrambled_text(w: u32, h: u32, r: &mut ChaCha8Rng, share: f64) -> RgbImage {
+        use rand::Rng;
+        let mut img = text_like(w, h);
+        for v in img.as_mut().iter_mut() {
+            if r.random_bool(share) {
+                *v = r.random();
+            }
+        }
+        img
+    }
+
     pub fn mean(img: &RgbImage) -> f64 {
         img.as_raw().iter().map(|&v| f64::from(v)).sum::<f64>() / img.as_raw().len() as f64
     }
