@@ -179,18 +179,26 @@ fn row_spans(regions: &[Rect], y: u32, w: u32, out: &mut Vec<(usize, usize)>) {
         out.push((0, w as usize));
         return;
     }
-    let mut hits: Vec<(u32, u32)> = regions
-        .iter()
-        .filter(|r| y >= r[1] && y < r[3] && r[0] < r[2].min(w))
-        .map(|r| (r[0], r[2].min(w)))
-        .collect();
-    hits.sort_unstable();
-    for (x0, x1) in hits {
-        match out.last_mut() {
-            Some(last) if x0 as usize <= last.1 => last.1 = last.1.max(x1 as usize),
-            _ => out.push((x0 as usize, x1 as usize)),
+    // The row's intervals, sorted, then merged in place (no allocation per
+    // row once `out` has grown).
+    out.extend(
+        regions
+            .iter()
+            .filter(|r| y >= r[1] && y < r[3] && r[0] < r[2].min(w))
+            .map(|r| (r[0] as usize, r[2].min(w) as usize)),
+    );
+    out.sort_unstable();
+    let mut kept = 0;
+    for i in 0..out.len() {
+        let (x0, x1) = out[i];
+        if kept > 0 && x0 <= out[kept - 1].1 {
+            out[kept - 1].1 = out[kept - 1].1.max(x1);
+        } else {
+            out[kept] = (x0, x1);
+            kept += 1;
         }
     }
+    out.truncate(kept);
 }
 
 pub(super) fn ink_colour_swap(img: &mut RgbImage, p: &InkColourSwap, _rng: &mut ChaCha8Rng) {
@@ -1020,7 +1028,12 @@ mod tests {
         for seed in 0..8 {
             let mut r = rng(seed);
             let img = scrambled_text(45, 31, &mut r, 0.3);
-            let p = Dithering::sample(&mut r);
+            // Both modes, whatever the draw: even seeds diffuse, odd ones
+            // use the Bayer matrix.
+            let p = Dithering {
+                diffusion: seed % 2 == 0,
+                ..Dithering::sample(&mut r)
+            };
             let mut fast = img.clone();
             dithering(&mut fast, &p, &mut rng(0));
             let mut direct = img.clone();
