@@ -9,8 +9,9 @@
 //!
 //! `DIR` holds `NNN_clean.png`, `NNN_degraded.png` and, for the character
 //! error rate, `NNN.txt` (the layout of an evaluation folder such as
-//! augraphy-dev). Each page is restored with `restore_tiled` exactly as the
-//! evaluation jobs do, then scored with `MetricSet` (PSNR over RGB, SSIM on
+//! augraphy-dev). Each page is restored by the model the services load
+//! (`restormer_from_file`) with `restore_tiled`, as 8-bit output like the
+//! evaluation jobs', then scored with `MetricSet` (PSNR over RGB, SSIM on
 //! luma) and, when tesseract is installed, by CER. A tile at least as large
 //! as the page restores it in one pass.
 
@@ -20,7 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use restoreflow_trainer::{RestormerNet, ocr_available, ocr_cers};
+use restoreflow_trainer::{ocr_available, ocr_cers, restormer_from_file};
 use restoreflow_training::{MetricSet, RgbF32, TileConfig, restore_tiled};
 
 const USAGE: &str = "usage: tile_eval WEIGHTS PRESET DIR TILE:OVERLAP[,TILE:OVERLAP...]";
@@ -44,10 +45,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let device = Device::Cpu;
-    let cfg = restoreflow_restormer::Config::by_name(preset)?;
-    let (_, varmap) = restoreflow_restormer::build(&cfg, &device)?;
-    restoreflow_training::load_weights(&varmap, Path::new(weights))?;
-    let net = RestormerNet(restoreflow_restormer::frozen(&cfg, &varmap)?);
+    let net = restormer_from_file(Path::new(weights), preset, &device)?;
 
     let mut names: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -57,23 +55,31 @@ fn main() -> Result<(), Box<dyn Error>> {
     if names.is_empty() {
         return Err(format!("no NNN_clean.png pages in {dir}").into());
     }
+    // Each page is read once, whatever the number of tilings.
+    let mut pages = Vec::new();
+    for name in &names {
+        let clean = RgbF32::from_rgb8(&image::open(format!("{dir}/{name}_clean.png"))?.to_rgb8());
+        let degraded =
+            RgbF32::from_rgb8(&image::open(format!("{dir}/{name}_degraded.png"))?.to_rgb8());
+        let truth = std::fs::read_to_string(format!("{dir}/{name}.txt")).ok();
+        pages.push((clean, degraded, truth));
+    }
     let ocr = ocr_available();
     println!("| tile, overlap | PSNR dB | SSIM | CER | seconds | CER per page |");
     println!("|---|---|---|---|---|---|");
     for tc in &tiles {
         let start = Instant::now();
         let (mut scores, mut cers) = (Vec::new(), Vec::new());
-        for name in &names {
-            let clean = image::open(format!("{dir}/{name}_clean.png"))?.to_rgb8();
-            let degraded = image::open(format!("{dir}/{name}_degraded.png"))?.to_rgb8();
-            let restored =
-                restore_tiled(&net, &RgbF32::from_rgb8(&degraded), tc, &device)?.clamp01();
-            scores.push(MetricSet::compute(&RgbF32::from_rgb8(&clean), &restored));
-            let truth = std::fs::read_to_string(format!("{dir}/{name}.txt")).ok();
+        for (clean, degraded, truth) in &pages {
+            // Scored as 8-bit output, like the evaluation jobs' restored
+            // pages.
+            let img = restore_tiled(&net, degraded, tc, &device)?
+                .clamp01()
+                .to_rgb8();
+            scores.push(MetricSet::compute(clean, &RgbF32::from_rgb8(&img)));
             if let (true, Some(truth)) = (ocr, truth) {
-                let img = restored.to_rgb8();
                 let images = BTreeMap::from([(String::new(), &img)]);
-                if let Some(c) = ocr_cers(&truth, &images, Duration::from_secs(120)) {
+                if let Some(c) = ocr_cers(truth, &images, Duration::from_secs(120)) {
                     cers.extend(c.into_values());
                 }
             }

@@ -69,7 +69,9 @@ pub use checkpoints::{complete_dirs, epoch_dir};
 pub use error::TrainerError;
 pub use evaluation::{EvalParams, EvaluationWorker};
 pub use grpc::TrainerGrpc;
-pub use inference::{ModelCache, Pipeline, cer, ocr, ocr_available, ocr_cers, score_pair};
+pub use inference::{
+    ModelCache, Pipeline, cer, ocr, ocr_available, ocr_cers, restormer_from_file, score_pair,
+};
 pub use model::{RestormerNet, code_version};
 pub use pairs::{
     PairRef, PairSet, StorePairs, find_pairs, find_training_pairs, match_pairs, pairs_hash,

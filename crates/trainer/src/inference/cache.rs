@@ -39,6 +39,19 @@ pub enum ModelError {
     Corrupt(String),
 }
 
+impl ModelError {
+    /// The same error, its message prefixed with the version it concerns.
+    fn in_version(self, version: u32) -> Self {
+        let at = |m: String| format!("version {version}: {m}");
+        match self {
+            Self::NotFound(m) => Self::NotFound(at(m)),
+            Self::Invalid(m) => Self::Invalid(at(m)),
+            Self::Unavailable(m) => Self::Unavailable(at(m)),
+            Self::Corrupt(m) => Self::Corrupt(at(m)),
+        }
+    }
+}
+
 /// A loaded Layer 2 model.
 pub struct Layer2Model {
     /// Registry version.
@@ -207,6 +220,27 @@ impl ModelCache {
     }
 }
 
+/// Builds the inference (graph-free) Restormer of `preset` from a weights
+/// file: what the cache serves, and what tools that score a weights file
+/// must run to score it as the services do.
+pub fn restormer_from_file(
+    path: &Path,
+    preset: &str,
+    device: &Device,
+) -> Result<RestormerNet, ModelError> {
+    let cfg = restoreflow_restormer::Config::by_name(preset)
+        .map_err(|e| ModelError::Corrupt(e.to_string()))?;
+    let (_, varmap) = restoreflow_restormer::build(&cfg, device)
+        .map_err(|e| ModelError::Unavailable(format!("cannot build the model: {e}")))?;
+    restoreflow_training::load_weights(&varmap, path)
+        .map_err(|e| ModelError::Corrupt(format!("weights do not fit preset {preset}: {e}")))?;
+    // Serving never needs gradients: the frozen copy records no graph, so each
+    // activation is freed as soon as it is used.
+    let model = restoreflow_restormer::frozen(&cfg, &varmap)
+        .map_err(|e| ModelError::Unavailable(format!("cannot build the model: {e}")))?;
+    Ok(RestormerNet(model))
+}
+
 fn load_blocking(
     path: &Path,
     want_sha: &str,
@@ -222,23 +256,11 @@ fn load_blocking(
             "weights of version {version} have sha256 {got}, the registry says {want_sha}"
         )));
     }
-    let cfg = restoreflow_restormer::Config::by_name(preset)
-        .map_err(|e| ModelError::Corrupt(format!("version {version}: {e}")))?;
-    let (_, varmap) = restoreflow_restormer::build(&cfg, &device)
-        .map_err(|e| ModelError::Unavailable(format!("cannot build the model: {e}")))?;
-    restoreflow_training::load_weights(&varmap, path).map_err(|e| {
-        ModelError::Corrupt(format!(
-            "weights of version {version} do not fit preset {preset}: {e}"
-        ))
-    })?;
-    // Serving never needs gradients: the frozen copy records no graph, so each
-    // activation is freed as soon as it is used.
-    let model = restoreflow_restormer::frozen(&cfg, &varmap)
-        .map_err(|e| ModelError::Unavailable(format!("cannot build the model: {e}")))?;
+    let net = restormer_from_file(path, preset, &device).map_err(|e| e.in_version(version))?;
     Ok(Layer2Model {
         version,
         preset: preset.to_string(),
-        net: RestormerNet(model),
+        net,
         device,
     })
 }
