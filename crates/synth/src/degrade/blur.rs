@@ -22,6 +22,7 @@ impl GaussianBlur {
     }
 }
 
+#[inline(always)]
 pub(super) fn gaussian_blur(img: &mut RgbImage, p: &GaussianBlur, _rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let k = gaussian_kernel(p.sigma as f32);
@@ -94,6 +95,7 @@ fn line_kernel(length: f32, angle_deg: f32) -> Vec<(isize, isize, u16)> {
     taps
 }
 
+#[inline(always)]
 pub(super) fn motion_blur(img: &mut RgbImage, p: &MotionBlur, _rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let stride = w * 3;
@@ -146,6 +148,7 @@ impl DefocusBlur {
     }
 }
 
+#[inline(always)]
 pub(super) fn defocus_blur(img: &mut RgbImage, p: &DefocusBlur, _rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let r = p.radius.max(0.5) as f32;
@@ -254,6 +257,7 @@ impl LowResolution {
     }
 }
 
+#[inline(always)]
 pub(super) fn low_resolution(img: &mut RgbImage, p: &LowResolution, _rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let scale = p.scale.clamp(0.05, 1.0) as f32;
@@ -340,6 +344,7 @@ fn bilinear_taps(src: usize, dst: usize) -> Vec<(usize, usize, u16)> {
 
 /// Bilinear upsampling of interleaved RGB: each small row is widened once,
 /// then every output row blends two widened rows (a vectorisable pass).
+#[inline(always)]
 fn upsample_bilinear(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize, dh: usize) {
     let cols = bilinear_taps(sw, dw);
     let widen = |y: usize, out: &mut [u8]| {

@@ -43,6 +43,7 @@ impl InkBleed {
 
 /// Per-channel minimum over a `(2r+1)` square window (grey-level erosion,
 /// i.e. dilation of dark ink), separable.
+#[inline(always)]
 fn min_filter(data: &mut [u8], w: usize, h: usize, r: usize) {
     let stride = w * 3;
     let mut tmp = Scratch::copy_of(data);
@@ -69,6 +70,7 @@ fn min_filter(data: &mut [u8], w: usize, h: usize, r: usize) {
     }
 }
 
+#[inline(always)]
 pub(super) fn ink_bleed(img: &mut RgbImage, p: &InkBleed, _rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut spread = Scratch::copy_of(img);
@@ -106,6 +108,7 @@ impl BleedThrough {
     }
 }
 
+#[inline(always)]
 pub(super) fn bleed_through(img: &mut RgbImage, p: &BleedThrough, _rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     // The reverse side is this page mirrored and shifted, so its lines fall
@@ -159,6 +162,7 @@ impl FadedInk {
     }
 }
 
+#[inline(always)]
 pub(super) fn faded_ink(img: &mut RgbImage, p: &FadedInk, rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut field = Field::new(rng, w, h, p.patch as f32);
@@ -194,6 +198,7 @@ impl BrokenStrokes {
     }
 }
 
+#[inline(always)]
 pub(super) fn broken_strokes(img: &mut RgbImage, p: &BrokenStrokes, rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut field = Field::new(rng, w, h, p.gap_size as f32);

@@ -33,6 +33,7 @@ impl UnevenIllumination {
     }
 }
 
+#[inline(always)]
 pub(super) fn uneven_illumination(
     img: &mut RgbImage,
     p: &UnevenIllumination,
@@ -90,6 +91,7 @@ impl Shadow {
     }
 }
 
+#[inline(always)]
 pub(super) fn shadow(img: &mut RgbImage, p: &Shadow, _rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let horizontal = matches!(p.edge % 4, 0 | 2); // left/right edges: distance runs along x
@@ -163,6 +165,7 @@ impl ContrastGamma {
     }
 }
 
+#[inline(always)]
 pub(super) fn contrast_gamma(img: &mut RgbImage, p: &ContrastGamma, _rng: &mut ChaCha8Rng) {
     let lut: Vec<u8> = (0..256)
         .map(|v| {
@@ -205,6 +208,7 @@ impl FoldCrease {
     }
 }
 
+#[inline(always)]
 pub(super) fn fold_crease(img: &mut RgbImage, p: &FoldCrease, _rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let width = p.width.max(0.5) as f32;

@@ -15,6 +15,7 @@ mod presets;
 mod print;
 mod scan;
 mod util;
+mod wide;
 
 use std::str::FromStr;
 
@@ -191,8 +192,18 @@ impl Family {
         }
     }
 
-    /// Samples this family's parameters, applies it and returns the parameters.
+    /// Samples this family's parameters, applies it and returns the parameters,
+    /// on CPUs with AVX2 through the wider build of the same code ([`wide`]).
     fn apply(self, img: &mut RgbImage, rng: &mut ChaCha8Rng, scale: f64) -> serde_json::Value {
+        match wide::apply(self, img, rng, scale) {
+            Some(params) => params,
+            None => self.apply_here(img, rng, scale),
+        }
+    }
+
+    /// [`Family::apply`] in whatever build it is inlined into.
+    #[inline(always)]
+    fn apply_here(self, img: &mut RgbImage, rng: &mut ChaCha8Rng, scale: f64) -> serde_json::Value {
         let (w, h) = img.dimensions();
         match self {
             Family::GaussianNoise => run(
@@ -401,6 +412,7 @@ impl Family {
 }
 
 /// Applies `f` with `params` and returns the parameters as JSON.
+#[inline(always)]
 fn run<P: Serialize + Scaled>(
     scale: f64,
     params: P,

@@ -29,6 +29,7 @@ impl GaussianNoise {
     }
 }
 
+#[inline(always)]
 pub(super) fn gaussian_noise(img: &mut RgbImage, p: &GaussianNoise, rng: &mut ChaCha8Rng) {
     let table = normal_table(p.sigma as f32);
     let mut fast = FastRng::new(rng);
@@ -59,6 +60,7 @@ impl PoissonNoise {
     }
 }
 
+#[inline(always)]
 pub(super) fn poisson_noise(img: &mut RgbImage, p: &PoissonNoise, rng: &mut ChaCha8Rng) {
     // A level v collects v/255 * photons photons; the normal approximation of
     // Poisson then gives a std of sqrt(v * 255 / photons) levels. Deviates
@@ -103,6 +105,7 @@ impl SpeckleNoise {
     }
 }
 
+#[inline(always)]
 pub(super) fn speckle_noise(img: &mut RgbImage, p: &SpeckleNoise, rng: &mut ChaCha8Rng) {
     // One relative change per pixel in 16.16 fixed point, shared by its
     // channels (the paper's reflectance varies, not its colour).
@@ -137,6 +140,7 @@ impl SaltPepper {
     }
 }
 
+#[inline(always)]
 pub(super) fn salt_pepper(img: &mut RgbImage, p: &SaltPepper, rng: &mut ChaCha8Rng) {
     let hit = (p.amount.clamp(0.0, 1.0) * 4_294_967_295.0) as u64;
     let salt = (hit as f64 * p.salt_ratio.clamp(0.0, 1.0)) as u64;

@@ -39,6 +39,7 @@ impl PaperTexture {
     }
 }
 
+#[inline(always)]
 pub(super) fn paper_texture(img: &mut RgbImage, p: &PaperTexture, rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut field = Field::new(rng, w, h, p.mottle_size as f32);
@@ -137,6 +138,7 @@ impl Stains {
     }
 }
 
+#[inline(always)]
 pub(super) fn stains(img: &mut RgbImage, p: &Stains, rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let buf: &mut [u8] = img;
@@ -206,6 +208,7 @@ impl CoffeeRing {
     }
 }
 
+#[inline(always)]
 pub(super) fn coffee_ring(img: &mut RgbImage, p: &CoffeeRing, rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let buf: &mut [u8] = img;
@@ -338,6 +341,7 @@ fn glyph(c: char) -> [&'static str; 7] {
     }
 }
 
+#[inline(always)]
 pub(super) fn watermark(img: &mut RgbImage, p: &Watermark, _rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let buf: &mut [u8] = img;
@@ -525,6 +529,7 @@ impl Scaled for TexturedStains {
     }
 }
 
+#[inline(always)]
 pub(super) fn textured_stains(img: &mut RgbImage, p: &TexturedStains, rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let buf: &mut [u8] = img;

@@ -28,6 +28,7 @@ struct InkCoverage {
 }
 
 impl InkCoverage {
+    #[inline(always)]
     fn measure(img: &RgbImage) -> Self {
         // One pass: the luma histogram and, per luma level, the summed
         // colour of its pixels (exact integers), for the mean ink colour.
@@ -81,7 +82,7 @@ impl InkCoverage {
     }
 
     /// Ink coverage of a pixel in `[0, 1]`.
-    #[inline]
+    #[inline(always)]
     fn of(&self, px: &[u8]) -> f32 {
         ((self.paper - f32::from(luma(px))) / (self.paper - self.ink).max(1.0)).clamp(0.0, 1.0)
     }
@@ -173,6 +174,7 @@ impl InkColourSwap {
 
 /// The columns of row `y` inside any of `regions` (all of them when there
 /// are none), as sorted, disjoint `[x0, x1)` spans clipped to `w`.
+#[inline(always)]
 fn row_spans(regions: &[Rect], y: u32, w: u32, out: &mut Vec<(usize, usize)>) {
     out.clear();
     if regions.is_empty() {
@@ -201,6 +203,7 @@ fn row_spans(regions: &[Rect], y: u32, w: u32, out: &mut Vec<(usize, usize)>) {
     out.truncate(kept);
 }
 
+#[inline(always)]
 pub(super) fn ink_colour_swap(img: &mut RgbImage, p: &InkColourSwap, _rng: &mut ChaCha8Rng) {
     let cov = InkCoverage::measure(img);
     // px = paper (1 - a) + ink a  becomes  paper (1 - a) + colour a: each
@@ -264,6 +267,7 @@ impl ColouredPaper {
     }
 }
 
+#[inline(always)]
 pub(super) fn coloured_paper(img: &mut RgbImage, p: &ColouredPaper, rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let s = p.strength.clamp(0.0, 1.0) as f32;
@@ -326,6 +330,7 @@ impl LowInkLines {
     }
 }
 
+#[inline(always)]
 pub(super) fn low_ink_lines(img: &mut RgbImage, p: &LowInkLines, _rng: &mut ChaCha8Rng) {
     let cov = InkCoverage::measure(img);
     let (w, h) = (img.width() as usize, img.height());
@@ -369,6 +374,7 @@ impl HollowStrokes {
     }
 }
 
+#[inline(always)]
 pub(super) fn hollow_strokes(img: &mut RgbImage, p: &HollowStrokes, _rng: &mut ChaCha8Rng) {
     let cov = InkCoverage::measure(img);
     let (w, h) = (img.width() as usize, img.height() as usize);
@@ -459,6 +465,7 @@ const BAYER4: [[f32; 4]; 4] = [
     [15.0, 7.0, 13.0, 5.0],
 ];
 
+#[inline(always)]
 pub(super) fn dithering(img: &mut RgbImage, p: &Dithering, _rng: &mut ChaCha8Rng) {
     let w = img.width() as usize;
     let steps = (p.levels.max(2) - 1) as f32;
@@ -539,6 +546,7 @@ impl DirtyDrum {
     }
 }
 
+#[inline(always)]
 pub(super) fn dirty_drum(img: &mut RgbImage, p: &DirtyDrum, rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let across = if p.vertical { w } else { h };
@@ -593,6 +601,7 @@ impl BadPhotocopy {
     }
 }
 
+#[inline(always)]
 pub(super) fn bad_photocopy(img: &mut RgbImage, p: &BadPhotocopy, rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut field = Field::new(rng, w, h, (p.scale as f32).max(2.0));
@@ -645,6 +654,7 @@ impl LowLightNoise {
     }
 }
 
+#[inline(always)]
 pub(super) fn low_light_noise(img: &mut RgbImage, p: &LowLightNoise, rng: &mut ChaCha8Rng) {
     let g = p.gain as f32;
     let f = p.flare.clamp(0.0, 1.0) as f32;

@@ -24,6 +24,7 @@ impl Jpeg {
     }
 }
 
+#[inline(always)]
 pub(super) fn jpeg(img: &mut RgbImage, p: &Jpeg, _rng: &mut ChaCha8Rng) {
     let mut bytes = Vec::with_capacity(img.as_raw().len() / 8);
     // The dedicated encoder is several times faster than the image crate's;
@@ -104,6 +105,7 @@ impl ScannerLines {
     }
 }
 
+#[inline(always)]
 pub(super) fn scanner_lines(img: &mut RgbImage, p: &ScannerLines, rng: &mut ChaCha8Rng) {
     let w = img.width() as usize;
     let across = if p.vertical { w } else { img.height() as usize };
@@ -177,6 +179,7 @@ impl Halftone {
 
 const BAYER4: [[u8; 4]; 4] = [[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]];
 
+#[inline(always)]
 pub(super) fn halftone(img: &mut RgbImage, p: &Halftone, _rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut grey = Scratch::zeroed(w * h);
@@ -268,6 +271,7 @@ impl Photocopy {
     }
 }
 
+#[inline(always)]
 pub(super) fn photocopy(img: &mut RgbImage, p: &Photocopy, rng: &mut ChaCha8Rng) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let white = f32::from(p.white_point.max(1));

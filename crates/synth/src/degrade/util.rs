@@ -157,6 +157,7 @@ pub(super) fn normal_table(std: f32) -> [i32; NORMAL_LEN] {
 
 /// Adds table-driven noise to every byte: 12-bit indices, five per
 /// generator call, each picking an integer offset from `table`.
+#[inline(always)]
 pub(super) fn add_noise(data: &mut [u8], table: &[i32; NORMAL_LEN], rng: &mut FastRng) {
     let mut chunks = data.chunks_exact_mut(5);
     for chunk in &mut chunks {
@@ -201,6 +202,7 @@ pub(super) fn for_each_pixel_index(
 }
 
 /// Fills `buf` (resized to `len`) with random bytes from [`FastRng`].
+#[inline(always)]
 pub(super) fn random_bytes(rng: &mut ChaCha8Rng, buf: &mut Vec<u8>, len: usize) {
     buf.resize(len, 0);
     let mut fast = FastRng::new(rng);
@@ -246,6 +248,7 @@ pub(super) fn clamp_f(v: f32) -> u8 {
 
 /// Repeats each per-pixel value three times, one per RGB byte, so the
 /// per-byte passes below are plain zips that the compiler vectorises.
+#[inline(always)]
 pub(super) fn expand3(per_pixel: &[u16], per_byte: &mut [u16]) {
     for (b, &p) in per_byte.chunks_exact_mut(3).zip(per_pixel) {
         b.fill(p);
@@ -253,6 +256,7 @@ pub(super) fn expand3(per_pixel: &[u16], per_byte: &mut [u16]) {
 }
 
 /// Multiplies each byte by its gain in 1/256 steps (`gain[i] <= 256`).
+#[inline(always)]
 pub(super) fn scale_bytes(data: &mut [u8], gain: &[u16]) {
     for (v, &g) in data.iter_mut().zip(gain) {
         *v = ((u16::from(*v) * g + 128) >> 8) as u8;
@@ -261,6 +265,7 @@ pub(super) fn scale_bytes(data: &mut [u8], gain: &[u16]) {
 
 /// Moves each byte towards white by its fraction in 1/256 steps
 /// (`frac[i] <= 256`).
+#[inline(always)]
 pub(super) fn lighten_bytes(data: &mut [u8], frac: &[u16]) {
     for (v, &f) in data.iter_mut().zip(frac) {
         let x = u16::from(*v);
@@ -274,6 +279,7 @@ pub(super) fn luma(p: &[u8]) -> u8 {
     ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8) as u8
 }
 
+#[inline(always)]
 pub(super) fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
     let t = ((x - e0) / (e1 - e0)).clamp(0.0, 1.0);
     t * t * (3.0 - 2.0 * t)
@@ -304,6 +310,7 @@ pub(super) fn gaussian_kernel(sigma: f32) -> Vec<u16> {
 /// Horizontally filtered rows live in a ring of `ky.len()` rows rather than
 /// a full-size copy, so the working set stays in cache and no page-sized
 /// temporary is allocated per call.
+#[inline(always)]
 pub(super) fn convolve_separable(
     data: &mut [u8],
     w: usize,
@@ -363,6 +370,7 @@ pub(super) fn convolve_separable(
 /// once per pair, halving the multiplies. The result is the same integer:
 /// `k (a + b) = k a + k b`, and no partial sum exceeds the full one, which
 /// the kernel's weights (summing to 256) keep within `u16`.
+#[inline(always)]
 fn accumulate<'a>(acc: &mut [u16], k: &[u16], tap: impl Fn(usize) -> &'a [u8]) {
     let n = k.len();
     let symmetric = k.iter().eq(k.iter().rev());
@@ -385,6 +393,7 @@ fn accumulate<'a>(acc: &mut [u16], k: &[u16], tap: impl Fn(usize) -> &'a [u8]) {
 
 /// Copies `row` (`w` pixels of `ch` bytes) into `padded` with `r` replicated
 /// edge pixels on each side; one bulk copy plus byte loops for the edges.
+#[inline(always)]
 pub(super) fn pad_row(row: &[u8], padded: &mut [u8], w: usize, ch: usize, r: usize) {
     padded[r * ch..(r + w) * ch].copy_from_slice(&row[..w * ch]);
     for xp in 0..r {
@@ -441,6 +450,7 @@ impl Field {
     }
 
     /// Grid row `j` interpolated across the image width into `out`.
+    #[inline(always)]
     fn expand(values: &[f32], grid_w: usize, columns: &[(usize, f32)], j: usize, out: &mut [f32]) {
         let grid = &values[j * grid_w..(j + 1) * grid_w];
         for (o, &(i, tx)) in out.iter_mut().zip(columns) {
@@ -450,6 +460,7 @@ impl Field {
 
     /// Writes the field values of image row `y` into `out` (one per column).
     /// Cheapest when rows are visited in increasing order.
+    #[inline(always)]
     pub fn row(&mut self, y: usize, out: &mut [f32]) {
         let g = y as f32 / self.cell;
         let (j, ty) = (g as usize, smoothstep(0.0, 1.0, g.fract()));
