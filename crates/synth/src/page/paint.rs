@@ -344,7 +344,13 @@ impl Noise {
     pub fn cached(self) -> CachedNoise {
         CachedNoise {
             noise: self,
-            cells: [(i32::MIN, i32::MIN, [0.0; 4]); OCTAVE_SLOTS],
+            cells: [CachedCell {
+                ix: i32::MIN,
+                iy: i32::MIN,
+                corners: [0.0; 4],
+                y_bits: f32::NAN.to_bits(),
+                y_axis: Cell::axis(f32::NAN),
+            }; OCTAVE_SLOTS],
         }
     }
 }
@@ -358,25 +364,27 @@ struct Cell {
 }
 
 impl Cell {
+    #[inline(always)]
     fn of(x: f32, y: f32) -> Self {
+        let (ix, fx) = Self::axis(x);
+        let (iy, fy) = Self::axis(y);
+        Self { ix, iy, fx, fy }
+    }
+
+    /// A coordinate's lattice index and smoothed position in its cell.
+    #[inline(always)]
+    fn axis(v: f32) -> (i32, f32) {
         // `floor` without the libm call the baseline target makes of it
         // (the same value for every finite input in i32 range).
-        let floor = |v: f32| {
-            let t = v as i32 as f32;
-            if t > v { t - 1.0 } else { t }
-        };
-        let (x0, y0) = (floor(x), floor(y));
-        let smooth = |t: f32| t * t * (3.0 - 2.0 * t);
-        Self {
-            ix: x0 as i32,
-            iy: y0 as i32,
-            fx: smooth(x - x0),
-            fy: smooth(y - y0),
-        }
+        let t = v as i32 as f32;
+        let v0 = if t > v { t - 1.0 } else { t };
+        let f = v - v0;
+        (v0 as i32, f * f * (3.0 - 2.0 * f))
     }
 
     /// Bilinear blend of the corners `[top left, top right, bottom left,
     /// bottom right]`.
+    #[inline(always)]
     fn blend(&self, c: [f32; 4]) -> f32 {
         let (fx, fy) = (self.fx, self.fy);
         let top = c[0] * (1.0 - fx) + c[1] * fx;
@@ -409,17 +417,36 @@ const OCTAVE_SLOTS: usize = 8;
 /// the values [`Noise`] gives.
 pub(super) struct CachedNoise {
     noise: Noise,
-    cells: [(i32, i32, [f32; 4]); OCTAVE_SLOTS],
+    cells: [CachedCell; OCTAVE_SLOTS],
+}
+
+/// The last lattice cell one octave met, and the last `y` it was asked
+/// for with that coordinate's index and weight: along a row of pixels `y`
+/// repeats, so only `x` is split anew.
+#[derive(Clone, Copy)]
+struct CachedCell {
+    ix: i32,
+    iy: i32,
+    corners: [f32; 4],
+    y_bits: u32,
+    y_axis: (i32, f32),
 }
 
 impl CachedNoise {
+    #[inline(always)]
     fn value_at(&mut self, octave: usize, x: f32, y: f32) -> f32 {
-        let cell = Cell::of(x, y);
         let slot = &mut self.cells[octave % OCTAVE_SLOTS];
-        if (slot.0, slot.1) != (cell.ix, cell.iy) {
-            *slot = (cell.ix, cell.iy, self.noise.corners(cell.ix, cell.iy));
+        if slot.y_bits != y.to_bits() {
+            slot.y_bits = y.to_bits();
+            slot.y_axis = Cell::axis(y);
         }
-        cell.blend(slot.2)
+        let (ix, fx) = Cell::axis(x);
+        let (iy, fy) = slot.y_axis;
+        if (slot.ix, slot.iy) != (ix, iy) {
+            (slot.ix, slot.iy) = (ix, iy);
+            slot.corners = self.noise.corners(ix, iy);
+        }
+        Cell { ix, iy, fx, fy }.blend(slot.corners)
     }
 
     /// [`Noise::value`].
