@@ -19,7 +19,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use restoreflow_synth::{
-    Family, FontLibrary, PageSpec, PaperSize, Pipeline, Target, generate_pair, render_page_as,
+    Family, FontLibrary, PageSpec, PaperSize, Pipeline, Target, degradation_seed, generate_pair,
+    render_page_as,
 };
 
 /// The allocator every restoreflow binary ships with.
@@ -203,6 +204,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         seconds: time_pairs(&all, &fonts, &pipeline, &spec, &seeds),
     });
 
+    let spread = per_page_ms(&fonts, &pipeline, &spec, &seeds)?;
     let peer_after = peer_seconds_per_page(&spec).transpose()?;
     let families = per_family_ms(&fonts, &spec)?;
 
@@ -242,6 +244,31 @@ fn main() -> Result<(), Box<dyn Error>> {
              installed) and AUGRAPHY_BENCH (path to augraphy_bench.py) to enable it."
         ),
     }
+    println!(
+        "\nper page, single thread, each timed alone ({pairs} seeds; \
+         degrade only = the pipeline on an already rendered page, as the peer times Augraphy)\n"
+    );
+    println!("| work | mean ms | median ms | p90 ms | vs peer median (median / median) |");
+    println!("|---|---|---|---|---|");
+    let peer_median = match (peer_before, peer_after) {
+        (Some(before), Some(after)) => Some((before + after) / 2.0),
+        _ => None,
+    };
+    for (work, ms) in [
+        ("render + degrade (a pair)", &spread.pair),
+        ("degrade only", &spread.degrade),
+    ] {
+        let ratio = peer_median.map_or_else(
+            || "-".to_string(),
+            |peer| format!("{:.0}x", peer * 1000.0 / quantile(ms, 0.5)),
+        );
+        println!(
+            "| {work} | {:.2} | {:.2} | {:.2} | {ratio} |",
+            ms.iter().sum::<f64>() / ms.len().max(1) as f64,
+            quantile(ms, 0.5),
+            quantile(ms, 0.9),
+        );
+    }
     println!("\nper-family cost on one {width}x{height} page ({dpi}), single thread\n");
     println!("| family | ms/apply |");
     println!("|---|---|");
@@ -249,6 +276,47 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!("| {} | {ms:.2} |", family.name());
     }
     Ok(())
+}
+
+/// Milliseconds of each page, timed one at a time on this thread.
+struct Spread {
+    /// Rendering and degrading a pair, as [`time_pairs`] does.
+    pair: Vec<f64>,
+    /// The pipeline alone, on a page rendered beforehand.
+    degrade: Vec<f64>,
+}
+
+fn per_page_ms(
+    fonts: &FontLibrary,
+    pipeline: &Pipeline,
+    spec: &PageSpec,
+    seeds: &[u64],
+) -> Result<Spread, Box<dyn Error>> {
+    let mut spread = Spread {
+        pair: Vec::with_capacity(seeds.len()),
+        degrade: Vec::with_capacity(seeds.len()),
+    };
+    for &seed in seeds {
+        let start = Instant::now();
+        let pair = generate_pair(fonts, pipeline, spec, seed, Target::AsPrinted)?;
+        spread.pair.push(start.elapsed().as_secs_f64() * 1000.0);
+        drop(pair);
+        // The same page and degradation seed as the pair above.
+        let page = render_page_as(fonts, spec, seed, Target::AsPrinted)?.image;
+        let start = Instant::now();
+        let degraded = pipeline.apply_scaled(&page, degradation_seed(seed), spec.scale());
+        spread.degrade.push(start.elapsed().as_secs_f64() * 1000.0);
+        drop(degraded);
+    }
+    Ok(spread)
+}
+
+/// The `q` quantile of `ms` (nearest rank), 0 when empty.
+fn quantile(ms: &[f64], q: f64) -> f64 {
+    let mut sorted = ms.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied().unwrap_or(0.0)
 }
 
 /// Mean milliseconds of each family applied alone (probability 1).

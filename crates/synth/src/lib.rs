@@ -42,4 +42,4 @@ pub use page::{
     Content, DIGITAL_INK, DIGITAL_PAPER, Element, MAX_DPI, MAX_SIZE, MIN_DPI, MIN_SIZE, Page,
     PageSpec, PaperSize, REFERENCE_DPI, Target, render_page, render_page_as,
 };
-pub use pair::{Pair, generate_batch, generate_pair};
+pub use pair::{Pair, degradation_seed, generate_batch, generate_pair};

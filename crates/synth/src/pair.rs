@@ -25,9 +25,10 @@ pub struct Pair {
     pub applied: Vec<Applied>,
 }
 
-/// The degradation seed of a pair: the page seed through a SplitMix64
-/// finaliser, so page layout and degradation draws are unrelated.
-fn degradation_seed(seed: u64) -> u64 {
+/// The degradation seed of a pair ([`generate_pair`]): the page seed
+/// through a SplitMix64 finaliser, so page layout and degradation draws are
+/// unrelated.
+pub fn degradation_seed(seed: u64) -> u64 {
     let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
