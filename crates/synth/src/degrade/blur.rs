@@ -5,7 +5,7 @@ use image::RgbImage;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::util::{Scratch, convolve_separable, gaussian_kernel, pad_row, uniform};
+use super::util::{Scratch, convolve_separable, gaussian_kernel, pad_row, sat_u8, uniform};
 
 /// Isotropic Gaussian blur.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -237,7 +237,7 @@ pub(super) fn defocus_blur(img: &mut RgbImage, p: &DefocusBlur, _rng: &mut ChaCh
         // Integer division by a run-time divisor does not vectorise; the
         // accumulators stay below 2^24, where f32 is exact.
         for (o, &a) in data[y * stride..(y + 1) * stride].iter_mut().zip(&acc) {
-            *o = (a as f32 * inv_total).min(255.0) as u8;
+            *o = sat_u8(a as i32 as f32 * inv_total);
         }
     }
 }

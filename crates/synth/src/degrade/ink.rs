@@ -7,8 +7,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::util::{
-    Field, Scratch, convolve_separable, expand3, gaussian_kernel, lighten_bytes, luma, scale_bytes,
-    smoothstep, uniform,
+    Field, Scratch, convolve_separable, expand3, gaussian_kernel, lighten_bytes, luma, sat_u16,
+    scale_bytes, smoothstep, uniform,
 };
 
 /// Ink spreading into the paper fibres around strokes.
@@ -173,7 +173,7 @@ pub(super) fn faded_ink(img: &mut RgbImage, p: &FadedInk, rng: &mut ChaCha8Rng) 
     for (y, row) in img.chunks_exact_mut(w * 3).enumerate() {
         field.row(y, &mut var);
         for (f, m) in frac.iter_mut().zip(&var) {
-            *f = ((fade * (1.0 + variation * m)).clamp(0.0, 0.95) * 256.0 + 0.5) as u16;
+            *f = sat_u16((fade * (1.0 + variation * m)).clamp(0.0, 0.95) * 256.0 + 0.5);
         }
         expand3(&frac, &mut frac3);
         lighten_bytes(row, &frac3);
@@ -216,7 +216,7 @@ pub(super) fn broken_strokes(img: &mut RgbImage, p: &BrokenStrokes, rng: &mut Ch
     for (y, row) in img.chunks_exact_mut(w * 3).enumerate() {
         field.row(y, &mut noise);
         for (f, n) in frac.iter_mut().zip(&noise) {
-            *f = (smoothstep(threshold - 0.04, threshold + 0.04, *n) * 256.0 + 0.5) as u16;
+            *f = sat_u16(smoothstep(threshold - 0.04, threshold + 0.04, *n) * 256.0 + 0.5);
         }
         expand3(&frac, &mut frac3);
         lighten_bytes(row, &frac3);

@@ -6,7 +6,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::util::{Field, clamp_f, expand3, scale_bytes, smoothstep, uniform};
+use super::util::{Field, clamp_f, expand3, fx, sat_u16, scale_bytes, smoothstep, uniform};
 
 /// Low-frequency illumination: a linear fall-off plus soft blotches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,9 +55,9 @@ pub(super) fn uneven_illumination(
         let ramp0 = 0.5 + 0.5 * (-cx * c + (y as f32 - cy) * s) / extent;
         let step = 0.5 * c / extent;
         for (x, (g, b)) in gain.iter_mut().zip(&blotch).enumerate() {
-            let ramp = ramp0 + step * x as f32;
+            let ramp = ramp0 + step * fx(x);
             let f = 1.0 - strength * ramp - blotch_amp * (b + 1.0);
-            *g = (f.clamp(0.0, 1.0) * 256.0) as u16;
+            *g = sat_u16(f.clamp(0.0, 1.0) * 256.0);
         }
         expand3(&gain, &mut gain3);
         scale_bytes(row, &gain3);
@@ -117,15 +117,15 @@ pub(super) fn shadow(img: &mut RgbImage, p: &Shadow, _rng: &mut ChaCha8Rng) {
         let span = xs.clone();
         for (g, x) in gain.iter_mut().zip(xs) {
             let (d, t) = match p.edge % 4 {
-                0 => (x as f32, y as f32),
-                1 => (y as f32, x as f32),
-                2 => ((w - 1 - x) as f32, y as f32),
-                _ => ((h - 1 - y) as f32, x as f32),
+                0 => (fx(x), fx(y)),
+                1 => (fx(y), fx(x)),
+                2 => (fx(w - 1 - x), fx(y)),
+                _ => (fx(h - 1 - y), fx(x)),
             };
             let boundary =
                 across * (p.depth as f32 + p.slant as f32 * (t / along - 0.5) * p.depth as f32);
             let inside = 1.0 - smoothstep(boundary - soft, boundary + soft, d);
-            *g = ((1.0 - p.darkness as f32 * inside) * 256.0 + 0.5) as u16;
+            *g = sat_u16((1.0 - p.darkness as f32 * inside) * 256.0 + 0.5);
         }
         let n = span.len();
         expand3(&gain[..n], &mut gain3[..n * 3]);

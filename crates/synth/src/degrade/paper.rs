@@ -6,7 +6,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::util::{FastRng, Field, clamp_f, normal_table, smoothstep, uniform};
+use super::util::{FastRng, Field, clamp_f, fx, normal_table, sat_i32, smoothstep, uniform};
 
 /// Aged paper: a colour tint, low-frequency mottling and fine grain.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,7 +63,7 @@ pub(super) fn paper_texture(img: &mut RgbImage, p: &PaperTexture, rng: &mut ChaC
     for (y, row) in img.chunks_exact_mut(w * 3).enumerate() {
         field.row(y, &mut mottle);
         for (s, m) in shade.iter_mut().zip(&mottle) {
-            *s = ((1.0 + mottle_amp * m) * 65536.0) as i32;
+            *s = sat_i32((1.0 + mottle_amp * m) * 65536.0);
         }
         let mut chunks = gains.chunks_exact_mut(15).zip(shade.chunks_exact(5));
         for (g, s) in &mut chunks {
@@ -151,9 +151,9 @@ pub(super) fn stains(img: &mut RgbImage, p: &Stains, rng: &mut ChaCha8Rng) {
         let y1 = ((blot.cy as f32 + ry * 1.4) as usize).min(h);
         let color = blot.color.map(|c| c as f32);
         for y in y0..y1 {
-            let dy = (y as f32 - blot.cy as f32) / ry;
+            let dy = (fx(y) - blot.cy as f32) / ry;
             for x in x0..x1 {
-                let dx = (x as f32 - blot.cx as f32) / rx;
+                let dx = (fx(x) - blot.cx as f32) / rx;
                 // Perturbing the radius with smooth noise makes the outline ragged.
                 let rho = (dx * dx + dy * dy).sqrt() + 0.25 * field.at(x, y);
                 if rho >= 1.05 {
@@ -223,9 +223,9 @@ pub(super) fn coffee_ring(img: &mut RgbImage, p: &CoffeeRing, rng: &mut ChaCha8R
     let y1 = ((p.cy as f32 + reach) as usize).min(h);
     let color = p.color.map(|c| c as f32);
     for y in y0..y1 {
-        let dy = y as f32 - p.cy as f32;
+        let dy = fx(y) - p.cy as f32;
         for x in x0..x1 {
-            let dx = x as f32 - p.cx as f32;
+            let dx = fx(x) - p.cx as f32;
             let d = (dx * dx + dy * dy).sqrt() + r * 0.05 * wobble.at(x, y);
             // Coffee dries darkest at the outer edge of the ring.
             let edge = (-((d - r) / rw).powi(2)).exp();
@@ -382,7 +382,7 @@ pub(super) fn watermark(img: &mut RgbImage, p: &Watermark, _rng: &mut ChaCha8Rng
         (e0.min(e1) - 1.0, e0.max(e1) + 1.0)
     };
     for y in 0..h {
-        let dy = y as f32 - cy;
+        let dy = fx(y) - cy;
         // u and v are linear in x along a row: only the stamp's own
         // columns need the per-pixel work.
         let u0 = (-cx * c - dy * s) / cell + bw as f32 * 0.5 - 0.5;
@@ -394,7 +394,7 @@ pub(super) fn watermark(img: &mut RgbImage, p: &Watermark, _rng: &mut ChaCha8Rng
             continue;
         }
         for x in lo as usize..(hi.ceil() as usize).min(w) {
-            let dx = x as f32 - cx;
+            let dx = fx(x) - cx;
             // Rotate the pixel back into the stamp's frame (image y points down).
             let u = (dx * c - dy * s) / cell + bw as f32 * 0.5 - 0.5;
             let v = (dx * s + dy * c) / cell + bh as f32 * 0.5 - 0.5;
@@ -555,9 +555,9 @@ pub(super) fn textured_stains(img: &mut RgbImage, p: &TexturedStains, rng: &mut 
             .collect();
         let texture = blot.texture as f32;
         for y in y0..y1 {
-            let dy = (y as f32 - cy) / ry;
+            let dy = (fx(y) - cy) / ry;
             for x in x0..x1 {
-                let dx = (x as f32 - cx) / rx;
+                let dx = (fx(x) - cx) / rx;
                 let (lx, ly) = (x - x0, y - y0);
                 let rho = (dx * dx + dy * dy).sqrt() + 0.3 * outline.at(lx, ly);
                 if rho >= 1.05 {

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::util::{
-    FastRng, Field, Scratch, add_noise, clamp_f, for_each_pixel_index, luma, normal_table,
+    FastRng, Field, Scratch, add_noise, clamp_f, for_each_pixel_index, luma, normal_table, sat_u16,
     smoothstep, uniform,
 };
 
@@ -473,7 +473,7 @@ pub(super) fn dithering(img: &mut RgbImage, p: &Dithering, _rng: &mut ChaCha8Rng
     let bias = p.bias as f32;
     // Rounding after the clamp is the same as before it; `+ 0.5` and a
     // truncating cast round the non-negative value without a libm call.
-    let quantise = |v: f32| (((v / q + bias).clamp(0.0, steps) + 0.5) as u32) as f32 * q;
+    let quantise = |v: f32| f32::from(sat_u16((v / q + bias).clamp(0.0, steps) + 0.5)) * q;
     if p.diffusion {
         // Two rows of carried error, padded by one pixel each side: pixel
         // `x` lives at padded column `x + 1`.

@@ -7,7 +7,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::util::{FastRng, Scratch, clamp_f, luma, normal_table, random_bytes, uniform};
+use super::util::{FastRng, Scratch, clamp_f, fx, luma, normal_table, random_bytes, uniform};
 
 /// A real JPEG encode/decode round trip.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -211,8 +211,8 @@ pub(super) fn halftone(img: &mut RgbImage, p: &Halftone, _rng: &mut ChaCha8Rng) 
             let period = p.cell.max(2.0) as f32;
             for y in 0..h {
                 for x in 0..w {
-                    let u = (x as f32 * c + y as f32 * s) / period * std::f32::consts::TAU;
-                    let v = (-(x as f32) * s + y as f32 * c) / period * std::f32::consts::TAU;
+                    let u = (fx(x) * c + fx(y) * s) / period * std::f32::consts::TAU;
+                    let v = (-fx(x) * s + fx(y) * c) / period * std::f32::consts::TAU;
                     // Classic AM screen: threshold grows away from dot centres.
                     let t = (2.0 + u.cos() + v.cos()) * 0.25 * 255.0;
                     out[y * w + x] = if f32::from(grey[y * w + x]) > t {

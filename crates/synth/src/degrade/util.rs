@@ -241,9 +241,65 @@ pub(super) fn clamp_u8(v: i32) -> u8 {
     CLAMP[(v + 384).clamp(0, 1023) as usize]
 }
 
-#[inline]
+/// `v as u8`, the same for every input (saturating, NaN gives 0), written
+/// so that loops of it vectorise.
+///
+/// A saturating float-to-int cast has to handle NaN and out-of-range lanes,
+/// which the compiler does one lane at a time. `max` and `min` leave a
+/// finite value in range (`max` returns its other argument for NaN), and
+/// that converts exactly with the plain truncating instruction, eight lanes
+/// at a time. The same holds for the helpers below.
+#[inline(always)]
+#[allow(unsafe_code)]
+// `clamp` would keep NaN, which is what these avoid.
+#[allow(clippy::manual_clamp)]
+pub(super) fn sat_u8(v: f32) -> u8 {
+    let t = v.max(0.0).min(255.0);
+    // SAFETY: `t` is finite and within 0.0..=255.0, so it truncates to an
+    // i32 (and a u8) without overflow.
+    unsafe { t.to_int_unchecked::<i32>() as u8 }
+}
+
+/// `v as u16`, the same for every input; see [`sat_u8`].
+#[inline(always)]
+#[allow(unsafe_code)]
+// `clamp` would keep NaN, which is what these avoid.
+#[allow(clippy::manual_clamp)]
+pub(super) fn sat_u16(v: f32) -> u16 {
+    let t = v.max(0.0).min(65535.0);
+    // SAFETY: `t` is finite and within 0.0..=65535.0, so it truncates to an
+    // i32 (and a u16) without overflow.
+    unsafe { t.to_int_unchecked::<i32>() as u16 }
+}
+
+/// `v as i32` for every `v` below 2^31 (NaN gives 0, as the cast does);
+/// from 2^31 on it gives 2^31 - 128 instead of `i32::MAX`. See [`sat_u8`].
+#[inline(always)]
+#[allow(unsafe_code)]
+// `clamp` would keep NaN, which is what these avoid.
+#[allow(clippy::manual_clamp)]
+pub(super) fn sat_i32(v: f32) -> i32 {
+    let t = if v.is_nan() {
+        0.0
+    } else {
+        v.max(-2_147_483_648.0).min(2_147_483_520.0)
+    };
+    // SAFETY: `t` is finite and within the f32 values an i32 holds.
+    unsafe { t.to_int_unchecked::<i32>() }
+}
+
+/// A pixel index as `f32`: `x as f32` for every `x` below 2^31, through
+/// `i32`, which converts eight lanes at a time where `usize` does not.
+#[inline(always)]
+pub(super) fn fx(x: usize) -> f32 {
+    x as i32 as f32
+}
+
+/// Rounds to the nearest byte, saturating (NaN gives 0): the byte
+/// `(v + 0.5).clamp(0.0, 255.0) as u8` gives, for every input.
+#[inline(always)]
 pub(super) fn clamp_f(v: f32) -> u8 {
-    (v + 0.5).clamp(0.0, 255.0) as u8
+    sat_u8(v + 0.5)
 }
 
 /// Repeats each per-pixel value three times, one per RGB byte, so the
@@ -569,6 +625,40 @@ pub(super) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
+
+    #[test]
+    fn vectorisable_casts_match_the_saturating_casts() {
+        let mut values = vec![
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            f32::MIN,
+            -0.0,
+            0.0,
+            f32::MIN_POSITIVE,
+            2_147_483_520.0,
+            -2_147_483_648.0,
+            -2_147_483_904.0,
+        ];
+        // Every integer and half-integer around the byte and u16 ranges,
+        // and a spread of fractions and large magnitudes.
+        values.extend((-600..140_000).map(|i| i as f32 * 0.5));
+        values.extend((0..20_000).map(|i| (i as f32 * 0.7133).sin() * 3.0e5));
+        values.extend((0..2_000).map(|i| (i as f32 * 1.37).sin() * 2.0e9));
+        for v in values {
+            assert_eq!(sat_u8(v), v as u8, "{v}");
+            assert_eq!(clamp_f(v), (v + 0.5).clamp(0.0, 255.0) as u8, "{v}");
+            assert_eq!(sat_u16(v), v as u16, "{v}");
+            if v.is_nan() || v < 2_147_483_648.0 {
+                assert_eq!(sat_i32(v), v as i32, "{v}");
+            }
+        }
+        for x in (0..1 << 26).step_by(997).chain([(1 << 31) - 1]) {
+            assert_eq!(fx(x).to_bits(), (x as f32).to_bits(), "{x}");
+        }
+    }
 
     #[test]
     fn kernel_sums_to_one() {
