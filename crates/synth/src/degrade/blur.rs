@@ -347,15 +347,18 @@ fn bilinear_taps(src: usize, dst: usize) -> Vec<(usize, usize, u16)> {
 #[inline(always)]
 fn upsample_bilinear(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize, dh: usize) {
     let cols = bilinear_taps(sw, dw);
-    let widen = |y: usize, out: &mut [u8]| {
-        let row = &src[y * sw * 3..(y + 1) * sw * 3];
-        for (px, &(x0, x1, t)) in out.chunks_exact_mut(3).zip(&cols) {
+    // A function rather than a closure so that it inlines into the AVX2
+    // build ([`super::wide`]) like everything else here.
+    #[inline(always)]
+    fn widen(row: &[u8], cols: &[(usize, usize, u16)], out: &mut [u8]) {
+        for (px, &(x0, x1, t)) in out.chunks_exact_mut(3).zip(cols) {
             for c in 0..3 {
                 let (a, b) = (u16::from(row[x0 * 3 + c]), u16::from(row[x1 * 3 + c]));
                 px[c] = ((a * (256 - t) + b * t + 128) >> 8) as u8;
             }
         }
-    };
+    }
+    let src_row = |y: usize| &src[y * sw * 3..(y + 1) * sw * 3];
     let mut upper = vec![0u8; dw * 3];
     let mut lower = vec![0u8; dw * 3];
     let mut cached: Option<usize> = None;
@@ -367,9 +370,9 @@ fn upsample_bilinear(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize
             if cached.is_some_and(|c| c + 1 == y0) {
                 std::mem::swap(&mut upper, &mut lower);
             } else {
-                widen(y0, &mut upper);
+                widen(src_row(y0), &cols, &mut upper);
             }
-            widen(y1, &mut lower);
+            widen(src_row(y1), &cols, &mut lower);
             cached = Some(y0);
         }
         for ((o, &a), &b) in out.iter_mut().zip(&upper).zip(&lower) {

@@ -177,7 +177,7 @@ pub(super) fn add_noise(data: &mut [u8], table: &[i32; NORMAL_LEN], rng: &mut Fa
 /// Calls `f(x, pixel, index)` for every pixel of interleaved RGB `data`,
 /// where `x` counts pixels from the start of `data` and `index` is a
 /// uniform 12-bit random number (five per generator call).
-#[inline]
+#[inline(always)]
 pub(super) fn for_each_pixel_index(
     data: &mut [u8],
     rng: &mut FastRng,
@@ -541,6 +541,7 @@ impl Field {
     }
 
     /// The field value at one pixel (same interpolation order as `row`).
+    #[inline(always)]
     pub fn at(&self, x: usize, y: usize) -> f32 {
         let g = y as f32 / self.cell;
         let (j, ty) = (g as usize, smoothstep(0.0, 1.0, g.fract()));
