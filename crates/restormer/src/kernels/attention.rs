@@ -68,13 +68,14 @@ fn norms<T: Real>(qkv: &[T], d: Dims) -> Vec<f64> {
         .map(|r| {
             let (b, part, channel) = (r / (2 * d.ch), (r / d.ch) % 2, r % d.ch);
             let row = &qkv[d.row(b, part, channel)..][..d.n];
-            dot(row, row).to_f64().sqrt()
+            super::wide::run(|| dot(row, row)).to_f64().sqrt()
         })
         .collect()
 }
 
 /// One attention row `(b, head, i)`: returns `(S_i·, P_i·)` with `S` the cosine
 /// similarities and `P = softmax(t S)`.
+#[inline(always)]
 fn attention_row<T: Real>(
     qkv: &[T],
     nrm: &[f64],
@@ -108,7 +109,7 @@ fn forward<T: Real>(qkv: &[T], temp: &[T], d: Dims) -> Vec<T> {
         .into_par_iter()
         .flat_map_iter(|r| {
             let (b, hd, i) = (r / d.ch, (r % d.ch) / d.c, r % d.c);
-            attention_row(qkv, &nrm, temp[hd].to_f64(), d, b, hd, i).1
+            super::wide::run(|| attention_row(qkv, &nrm, temp[hd].to_f64(), d, b, hd, i)).1
         })
         .collect();
     let mut out = vec![T::zero(); d.b * d.ch * d.n];
@@ -116,15 +117,18 @@ fn forward<T: Real>(qkv: &[T], temp: &[T], d: Dims) -> Vec<T> {
         .enumerate()
         .for_each(|(r, o)| {
             let (b, hd) = (r / d.ch, (r % d.ch) / d.c);
-            for j in 0..d.c {
-                let v = &qkv[d.row(b, 2, hd * d.c + j)..][..d.n];
-                axpy(o, T::from_f64(p[r * d.c + j]), v);
-            }
+            super::wide::run(|| {
+                for j in 0..d.c {
+                    let v = &qkv[d.row(b, 2, hd * d.c + j)..][..d.n];
+                    axpy(o, T::from_f64(p[r * d.c + j]), v);
+                }
+            })
         });
     out
 }
 
 /// `row = (row - <row, x̂> x̂) / ‖x‖`: gradient through `x̂ = x / max(‖x‖, eps)`.
+#[inline(always)]
 fn through_normalize<T: Real>(row: &mut [T], x: &[T], norm: f64) {
     if norm <= NORM_EPS {
         let s = T::from_f64(1.0 / NORM_EPS);
@@ -147,11 +151,13 @@ fn backward<T: Real>(qkv: &[T], temp: &[T], dout: &[T], d: Dims) -> Vec<T> {
         .map(|r| {
             let (b, hd, i) = (r / d.ch, (r % d.ch) / d.c, r % d.c);
             let t = temp[hd].to_f64();
-            let (s, p) = attention_row(qkv, &nrm, t, d, b, hd, i);
+            let (s, p) = super::wide::run(|| attention_row(qkv, &nrm, t, d, b, hd, i));
             let go = &dout[r * d.n..][..d.n];
-            let dp: Vec<f64> = (0..d.c)
-                .map(|j| dot(go, &qkv[d.row(b, 2, hd * d.c + j)..][..d.n]).to_f64())
-                .collect();
+            let dp: Vec<f64> = super::wide::run(|| {
+                (0..d.c)
+                    .map(|j| dot(go, &qkv[d.row(b, 2, hd * d.c + j)..][..d.n]).to_f64())
+                    .collect()
+            });
             let pdp: f64 = p.iter().zip(&dp).map(|(a, b)| a * b).sum();
             let dl: Vec<f64> = p
                 .iter()
@@ -173,7 +179,7 @@ fn backward<T: Real>(qkv: &[T], temp: &[T], dout: &[T], d: Dims) -> Vec<T> {
             let head_row = |k: usize| b * d.ch + hd * d.c + k;
             let nq = |k: usize| nrm[b * 2 * d.ch + hd * d.c + k];
             let nk = |k: usize| nrm[(b * 2 + 1) * d.ch + hd * d.c + k];
-            match part {
+            super::wide::run(|| match part {
                 0 => {
                     // dq̂_i = Σ_j dS_ij k̂_j
                     let ds = &rows[head_row(i)].0;
@@ -205,7 +211,7 @@ fn backward<T: Real>(qkv: &[T], temp: &[T], dout: &[T], d: Dims) -> Vec<T> {
                         );
                     }
                 }
-            }
+            })
         });
     let mut dt = vec![0f64; d.heads];
     for (r, row) in rows.iter().enumerate() {

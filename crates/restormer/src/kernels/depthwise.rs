@@ -93,6 +93,7 @@ fn row_fwd<T: WithDType>(out: &mut [T], r0: &[T], r1: &[T], r2: &[T], k: &[T; 9]
 }
 
 /// One `[H, W]` plane of the forward pass; `zero` is a row of zeros (padding).
+#[inline(always)]
 fn plane_fwd<T: WithDType>(inp: &[T], out: &mut [T], k: &[T; 9], wd: usize, zero: &[T]) {
     let h = inp.len() / wd;
     for y in 0..h {
@@ -112,6 +113,7 @@ fn plane_fwd<T: WithDType>(inp: &[T], out: &mut [T], k: &[T; 9], wd: usize, zero
 }
 
 /// Adds one plane's contribution to the 9 weight-gradient taps.
+#[inline(always)]
 fn plane_wgrad<T: WithDType>(inp: &[T], g: &[T], acc: &mut [T; 9], wd: usize) {
     let h = inp.len() / wd;
     for y in 0..h {
@@ -147,7 +149,7 @@ fn fwd_typed<T: WithDType>(
     out.par_chunks_mut(plane).enumerate().for_each(|(p, o)| {
         let ch = p % c;
         let k = taps(&w[ch * 9..ch * 9 + 9], flip);
-        plane_fwd(&x[p * plane..(p + 1) * plane], o, &k, wd, &zero);
+        super::wide::run(|| plane_fwd(&x[p * plane..(p + 1) * plane], o, &k, wd, &zero));
     });
     out
 }
@@ -168,12 +170,14 @@ fn wgrad_typed<T: WithDType>(
         let mut acc = [T::zero(); 9];
         for bi in 0..b {
             let p = bi * c + ch;
-            plane_wgrad(
-                &x[p * plane..(p + 1) * plane],
-                &g[p * plane..(p + 1) * plane],
-                &mut acc,
-                wd,
-            );
+            super::wide::run(|| {
+                plane_wgrad(
+                    &x[p * plane..(p + 1) * plane],
+                    &g[p * plane..(p + 1) * plane],
+                    &mut acc,
+                    wd,
+                )
+            });
         }
         if flip {
             acc.reverse();

@@ -28,9 +28,11 @@ fn forward<T: Real>(x: &[T], b: usize, hid: usize, hw: usize) -> Vec<T> {
         let (bi, ch) = (r / hid, r % hid);
         let x1 = &x[(bi * 2 * hid + ch) * hw..][..hw];
         let x2 = &x[(bi * 2 * hid + hid + ch) * hw..][..hw];
-        for p in 0..hw {
-            yr[p] = x1[p].gelu_and_grad().0 * x2[p];
-        }
+        super::wide::run(|| {
+            for p in 0..hw {
+                yr[p] = x1[p].gelu_and_grad().0 * x2[p];
+            }
+        })
     });
     y
 }
@@ -52,11 +54,13 @@ fn backward<T: Real>(x: &[T], g: &[T], hid: usize, hw: usize) -> Vec<T> {
                     let x1 = &x[(bi * 2 * hid + ch) * hw..][..hw];
                     let x2 = &x[(bi * 2 * hid + hid + ch) * hw..][..hw];
                     let gr = &g[(bi * hid + ch) * hw..][..hw];
-                    for p in 0..hw {
-                        let (v, dv) = x1[p].gelu_and_grad();
-                        o1[p] = gr[p] * x2[p] * dv;
-                        o2[p] = gr[p] * v;
-                    }
+                    super::wide::run(|| {
+                        for p in 0..hw {
+                            let (v, dv) = x1[p].gelu_and_grad();
+                            o1[p] = gr[p] * x2[p] * dv;
+                            o2[p] = gr[p] * v;
+                        }
+                    })
                 });
         });
     dx

@@ -92,33 +92,35 @@ fn stats<T: Real>(x: &[T], w: &[T], dy: Option<&[T]>, b: usize, c: usize, hw: us
     tasks
         .into_par_iter()
         .for_each(|(bi, p0, mean, rstd, m1, m2)| {
-            let len = mean.len();
-            let row = |ch: usize| (bi * c + ch) * hw + p0;
-            for ch in 0..c {
-                axpy(mean, T::one(), &x[row(ch)..row(ch) + len]);
-            }
-            mean.iter_mut().for_each(|m| *m *= inv_c);
-            for ch in 0..c {
-                let xr = &x[row(ch)..row(ch) + len];
-                for p in 0..len {
-                    let d = xr[p] - mean[p];
-                    rstd[p] += d * d;
-                }
-            }
-            rstd.iter_mut()
-                .for_each(|v| *v = T::one() / (*v * inv_c + eps).sqrt());
-            if let Some(dy) = dy {
+            super::wide::run(|| {
+                let len = mean.len();
+                let row = |ch: usize| (bi * c + ch) * hw + p0;
                 for ch in 0..c {
-                    let (xr, gr) = (&x[row(ch)..row(ch) + len], &dy[row(ch)..row(ch) + len]);
+                    axpy(mean, T::one(), &x[row(ch)..row(ch) + len]);
+                }
+                mean.iter_mut().for_each(|m| *m *= inv_c);
+                for ch in 0..c {
+                    let xr = &x[row(ch)..row(ch) + len];
                     for p in 0..len {
-                        let g = gr[p] * w[ch];
-                        m1[p] += g;
-                        m2[p] += g * (xr[p] - mean[p]) * rstd[p];
+                        let d = xr[p] - mean[p];
+                        rstd[p] += d * d;
                     }
                 }
-                m1.iter_mut().for_each(|v| *v *= inv_c);
-                m2.iter_mut().for_each(|v| *v *= inv_c);
-            }
+                rstd.iter_mut()
+                    .for_each(|v| *v = T::one() / (*v * inv_c + eps).sqrt());
+                if let Some(dy) = dy {
+                    for ch in 0..c {
+                        let (xr, gr) = (&x[row(ch)..row(ch) + len], &dy[row(ch)..row(ch) + len]);
+                        for p in 0..len {
+                            let g = gr[p] * w[ch];
+                            m1[p] += g;
+                            m2[p] += g * (xr[p] - mean[p]) * rstd[p];
+                        }
+                    }
+                    m1.iter_mut().for_each(|v| *v *= inv_c);
+                    m2.iter_mut().for_each(|v| *v *= inv_c);
+                }
+            })
         });
     s
 }
@@ -134,9 +136,11 @@ fn forward<T: Real>(x: &[T], w: &[T], bias: &[T], b: usize, c: usize, hw: usize)
             &s.rstd[bi * hw..(bi + 1) * hw],
         );
         let (wc, bc) = (w[ch], bias[ch]);
-        for p in 0..hw {
-            yr[p] = (xr[p] - mean[p]) * rstd[p] * wc + bc;
-        }
+        super::wide::run(|| {
+            for p in 0..hw {
+                yr[p] = (xr[p] - mean[p]) * rstd[p] * wc + bc;
+            }
+        })
     });
     y
 }
@@ -160,14 +164,16 @@ fn backward<T: Real>(x: &[T], w: &[T], dy: &[T], b: usize, c: usize, hw: usize) 
                 &s.m2[item],
             );
             let wc = w[ch];
-            let (mut dw, mut db) = (T::zero(), T::zero());
-            for p in 0..hw {
-                let xhat = (xr[p] - mean[p]) * rstd[p];
-                dxr[p] = rstd[p] * (gr[p] * wc - m1[p] - xhat * m2[p]);
-                dw += gr[p] * xhat;
-                db += gr[p];
-            }
-            (dw, db)
+            super::wide::run(|| {
+                let (mut dw, mut db) = (T::zero(), T::zero());
+                for p in 0..hw {
+                    let xhat = (xr[p] - mean[p]) * rstd[p];
+                    dxr[p] = rstd[p] * (gr[p] * wc - m1[p] - xhat * m2[p]);
+                    dw += gr[p] * xhat;
+                    db += gr[p];
+                }
+                (dw, db)
+            })
         })
         .collect();
     let mut dw = vec![T::zero(); c];

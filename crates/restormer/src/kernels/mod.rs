@@ -16,6 +16,7 @@ mod gelu_gate;
 mod layer_norm;
 mod pointwise;
 mod real;
+mod wide;
 
 use candle_core::{Result, Tensor};
 

@@ -245,3 +245,55 @@ fn pointwise_finite_differences() {
     let w = input(&[4, 3, 1, 1], DType::F64, 64);
     check_finite_differences(&|a| super::pointwise_conv(&a[0], &a[1]), &[x, w], 1e-6);
 }
+
+/// Every CPU kernel gives the same bits, forward and backward, in its AVX2
+/// build as in its baseline build (odd sizes: vector tails and edges).
+#[test]
+fn avx2_and_baseline_builds_agree() {
+    use std::sync::atomic::Ordering;
+    if !super::wide::available() {
+        eprintln!("this CPU has no AVX2: only the baseline build can run here");
+        return;
+    }
+    let run_all = || -> Vec<Vec<f32>> {
+        let x = input(&[2, 12, 11, 13], DType::F32, 1);
+        let w = input(&[12, 1, 3, 3], DType::F32, 2);
+        let lw = input(&[12], DType::F32, 3);
+        let lb = input(&[12], DType::F32, 4);
+        let qkv = input(&[2, 36, 9, 7], DType::F32, 5);
+        let temp = input(&[3, 1, 1], DType::F32, 6).abs().expect("abs");
+        let probe12 = input(&[2, 12, 11, 13], DType::F32, 7);
+        let probe6 = input(&[2, 6, 11, 13], DType::F32, 8);
+        let probe_a = input(&[2, 12, 9, 7], DType::F32, 9);
+        let mut out = Vec::new();
+        let mut keep = |ts: Vec<Tensor>| {
+            for t in ts {
+                out.push(t.flatten_all().and_then(|t| t.to_vec1()).expect("values"));
+            }
+        };
+        let dw = |a: &[Tensor]| depthwise_conv3x3(&a[0], &a[1]);
+        keep(vec![dw(&[x.clone(), w.clone()]).expect("depthwise")]);
+        keep(grads(&dw, &[x.clone(), w.clone()], &probe12));
+        let ln = |a: &[Tensor]| super::channel_layer_norm(&a[0], &a[1], Some(&a[2]));
+        keep(vec![
+            ln(&[x.clone(), lw.clone(), lb.clone()]).expect("layer norm"),
+        ]);
+        keep(grads(&ln, &[x.clone(), lw, lb], &probe12));
+        let gg = |a: &[Tensor]| super::gelu_gate(&a[0]);
+        keep(vec![gg(std::slice::from_ref(&x)).expect("gelu gate")]);
+        keep(grads(&gg, &[x], &probe6));
+        let at = |a: &[Tensor]| super::transposed_attention(&a[0], &a[1], 3);
+        keep(vec![at(&[qkv.clone(), temp.clone()]).expect("attention")]);
+        keep(grads(&at, &[qkv, temp], &probe_a));
+        out
+    };
+    let wide = run_all();
+    super::wide::BASELINE_ONLY.store(true, Ordering::Relaxed);
+    let baseline = run_all();
+    super::wide::BASELINE_ONLY.store(false, Ordering::Relaxed);
+    assert_eq!(wide.len(), baseline.len());
+    for (i, (a, b)) in wide.iter().zip(&baseline).enumerate() {
+        let same = a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "output {i} differs between the builds");
+    }
+}
