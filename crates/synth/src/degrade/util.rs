@@ -241,51 +241,44 @@ pub(super) fn clamp_u8(v: i32) -> u8 {
     CLAMP[(v + 384).clamp(0, 1023) as usize]
 }
 
-/// `v as u8`, the same for every input (saturating, NaN gives 0), written
-/// so that loops of it vectorise.
+/// `v` clamped to `lo..=hi` and truncated towards zero; NaN gives `lo`.
 ///
 /// A saturating float-to-int cast has to handle NaN and out-of-range lanes,
 /// which the compiler does one lane at a time. `max` and `min` leave a
 /// finite value in range (`max` returns its other argument for NaN), and
 /// that converts exactly with the plain truncating instruction, eight lanes
-/// at a time. The same holds for the helpers below.
+/// at a time. The `sat_*` helpers below are built on it.
 #[inline(always)]
 #[allow(unsafe_code)]
-// `clamp` would keep NaN, which is what these avoid.
+// `clamp` would keep NaN, which is what this avoids.
 #[allow(clippy::manual_clamp)]
+fn trunc_within<const LO: i32, const HI: i32>(v: f32) -> i32 {
+    const { assert!(LO <= HI && HI <= 2_147_483_520) };
+    let t = v.max(LO as f32).min(HI as f32);
+    // SAFETY: `t` is finite and within LO..=HI, integers an i32 holds
+    // (checked above at compile time), so it truncates without overflow.
+    unsafe { t.to_int_unchecked::<i32>() }
+}
+
+/// `v as u8`, the same for every input (saturating, NaN gives 0), written
+/// so that loops of it vectorise ([`trunc_within`]).
+#[inline(always)]
 pub(super) fn sat_u8(v: f32) -> u8 {
-    let t = v.max(0.0).min(255.0);
-    // SAFETY: `t` is finite and within 0.0..=255.0, so it truncates to an
-    // i32 (and a u8) without overflow.
-    unsafe { t.to_int_unchecked::<i32>() as u8 }
+    trunc_within::<0, 255>(v) as u8
 }
 
 /// `v as u16`, the same for every input; see [`sat_u8`].
 #[inline(always)]
-#[allow(unsafe_code)]
-// `clamp` would keep NaN, which is what these avoid.
-#[allow(clippy::manual_clamp)]
 pub(super) fn sat_u16(v: f32) -> u16 {
-    let t = v.max(0.0).min(65535.0);
-    // SAFETY: `t` is finite and within 0.0..=65535.0, so it truncates to an
-    // i32 (and a u16) without overflow.
-    unsafe { t.to_int_unchecked::<i32>() as u16 }
+    trunc_within::<0, 65_535>(v) as u16
 }
 
 /// `v as i32` for every `v` below 2^31 (NaN gives 0, as the cast does);
 /// from 2^31 on it gives 2^31 - 128 instead of `i32::MAX`. See [`sat_u8`].
 #[inline(always)]
-#[allow(unsafe_code)]
-// `clamp` would keep NaN, which is what these avoid.
-#[allow(clippy::manual_clamp)]
 pub(super) fn sat_i32(v: f32) -> i32 {
-    let t = if v.is_nan() {
-        0.0
-    } else {
-        v.max(-2_147_483_648.0).min(2_147_483_520.0)
-    };
-    // SAFETY: `t` is finite and within the f32 values an i32 holds.
-    unsafe { t.to_int_unchecked::<i32>() }
+    let v = if v.is_nan() { 0.0 } else { v };
+    trunc_within::<{ i32::MIN }, 2_147_483_520>(v)
 }
 
 /// A pixel index as `f32`: `x as f32` for every `x` below 2^31, through
