@@ -8,6 +8,7 @@
 
 mod blur;
 mod ink;
+mod jpeg;
 mod light;
 mod noise;
 mod paper;
@@ -156,7 +157,9 @@ impl Family {
             Family::MotionBlur => "linear motion blur from a moving camera or page",
             Family::DefocusBlur => "disc-shaped out-of-focus blur",
             Family::LowResolution => "downsampled then upscaled, losing fine detail",
-            Family::Jpeg => "real JPEG compression round trip at a low quality",
+            Family::Jpeg => {
+                "JPEG compression at a low quality: 4:2:0 chroma, quantised 8x8 DCT blocks"
+            }
             Family::UnevenIllumination => "low-frequency brightness gradient and blotches",
             Family::Shadow => "soft shadow falling across one edge of the page",
             Family::ContrastGamma => "global contrast, gamma and brightness change",

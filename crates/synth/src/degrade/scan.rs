@@ -2,14 +2,14 @@
 //! and photocopying.
 
 use super::{Scaled, scale_px};
-use image::{ImageDecoder, RgbImage};
+use image::RgbImage;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::util::{FastRng, Scratch, clamp_f, fx, luma, normal_table, random_bytes, uniform};
 
-/// A real JPEG encode/decode round trip.
+/// JPEG compression: an encode and decode's lossy steps ([`super::jpeg`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct Jpeg {
     /// Encoder quality, 1..=100.
@@ -26,37 +26,7 @@ impl Jpeg {
 
 #[inline(always)]
 pub(super) fn jpeg(img: &mut RgbImage, p: &Jpeg, _rng: &mut ChaCha8Rng) {
-    let mut bytes = Vec::with_capacity(img.as_raw().len() / 8);
-    // The dedicated encoder is several times faster than the image crate's;
-    // it uses the usual 4:2:0 chroma subsampling of cameras and scanners.
-    let encoder = jpeg_encoder::Encoder::new(&mut bytes, p.quality.clamp(1, 100));
-    let (w, h) = img.dimensions();
-    let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
-        return;
-    };
-    // Encoding an in-memory RGB8 buffer cannot fail in practice; if it ever
-    // does, the image is left unchanged rather than aborting a whole batch.
-    if encoder
-        .encode(img.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb)
-        .is_err()
-    {
-        return;
-    }
-    // Decode straight into the page's own buffer: no second full-size
-    // allocation (and its page faults) per round trip. Our own baseline
-    // RGB output always decodes to the same size and colour type.
-    let Ok(decoder) = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&bytes)) else {
-        return;
-    };
-    if decoder.dimensions() == (w, h)
-        && decoder.color_type() == image::ColorType::Rgb8
-        && decoder.total_bytes() == img.as_raw().len() as u64
-    {
-        // A failure part-way would leave a partly decoded page, which is
-        // still a valid (if odd) degraded image; it does not happen for
-        // streams we just encoded.
-        let _ = decoder.read_image(img);
-    }
+    super::jpeg::round_trip_image(img, p.quality.clamp(1, 100));
 }
 
 /// Streaks from dust on the glass or a faulty sensor element.
