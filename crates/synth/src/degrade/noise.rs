@@ -8,7 +8,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::util::{
-    FastRng, add_noise, clamp_u8, for_each_pixel_index, normal_table, random_bytes, uniform,
+    DEVIATE_STD, FastRng, HashNoise, add_noise, add_pixel_noise, clamp_f, for_each_pixel_index,
+    normal_table, random_bytes, uniform,
 };
 
 /// Additive Gaussian noise.
@@ -31,17 +32,11 @@ impl GaussianNoise {
 
 #[inline(always)]
 pub(super) fn gaussian_noise(img: &mut RgbImage, p: &GaussianNoise, rng: &mut ChaCha8Rng) {
-    let table = normal_table(p.sigma as f32);
-    let mut fast = FastRng::new(rng);
+    let noise = HashNoise::new(rng);
     if p.mono {
-        for_each_pixel_index(img, &mut fast, |_, px, i| {
-            let n = table[i];
-            for v in px {
-                *v = clamp_u8(i32::from(*v) + n);
-            }
-        });
+        add_pixel_noise(img, p.sigma as f32, noise);
     } else {
-        add_noise(img, &table, &mut fast);
+        add_noise(img, p.sigma as f32, noise);
     }
 }
 
@@ -63,30 +58,15 @@ impl PoissonNoise {
 #[inline(always)]
 pub(super) fn poisson_noise(img: &mut RgbImage, p: &PoissonNoise, rng: &mut ChaCha8Rng) {
     // A level v collects v/255 * photons photons; the normal approximation of
-    // Poisson then gives a std of sqrt(v * 255 / photons) levels. Deviates
-    // are in 1/1024 and per-level stds in 1/64, so a product is 16.16.
-    let z = normal_table(1024.0);
-    let mut scale = [0i32; 256];
-    for (v, s) in scale.iter_mut().enumerate() {
-        *s = ((v as f32 * 255.0 / p.photons as f32).sqrt() * 64.0).round() as i32;
-    }
-    let mut fast = FastRng::new(rng);
-    let mut chunks = img.chunks_exact_mut(5);
-    let shot = |v: &mut u8, r: u64| {
-        let n = (z[(r & 0xFFF) as usize] * scale[usize::from(*v)] + 32768) >> 16;
-        *v = clamp_u8(i32::from(*v) + n);
-    };
-    for chunk in &mut chunks {
-        let mut r = fast.next_u64();
-        for v in chunk {
-            shot(v, r);
-            r >>= 12;
-        }
-    }
-    let mut r = fast.next_u64();
-    for v in chunks.into_remainder() {
-        shot(v, r);
-        r >>= 12;
+    // Poisson then gives a std of sqrt(v * 255 / photons) levels, which a
+    // deviate reaches times sqrt(v * c) with c = 255 / photons / DEVIATE_STD².
+    let c = 255.0 / p.photons.max(1.0) as f32 / (DEVIATE_STD * DEVIATE_STD);
+    let noise = HashNoise::new(rng);
+    let mut i = 0u32;
+    for v in img.iter_mut() {
+        let level = f32::from(*v);
+        *v = clamp_f(level + noise.deviate(i) as f32 * (level * c).sqrt());
+        i = i.wrapping_add(1);
     }
 }
 

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::util::{
-    FastRng, Field, Scratch, add_noise, clamp_f, for_each_pixel_index, luma, normal_table, sat_u16,
+    FastRng, Field, HashNoise, Scratch, add_noise, clamp_f, for_each_pixel_index, luma, sat_u16,
     smoothstep, uniform,
 };
 
@@ -668,9 +668,7 @@ pub(super) fn low_light_noise(img: &mut RgbImage, p: &LowLightNoise, rng: &mut C
     for v in img.as_mut().iter_mut() {
         *v = lut[usize::from(*v)];
     }
-    let table = normal_table(p.sigma as f32);
-    let mut fast = FastRng::new(rng);
-    add_noise(img.as_mut(), &table, &mut fast);
+    add_noise(img.as_mut(), p.sigma as f32, HashNoise::new(rng));
 }
 
 // Regions, colours and levels do not depend on the resolution.

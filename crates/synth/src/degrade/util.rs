@@ -155,22 +155,77 @@ pub(super) fn normal_table(std: f32) -> [i32; NORMAL_LEN] {
     out
 }
 
-/// Adds table-driven noise to every byte: 12-bit indices, five per
-/// generator call, each picking an integer offset from `table`.
-#[inline(always)]
-pub(super) fn add_noise(data: &mut [u8], table: &[i32; NORMAL_LEN], rng: &mut FastRng) {
-    let mut chunks = data.chunks_exact_mut(5);
-    for chunk in &mut chunks {
-        let mut r = rng.next_u64();
-        for v in chunk {
-            *v = clamp_u8(i32::from(*v) + table[(r & 0xFFF) as usize]);
-            r >>= 12;
-        }
+/// Random numbers by position instead of by sequence: word `i` is a
+/// counter through the lowbias32 integer hash (Wellons), keyed per call. No
+/// state carries from one byte to the next, so a loop that draws one per
+/// byte vectorises, unlike [`FastRng`] and its table reads.
+#[derive(Clone, Copy)]
+pub(super) struct HashNoise(u32);
+
+/// The standard deviation of [`HashNoise::deviate`]: four uniform bytes,
+/// `sqrt(4 * (256^2 - 1) / 12)`.
+pub(super) const DEVIATE_STD: f32 = 147.801_9;
+
+impl HashNoise {
+    pub fn new(rng: &mut ChaCha8Rng) -> Self {
+        Self(rng.next_u32())
     }
-    let mut r = rng.next_u64();
-    for v in chunks.into_remainder() {
-        *v = clamp_u8(i32::from(*v) + table[(r & 0xFFF) as usize]);
-        r >>= 12;
+
+    /// 32 uniform random bits for position `i`.
+    #[inline(always)]
+    pub fn word(self, i: u32) -> u32 {
+        let mut x = self.0.wrapping_add(i.wrapping_mul(0x9E37_79B9));
+        x ^= x >> 16;
+        x = x.wrapping_mul(0x7FEB_352D);
+        x ^= x >> 15;
+        x = x.wrapping_mul(0x846C_A68B);
+        x ^ (x >> 16)
+    }
+
+    /// A centred, nearly normal deviate for position `i`: the sum of the
+    /// word's four bytes less its mean (Irwin-Hall with four terms), in
+    /// -510..=510 with standard deviation [`DEVIATE_STD`]; it is bounded
+    /// at 3.45 sigma, as the sensor noise it models effectively is.
+    #[inline(always)]
+    pub fn deviate(self, i: u32) -> i32 {
+        let h = self.word(i);
+        let pairs = (h & 0x00FF_00FF) + ((h >> 8) & 0x00FF_00FF);
+        ((pairs & 0xFFFF) + (pairs >> 16)) as i32 - 510
+    }
+
+    /// The 16.16 factor that scales a deviate to standard deviation `sigma`.
+    #[inline(always)]
+    pub fn factor(sigma: f32) -> i32 {
+        sat_i32((sigma / DEVIATE_STD * 65536.0).round().min(4_000_000.0))
+    }
+}
+
+/// Adds zero-mean noise of standard deviation `sigma` levels to every
+/// byte, independently, saturating at 0 and 255.
+#[inline(always)]
+pub(super) fn add_noise(data: &mut [u8], sigma: f32, noise: HashNoise) {
+    let k = HashNoise::factor(sigma);
+    let mut i = 0u32;
+    for v in data.iter_mut() {
+        // |deviate * k| < 510 * 4e6 < 2^31.
+        let n = (noise.deviate(i) * k + 32768) >> 16;
+        *v = (i32::from(*v) + n).clamp(0, 255) as u8;
+        i = i.wrapping_add(1);
+    }
+}
+
+/// Adds the same zero-mean noise of standard deviation `sigma` levels to
+/// the three channels of each RGB pixel (a change of brightness only).
+#[inline(always)]
+pub(super) fn add_pixel_noise(data: &mut [u8], sigma: f32, noise: HashNoise) {
+    let k = HashNoise::factor(sigma);
+    let mut i = 0u32;
+    for px in data.chunks_exact_mut(3) {
+        let n = (noise.deviate(i) * k + 32768) >> 16;
+        for v in px {
+            *v = (i32::from(*v) + n).clamp(0, 255) as u8;
+        }
+        i = i.wrapping_add(1);
     }
 }
 
@@ -213,32 +268,6 @@ pub(super) fn random_bytes(rng: &mut ChaCha8Rng, buf: &mut Vec<u8>, len: usize) 
     let tail = chunks.into_remainder();
     let last = fast.next_u64().to_le_bytes();
     tail.copy_from_slice(&last[..tail.len()]);
-}
-
-/// `CLAMP[i]` is `i - 384` clamped to `0..=255`.
-static CLAMP: [u8; 1024] = {
-    let mut t = [0u8; 1024];
-    let mut i = 0;
-    while i < 1024 {
-        t[i] = if i < 384 {
-            0
-        } else if i > 384 + 255 {
-            255
-        } else {
-            (i - 384) as u8
-        };
-        i += 1;
-    }
-    t
-};
-
-/// Clamps to a byte. Noise pushes white paper past 255 at random, and the
-/// compiler turns a plain clamp into branches that then mispredict about
-/// half the time; a table read is branch-free for the values noise
-/// produces, and the outer clamp only triggers on far-out inputs.
-#[inline]
-pub(super) fn clamp_u8(v: i32) -> u8 {
-    CLAMP[(v + 384).clamp(0, 1023) as usize]
 }
 
 /// `v` clamped to `lo..=hi` and truncated towards zero; NaN gives `lo`.
@@ -669,6 +698,72 @@ mod tests {
         let k = gaussian_kernel(1.5);
         convolve_separable(&mut img, 13, 7, 3, &k, &k);
         assert!(img.as_raw().iter().all(|&v| v == 200));
+    }
+
+    #[test]
+    fn hashed_deviates_are_centred_bounded_and_keyed() {
+        let mut r = fixtures::rng(3);
+        let (a, b) = (HashNoise::new(&mut r), HashNoise::new(&mut r));
+        let n = 1u32 << 20;
+        let d: Vec<f64> = (0..n).map(|i| f64::from(a.deviate(i))).collect();
+        let mean = d.iter().sum::<f64>() / f64::from(n);
+        let std = (d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / f64::from(n)).sqrt();
+        assert!(mean.abs() < 0.5, "mean {mean}");
+        assert!(
+            (std / f64::from(DEVIATE_STD) - 1.0).abs() < 0.005,
+            "std {std}"
+        );
+        assert!(d.iter().all(|v| v.abs() <= 510.0));
+        // Nearly normal: 68% within one sigma, 95.4% within two (the
+        // four-term sum gives 66.6% and 95.8%).
+        let within = |k: f64| d.iter().filter(|v| v.abs() <= k * std).count() as f64 / f64::from(n);
+        assert!((within(1.0) - 0.67).abs() < 0.02, "{}", within(1.0));
+        assert!((within(2.0) - 0.956).abs() < 0.01, "{}", within(2.0));
+        // Every bit of the words is a fair coin, neighbours are unrelated,
+        // and another key gives other numbers.
+        for bit in 0..32 {
+            let ones = (0..n).filter(|&i| a.word(i) >> bit & 1 == 1).count() as f64;
+            assert!((ones / f64::from(n) - 0.5).abs() < 0.003, "bit {bit}");
+        }
+        let lag: f64 = (0..n - 1)
+            .map(|i| f64::from(a.deviate(i)) * f64::from(a.deviate(i + 1)))
+            .sum::<f64>()
+            / f64::from(n - 1)
+            / (std * std);
+        assert!(lag.abs() < 0.01, "lag-1 correlation {lag}");
+        let same = (0..n).filter(|&i| a.word(i) == b.word(i)).count();
+        assert!(same < 4, "{same}");
+    }
+
+    #[test]
+    fn added_noise_has_the_requested_spread_and_saturates() {
+        let mut r = fixtures::rng(4);
+        for sigma in [2.0f32, 9.5, 40.0] {
+            let mut data = vec![128u8; 300_000];
+            add_noise(&mut data, sigma, HashNoise::new(&mut r));
+            let n = data.len() as f64;
+            let mean = data.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+            let var = data
+                .iter()
+                .map(|&v| (f64::from(v) - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            assert!((mean - 128.0).abs() < 0.2, "mean {mean}");
+            // Rounding to whole levels adds 1/12 to the variance.
+            let want = (f64::from(sigma).powi(2) + 1.0 / 12.0).sqrt();
+            assert!(
+                (var.sqrt() / want - 1.0).abs() < 0.02,
+                "{sigma}: {}",
+                var.sqrt()
+            );
+        }
+        let mut white = vec![255u8; 30_000];
+        add_noise(&mut white, 20.0, HashNoise::new(&mut r));
+        assert!(white.iter().any(|&v| v < 230));
+        let mut px = vec![90u8; 30_000];
+        add_pixel_noise(&mut px, 20.0, HashNoise::new(&mut r));
+        assert!(px.chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2]));
+        assert!(px.chunks_exact(3).any(|p| p[0] != 90));
     }
 
     #[test]
