@@ -6,7 +6,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::util::{FastRng, Field, clamp_f, fx, normal_table, sat_i32, smoothstep, uniform};
+use super::util::{Field, HashNoise, clamp_f, fx, sat_i32, smoothstep, uniform};
 
 /// Aged paper: a colour tint, low-frequency mottling and fine grain.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,10 +51,12 @@ pub(super) fn paper_texture(img: &mut RgbImage, p: &PaperTexture, rng: &mut ChaC
     // pass multiplies eight lanes at a time.
     let tint = p.tint.map(|t| (t * 4096.0) as i32);
     let mottle_amp = p.mottle as f32;
-    let grain = normal_table((p.grain / 255.0 * 16384.0) as f32);
-    let mut fast = FastRng::new(rng);
+    // Grain in 1/16384, one draw per pixel by position (`HashNoise`).
+    let grain = HashNoise::factor((p.grain / 255.0 * 16384.0) as f32);
+    let noise = HashNoise::new(rng);
     let mut mottle = vec![0f32; w];
     let mut shade = vec![0i32; w];
+    let mut grains = vec![0i32; w];
     let mut gains = vec![0u16; w * 3];
     // Sampled tints, mottle and grain keep every gain within about
     // [0.8, 1.2] x 16384, so the u16 cast never wraps; a clamp here would
@@ -65,22 +67,13 @@ pub(super) fn paper_texture(img: &mut RgbImage, p: &PaperTexture, rng: &mut ChaC
         for (s, m) in shade.iter_mut().zip(&mottle) {
             *s = sat_i32((1.0 + mottle_amp * m) * 65536.0);
         }
-        let mut chunks = gains.chunks_exact_mut(15).zip(shade.chunks_exact(5));
-        for (g, s) in &mut chunks {
-            let mut r = fast.next_u64();
-            for (g, &s) in g.chunks_exact_mut(3).zip(s) {
-                let n = grain[(r & 0xFFF) as usize];
-                r >>= 12;
-                for (gc, t) in g.iter_mut().zip(tint) {
-                    *gc = gain(t, s, n);
-                }
-            }
+        // Pixel indices wrap past 2^32, far beyond any page size allowed.
+        let mut i = (y * w) as u32;
+        for n in grains.iter_mut() {
+            *n = (noise.deviate(i) * grain + 32768) >> 16;
+            i = i.wrapping_add(1);
         }
-        let done = w / 5 * 5;
-        let mut r = fast.next_u64();
-        for (g, &s) in gains[done * 3..].chunks_exact_mut(3).zip(&shade[done..]) {
-            let n = grain[(r & 0xFFF) as usize];
-            r >>= 12;
+        for ((g, &s), &n) in gains.chunks_exact_mut(3).zip(&shade).zip(&grains) {
             for (gc, t) in g.iter_mut().zip(tint) {
                 *gc = gain(t, s, n);
             }
