@@ -205,8 +205,15 @@ pub(super) fn defocus_blur(img: &mut RgbImage, p: &DefocusBlur, _rng: &mut ChaCh
                 3,
                 pad,
             );
-            for i in 0..padded.len() {
-                prefix[i + 3] = prefix[i] + u32::from(padded[i]);
+            // Running sums held in registers: writing each sum and reading
+            // it back three bytes later would chain every step through a
+            // store-to-load forward.
+            let mut run = [0u32; 3];
+            for (sums, px) in prefix[3..].chunks_exact_mut(3).zip(padded.chunks_exact(3)) {
+                for ((s, r), &v) in sums.iter_mut().zip(&mut run).zip(px) {
+                    *r += u32::from(v);
+                    *s = *r;
+                }
             }
             let out = &mut ring[slot * block..(slot + 1) * block];
             for (&(f, fr), o) in filters.iter().zip(out.chunks_exact_mut(stride)) {
