@@ -105,6 +105,20 @@ trait Lanes: Copy {
     }
 }
 
+/// Binary [`Lanes`] methods on plain arrays, one lane at a time.
+macro_rules! lane_by_lane {
+    ($($name:ident: |$a:ident, $b:ident| $op:expr),* $(,)?) => {$(
+        #[inline(always)]
+        fn $name(mut self, o: Self) -> Self {
+            for (lane, $b) in self.iter_mut().zip(o) {
+                let $a = *lane;
+                *lane = $op;
+            }
+            self
+        }
+    )*};
+}
+
 /// Plain arrays: the build for CPUs without AVX2.
 impl Lanes for [f32; 8] {
     #[inline(always)]
@@ -122,44 +136,12 @@ impl Lanes for [f32; 8] {
         [v; 8]
     }
 
-    #[inline(always)]
-    fn add(mut self, o: Self) -> Self {
-        for (a, b) in self.iter_mut().zip(o) {
-            *a += b;
-        }
-        self
-    }
-
-    #[inline(always)]
-    fn sub(mut self, o: Self) -> Self {
-        for (a, b) in self.iter_mut().zip(o) {
-            *a -= b;
-        }
-        self
-    }
-
-    #[inline(always)]
-    fn mul(mut self, o: Self) -> Self {
-        for (a, b) in self.iter_mut().zip(o) {
-            *a *= b;
-        }
-        self
-    }
-
-    #[inline(always)]
-    fn max(mut self, o: Self) -> Self {
-        for (a, b) in self.iter_mut().zip(o) {
-            *a = a.max(b);
-        }
-        self
-    }
-
-    #[inline(always)]
-    fn min(mut self, o: Self) -> Self {
-        for (a, b) in self.iter_mut().zip(o) {
-            *a = a.min(b);
-        }
-        self
+    lane_by_lane! {
+        add: |a, b| a + b,
+        sub: |a, b| a - b,
+        mul: |a, b| a * b,
+        max: |a, b| a.max(b),
+        min: |a, b| a.min(b),
     }
 
     #[inline(always)]
@@ -258,6 +240,17 @@ mod avx {
         }
     }
 
+    /// Binary [`super::Lanes`] methods as calls of the `op` functions.
+    macro_rules! wrap_ops {
+        ($($name:ident),*) => {$(
+            #[inline(always)]
+            fn $name(self, o: Self) -> Self {
+                // SAFETY: as for every method here (below).
+                Self(unsafe { op::$name(self.0, o.0) })
+            }
+        )*};
+    }
+
     // SAFETY (every block below): `Avx` values exist only inside
     // `round_trip_avx2`, which is entered only when the CPU has AVX2.
     impl super::Lanes for Avx {
@@ -276,30 +269,7 @@ mod avx {
             Self(unsafe { op::splat(v) })
         }
 
-        #[inline(always)]
-        fn add(self, o: Self) -> Self {
-            Self(unsafe { op::add(self.0, o.0) })
-        }
-
-        #[inline(always)]
-        fn sub(self, o: Self) -> Self {
-            Self(unsafe { op::sub(self.0, o.0) })
-        }
-
-        #[inline(always)]
-        fn mul(self, o: Self) -> Self {
-            Self(unsafe { op::mul(self.0, o.0) })
-        }
-
-        #[inline(always)]
-        fn max(self, o: Self) -> Self {
-            Self(unsafe { op::max(self.0, o.0) })
-        }
-
-        #[inline(always)]
-        fn min(self, o: Self) -> Self {
-            Self(unsafe { op::min(self.0, o.0) })
-        }
+        wrap_ops!(add, sub, mul, max, min);
 
         #[inline(always)]
         fn transpose(rows: &mut [Self; 8]) {
