@@ -164,7 +164,7 @@ pub(super) struct HashNoise(u32);
 
 /// The standard deviation of [`HashNoise::deviate`]: four uniform bytes,
 /// `sqrt(4 * (256^2 - 1) / 12)`.
-pub(super) const DEVIATE_STD: f32 = 147.801_9;
+pub(super) const DEVIATE_STD: f32 = 147.800_5;
 
 impl HashNoise {
     pub fn new(rng: &mut ChaCha8Rng) -> Self {
@@ -715,7 +715,7 @@ mod tests {
         );
         assert!(d.iter().all(|v| v.abs() <= 510.0));
         // Nearly normal: 68% within one sigma, 95.4% within two (the
-        // four-term sum gives 66.6% and 95.8%).
+        // four-term sum gives 66.8% and 95.7%).
         let within = |k: f64| d.iter().filter(|v| v.abs() <= k * std).count() as f64 / f64::from(n);
         assert!((within(1.0) - 0.67).abs() < 0.02, "{}", within(1.0));
         assert!((within(2.0) - 0.956).abs() < 0.01, "{}", within(2.0));
