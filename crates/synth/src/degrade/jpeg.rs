@@ -420,7 +420,7 @@ impl<L: Lanes> Quantiser<L> {
     }
 
     /// Compresses block `bx` of an 8-row strip `stride` samples wide and
-    /// returns its rows as decoded byte values.
+    /// writes its rows, as the byte values a decoder would hold, to `out`.
     #[inline(always)]
     fn block(&self, strip: &[f32], stride: usize, bx: usize, out: &mut Block) {
         let mut b = [L::splat(0.0); 8];
