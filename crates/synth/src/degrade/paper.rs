@@ -70,7 +70,7 @@ pub(super) fn paper_texture(img: &mut RgbImage, p: &PaperTexture, rng: &mut ChaC
         // Pixel indices wrap past 2^32, far beyond any page size allowed.
         let mut i = (y * w) as u32;
         for n in grains.iter_mut() {
-            *n = (noise.deviate(i) * grain + 32768) >> 16;
+            *n = noise.scaled(i, grain);
             i = i.wrapping_add(1);
         }
         for ((g, &s), &n) in gains.chunks_exact_mut(3).zip(&shade).zip(&grains) {

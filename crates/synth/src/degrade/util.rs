@@ -198,6 +198,13 @@ impl HashNoise {
     pub fn factor(sigma: f32) -> i32 {
         sat_i32((sigma / DEVIATE_STD * 65536.0).round().min(4_000_000.0))
     }
+
+    /// The deviate for position `i` times a [`HashNoise::factor`] `k`,
+    /// rounded to a whole number; |deviate * k| < 510 * 4e6 < 2^31.
+    #[inline(always)]
+    pub fn scaled(self, i: u32, k: i32) -> i32 {
+        (self.deviate(i) * k + 32768) >> 16
+    }
 }
 
 /// Adds zero-mean noise of standard deviation `sigma` levels to every
@@ -207,9 +214,7 @@ pub(super) fn add_noise(data: &mut [u8], sigma: f32, noise: HashNoise) {
     let k = HashNoise::factor(sigma);
     let mut i = 0u32;
     for v in data.iter_mut() {
-        // |deviate * k| < 510 * 4e6 < 2^31.
-        let n = (noise.deviate(i) * k + 32768) >> 16;
-        *v = (i32::from(*v) + n).clamp(0, 255) as u8;
+        *v = (i32::from(*v) + noise.scaled(i, k)).clamp(0, 255) as u8;
         i = i.wrapping_add(1);
     }
 }
@@ -221,7 +226,7 @@ pub(super) fn add_pixel_noise(data: &mut [u8], sigma: f32, noise: HashNoise) {
     let k = HashNoise::factor(sigma);
     let mut i = 0u32;
     for px in data.chunks_exact_mut(3) {
-        let n = (noise.deviate(i) * k + 32768) >> 16;
+        let n = noise.scaled(i, k);
         for v in px {
             *v = (i32::from(*v) + n).clamp(0, 255) as u8;
         }
